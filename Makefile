@@ -1,0 +1,51 @@
+# Chorus — the two commands a newcomer needs:
+#   make run    install what is missing, build, and run a local cluster
+#   make test   install what is missing, build, and run the whole suite
+# Everything else here is a building block of those two.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build build-asan test test-fast test-asan run sweep sweep-long bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@ninja -C $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHORUS_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@ninja -C $(ASAN_BUILD) -j $(JOBS)
+
+# The whole suite: normal build, then AddressSanitizer + UBSan build.
+test:
+	@scripts/test
+
+test-fast: build
+	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+test-asan: build-asan
+	@cd $(ASAN_BUILD) && ctest -j $(JOBS) --output-on-failure
+
+run: deps
+	@scripts/run
+
+# Long simulator sweeps, not part of `make test`.
+SEEDS ?= 1..10000
+sweep: build
+	@$(BUILD)/bin/chorus sim --strategy raft --seeds $(SEEDS)
+
+bench: build
+	@scripts/bench
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,160 @@
+// Types shared by every protocol core: log entries, persistent state, the
+// Ready batch a core hands to its host, and proposal outcomes.
+//
+// Why the cores look like this: a core is a pure, deterministic state machine.
+// Inputs arrive through step(message), tick() and propose(); everything the
+// core wants done — write to disk, send, apply, answer — comes back as data in
+// a Ready. The host (the simulator or the real server) does the I/O and says
+// so with advance(). A pure core can be driven message by message in a unit
+// test, replayed from a seed in the simulator, and run unchanged in
+// production; callbacks spread through the code could do none of that
+// (ScyllaDB raft/fsm.hh makes the same argument).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/ids.h"
+
+namespace chorus::core {
+
+enum class EntryType : uint8_t {
+  kNormal = 0,  // a client command; data is opaque to the core
+  kNoop = 1,    // appended by a new leader at the start of its term (Raft §8)
+};
+
+struct Entry {
+  Term term;
+  LogIndex index;
+  EntryType type = EntryType::kNormal;
+  std::string data;
+
+  bool operator==(const Entry&) const = default;
+};
+
+// Approximate in-memory/wire size of an entry, used for byte limits.
+inline size_t entry_bytes(const Entry& e) { return e.data.size() + 24; }
+
+// State that must be durable before any message that depends on it is sent.
+struct HardState {
+  Term term;          // current_term
+  NodeId voted_for;   // kNoNode when no vote was cast in `term`
+  LogIndex commit;    // highest index known committed (an optimisation; may lag)
+
+  bool operator==(const HardState&) const = default;
+};
+
+// The last log position a snapshot covers.
+struct SnapshotMeta {
+  LogIndex index;
+  Term term;
+  bool operator==(const SnapshotMeta&) const = default;
+};
+
+// A state-machine snapshot as the host produced it. The bytes are immutable
+// and shared, so a message carrying a snapshot is cheap to copy. In the real
+// server `data` may be null: the transport then streams the snapshot file that
+// `meta` names in chunks instead of sending the bytes in one message.
+struct SnapshotRef {
+  SnapshotMeta meta;
+  std::shared_ptr<const std::string> data;
+};
+
+enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+std::string_view role_name(Role r);
+
+// Volatile state the host may want to log or export; changes are reported in
+// Ready::soft_state.
+struct SoftState {
+  Role role = Role::kFollower;
+  Term term;
+  NodeId leader;
+  bool operator==(const SoftState&) const = default;
+};
+
+// A linearizable read barrier is satisfied: once the local state machine has
+// applied `index`, the read identified by `ctx` may be served locally.
+struct ReadState {
+  uint64_t ctx = 0;
+  LogIndex index;
+};
+
+// The immediate outcome of propose() / read_index(), and the later outcome of
+// a request the core had accepted but then had to drop (Ready::outcomes).
+enum class ProposeStatus : uint8_t {
+  kAccepted,           // appended to the leader's log (index/term set) or queued as a read
+  kForwarded,          // sent to the leader (leader set); completion is seen on apply
+  kNotLeader,          // forwarding is off or impossible; leader holds a hint (may be kNoNode)
+  kNoLeader,           // no leader is known right now; try again later
+  kTooMuchUncommitted, // the leader's uncommitted bytes limit is reached; back off
+  kDropped,            // accepted earlier, now abandoned (e.g. leadership lost)
+};
+std::string_view propose_status_name(ProposeStatus s);
+
+struct ProposeResult {
+  ProposeStatus status = ProposeStatus::kAccepted;
+  NodeId leader;       // the leader, when known
+  LogIndex index;      // for kAccepted proposals: where the entry sits
+  Term term;           // for kAccepted proposals: the leader's term
+};
+
+// A later outcome for a request identified by the host's id (reads: ctx).
+struct Outcome {
+  uint64_t id = 0;
+  ProposeStatus status = ProposeStatus::kDropped;
+  NodeId leader;
+};
+
+// What a core asks its host to do. The host handles one Ready at a time, in
+// this order, then calls advance(ready):
+//
+//  1. send `messages` at once — they do not depend on this Ready's persistence
+//     (the leader's appends may go out in parallel with its own fsync, Raft
+//     thesis §10.2.1; the leader counts itself toward commitment only after
+//     advance() reports its entries durable);
+//  2. persist, then fsync: `snapshot` first (restore the state machine from it
+//     and record it), then truncate the log from entries.front().index if that
+//     is not past the last persisted index and append `entries`, then write
+//     `hard_state`;
+//  3. only after the fsync: send `messages_after_persist` (votes, append
+//     acknowledgements — anything that promises durability);
+//  4. apply `committed` in order to the state machine;
+//  5. serve `reads` whose index is applied; answer `outcomes`.
+//
+// Invariant: committed entries are contiguous and follow the last applied one.
+template <class Msg>
+struct Ready {
+  std::optional<SoftState> soft_state;
+  std::optional<HardState> hard_state;
+  std::optional<SnapshotRef> snapshot;
+  std::vector<Entry> entries;
+  std::vector<Msg> messages;
+  std::vector<Msg> messages_after_persist;
+  std::vector<Entry> committed;
+  std::vector<ReadState> reads;
+  std::vector<Outcome> outcomes;
+
+  // True when step 2 has something to write and fsync.
+  bool must_persist() const { return hard_state || snapshot || !entries.empty(); }
+  bool empty() const {
+    return !soft_state && !must_persist() && messages.empty() && messages_after_persist.empty() &&
+           committed.empty() && reads.empty() && outcomes.empty();
+  }
+};
+
+// What a host restores a core from after a restart: the durable state as it
+// was last persisted. `applied` is how far the host's state machine already
+// is (the snapshot index for an in-memory state machine restored from the
+// snapshot, possibly more for a durable one).
+struct PersistentState {
+  HardState hard_state;
+  std::optional<SnapshotRef> snapshot;
+  std::vector<Entry> entries;  // contiguous, starting after the snapshot
+  LogIndex applied;
+};
+
+}  // namespace chorus::core

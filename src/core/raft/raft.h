@@ -1,0 +1,209 @@
+// Raft: a pure, deterministic implementation of the Raft consensus core
+// (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
+// and Ongaro's thesis for PreVote, CheckQuorum, ReadIndex and leases).
+//
+// Why pure: this class never touches a socket, a file, a thread, a clock or a
+// global random generator. Inputs are step() (a message), tick() (one unit of
+// logical time), propose() and read_index(); outputs are collected in a Ready
+// (types.h) that tells the host what to persist, send, apply and answer, in
+// that order. The same object therefore runs in the deterministic simulator,
+// in unit tests driven message by message, and in the real server.
+//
+// What it does:
+//  - leader election with randomized timeouts in [T, 2T) drawn from the
+//    injected Prng; PreVote (thesis §9.6) so a rejoining node cannot disrupt a
+//    stable leader; CheckQuorum (thesis §6.2) so a leader cut off from a
+//    majority steps down within one election timeout;
+//  - log replication with per-follower probe/pipelined modes, a bounded
+//    in-flight window and fast backtracking over divergent logs;
+//  - §5.4.2: only entries of the current term are committed by counting
+//    replicas, and each new leader appends a no-op to commit its predecessors';
+//  - ReadIndex reads (thesis §6.4) batched per heartbeat round, optional
+//    leader-lease reads (only with CheckQuorum);
+//  - proposal and read forwarding from followers to the leader;
+//  - log compaction on the host's word, and InstallSnapshot to followers
+//    whose next entry was compacted away.
+//
+// Threading: single-threaded; the owner calls every method from one thread.
+// Crash: nothing here is durable. The host rebuilds a Raft from the
+// PersistentState it persisted following each Ready.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/ids.h"
+#include "base/prng.h"
+#include "base/status.h"
+#include "core/common/engine.h"
+#include "core/common/types.h"
+#include "core/raft/log.h"
+#include "core/raft/messages.h"
+#include "core/raft/progress.h"
+
+namespace chorus::raft {
+
+using core::ProposeResult;
+using core::ProposeStatus;
+
+struct Config {
+  NodeId id;
+  std::vector<NodeId> voters;  // every member, including id
+
+  uint32_t election_timeout_ticks = 10;  // randomized in [T, 2T)
+  uint32_t heartbeat_interval_ticks = 1;
+  bool pre_vote = true;
+  bool check_quorum = true;
+  // Serve reads from the leader without a heartbeat round while a quorum has
+  // confirmed it within the last lease_ticks. Requires check_quorum: followers
+  // that heard from a leader within an election timeout refuse to vote.
+  bool lease_reads = false;
+  // Must stay well under election_timeout_ticks to tolerate clock-rate skew.
+  uint32_t lease_ticks = 5;
+  bool forward_proposals = true;
+
+  size_t max_entries_per_append = 256;
+  size_t max_bytes_per_append = 1 << 20;
+  size_t max_inflight_appends = 64;
+  size_t max_uncommitted_bytes = 64u << 20;
+  size_t max_apply_bytes_per_ready = 16u << 20;
+  // Entries kept behind a snapshot so slightly lagging followers get entries, not a snapshot.
+  uint64_t snapshot_trailing_entries = 0;
+
+  Status validate() const;
+};
+
+// A read waiting for its leadership confirmation.
+struct PendingRead {
+  NodeId from;       // the node whose client asked (the leader itself, or a follower)
+  uint64_t ctx = 0;  // the asker's identifier
+  LogIndex index;    // commit index when the read arrived
+  uint64_t round = 0;
+};
+
+class Raft {
+ public:
+  using Message = raft::Message;
+
+  Raft(Config cfg, Prng prng, core::PersistentState state = {});
+
+  void step(const Message& m);
+  void tick();
+  ProposeResult propose(std::string data);
+  ProposeResult read_index(uint64_t ctx);
+  bool has_ready() const;
+  core::Ready<Message> ready();
+  void advance(const core::Ready<Message>& rd);
+  // The host's state machine snapshot covers everything through
+  // snap.meta.index (which must be applied). The log before it may go.
+  void compact(core::SnapshotRef snap);
+
+  // Introspection for hosts, tests and the simulator's checks.
+  NodeId id() const { return cfg_.id; }
+  core::SoftState soft_state() const;
+  core::HardState hard_state() const { return {term_, voted_for_, log_.committed()}; }
+  core::Role role() const;
+  Term term() const { return term_; }
+  NodeId leader() const { return leader_; }
+  const RaftLog& log() const { return log_; }
+  const Config& config() const { return cfg_; }
+  // The leader's view of a follower; nullopt when not leader.
+  std::optional<Progress> progress(NodeId peer) const;
+  uint64_t ticks() const { return now_ticks_; }
+
+ private:
+  struct Follower {};
+  struct PreCandidate {
+    std::map<NodeId, bool> votes;
+  };
+  struct Candidate {
+    std::map<NodeId, bool> votes;
+  };
+  struct Leader {
+    std::map<NodeId, Progress> progress;  // every voter but this node
+    bool broadcast_pending = false;       // new entries or commit to send at ready()
+    bool heartbeat_pending = false;       // reads are waiting for a round
+    uint32_t heartbeat_elapsed_ticks = 0;
+    uint64_t read_round = 0;              // last heartbeat round sent
+    std::deque<PendingRead> reads;        // waiting for a round to be confirmed
+    std::vector<PendingRead> reads_before_commit;  // waiting for the first commit in this term
+    std::map<uint64_t, uint64_t> round_sent_tick;  // round -> tick it was sent (bounded)
+    uint64_t lease_until_tick = 0;
+    size_t uncommitted_bytes = 0;
+    LogIndex term_start_index;            // index of this term's no-op
+  };
+  using RoleState = std::variant<Follower, PreCandidate, Candidate, Leader>;
+
+  // Transitions.
+  void become_follower(Term term, NodeId leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void campaign(bool pre_vote);
+  void reset_election_timer();
+
+  // Handlers.
+  void handle_vote_request(const Message& m, const RequestVote& rv);
+  void handle_vote_response(const Message& m, const RequestVoteResponse& r);
+  void handle_append(const Message& m, const AppendEntries& a);
+  void handle_heartbeat(const Message& m, const Heartbeat& h);
+  void handle_snapshot(const Message& m, const InstallSnapshot& s);
+  void handle_append_response(Leader& l, const Message& m, const AppendEntriesResponse& r);
+  void handle_heartbeat_response(Leader& l, const Message& m, const HeartbeatResponse& r);
+  void step_leader(Leader& l, const Message& m);
+  void step_follower(const Message& m);
+  bool step_stale_or_newer_term(const Message& m);
+
+  // Leader helpers.
+  bool append_entry(Leader& l, core::EntryType type, std::string data);
+  bool maybe_send_append(NodeId to, Progress& pr, bool send_if_empty);
+  void send_empty_append(NodeId to, Progress& pr);
+  void broadcast_append(Leader& l);
+  void broadcast_heartbeat(Leader& l);
+  bool maybe_commit(Leader& l);
+  void on_commit_advanced(Leader& l, LogIndex old_commit);
+  void add_read(Leader& l, NodeId from, uint64_t ctx);
+  void release_read(const PendingRead& r);
+  void release_confirmed_reads(Leader& l);
+  bool quorum_active(const Leader& l) const;
+  bool committed_in_current_term() const;
+
+  void send(NodeId to, Body body);
+
+  Config cfg_;
+  Prng prng_;
+
+  // Persistent state (Raft Figure 2).
+  Term term_;
+  NodeId voted_for_;
+  RaftLog log_;
+
+  // Volatile state.
+  NodeId leader_;
+  RoleState role_;
+  uint32_t election_elapsed_ticks_ = 0;  // follower/candidate: since last heard; leader: stickiness
+  uint32_t randomized_election_timeout_ticks_ = 0;
+  uint64_t now_ticks_ = 0;
+  uint64_t no_vote_until_tick_ = 0;  // lease_reads: ignore candidates after a restart
+  std::optional<core::SnapshotRef> snapshot_;          // latest snapshot, for lagging followers
+  std::optional<core::SnapshotRef> pending_install_;   // received, to hand to the host
+  std::vector<std::string> forward_buffer_;            // proposals to forward at ready()
+
+  // Output waiting for the next Ready.
+  std::vector<Message> msgs_;
+  std::vector<Message> msgs_after_persist_;
+  std::vector<core::ReadState> reads_;
+  std::vector<core::Outcome> outcomes_;
+  core::SoftState prev_soft_;
+  core::HardState prev_hard_;
+  bool ready_outstanding_ = false;
+};
+
+static_assert(core::Engine<Raft>);
+
+}  // namespace chorus::raft

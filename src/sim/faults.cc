@@ -1,0 +1,50 @@
+#include "sim/faults.h"
+
+#include <fmt/format.h>
+
+namespace chorus::sim {
+
+FaultConfig FaultConfig::random(Prng& prng) {
+  FaultConfig f;
+  f.min_delay_us = static_cast<Time>(prng.uniform(50, 500));
+  f.max_delay_us = f.min_delay_us + static_cast<Time>(prng.uniform(0, 10000));
+  f.loss = prng.chance(0.7) ? prng.real() * 0.15 : 0;
+  f.duplicate = prng.chance(0.5) ? prng.real() * 0.1 : 0;
+  f.reorder = prng.chance(0.5) ? prng.real() * 0.2 : 0;
+  f.reorder_extra_us = static_cast<Time>(prng.uniform(1000, 50000));
+  f.mean_partition_interval_us =
+      prng.chance(0.8) ? static_cast<Time>(prng.uniform(200, 2000)) * kMillisecond : 0;
+  f.asymmetric_partitions = prng.chance(0.5);
+  f.mean_crash_interval_us = prng.chance(0.7) ? static_cast<Time>(prng.uniform(300, 3000)) * kMillisecond : 0;
+  f.min_down_us = static_cast<Time>(prng.uniform(10, 200)) * kMillisecond;
+  f.max_down_us = f.min_down_us + static_cast<Time>(prng.uniform(0, 2000)) * kMillisecond;
+  f.crash_leader_bias = prng.real();
+  f.min_fsync_us = static_cast<Time>(prng.uniform(20, 200));
+  f.max_fsync_us = f.min_fsync_us + static_cast<Time>(prng.uniform(0, 3000));
+  f.max_clock_skew = prng.chance(0.7) ? 1.0 + prng.real() * 0.5 : 1.0;
+  return f;
+}
+
+std::string FaultConfig::describe() const {
+  std::string s;
+  s += fmt::format("network: delay {}..{}us loss {:.3f} dup {:.3f} reorder {:.3f} (+{}us)\n",
+                   min_delay_us, max_delay_us, loss, duplicate, reorder, reorder_extra_us);
+  if (mean_partition_interval_us > 0) {
+    s += fmt::format("partitions: every ~{}ms, {}\n", mean_partition_interval_us / kMillisecond,
+                     asymmetric_partitions ? "symmetric and asymmetric" : "symmetric only");
+  } else {
+    s += "partitions: none\n";
+  }
+  if (mean_crash_interval_us > 0) {
+    s += fmt::format("crashes: every ~{}ms, down {}..{}ms, leader bias {:.2f}\n",
+                     mean_crash_interval_us / kMillisecond, min_down_us / kMillisecond,
+                     max_down_us / kMillisecond, crash_leader_bias);
+  } else {
+    s += "crashes: none\n";
+  }
+  s += fmt::format("disk: fsync {}..{}us\nclocks: skew up to {:.2f}x", min_fsync_us, max_fsync_us,
+                   max_clock_skew);
+  return s;
+}
+
+}  // namespace chorus::sim

@@ -1,0 +1,64 @@
+// Fault settings for one simulated run. Each seed draws its own settings so a
+// sweep covers gentle and hostile networks alike; a run prints them first, so
+// a failure report carries everything needed to understand and replay it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/prng.h"
+#include "sim/event_queue.h"
+
+namespace chorus::sim {
+
+struct FaultConfig {
+  // Network.
+  Time min_delay_us = 100;
+  Time max_delay_us = 2000;
+  double loss = 0;            // probability a message is dropped
+  double duplicate = 0;       // probability a message is delivered twice
+  double reorder = 0;         // probability a message gets extra delay (overtaken by later ones)
+  Time reorder_extra_us = 20000;
+  // Partitions: a new partition (or a heal) every mean_partition_interval_us on average.
+  Time mean_partition_interval_us = 0;  // 0 = none
+  bool asymmetric_partitions = false;
+  // Crashes: a node crashes every mean_crash_interval_us on average and
+  // restarts after [min_down_us, max_down_us].
+  Time mean_crash_interval_us = 0;  // 0 = none
+  Time min_down_us = 50 * kMillisecond;
+  Time max_down_us = 2 * kSecond;
+  double crash_leader_bias = 0.5;  // chance a crash picks the leader when there is one
+  // Disk: fsync latency range.
+  Time min_fsync_us = 50;
+  Time max_fsync_us = 1500;
+  // Clocks: each node's tick period is base * a factor in [1/max_skew, max_skew].
+  double max_clock_skew = 1.0;
+
+  // Draws a random configuration (the one a seed uses in a sweep).
+  static FaultConfig random(Prng& prng);
+  // One line per group of settings.
+  std::string describe() const;
+};
+
+// Parameters of a run that are not faults.
+struct RunOptions {
+  uint64_t seed = 1;
+  int nodes = 0;    // 0 = chosen by the seed (3 or 5)
+  int clients = 0;  // 0 = chosen by the seed
+  int keys = 0;     // 0 = chosen by the seed
+  Time tick_us = 10 * kMillisecond;
+  Time safety_phase_us = 6 * kSecond;
+  Time liveness_bound_us = 5 * kSecond;  // after healing: a leader and new commits within this
+  Time client_timeout_us = 1500 * kMillisecond;
+  uint64_t snapshot_every_entries = 0;  // 0 = chosen by the seed
+  bool faults_from_seed = true;         // false: use `faults` as given
+  FaultConfig faults;
+  // Engine settings; -1 = chosen by the seed, so a sweep covers each combination.
+  int pre_vote = -1;
+  int check_quorum = -1;
+  int lease_reads = -1;  // only with check_quorum
+  bool trace = false;
+};
+
+}  // namespace chorus::sim
