@@ -140,7 +140,7 @@ TEST_F(RaftScenario, PartitionedOldLeaderUncommittedSuffixIsOverwritten) {
   const size_t next = *c().leader();
   ASSERT_EQ(put(next, "k1", "new").status, OpStatus::kOk);
   c().heal();
-  ASSERT_TRUE(c().run_until([&] { return c().engine(old).log().committed() >= c().engine(next).log().committed(); },
+  ASSERT_TRUE(c().run_until([&] { return c().state(old).applied_index() >= c().state(next).applied_index(); },
                             3 * kSecond));
   // The old suffix is gone: the old leader's log now matches the new leader's.
   const auto& ol = c().engine(old).log();
@@ -200,31 +200,35 @@ TEST_F(RaftScenario, CrashAndRestartOfAllNodesKeepsState) {
 }
 
 TEST_F(RaftScenario, Figure8WithAThousandRoundsOfLeaderCrashes) {
+  // Raft Figure 8's danger: a leader crashes after replicating an entry to a
+  // minority; later leaders must never commit it by counting replicas and then
+  // lose it. 1,000 rounds of a write followed by a crash of the leader at a
+  // random moment, with restarts keeping a majority alive. finish() checks
+  // that no committed entry ever changed and the history is linearizable.
   RunOptions o = quiet(8, 5);
   o.faults.min_delay_us = 100;
   o.faults.max_delay_us = 3000;
-  o.keys = 1;
   make(o);
   Prng prng(8);
-  wait_for_leader();
   int crashes = 0;
   for (int round = 0; round < 1000; ++round) {
-    if (auto l = c().leader()) {
-      c().submit_async(*l, OpKind::kAppend, "k1", "," + std::to_string(round));
-      // Crash the leader soon after it may have replicated to a minority only.
-      c().run_for(static_cast<Time>(prng.uniform(0, 4000)));
-      if (prng.chance(0.5) && c().up(*l)) {
-        c().crash(*l);
-        ++crashes;
-      }
-    }
-    c().run_for(static_cast<Time>(prng.uniform(1000, 30000)));
-    // Keep a majority up so elections can succeed.
+    int down = 0;
     for (size_t i = 0; i < 5; ++i) {
       if (!c().up(i) && prng.chance(0.5)) c().restart(i);
+      down += c().up(i) ? 0 : 1;
     }
+    if (down > 2) c().restart(prng.uniform(0, 4));
+    if (!c().run_until([&] { return c().leader().has_value(); }, 2 * kSecond)) continue;
+    const size_t l = *c().leader();
+    c().submit_async(l, OpKind::kPut, "k1", "v" + std::to_string(round));
+    c().run_for(static_cast<Time>(prng.uniform(0, 4000)));
+    if (prng.chance(0.5) && c().up(l)) {
+      c().crash(l);
+      ++crashes;
+    }
+    c().run_for(static_cast<Time>(prng.uniform(1000, 30000)));
   }
-  EXPECT_GE(crashes, 200);
+  EXPECT_GE(crashes, 400);
   expect_clean(c().finish());
 }
 
@@ -288,7 +292,8 @@ TEST(RaftSimulation, SameSeedSameRun) {
   for (size_t i = 0; i < a.history.size(); ++i) {
     EXPECT_EQ(check::describe(a.history[i]), check::describe(b.history[i])) << "op " << i;
   }
-  RunReport c = run_raft(RunOptions{.seed = 43});
+  o.seed = 43;
+  RunReport c = run_raft(o);
   EXPECT_NE(a.events, c.events);
 }
 

@@ -1,0 +1,147 @@
+// SimEnv: an in-memory disk for the deterministic simulator.
+//
+// It implements the Env durability contract (env.h) literally, and nothing
+// more, so that storage code which only gets durability by asking for it is
+// the only code that survives a simulated crash:
+//
+//   * Every file (an "inode") has durable bytes and current bytes. Writes and
+//     truncations change the current bytes and are queued as pending
+//     operations; sync() makes current durable. crash() throws the pending
+//     operations away — or, with probability torn_write_chance per file, keeps
+//     a random prefix of them measured in bytes (a torn write: the tail of an
+//     append stream is cut at an arbitrary byte).
+//   * The namespace (which name points to which inode) has a durable copy too.
+//     Creates, renames and removals change the current namespace and are
+//     queued per directory; sync_dir() makes that directory's entries durable.
+//     crash() drops the queued operations — or, with probability
+//     dir_keep_chance per directory, keeps a random prefix of them in order
+//     (as a journaling file system commits them). A file whose creation was
+//     never made durable vanishes with its data, even if the data was synced.
+//   * Directories are durable as soon as create_dir() returns (PosixEnv syncs
+//     the parent).
+//   * Faults: sync() and sync_dir() fail with probability sync_failure_rate
+//     (or deterministically via fail_next_syncs()); a failed sync leaves the
+//     writes pending. Writes fail with write_failure_rate. A read returns one
+//     flipped bit with read_corruption_rate (transient: the stored bytes are
+//     intact). corrupt() flips bits in the stored bytes (media corruption,
+//     persistent, in both the durable and the current copy).
+//
+// Handles opened before a crash are dead after it: every operation on them
+// returns kIoError. Handles must not outlive the SimEnv.
+//
+// Determinism: every random choice comes from the Prng given at construction,
+// in an order fixed by the sequence of calls; containers are ordered maps. No
+// threads, clocks or global state. Thread-safety: none; one thread (the
+// simulator's) uses it, or callers serialize access.
+//
+// Paths: any string; '/' separates components; "a//b" and "a/b/" mean "a/b".
+// A file can only be created in a directory that exists (create_dir). rename()
+// works only within one directory.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/prng.h"
+#include "storage/env/env.h"
+
+namespace chorus::storage {
+
+struct SimEnvOptions {
+  double sync_failure_rate = 0;     // per sync()/sync_dir() call
+  double write_failure_rate = 0;    // per append/write_at/truncate call
+  double torn_write_chance = 0;     // per file with pending writes, at crash()
+  double dir_keep_chance = 0;       // per directory with pending entries, at crash()
+  double read_corruption_rate = 0;  // per read call: one bit flipped in what is returned
+
+  // Settings a simulator seed can use: crash faults (torn writes, partially
+  // kept directory operations) usually on; fsync failures, write failures and
+  // read corruption rare, because each of them makes a node stop
+  // (fail-stop or a corruption error), which a sweep should see now and then,
+  // not on every seed.
+  static SimEnvOptions random(Prng& prng);
+  // "disk: sync_fail=0.001 write_fail=0 torn=0.5 dir_keep=0.5 read_flip=0"
+  std::string describe() const;
+};
+
+class SimEnv final : public Env {
+ public:
+  explicit SimEnv(Prng prng, SimEnvOptions options = {});
+  ~SimEnv() override;
+
+  // --- Env ---
+  Status create_dir(const std::string& path) override;
+  Result<std::vector<std::string>> list_dir(const std::string& path) override;
+  Result<bool> exists(const std::string& path) override;
+  Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path,
+                                                      OpenMode mode) override;
+  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& path) override;
+  Result<std::string> read_file(const std::string& path, uint64_t max_bytes) override;
+  Result<uint64_t> file_size(const std::string& path) override;
+  Status rename(const std::string& from, const std::string& to) override;
+  Status remove(const std::string& path) override;
+  Status truncate(const std::string& path, uint64_t size) override;
+  Status sync_dir(const std::string& path) override;
+
+  // --- Faults ---
+  // A power failure: un-synced data and directory entries are lost (or kept
+  // in part, see the class comment); open handles die.
+  void crash();
+  // XORs every byte of [offset, offset+len) (clamped to the file) with a
+  // random non-zero byte, in the stored data. kNotFound if there is no file.
+  Status corrupt(const std::string& path, uint64_t offset, uint64_t len);
+  // The next n sync()/sync_dir() calls fail.
+  void fail_next_syncs(int n) { fail_next_syncs_ = n; }
+  void set_options(const SimEnvOptions& options) { options_ = options; }
+  const SimEnvOptions& options() const { return options_; }
+
+  // --- Inspection (tests and the simulator's checks) ---
+  // Bytes of `path` that would survive a crash right now with no torn write
+  // (its durable size; 0 if the file itself would not survive).
+  uint64_t durable_size(const std::string& path) const;
+  struct Stats {
+    uint64_t syncs = 0;
+    uint64_t sync_failures = 0;
+    uint64_t write_failures = 0;
+    uint64_t crashes = 0;
+    uint64_t torn_writes = 0;
+    uint64_t read_corruptions = 0;
+    uint64_t bytes_written = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Inode;
+  struct DirOp;
+  class File;
+  class Reader;
+  friend class File;
+  friend class Reader;
+
+  bool dir_exists(const std::string& path) const;
+  Result<std::shared_ptr<Inode>> find(const std::string& path, std::string_view op) const;
+  Status maybe_fail_sync(const std::string& path);
+  void maybe_flip_bit(char* data, size_t n);
+  Status write_inode(Inode& inode, const std::string& path, uint64_t offset, std::string_view data);
+  Status truncate_inode(Inode& inode, const std::string& path, uint64_t size);
+  Status sync_inode(Inode& inode, const std::string& path);
+  void crash_directories();
+  void crash_inode(Inode& inode);
+
+  Prng prng_;
+  SimEnvOptions options_;
+  Stats stats_;
+  int fail_next_syncs_ = 0;
+  uint64_t epoch_ = 0;  // bumped by crash(); handles from an older epoch are dead
+  std::set<std::string> dirs_;
+  std::map<std::string, std::shared_ptr<Inode>> files_;          // current namespace
+  std::map<std::string, std::shared_ptr<Inode>> durable_files_;  // what a crash leaves
+  // Invariant: applying dir_ops_ in order to durable_files_ yields files_.
+  std::vector<DirOp> dir_ops_;
+};
+
+}  // namespace chorus::storage
