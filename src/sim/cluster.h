@@ -60,6 +60,7 @@ namespace chorus::sim {
 //   static void compact(E& e, core::SnapshotRef snap);
 //   static std::vector<core::Entry> log_entries(const E& e);  // for log matching
 //   static LogIndex commit_index(const E& e);
+//   static std::optional<Term> term_at(const E& e, LogIndex i);  // the term of a log entry
 template <class E>
 struct EngineTraits;
 
@@ -94,13 +95,18 @@ class Cluster {
  public:
   Cluster(RunOptions opts, TraceSink trace) : opts_(std::move(opts)), prng_(opts_.seed), trace_(std::move(trace)) {
     Prng setup(opts_.seed ^ 0x5eed5eed5eedULL);
-    if (opts_.nodes == 0) opts_.nodes = setup.chance(0.6) ? 3 : 5;
+    if (opts_.faults_from_seed) opts_.faults = FaultConfig::random(setup);
+    const bool churn = opts_.faults.leader_churn;
+    if (opts_.nodes == 0) opts_.nodes = churn || setup.chance(0.4) ? 5 : 3;
     if (opts_.clients == 0) opts_.clients = static_cast<int>(setup.uniform(2, 8));
     if (opts_.keys == 0) opts_.keys = static_cast<int>(setup.uniform(1, 5));
     if (opts_.snapshot_every_entries == 0) opts_.snapshot_every_entries = setup.uniform(10, 400);
-    if (opts_.faults_from_seed) opts_.faults = FaultConfig::random(setup);
-    if (opts_.pre_vote < 0) opts_.pre_vote = setup.chance(0.75) ? 1 : 0;
-    if (opts_.check_quorum < 0) opts_.check_quorum = setup.chance(0.75) ? 1 : 0;
+    if (opts_.pre_vote < 0) opts_.pre_vote = setup.chance(0.7) ? 1 : 0;
+    if (opts_.check_quorum < 0) opts_.check_quorum = setup.chance(0.6) ? 1 : 0;
+    if (opts_.max_entries_per_append == 0) {
+      opts_.max_entries_per_append = churn ? 1 : static_cast<int>(1u << setup.uniform(0, 6));
+    }
+    if (opts_.max_inflight_appends == 0) opts_.max_inflight_appends = static_cast<int>(setup.uniform(1, 8));
     if (opts_.lease_reads < 0) opts_.lease_reads = opts_.check_quorum && setup.chance(0.3) ? 1 : 0;
     net_ = std::make_unique<Network>(opts_.nodes, opts_.faults);
     for (int i = 0; i < opts_.nodes; ++i) voters_.push_back(NodeId(static_cast<uint64_t>(i + 1)));
@@ -259,6 +265,7 @@ class Cluster {
   struct PendingRead {
     size_t op = 0;
     std::optional<LogIndex> index;
+    LogIndex min_index;  // the highest commit index anywhere when the read began
   };
   struct Node {
     NodeId id;
@@ -270,6 +277,8 @@ class Cluster {
     std::unique_ptr<kv::MemoryStateMachine> sm;
     Term applied_term;
     bool ready_outstanding = false;
+    core::SoftState watched;  // soft state and commit at the last Ready (for the commit-rule check)
+    LogIndex watched_commit;
     std::map<uint64_t, PendingWrite> writes;    // client id -> its write in flight here
     std::map<uint64_t, PendingRead> reads;    // read ctx (op id) -> read
   };
@@ -291,9 +300,10 @@ class Cluster {
   std::string describe_settings() const {
     std::string s = fmt::format(
         "seed: {}\nnodes: {}  clients: {}  keys: {}  snapshot every {} entries\n"
-        "engine: pre-vote {}  check-quorum {}  lease reads {}\n",
+        "engine: pre-vote {}  check-quorum {}  lease reads {}  append <= {} entries, window {}\n",
         opts_.seed, opts_.nodes, opts_.clients, opts_.keys, opts_.snapshot_every_entries,
-        opts_.pre_vote ? "on" : "off", opts_.check_quorum ? "on" : "off", opts_.lease_reads ? "on" : "off");
+        opts_.pre_vote ? "on" : "off", opts_.check_quorum ? "on" : "off", opts_.lease_reads ? "on" : "off",
+        opts_.max_entries_per_append, opts_.max_inflight_appends);
     s += opts_.faults.describe();
     s += "\ntick periods:";
     for (const auto& n : nodes_) s += fmt::format(" n{}={}us", n.id.value(), n.tick_us);
@@ -323,6 +333,8 @@ class Cluster {
     core::PersistentState ps{n.disk.hard_state, n.disk.snapshot, n.disk.log, applied};
     n.engine = Traits::make(n.id, voters_, prng_.fork(), std::move(ps), opts_);
     n.ready_outstanding = false;
+    n.watched = {};
+    n.watched_commit = LogIndex(0);
     n.writes.clear();
     n.reads.clear();
     trace(fmt::format("n{} starts (term {}, log {} entries after snapshot {})", n.id.value(),
@@ -383,6 +395,7 @@ class Cluster {
     if (!n.up || n.ready_outstanding || !n.engine->has_ready()) return;
     auto rd = std::make_shared<ReadyT>(n.engine->ready());
     n.ready_outstanding = true;
+    check_leader_commit_rule(n);
     if (rd->soft_state) on_soft_state(n, *rd->soft_state);
     for (auto& m : rd->messages) deliver(std::move(m));
     rd->messages.clear();
@@ -406,7 +419,15 @@ class Cluster {
     apply(n, rd.committed);
     for (const auto& rs : rd.reads) {
       auto it = n.reads.find(rs.ctx);
-      if (it != n.reads.end()) it->second.index = rs.index;
+      if (it == n.reads.end()) continue;
+      it->second.index = rs.index;
+      // Thesis §6.4: a read index is at least the commit index at the moment
+      // the read began; anything lower can miss a completed write.
+      if (rs.index < it->second.min_index) {
+        violation(fmt::format("stale read index: n{} served read {} at index {}, but index {} was committed "
+                              "before the read began",
+                              n.id.value(), rs.ctx, rs.index.value(), it->second.min_index.value()));
+      }
     }
     for (const auto& o : rd.outcomes) {
       auto it = n.reads.find(o.id);
@@ -449,10 +470,11 @@ class Cluster {
 
   void apply(Node& n, const std::vector<core::Entry>& committed) {
     for (const auto& e : committed) {
-      const uint64_t h = std::hash<std::string>{}(e.data) ^ (static_cast<uint64_t>(e.type) << 60);
+      const uint64_t h = entry_hash(e);
       auto [it, inserted] = applied_.try_emplace(e.index.value(), e.term, h);
       if (inserted) {
         ++report_.entries_committed;
+        max_applied_ = std::max(max_applied_, e.index.value());
       } else if (it->second.first != e.term || it->second.second != h) {
         violation(fmt::format("n{} applied index {} term {}, but index {} was applied with term {} "
                               "elsewhere: a committed entry changed",
@@ -523,11 +545,72 @@ class Cluster {
                       s.leader.value()));
     if (s.role != core::Role::kLeader) return;
     ++report_.leader_changes;
+    if (faults_on_ && prng_.chance(opts_.faults.kill_new_leader)) {
+      schedule_leader_kill(n);
+    } else if (faults_on_ && prng_.chance(opts_.faults.isolate_new_leader)) {
+      schedule_leader_isolation(n);
+    }
     auto [it, inserted] = leaders_.try_emplace(s.term.value(), n.id);
     if (!inserted && it->second != n.id) {
       violation(fmt::format("two leaders in term {}: n{} and n{} (Election Safety)", s.term.value(),
                             it->second.value(), n.id.value()));
     }
+    check_leader_completeness(n);
+  }
+
+  // Raft §5.4.2: a leader advances its commit index only onto an entry of its
+  // own term (earlier entries are committed indirectly, Figure 8).
+  void check_leader_commit_rule(Node& n) {
+    const core::SoftState s = n.engine->soft_state();
+    const LogIndex commit = Traits::commit_index(*n.engine);
+    if (s.role == core::Role::kLeader && n.watched.role == core::Role::kLeader && n.watched.term == s.term &&
+        commit > n.watched_commit) {
+      const auto t = Traits::term_at(*n.engine, commit);
+      if (t && *t != s.term) {
+        violation(fmt::format("n{} (leader in term {}) advanced its commit index to {}, an entry of term {}, "
+                              "by counting replicas (Raft §5.4.2)",
+                              n.id.value(), s.term.value(), commit.value(), t->value()));
+      }
+    }
+    n.watched = s;
+    n.watched_commit = commit;
+  }
+
+  // The highest commit index any live node knows, or that anyone applied.
+  LogIndex highest_commit() const {
+    LogIndex best(max_applied_);
+    for (const auto& n : nodes_) {
+      if (n.up) best = std::max(best, Traits::commit_index(*n.engine));
+    }
+    return best;
+  }
+
+  // Leader Completeness (Raft §5.4): a new leader's log holds every entry
+  // committed before its election. Anything applied anywhere was committed.
+  void check_leader_completeness(const Node& n) {
+    if (applied_.empty()) return;
+    const std::vector<core::Entry> log = Traits::log_entries(*n.engine);
+    const uint64_t last = log.empty() ? Traits::commit_index(*n.engine).value() : log.back().index.value();
+    if (last < max_applied_) {
+      violation(fmt::format("leader completeness: n{} became leader with log ending at {} but index {} was "
+                            "committed",
+                            n.id.value(), last, max_applied_));
+      return;
+    }
+    for (const auto& e : log) {
+      auto it = applied_.find(e.index.value());
+      if (it != applied_.end() && (it->second.first != e.term || it->second.second != entry_hash(e))) {
+        violation(fmt::format("leader completeness: n{} became leader holding {}/{} where committed index {} "
+                              "has term {}",
+                              n.id.value(), e.index.value(), e.term.value(), e.index.value(),
+                              it->second.first.value()));
+        return;
+      }
+    }
+  }
+
+  static uint64_t entry_hash(const core::Entry& e) {
+    return std::hash<std::string>{}(e.data) ^ (static_cast<uint64_t>(e.type) << 60);
   }
 
   // ---- clients --------------------------------------------------------------
@@ -591,7 +674,7 @@ class Cluster {
     core::ProposeResult res;
     if (o.kind == check::OpKind::kGet) {
       res = n.engine->read_index(o.id);
-      if (accepted(res.status)) n.reads[o.id] = PendingRead{op, std::nullopt};
+      if (accepted(res.status)) n.reads[o.id] = PendingRead{op, std::nullopt, highest_commit()};
     } else {
       kvpb::Command cmd;
       switch (o.kind) {
@@ -692,7 +775,9 @@ class Cluster {
 
   void change_partition() {
     const int n = opts_.nodes;
-    const uint64_t kind = prng_.uniform(0, opts_.faults.asymmetric_partitions ? 5 : 3);
+    uint64_t kind = prng_.uniform(0, opts_.faults.asymmetric_partitions ? 6 : 4);
+    if (kind == 4 && !opts_.faults.asymmetric_partitions) kind = 1;
+    if (kind == 6) kind = 1;  // isolating the leader is the most telling partition: twice as likely
     std::vector<int> order(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
     for (int i = n - 1; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[prng_.uniform(0, static_cast<uint64_t>(i))]);
@@ -732,6 +817,39 @@ class Cluster {
     }
     ++report_.partitions;
     trace("partition: " + net_->describe());
+  }
+
+  // Crash a freshly elected leader soon, possibly before it replicated its
+  // first entries (Figure 8), and restart it later.
+  void schedule_leader_kill(const Node& n) {
+    const size_t i = static_cast<size_t>(n.id.value() - 1);
+    const uint64_t inc = n.incarnation;
+    q_.after(static_cast<Time>(prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
+             [this, i, inc] {
+               if (!faults_on_ || !nodes_[i].up || nodes_[i].incarnation != inc) return;
+               crash_node(i);
+               const Time down_for = static_cast<Time>(prng_.uniform(
+                   static_cast<uint64_t>(opts_.faults.min_down_us), static_cast<uint64_t>(opts_.faults.max_down_us)));
+               q_.after(down_for, [this, i] {
+                 if (!nodes_[i].up && faults_on_) start_node(i);
+               });
+             });
+  }
+
+  void schedule_leader_isolation(const Node& n) {
+    const int i = static_cast<int>(n.id.value() - 1);
+    q_.after(static_cast<Time>(prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
+             [this, i] {
+               if (!faults_on_) return;
+               net_->split({i});
+               ++report_.partitions;
+               trace("partition: new leader cut off: " + net_->describe());
+               q_.after(opts_.faults.isolate_new_leader_us, [this] {
+                 if (!faults_on_) return;
+                 net_->heal();
+                 trace("partition: healed");
+               });
+             });
   }
 
   void schedule_crash() {
@@ -795,7 +913,7 @@ class Cluster {
         violation("final read refused: " + std::string(core::propose_status_name(res.status)));
         continue;
       }
-      n.reads[o.id] = PendingRead{op, std::nullopt};
+      n.reads[o.id] = PendingRead{op, std::nullopt, highest_commit()};
       maybe_ready(*l);
       const Time deadline = q_.now() + 2 * kSecond;
       while (report_.history[op].complete_us == 0 && q_.now() < deadline) q_.run_until(q_.now() + kMillisecond);
@@ -860,8 +978,7 @@ class Cluster {
       for (const auto& [index, h] : acked_) {
         if (index < first) continue;  // covered by the snapshot (checked by convergence)
         auto it = by_index.find(index);
-        const bool same = it != by_index.end() &&
-                          (std::hash<std::string>{}(it->second->data) ^ (static_cast<uint64_t>(it->second->type) << 60)) == h;
+        const bool same = it != by_index.end() && entry_hash(*it->second) == h;
         if (!same) {
           violation(fmt::format("acknowledged write at index {} is missing from n{}'s log after recovery", index, a + 1));
           break;
@@ -904,6 +1021,7 @@ class Cluster {
   std::map<std::string, std::string> last_written_;
   std::unordered_map<uint64_t, std::pair<Term, uint64_t>> applied_;  // index -> (term, data hash)
   std::map<uint64_t, NodeId> leaders_;                             // term -> leader
+  uint64_t max_applied_ = 0;
   std::map<uint64_t, uint64_t> acked_;  // index -> data hash of writes acknowledged to clients
   bool faults_on_ = true;
   bool clients_stopped_ = false;

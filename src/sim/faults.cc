@@ -22,6 +22,17 @@ FaultConfig FaultConfig::random(Prng& prng) {
   f.min_fsync_us = static_cast<Time>(prng.uniform(20, 200));
   f.max_fsync_us = f.min_fsync_us + static_cast<Time>(prng.uniform(0, 3000));
   f.max_clock_skew = prng.chance(0.7) ? 1.0 + prng.real() * 0.5 : 1.0;
+  if (prng.chance(0.25)) {
+    f.leader_churn = true;
+    f.mean_crash_interval_us = static_cast<Time>(prng.uniform(80, 400)) * kMillisecond;
+    f.crash_leader_bias = 0.9;
+    f.kill_new_leader = 0.3 + prng.real() * 0.5;
+    f.kill_new_leader_within_us = static_cast<Time>(prng.uniform(1, 40)) * kMillisecond;
+    f.isolate_new_leader = prng.real() * 0.5;
+    f.isolate_new_leader_us = static_cast<Time>(prng.uniform(20, 500)) * kMillisecond;
+    f.min_down_us = static_cast<Time>(prng.uniform(5, 50)) * kMillisecond;
+    f.max_down_us = f.min_down_us + static_cast<Time>(prng.uniform(0, 400)) * kMillisecond;
+  }
   return f;
 }
 
@@ -44,6 +55,13 @@ std::string FaultConfig::describe() const {
   }
   s += fmt::format("disk: fsync {}..{}us\nclocks: skew up to {:.2f}x", min_fsync_us, max_fsync_us,
                    max_clock_skew);
+  if (leader_churn) {
+    s += fmt::format(
+        "\nprofile: leader churn; new leaders crash within {}ms with chance {:.2f}, or are isolated "
+        "for {}ms with chance {:.2f}",
+        kill_new_leader_within_us / kMillisecond, kill_new_leader, isolate_new_leader_us / kMillisecond,
+        isolate_new_leader);
+  }
   return s;
 }
 

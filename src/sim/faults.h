@@ -34,6 +34,17 @@ struct FaultConfig {
   Time max_fsync_us = 1500;
   // Clocks: each node's tick period is base * a factor in [1/max_skew, max_skew].
   double max_clock_skew = 1.0;
+  // The "leader churn" profile: leaders crash within a few hundred ms of
+  // winning, again and again, on 5 nodes with tiny appends — the conditions of
+  // Raft's Figure 8, where a rule broken in commit counting shows.
+  bool leader_churn = false;
+  // Chance that a newly elected leader crashes within kill_new_leader_within_us.
+  double kill_new_leader = 0;
+  // Chance that a newly elected leader is cut off from everyone within the
+  // same window, for isolate_new_leader_us (it keeps its divergent suffix).
+  double isolate_new_leader = 0;
+  Time isolate_new_leader_us = 200 * kMillisecond;
+  Time kill_new_leader_within_us = 30 * kMillisecond;
 
   // Draws a random configuration (the one a seed uses in a sweep).
   static FaultConfig random(Prng& prng);
@@ -58,6 +69,8 @@ struct RunOptions {
   int pre_vote = -1;
   int check_quorum = -1;
   int lease_reads = -1;  // only with check_quorum
+  int max_entries_per_append = 0;  // 0 = chosen by the seed
+  int max_inflight_appends = 0;    // 0 = chosen by the seed
   bool trace = false;
 };
 

@@ -26,8 +26,9 @@ struct EngineTraits<raft::Raft> {
     // Clock rates differ by up to max_clock_skew^2 (<= 2.25) between nodes; a
     // lease is safe while lease_ticks < election_timeout / that ratio.
     cfg.lease_ticks = 4;
-    cfg.max_entries_per_append = 16;  // small, so pipelining and windows are exercised
-    cfg.max_inflight_appends = 4;
+    // Small and varied, so pipelining, windows and partial replication are exercised.
+    cfg.max_entries_per_append = static_cast<size_t>(std::max(1, opts.max_entries_per_append));
+    cfg.max_inflight_appends = static_cast<size_t>(std::max(1, opts.max_inflight_appends));
     cfg.snapshot_trailing_entries = opts.snapshot_every_entries / 4;
     return std::make_unique<raft::Raft>(std::move(cfg), prng, std::move(state));
   }
@@ -42,6 +43,7 @@ struct EngineTraits<raft::Raft> {
     return out;
   }
   static LogIndex commit_index(const raft::Raft& r) { return r.log().committed(); }
+  static std::optional<Term> term_at(const raft::Raft& r, LogIndex i) { return r.log().term(i); }
 };
 
 // Runs one seed. `trace` receives the trace lines when opts.trace is set.
