@@ -8,7 +8,9 @@ namespace {
 AssertionHandler g_handler = nullptr;
 }  // namespace
 
-void set_assertion_handler(AssertionHandler h) { g_handler = h; }
+void set_assertion_handler(AssertionHandler h) {
+  g_handler = h;
+}
 }  // namespace chorus
 
 namespace chorus::detail {

@@ -23,14 +23,16 @@ namespace chorus::detail {
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line, const char* msg);
 }  // namespace chorus::detail
 
-#define CHORUS_ASSERT(cond)                                                            \
-  do {                                                                                 \
-    if (!(cond)) [[unlikely]] ::chorus::detail::assert_fail(#cond, __FILE__, __LINE__, ""); \
+#define CHORUS_ASSERT(cond)                                         \
+  do {                                                              \
+    if (!(cond)) [[unlikely]]                                       \
+      ::chorus::detail::assert_fail(#cond, __FILE__, __LINE__, ""); \
   } while (0)
 
-#define CHORUS_ASSERT_MSG(cond, msg)                                                      \
-  do {                                                                                    \
-    if (!(cond)) [[unlikely]] ::chorus::detail::assert_fail(#cond, __FILE__, __LINE__, msg); \
+#define CHORUS_ASSERT_MSG(cond, msg)                                 \
+  do {                                                               \
+    if (!(cond)) [[unlikely]]                                        \
+      ::chorus::detail::assert_fail(#cond, __FILE__, __LINE__, msg); \
   } while (0)
 
 #define CHORUS_UNREACHABLE() ::chorus::detail::assert_fail("unreachable", __FILE__, __LINE__, "")

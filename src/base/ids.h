@@ -38,14 +38,22 @@ using NodeId = Tagged<struct NodeIdTag>;
 
 inline constexpr NodeId kNoNode{0};
 
-constexpr LogIndex operator+(LogIndex i, uint64_t n) { return LogIndex(i.value() + n); }
-constexpr LogIndex operator-(LogIndex i, uint64_t n) { return LogIndex(i.value() - n); }
+constexpr LogIndex operator+(LogIndex i, uint64_t n) {
+  return LogIndex(i.value() + n);
+}
+constexpr LogIndex operator-(LogIndex i, uint64_t n) {
+  return LogIndex(i.value() - n);
+}
 // Distance between two indexes. Precondition: a >= b.
-constexpr uint64_t operator-(LogIndex a, LogIndex b) { return a.value() - b.value(); }
+constexpr uint64_t operator-(LogIndex a, LogIndex b) {
+  return a.value() - b.value();
+}
 
 }  // namespace chorus
 
 template <class Tag>
 struct std::hash<chorus::Tagged<Tag>> {
-  size_t operator()(chorus::Tagged<Tag> t) const noexcept { return std::hash<uint64_t>{}(t.value()); }
+  size_t operator()(chorus::Tagged<Tag> t) const noexcept {
+    return std::hash<uint64_t>{}(t.value());
+  }
 };

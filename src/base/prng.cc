@@ -12,7 +12,9 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -47,6 +49,8 @@ uint64_t Prng::uniform(uint64_t lo, uint64_t hi) {
   return lo + r % n;
 }
 
-double Prng::real() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Prng::real() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 }  // namespace chorus

@@ -4,16 +4,26 @@ namespace chorus {
 
 std::string_view status_code_name(StatusCode c) {
   switch (c) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "InvalidArgument";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kCorruption: return "Corruption";
-    case StatusCode::kIoError: return "IoError";
-    case StatusCode::kFailStopped: return "FailStopped";
-    case StatusCode::kBusy: return "Busy";
-    case StatusCode::kUnavailable: return "Unavailable";
-    case StatusCode::kTimedOut: return "TimedOut";
-    case StatusCode::kAborted: return "Aborted";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kCorruption:
+      return "Corruption";
+    case StatusCode::kIoError:
+      return "IoError";
+    case StatusCode::kFailStopped:
+      return "FailStopped";
+    case StatusCode::kBusy:
+      return "Busy";
+    case StatusCode::kUnavailable:
+      return "Unavailable";
+    case StatusCode::kTimedOut:
+      return "TimedOut";
+    case StatusCode::kAborted:
+      return "Aborted";
   }
   return "Unknown";
 }

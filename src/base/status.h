@@ -18,11 +18,11 @@ enum class StatusCode {
   kOk = 0,
   kInvalidArgument,  // bad input from a user or a config file
   kNotFound,
-  kCorruption,       // checksum mismatch, torn record in the middle of a log, bad format
-  kIoError,          // the OS refused a read or write
-  kFailStopped,      // an earlier fsync failed; this writer refuses all work
-  kBusy,             // a limit was reached; retry later
-  kUnavailable,      // no leader, quorum lost
+  kCorruption,   // checksum mismatch, torn record in the middle of a log, bad format
+  kIoError,      // the OS refused a read or write
+  kFailStopped,  // an earlier fsync failed; this writer refuses all work
+  kBusy,         // a limit was reached; retry later
+  kUnavailable,  // no leader, quorum lost
   kTimedOut,
   kAborted,
 };
@@ -35,7 +35,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string msg) : code_(code), msg_(std::move(msg)) {}
 
   static Status ok() { return Status(); }
-  static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status invalid_argument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
@@ -95,17 +97,16 @@ class [[nodiscard]] Result {
 }  // namespace chorus
 
 // Propagate an error Status from an expression returning Status.
-#define CHORUS_RETURN_IF_ERROR(expr)        \
-  do {                                      \
-    ::chorus::Status _st = (expr);          \
-    if (!_st.is_ok()) return _st;           \
+#define CHORUS_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::chorus::Status _st = (expr);   \
+    if (!_st.is_ok()) return _st;    \
   } while (0)
 
 #define CHORUS_CONCAT_INNER(a, b) a##b
 #define CHORUS_CONCAT(a, b) CHORUS_CONCAT_INNER(a, b)
 // CHORUS_ASSIGN_OR_RETURN(auto x, expr): evaluates a Result, returns its Status on error.
-#define CHORUS_ASSIGN_OR_RETURN(lhs, expr)                                       \
-  auto CHORUS_CONCAT(_res_, __LINE__) = (expr);                                  \
-  if (!CHORUS_CONCAT(_res_, __LINE__).is_ok())                                   \
-    return CHORUS_CONCAT(_res_, __LINE__).status();                              \
+#define CHORUS_ASSIGN_OR_RETURN(lhs, expr)                                                     \
+  auto CHORUS_CONCAT(_res_, __LINE__) = (expr);                                                \
+  if (!CHORUS_CONCAT(_res_, __LINE__).is_ok()) return CHORUS_CONCAT(_res_, __LINE__).status(); \
   lhs = std::move(CHORUS_CONCAT(_res_, __LINE__)).value()

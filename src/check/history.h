@@ -29,16 +29,16 @@ enum class OpKind : uint8_t {
 enum class OpStatus : uint8_t { kOk, kFail, kUnknown };
 
 struct Operation {
-  uint64_t id = 0;       // unique within the history
-  uint64_t client = 0;   // the process that issued it (a client issues one op at a time)
+  uint64_t id = 0;      // unique within the history
+  uint64_t client = 0;  // the process that issued it (a client issues one op at a time)
   OpKind kind = OpKind::kGet;
   std::string key;
   std::string value;     // put/append value, cas new value
   std::string expected;  // cas expected value
   // Outputs (meaningful when status == kOk).
-  bool found = false;    // get: the key existed
-  std::string output;    // get: the value read
-  bool cas_ok = false;   // cas: the swap happened
+  bool found = false;   // get: the key existed
+  std::string output;   // get: the value read
+  bool cas_ok = false;  // cas: the swap happened
   int64_t invoke_us = 0;
   int64_t complete_us = 0;
   OpStatus status = OpStatus::kOk;

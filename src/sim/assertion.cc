@@ -11,6 +11,8 @@ namespace {
 }
 }  // namespace
 
-void throw_on_assertion_failure() { set_assertion_handler(&thrower); }
+void throw_on_assertion_failure() {
+  set_assertion_handler(&thrower);
+}
 
 }  // namespace chorus::sim

@@ -47,7 +47,9 @@
 #include "sim/event_queue.h"
 #include "sim/faults.h"
 #include "sim/network.h"
+#include "storage/env/sim_env.h"
 #include "storage/kv/state_machine.h"
+#include "storage/replica/replica_storage.h"
 
 namespace chorus::sim {
 
@@ -61,6 +63,8 @@ namespace chorus::sim {
 //   static std::vector<core::Entry> log_entries(const E& e);  // for log matching
 //   static LogIndex commit_index(const E& e);
 //   static std::optional<Term> term_at(const E& e, LogIndex i);  // the term of a log entry
+//   static std::optional<LogIndex> promised_durable(const typename E::Message& m);
+//       // the log index a message tells its receiver is durable at the sender
 template <class E>
 struct EngineTraits;
 
@@ -82,6 +86,9 @@ struct RunReport {
   uint64_t events = 0;
   uint64_t entries_committed = 0;
   uint64_t checks_inconclusive = 0;  // the linearizability search ran out of budget
+  uint64_t fail_stops = 0;           // nodes stopped by a failed write or fsync
+  uint64_t recovery_failures = 0;    // restarts refused by recovery (corruption found)
+  uint64_t corruptions = 0;          // snapshot files corrupted on purpose
   Time sim_time_us = 0;
   check::History history;
 };
@@ -93,7 +100,8 @@ class Cluster {
   using ReadyT = core::Ready<Msg>;
 
  public:
-  Cluster(RunOptions opts, TraceSink trace) : opts_(std::move(opts)), prng_(opts_.seed), trace_(std::move(trace)) {
+  Cluster(RunOptions opts, TraceSink trace)
+      : opts_(std::move(opts)), prng_(opts_.seed), trace_(std::move(trace)) {
     Prng setup(opts_.seed ^ 0x5eed5eed5eedULL);
     if (opts_.faults_from_seed) opts_.faults = FaultConfig::random(setup);
     const bool churn = opts_.faults.leader_churn;
@@ -106,13 +114,16 @@ class Cluster {
     if (opts_.max_entries_per_append == 0) {
       opts_.max_entries_per_append = churn ? 1 : static_cast<int>(1u << setup.uniform(0, 6));
     }
-    if (opts_.max_inflight_appends == 0) opts_.max_inflight_appends = static_cast<int>(setup.uniform(1, 8));
+    if (opts_.max_inflight_appends == 0)
+      opts_.max_inflight_appends = static_cast<int>(setup.uniform(1, 8));
     if (opts_.lease_reads < 0) opts_.lease_reads = opts_.check_quorum && setup.chance(0.3) ? 1 : 0;
     net_ = std::make_unique<Network>(opts_.nodes, opts_.faults);
     for (int i = 0; i < opts_.nodes; ++i) voters_.push_back(NodeId(static_cast<uint64_t>(i + 1)));
+    if (opts_.disk_faults_from_seed) opts_.disk = storage::SimEnvOptions::random(setup);
     for (int i = 0; i < opts_.nodes; ++i) {
       auto& n = nodes_.emplace_back();
       n.id = voters_[static_cast<size_t>(i)];
+      n.env = std::make_unique<storage::SimEnv>(setup.fork(), opts_.disk);
       const double skew = opts_.faults.max_clock_skew;
       const double factor = skew <= 1.0 ? 1.0 : (1.0 / skew) + setup.real() * (skew - 1.0 / skew);
       n.tick_us = std::max<Time>(1, static_cast<Time>(static_cast<double>(opts_.tick_us) * factor));
@@ -202,6 +213,7 @@ class Cluster {
       faults_on_ = false;
       net_->heal();
       net_->make_reliable();
+      for (auto& n : nodes_) n.env->set_options(storage::SimEnvOptions{});
       for (size_t i = 0; i < nodes_.size(); ++i) restart(i);
       clients_stopped_ = true;
       run_until([&] { return current_leader().has_value(); }, opts_.liveness_bound_us);
@@ -236,7 +248,8 @@ class Cluster {
     heal_at_ = q_.now();
     net_->heal();
     net_->make_reliable();
-    trace("heal: network reliable, all nodes restarting");
+    for (auto& n : nodes_) n.env->set_options(storage::SimEnvOptions{});
+    trace("heal: network and disks reliable, all nodes restarting");
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (!nodes_[i].up) start_node(i);
     }
@@ -253,11 +266,6 @@ class Cluster {
     check_history();
   }
 
-  struct Disk {
-    core::HardState hard_state;
-    std::optional<core::SnapshotRef> snapshot;
-    std::vector<core::Entry> log;  // Invariant: contiguous, starting after the snapshot.
-  };
   struct PendingWrite {
     size_t op = 0;
     uint64_t seq = 0;
@@ -273,28 +281,32 @@ class Cluster {
     uint64_t incarnation = 0;
     Time tick_us = 0;
     std::unique_ptr<E> engine;
-    Disk disk;
+    std::unique_ptr<storage::SimEnv> env;            // the node's disk: survives crashes
+    std::unique_ptr<storage::ReplicaStorage> store;  // open while the node is up
+    LogIndex snapshot_index;                         // of the latest local snapshot
+    int local_snapshots = 0;  // taken locally since the last one installed from a leader
     std::unique_ptr<kv::MemoryStateMachine> sm;
     Term applied_term;
     bool ready_outstanding = false;
     core::SoftState watched;  // soft state and commit at the last Ready (for the commit-rule check)
     LogIndex watched_commit;
-    std::map<uint64_t, PendingWrite> writes;    // client id -> its write in flight here
+    std::map<uint64_t, PendingWrite> writes;  // client id -> its write in flight here
     std::map<uint64_t, PendingRead> reads;    // read ctx (op id) -> read
   };
   struct Client {
     uint64_t id = 0;
     uint64_t seq = 0;
-    size_t target = 0;  // node index it talks to
+    size_t target = 0;         // node index it talks to
     std::optional<size_t> op;  // history index of the operation in flight
     bool ok_after_heal = false;
-    bool scripted = false;     // driven by a scenario test, not the random workload
+    bool scripted = false;  // driven by a scenario test, not the random workload
   };
 
   // ---- trace and settings -------------------------------------------------
 
   void trace(const std::string& what) {
-    if (trace_ && opts_.trace) trace_(fmt::format("[{:>10.3f}ms] {}", static_cast<double>(q_.now()) / 1000.0, what));
+    if (trace_ && opts_.trace)
+      trace_(fmt::format("[{:>10.3f}ms] {}", static_cast<double>(q_.now()) / 1000.0, what));
   }
 
   std::string describe_settings() const {
@@ -302,9 +314,10 @@ class Cluster {
         "seed: {}\nnodes: {}  clients: {}  keys: {}  snapshot every {} entries\n"
         "engine: pre-vote {}  check-quorum {}  lease reads {}  append <= {} entries, window {}\n",
         opts_.seed, opts_.nodes, opts_.clients, opts_.keys, opts_.snapshot_every_entries,
-        opts_.pre_vote ? "on" : "off", opts_.check_quorum ? "on" : "off", opts_.lease_reads ? "on" : "off",
-        opts_.max_entries_per_append, opts_.max_inflight_appends);
+        opts_.pre_vote ? "on" : "off", opts_.check_quorum ? "on" : "off",
+        opts_.lease_reads ? "on" : "off", opts_.max_entries_per_append, opts_.max_inflight_appends);
     s += opts_.faults.describe();
+    s += "\n" + opts_.disk.describe();
     s += "\ntick periods:";
     for (const auto& n : nodes_) s += fmt::format(" n{}={}us", n.id.value(), n.tick_us);
     return s;
@@ -319,28 +332,87 @@ class Cluster {
 
   void start_node(size_t i) {
     Node& n = nodes_[i];
+    auto opened = storage::ReplicaStorage::open(n.env.get(), "/data");
+    if (!opened.is_ok()) {
+      // A recovery error (e.g. a transient bad read) keeps the node down; the
+      // operator (here: a timer) tries again. Never start from a damaged state.
+      ++report_.recovery_failures;
+      trace(fmt::format("n{} cannot recover: {}", n.id.value(), opened.status().to_string()));
+      const uint64_t inc = n.incarnation;
+      q_.after(100 * kMillisecond, [this, i, inc] {
+        if (!nodes_[i].up && nodes_[i].incarnation == inc) start_node(i);
+      });
+      return;
+    }
+    n.store = std::move(opened).value();
+    storage::Recovered rec = n.store->take_recovered();
+    for (const auto& note : rec.notes) trace(fmt::format("n{} recovery: {}", n.id.value(), note));
     n.up = true;
     ++n.incarnation;
     n.sm = std::make_unique<kv::MemoryStateMachine>();
     LogIndex applied;
     n.applied_term = Term(0);
-    if (n.disk.snapshot) {
-      Status st = n.sm->restore(*n.disk.snapshot->data);
-      if (!st.is_ok()) violation(fmt::format("n{}: cannot restore its snapshot: {}", n.id.value(), st.to_string()));
-      applied = n.disk.snapshot->meta.index;
-      n.applied_term = n.disk.snapshot->meta.term;
+    n.snapshot_index = LogIndex(0);
+    if (rec.snapshot) {
+      Status st = n.sm->restore(*rec.snapshot->data);
+      if (!st.is_ok()) {
+        violation(fmt::format(
+            "n{}: the snapshot store vouched for snapshot {}/{} but its content is corrupt: {}",
+            n.id.value(), rec.snapshot->meta.index.value(), rec.snapshot->meta.term.value(),
+            st.to_string()));
+      }
+      applied = rec.snapshot->meta.index;
+      n.applied_term = rec.snapshot->meta.term;
+      n.snapshot_index = applied;
     }
-    core::PersistentState ps{n.disk.hard_state, n.disk.snapshot, n.disk.log, applied};
+    trace(fmt::format("n{} starts (term {}, {} log entries after snapshot {})", n.id.value(),
+                      rec.hard_state.term.value(), rec.entries.size(), n.snapshot_index.value()));
+    core::PersistentState ps{rec.hard_state, std::move(rec.snapshot), std::move(rec.entries),
+                             applied};
     n.engine = Traits::make(n.id, voters_, prng_.fork(), std::move(ps), opts_);
     n.ready_outstanding = false;
     n.watched = {};
     n.watched_commit = LogIndex(0);
     n.writes.clear();
     n.reads.clear();
-    trace(fmt::format("n{} starts (term {}, log {} entries after snapshot {})", n.id.value(),
-                      n.disk.hard_state.term.value(), n.disk.log.size(),
-                      n.disk.snapshot ? n.disk.snapshot->meta.index.value() : 0));
     schedule_tick(i, n.incarnation);
+  }
+
+  // Media corruption in the newest snapshot file (in its data, which the
+  // file's checksums cover). Recovery must reject it and fall back.
+  void corrupt_newest_snapshot(Node& n) {
+    const std::string dir = "/data/snapshots";
+    auto names = n.env->list_dir(dir);
+    if (!names.is_ok()) return;
+    std::string newest;
+    core::SnapshotMeta best;
+    for (const auto& name : *names) {
+      core::SnapshotMeta m;
+      if (storage::parse_snapshot_file_name(name, &m) && m.index > best.index) {
+        best = m;
+        newest = name;
+      }
+    }
+    if (newest.empty()) return;
+    const std::string path = dir + "/" + newest;
+    auto size = n.env->file_size(path);
+    if (!size.is_ok() || *size < 200) return;
+    const uint64_t at = prng_.uniform(*size / 2, *size - 60);
+    if (n.env->corrupt(path, at, 1).is_ok()) {
+      ++report_.corruptions;
+      n.local_snapshots = 0;  // the corrupt file stays until two newer ones push it out
+      trace(fmt::format("n{}: media corruption in {} at offset {}", n.id.value(), path, at));
+    }
+  }
+
+  // A failed write or fsync stops the node (fail-stop); it restarts from disk later.
+  void fail_stop(size_t i, const Status& why) {
+    trace(fmt::format("n{} fail-stops: {}", nodes_[i].id.value(), why.to_string()));
+    ++report_.fail_stops;
+    crash_node(i);
+    q_.after(static_cast<Time>(prng_.uniform(50, 500)) * kMillisecond, [this, i] {
+      if (!nodes_[i].up) start_node(i);
+    });
   }
 
   void crash_node(size_t i) {
@@ -348,6 +420,10 @@ class Cluster {
     if (!n.up) return;
     n.up = false;
     ++n.incarnation;  // an fsync in progress never completes: its data is lost
+    n.store.reset();
+    n.env->crash();  // un-synced writes are lost, or torn
+    if (n.local_snapshots >= 2 && prng_.chance(opts_.faults.corrupt_snapshot))
+      corrupt_newest_snapshot(n);
     n.engine.reset();
     n.sm.reset();
     n.writes.clear();
@@ -371,6 +447,14 @@ class Cluster {
     const size_t to = static_cast<size_t>(Traits::to(m).value() - 1);
     const size_t from = static_cast<size_t>(Traits::from(m).value() - 1);
     ++report_.messages_sent;
+    if (auto promised = Traits::promised_durable(m)) {
+      const Node& s = nodes_[from];
+      if (s.up && s.store && s.store->durable_index() < *promised) {
+        violation(fmt::format("n{} promised index {} is durable ({}) but its disk holds only {}",
+                              s.id.value(), promised->value(), Traits::describe(m),
+                              s.store->durable_index().value()));
+      }
+    }
     auto delays = net_->fate(static_cast<int>(from), static_cast<int>(to), prng_);
     if (delays.empty()) {
       ++report_.messages_dropped;
@@ -400,8 +484,9 @@ class Cluster {
     for (auto& m : rd->messages) deliver(std::move(m));
     rd->messages.clear();
     if (rd->must_persist()) {
-      const Time fsync = static_cast<Time>(prng_.uniform(static_cast<uint64_t>(opts_.faults.min_fsync_us),
-                                                         static_cast<uint64_t>(opts_.faults.max_fsync_us)));
+      const Time fsync =
+          static_cast<Time>(prng_.uniform(static_cast<uint64_t>(opts_.faults.min_fsync_us),
+                                          static_cast<uint64_t>(opts_.faults.max_fsync_us)));
       const uint64_t inc = n.incarnation;
       q_.after(fsync, [this, i, inc, rd] {
         if (nodes_[i].incarnation != inc) return;  // crashed before the fsync completed
@@ -414,7 +499,7 @@ class Cluster {
 
   void finish_ready(size_t i, ReadyT& rd) {
     Node& n = nodes_[i];
-    persist(n, rd);
+    if (!persist(i, rd)) return;
     for (auto& m : rd.messages_after_persist) deliver(std::move(m));
     apply(n, rd.committed);
     for (const auto& rs : rd.reads) {
@@ -424,9 +509,10 @@ class Cluster {
       // Thesis §6.4: a read index is at least the commit index at the moment
       // the read began; anything lower can miss a completed write.
       if (rs.index < it->second.min_index) {
-        violation(fmt::format("stale read index: n{} served read {} at index {}, but index {} was committed "
-                              "before the read began",
-                              n.id.value(), rs.ctx, rs.index.value(), it->second.min_index.value()));
+        violation(fmt::format(
+            "stale read index: n{} served read {} at index {}, but index {} was committed "
+            "before the read began",
+            n.id.value(), rs.ctx, rs.index.value(), it->second.min_index.value()));
       }
     }
     for (const auto& o : rd.outcomes) {
@@ -439,33 +525,31 @@ class Cluster {
     serve_reads(n);
     n.engine->advance(rd);
     n.ready_outstanding = false;
-    maybe_snapshot(n);
+    if (!maybe_snapshot(i)) return;
     maybe_ready(i);
   }
 
-  void persist(Node& n, const ReadyT& rd) {
-    Disk& d = n.disk;
-    if (rd.snapshot) {
-      d.snapshot = *rd.snapshot;
-      d.log.clear();
-      Status st = n.sm->restore(*rd.snapshot->data);
-      if (!st.is_ok()) violation(fmt::format("n{}: bad snapshot from leader: {}", n.id.value(), st.to_string()));
-      n.applied_term = rd.snapshot->meta.term;
-      trace(fmt::format("n{} installs snapshot {}/{}", n.id.value(), rd.snapshot->meta.index.value(),
-                        rd.snapshot->meta.term.value()));
-    }
-    if (!rd.entries.empty()) {
-      const LogIndex first = rd.entries.front().index;
-      while (!d.log.empty() && d.log.back().index >= first) d.log.pop_back();
-      const LogIndex expect = d.log.empty() ? (d.snapshot ? d.snapshot->meta.index.next() : LogIndex(1))
-                                            : d.log.back().index.next();
-      if (first != expect) {
-        violation(fmt::format("n{}: Ready entries start at {} but the disk log continues at {}",
-                              n.id.value(), first.value(), expect.value()));
+  // Step 2 of the Ready contract. Returns false when the node fail-stopped.
+  bool persist(size_t i, const ReadyT& rd) {
+    Node& n = nodes_[i];
+    if (rd.must_persist()) {
+      Status st = n.store->persist(rd.snapshot, rd.entries, rd.hard_state);
+      if (!st.is_ok()) {
+        fail_stop(i, st);
+        return false;
       }
-      d.log.insert(d.log.end(), rd.entries.begin(), rd.entries.end());
     }
-    if (rd.hard_state) d.hard_state = *rd.hard_state;
+    if (rd.snapshot) {
+      Status st = n.sm->restore(*rd.snapshot->data);
+      if (!st.is_ok())
+        violation(fmt::format("n{}: bad snapshot from leader: {}", n.id.value(), st.to_string()));
+      n.applied_term = rd.snapshot->meta.term;
+      n.snapshot_index = rd.snapshot->meta.index;
+      n.local_snapshots = 0;  // the log now starts at the leader's snapshot: no fallback
+      trace(fmt::format("n{} installs snapshot {}/{}", n.id.value(),
+                        rd.snapshot->meta.index.value(), rd.snapshot->meta.term.value()));
+    }
+    return true;
   }
 
   void apply(Node& n, const std::vector<core::Entry>& committed) {
@@ -476,14 +560,15 @@ class Cluster {
         ++report_.entries_committed;
         max_applied_ = std::max(max_applied_, e.index.value());
       } else if (it->second.first != e.term || it->second.second != h) {
-        violation(fmt::format("n{} applied index {} term {}, but index {} was applied with term {} "
-                              "elsewhere: a committed entry changed",
-                              n.id.value(), e.index.value(), e.term.value(), e.index.value(),
-                              it->second.first.value()));
+        violation(
+            fmt::format("n{} applied index {} term {}, but index {} was applied with term {} "
+                        "elsewhere: a committed entry changed",
+                        n.id.value(), e.index.value(), e.term.value(), e.index.value(),
+                        it->second.first.value()));
       }
       if (e.index <= n.sm->applied_index()) {
-        violation(fmt::format("n{} asked to apply index {} again (applied {})", n.id.value(), e.index.value(),
-                              n.sm->applied_index().value()));
+        violation(fmt::format("n{} asked to apply index {} again (applied {})", n.id.value(),
+                              e.index.value(), n.sm->applied_index().value()));
         continue;
       }
       n.applied_term = e.term;
@@ -492,7 +577,8 @@ class Cluster {
         continue;
       }
       kvpb::Result r = n.sm->apply(e.index, e.data);
-      if (opts_.trace) trace(fmt::format("n{} applies {}/{}", n.id.value(), e.index.value(), e.term.value()));
+      if (opts_.trace)
+        trace(fmt::format("n{} applies {}/{}", n.id.value(), e.index.value(), e.term.value()));
       kvpb::Command cmd;
       if (!cmd.ParseFromString(e.data)) continue;
       auto w = n.writes.find(cmd.client_id());
@@ -522,27 +608,35 @@ class Cluster {
     }
   }
 
-  void maybe_snapshot(Node& n) {
+  // Returns false when the node fail-stopped.
+  bool maybe_snapshot(size_t i) {
+    Node& n = nodes_[i];
     const LogIndex applied = n.sm->applied_index();
-    const LogIndex last_snap = n.disk.snapshot ? n.disk.snapshot->meta.index : LogIndex(0);
-    if (applied - last_snap < opts_.snapshot_every_entries) return;
+    if (applied - n.snapshot_index < opts_.snapshot_every_entries) return true;
     auto data = n.sm->snapshot();
     if (!data.is_ok()) {
       violation("snapshot failed: " + data.status().to_string());
-      return;
+      return true;
     }
-    core::SnapshotRef ref{{applied, n.applied_term}, std::make_shared<const std::string>(std::move(data.value()))};
-    n.disk.snapshot = ref;
-    auto& log = n.disk.log;
-    log.erase(log.begin(), std::find_if(log.begin(), log.end(), [&](const core::Entry& e) { return e.index > applied; }));
-    Traits::compact(*n.engine, ref);
+    core::SnapshotRef ref{{applied, n.applied_term},
+                          std::make_shared<const std::string>(std::move(data.value()))};
+    Status st = n.store->save_snapshot(ref.meta, *ref.data);
+    if (!st.is_ok()) {
+      fail_stop(i, st);
+      return false;
+    }
+    ++n.local_snapshots;
+    n.snapshot_index = applied;
+    Traits::compact(*n.engine, std::move(ref));
     ++report_.snapshots;
-    trace(fmt::format("n{} snapshots through {}/{}", n.id.value(), applied.value(), n.applied_term.value()));
+    trace(fmt::format("n{} snapshots through {}/{}", n.id.value(), applied.value(),
+                      n.applied_term.value()));
+    return true;
   }
 
   void on_soft_state(Node& n, const core::SoftState& s) {
-    trace(fmt::format("n{} is {} in term {} (leader n{})", n.id.value(), core::role_name(s.role), s.term.value(),
-                      s.leader.value()));
+    trace(fmt::format("n{} is {} in term {} (leader n{})", n.id.value(), core::role_name(s.role),
+                      s.term.value(), s.leader.value()));
     if (s.role != core::Role::kLeader) return;
     ++report_.leader_changes;
     if (faults_on_ && prng_.chance(opts_.faults.kill_new_leader)) {
@@ -563,13 +657,14 @@ class Cluster {
   void check_leader_commit_rule(Node& n) {
     const core::SoftState s = n.engine->soft_state();
     const LogIndex commit = Traits::commit_index(*n.engine);
-    if (s.role == core::Role::kLeader && n.watched.role == core::Role::kLeader && n.watched.term == s.term &&
-        commit > n.watched_commit) {
+    if (s.role == core::Role::kLeader && n.watched.role == core::Role::kLeader &&
+        n.watched.term == s.term && commit > n.watched_commit) {
       const auto t = Traits::term_at(*n.engine, commit);
       if (t && *t != s.term) {
-        violation(fmt::format("n{} (leader in term {}) advanced its commit index to {}, an entry of term {}, "
-                              "by counting replicas (Raft §5.4.2)",
-                              n.id.value(), s.term.value(), commit.value(), t->value()));
+        violation(fmt::format(
+            "n{} (leader in term {}) advanced its commit index to {}, an entry of term {}, "
+            "by counting replicas (Raft §5.4.2)",
+            n.id.value(), s.term.value(), commit.value(), t->value()));
       }
     }
     n.watched = s;
@@ -590,20 +685,24 @@ class Cluster {
   void check_leader_completeness(const Node& n) {
     if (applied_.empty()) return;
     const std::vector<core::Entry> log = Traits::log_entries(*n.engine);
-    const uint64_t last = log.empty() ? Traits::commit_index(*n.engine).value() : log.back().index.value();
+    const uint64_t last =
+        log.empty() ? Traits::commit_index(*n.engine).value() : log.back().index.value();
     if (last < max_applied_) {
-      violation(fmt::format("leader completeness: n{} became leader with log ending at {} but index {} was "
-                            "committed",
-                            n.id.value(), last, max_applied_));
+      violation(fmt::format(
+          "leader completeness: n{} became leader with log ending at {} but index {} was "
+          "committed",
+          n.id.value(), last, max_applied_));
       return;
     }
     for (const auto& e : log) {
       auto it = applied_.find(e.index.value());
-      if (it != applied_.end() && (it->second.first != e.term || it->second.second != entry_hash(e))) {
-        violation(fmt::format("leader completeness: n{} became leader holding {}/{} where committed index {} "
-                              "has term {}",
-                              n.id.value(), e.index.value(), e.term.value(), e.index.value(),
-                              it->second.first.value()));
+      if (it != applied_.end() &&
+          (it->second.first != e.term || it->second.second != entry_hash(e))) {
+        violation(fmt::format(
+            "leader completeness: n{} became leader holding {}/{} where committed index {} "
+            "has term {}",
+            n.id.value(), e.index.value(), e.term.value(), e.index.value(),
+            it->second.first.value()));
         return;
       }
     }
@@ -627,7 +726,7 @@ class Cluster {
                                   : check::OpKind::kCas;
     const uint64_t id = report_.history.size() + 1;
     std::string value = kind == check::OpKind::kAppend ? fmt::format(",{}.{}", clients_[c].id, id)
-                                                        : fmt::format("{}.{}", clients_[c].id, id);
+                                                       : fmt::format("{}.{}", clients_[c].id, id);
     std::string expected = kind == check::OpKind::kCas ? last_written_[key] : std::string();
     if (kind == check::OpKind::kPut) last_written_[key] = value;
     const size_t op = record(c, kind, key, std::move(value), std::move(expected));
@@ -635,7 +734,8 @@ class Cluster {
     q_.after(opts_.client_timeout_us, [this, c, op] { client_timeout(c, op); });
   }
 
-  size_t record(size_t c, check::OpKind kind, std::string key, std::string value, std::string expected) {
+  size_t record(size_t c, check::OpKind kind, std::string key, std::string value,
+                std::string expected) {
     check::Operation o;
     o.id = report_.history.size() + 1;
     o.client = clients_[c].id;
@@ -669,7 +769,8 @@ class Cluster {
     Client& cl = clients_[c];
     Node& n = nodes_[cl.target];
     auto& o = report_.history[op];
-    if (opts_.trace) trace(fmt::format("client {} -> n{}: {}", cl.id, n.id.value(), check::describe(o)));
+    if (opts_.trace)
+      trace(fmt::format("client {} -> n{}: {}", cl.id, n.id.value(), check::describe(o)));
     if (!n.up) return;  // the request is lost; the client times out
     core::ProposeResult res;
     if (o.kind == check::OpKind::kGet) {
@@ -678,10 +779,17 @@ class Cluster {
     } else {
       kvpb::Command cmd;
       switch (o.kind) {
-        case check::OpKind::kPut: cmd = kv::make_put(o.key, o.value); break;
-        case check::OpKind::kAppend: cmd = kv::make_append(o.key, o.value); break;
-        case check::OpKind::kCas: cmd = kv::make_cas(o.key, o.expected, o.value); break;
-        case check::OpKind::kGet: break;
+        case check::OpKind::kPut:
+          cmd = kv::make_put(o.key, o.value);
+          break;
+        case check::OpKind::kAppend:
+          cmd = kv::make_append(o.key, o.value);
+          break;
+        case check::OpKind::kCas:
+          cmd = kv::make_cas(o.key, o.expected, o.value);
+          break;
+        case check::OpKind::kGet:
+          break;
       }
       cmd.set_client_id(cl.id);
       cmd.set_seq(++cl.seq);
@@ -719,8 +827,9 @@ class Cluster {
       ++report_.ops_failed;
       cl.target = static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
     }
-    const Time think = status == check::OpStatus::kOk ? static_cast<Time>(prng_.uniform(0, 2000))
-                                                      : static_cast<Time>(prng_.uniform(5000, 30000));
+    const Time think = status == check::OpStatus::kOk
+                           ? static_cast<Time>(prng_.uniform(0, 2000))
+                           : static_cast<Time>(prng_.uniform(5000, 30000));
     const size_t c = static_cast<size_t>(o.client - 1);
     q_.after(think, [this, c] { client_next(c); });
   }
@@ -761,7 +870,8 @@ class Cluster {
   }
 
   Time jittered(Time mean) {
-    return static_cast<Time>(prng_.uniform(static_cast<uint64_t>(mean / 2), static_cast<uint64_t>(mean * 3 / 2)));
+    return static_cast<Time>(
+        prng_.uniform(static_cast<uint64_t>(mean / 2), static_cast<uint64_t>(mean * 3 / 2)));
   }
 
   void schedule_partition() {
@@ -780,9 +890,12 @@ class Cluster {
     if (kind == 6) kind = 1;  // isolating the leader is the most telling partition: twice as likely
     std::vector<int> order(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
-    for (int i = n - 1; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[prng_.uniform(0, static_cast<uint64_t>(i))]);
+    for (int i = n - 1; i > 0; --i)
+      std::swap(order[static_cast<size_t>(i)], order[prng_.uniform(0, static_cast<uint64_t>(i))]);
     switch (kind) {
-      case 0: net_->heal(); break;
+      case 0:
+        net_->heal();
+        break;
       case 1: {  // isolate the leader (or a random node)
         auto l = current_leader();
         net_->split({l ? static_cast<int>(*l) : order[0]});
@@ -798,7 +911,8 @@ class Cluster {
         const int bridge = order[0];
         for (int i = 1; i < n; ++i) {
           for (int j = 1; j < n; ++j) {
-            if ((i % 2) != (j % 2)) net_->block(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+            if ((i % 2) != (j % 2))
+              net_->block(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
           }
         }
         (void)bridge;
@@ -824,12 +938,14 @@ class Cluster {
   void schedule_leader_kill(const Node& n) {
     const size_t i = static_cast<size_t>(n.id.value() - 1);
     const uint64_t inc = n.incarnation;
-    q_.after(static_cast<Time>(prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
+    q_.after(static_cast<Time>(
+                 prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
              [this, i, inc] {
                if (!faults_on_ || !nodes_[i].up || nodes_[i].incarnation != inc) return;
                crash_node(i);
-               const Time down_for = static_cast<Time>(prng_.uniform(
-                   static_cast<uint64_t>(opts_.faults.min_down_us), static_cast<uint64_t>(opts_.faults.max_down_us)));
+               const Time down_for = static_cast<Time>(
+                   prng_.uniform(static_cast<uint64_t>(opts_.faults.min_down_us),
+                                 static_cast<uint64_t>(opts_.faults.max_down_us)));
                q_.after(down_for, [this, i] {
                  if (!nodes_[i].up && faults_on_) start_node(i);
                });
@@ -838,7 +954,8 @@ class Cluster {
 
   void schedule_leader_isolation(const Node& n) {
     const int i = static_cast<int>(n.id.value() - 1);
-    q_.after(static_cast<Time>(prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
+    q_.after(static_cast<Time>(
+                 prng_.uniform(0, static_cast<uint64_t>(opts_.faults.kill_new_leader_within_us))),
              [this, i] {
                if (!faults_on_) return;
                net_->split({i});
@@ -865,8 +982,9 @@ class Cluster {
                             : static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
         if (nodes_[victim].up) {
           crash_node(victim);
-          const Time down_for = static_cast<Time>(prng_.uniform(static_cast<uint64_t>(opts_.faults.min_down_us),
-                                                                static_cast<uint64_t>(opts_.faults.max_down_us)));
+          const Time down_for =
+              static_cast<Time>(prng_.uniform(static_cast<uint64_t>(opts_.faults.min_down_us),
+                                              static_cast<uint64_t>(opts_.faults.max_down_us)));
           q_.after(down_for, [this, victim] {
             if (!nodes_[victim].up && faults_on_) start_node(victim);
           });
@@ -880,13 +998,15 @@ class Cluster {
 
   void check_liveness() {
     if (!current_leader()) {
-      violation(fmt::format("liveness: no leader {}ms after healing", opts_.liveness_bound_us / kMillisecond));
+      violation(fmt::format("liveness: no leader {}ms after healing",
+                            opts_.liveness_bound_us / kMillisecond));
       return;
     }
     for (const auto& c : clients_) {
       if (!c.scripted && !c.ok_after_heal) {
-        violation(fmt::format("liveness: client {} completed no operation within {}ms after healing", c.id,
-                              opts_.liveness_bound_us / kMillisecond));
+        violation(
+            fmt::format("liveness: client {} completed no operation within {}ms after healing",
+                        c.id, opts_.liveness_bound_us / kMillisecond));
         return;
       }
     }
@@ -916,9 +1036,11 @@ class Cluster {
       n.reads[o.id] = PendingRead{op, std::nullopt, highest_commit()};
       maybe_ready(*l);
       const Time deadline = q_.now() + 2 * kSecond;
-      while (report_.history[op].complete_us == 0 && q_.now() < deadline) q_.run_until(q_.now() + kMillisecond);
+      while (report_.history[op].complete_us == 0 && q_.now() < deadline)
+        q_.run_until(q_.now() + kMillisecond);
       if (report_.history[op].complete_us == 0) {
-        violation(fmt::format("final read of {} did not complete within 2s on a healed cluster", o.key));
+        violation(
+            fmt::format("final read of {} did not complete within 2s on a healed cluster", o.key));
       }
     }
   }
@@ -928,21 +1050,25 @@ class Cluster {
     auto converged = [&] {
       LogIndex first = nodes_[0].sm->applied_index();
       for (const auto& n : nodes_) {
-        if (!n.up || n.sm->applied_index() != first || Traits::commit_index(*n.engine) != first) return false;
+        if (!n.up || n.sm->applied_index() != first || Traits::commit_index(*n.engine) != first)
+          return false;
       }
       return true;
     };
     while (!converged() && q_.now() < deadline) q_.run_until(q_.now() + 10 * kMillisecond);
     if (!converged()) {
       std::string s;
-      for (const auto& n : nodes_) s += fmt::format(" n{}:{}", n.id.value(), n.sm ? n.sm->applied_index().value() : 0);
-      violation("convergence: replicas did not reach the same applied index within 3s of quiet:" + s);
+      for (const auto& n : nodes_)
+        s += fmt::format(" n{}:{}", n.id.value(), n.sm ? n.sm->applied_index().value() : 0);
+      violation("convergence: replicas did not reach the same applied index within 3s of quiet:" +
+                s);
       return;
     }
     for (const auto& n : nodes_) {
       if (n.sm->digest() != nodes_[0].sm->digest()) {
-        violation(fmt::format("convergence: n{} and n1 applied the same index {} but hold different data",
-                              n.id.value(), n.sm->applied_index().value()));
+        violation(
+            fmt::format("convergence: n{} and n1 applied the same index {} but hold different data",
+                        n.id.value(), n.sm->applied_index().value()));
       }
     }
   }
@@ -951,7 +1077,8 @@ class Cluster {
     // Log Matching (Raft §5.3): if two logs hold an entry with the same index
     // and term, the logs are identical in all entries up through that index.
     std::vector<std::vector<core::Entry>> logs;
-    for (const auto& n : nodes_) logs.push_back(n.up ? Traits::log_entries(*n.engine) : n.disk.log);
+    for (const auto& n : nodes_)
+      logs.push_back(n.up ? Traits::log_entries(*n.engine) : std::vector<core::Entry>{});
     for (size_t a = 0; a < logs.size(); ++a) {
       for (size_t b = a + 1; b < logs.size(); ++b) {
         std::map<uint64_t, const core::Entry*> in_b;
@@ -962,8 +1089,9 @@ class Cluster {
           if (f == in_b.end()) continue;
           if (f->second->term == it->term) matched_above = true;
           if (matched_above && !(*f->second == *it)) {
-            violation(fmt::format("log matching: n{} and n{} share a later entry but differ at index {}",
-                                  a + 1, b + 1, it->index.value()));
+            violation(
+                fmt::format("log matching: n{} and n{} share a later entry but differ at index {}",
+                            a + 1, b + 1, it->index.value()));
             break;
           }
         }
@@ -980,20 +1108,24 @@ class Cluster {
         auto it = by_index.find(index);
         const bool same = it != by_index.end() && entry_hash(*it->second) == h;
         if (!same) {
-          violation(fmt::format("acknowledged write at index {} is missing from n{}'s log after recovery", index, a + 1));
+          violation(
+              fmt::format("acknowledged write at index {} is missing from n{}'s log after recovery",
+                          index, a + 1));
           break;
         }
       }
     }
     // Committed entries in every log equal what was applied anywhere.
     for (size_t a = 0; a < logs.size(); ++a) {
-      const LogIndex commit = nodes_[a].up ? Traits::commit_index(*nodes_[a].engine) : nodes_[a].disk.hard_state.commit;
+      if (!nodes_[a].up) continue;
+      const LogIndex commit = Traits::commit_index(*nodes_[a].engine);
       for (const auto& e : logs[a]) {
         if (e.index > commit) break;
         auto it = applied_.find(e.index.value());
         if (it != applied_.end() && it->second.first != e.term) {
-          violation(fmt::format("n{} holds committed index {} with term {}, applied elsewhere with term {}", a + 1,
-                                e.index.value(), e.term.value(), it->second.first.value()));
+          violation(fmt::format(
+              "n{} holds committed index {} with term {}, applied elsewhere with term {}", a + 1,
+              e.index.value(), e.term.value(), it->second.first.value()));
           break;
         }
       }
@@ -1020,7 +1152,7 @@ class Cluster {
   std::vector<Client> clients_;
   std::map<std::string, std::string> last_written_;
   std::unordered_map<uint64_t, std::pair<Term, uint64_t>> applied_;  // index -> (term, data hash)
-  std::map<uint64_t, NodeId> leaders_;                             // term -> leader
+  std::map<uint64_t, NodeId> leaders_;                               // term -> leader
   uint64_t max_applied_ = 0;
   std::map<uint64_t, uint64_t> acked_;  // index -> data hash of writes acknowledged to clients
   bool faults_on_ = true;

@@ -15,13 +15,15 @@ FaultConfig FaultConfig::random(Prng& prng) {
   f.mean_partition_interval_us =
       prng.chance(0.8) ? static_cast<Time>(prng.uniform(200, 2000)) * kMillisecond : 0;
   f.asymmetric_partitions = prng.chance(0.5);
-  f.mean_crash_interval_us = prng.chance(0.7) ? static_cast<Time>(prng.uniform(300, 3000)) * kMillisecond : 0;
+  f.mean_crash_interval_us =
+      prng.chance(0.7) ? static_cast<Time>(prng.uniform(300, 3000)) * kMillisecond : 0;
   f.min_down_us = static_cast<Time>(prng.uniform(10, 200)) * kMillisecond;
   f.max_down_us = f.min_down_us + static_cast<Time>(prng.uniform(0, 2000)) * kMillisecond;
   f.crash_leader_bias = prng.real();
   f.min_fsync_us = static_cast<Time>(prng.uniform(20, 200));
   f.max_fsync_us = f.min_fsync_us + static_cast<Time>(prng.uniform(0, 3000));
   f.max_clock_skew = prng.chance(0.7) ? 1.0 + prng.real() * 0.5 : 1.0;
+  f.corrupt_snapshot = prng.chance(0.3) ? 0.5 : 0;
   if (prng.chance(0.25)) {
     f.leader_churn = true;
     f.mean_crash_interval_us = static_cast<Time>(prng.uniform(80, 400)) * kMillisecond;
@@ -53,14 +55,17 @@ std::string FaultConfig::describe() const {
   } else {
     s += "crashes: none\n";
   }
+  if (corrupt_snapshot > 0)
+    s += fmt::format("snapshot media corruption: {:.2f} per crash\n", corrupt_snapshot);
   s += fmt::format("disk: fsync {}..{}us\nclocks: skew up to {:.2f}x", min_fsync_us, max_fsync_us,
                    max_clock_skew);
   if (leader_churn) {
     s += fmt::format(
-        "\nprofile: leader churn; new leaders crash within {}ms with chance {:.2f}, or are isolated "
+        "\nprofile: leader churn; new leaders crash within {}ms with chance {:.2f}, or are "
+        "isolated "
         "for {}ms with chance {:.2f}",
-        kill_new_leader_within_us / kMillisecond, kill_new_leader, isolate_new_leader_us / kMillisecond,
-        isolate_new_leader);
+        kill_new_leader_within_us / kMillisecond, kill_new_leader,
+        isolate_new_leader_us / kMillisecond, isolate_new_leader);
   }
   return s;
 }

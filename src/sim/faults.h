@@ -9,6 +9,7 @@
 
 #include "base/prng.h"
 #include "sim/event_queue.h"
+#include "storage/env/sim_env.h"
 
 namespace chorus::sim {
 
@@ -16,9 +17,9 @@ struct FaultConfig {
   // Network.
   Time min_delay_us = 100;
   Time max_delay_us = 2000;
-  double loss = 0;            // probability a message is dropped
-  double duplicate = 0;       // probability a message is delivered twice
-  double reorder = 0;         // probability a message gets extra delay (overtaken by later ones)
+  double loss = 0;       // probability a message is dropped
+  double duplicate = 0;  // probability a message is delivered twice
+  double reorder = 0;    // probability a message gets extra delay (overtaken by later ones)
   Time reorder_extra_us = 20000;
   // Partitions: a new partition (or a heal) every mean_partition_interval_us on average.
   Time mean_partition_interval_us = 0;  // 0 = none
@@ -29,6 +30,10 @@ struct FaultConfig {
   Time min_down_us = 50 * kMillisecond;
   Time max_down_us = 2 * kSecond;
   double crash_leader_bias = 0.5;  // chance a crash picks the leader when there is one
+  // Chance, per crash, that the node's newest snapshot file suffers media
+  // corruption (only when it was taken locally and an older one exists, so a
+  // correct node can fall back to the older one plus its log).
+  double corrupt_snapshot = 0;
   // Disk: fsync latency range.
   Time min_fsync_us = 50;
   Time max_fsync_us = 1500;
@@ -65,10 +70,12 @@ struct RunOptions {
   uint64_t snapshot_every_entries = 0;  // 0 = chosen by the seed
   bool faults_from_seed = true;         // false: use `faults` as given
   FaultConfig faults;
+  bool disk_faults_from_seed = true;  // false: use `disk` as given
+  storage::SimEnvOptions disk;        // torn writes, fsync failures, bad reads
   // Engine settings; -1 = chosen by the seed, so a sweep covers each combination.
   int pre_vote = -1;
   int check_quorum = -1;
-  int lease_reads = -1;  // only with check_quorum
+  int lease_reads = -1;            // only with check_quorum
   int max_entries_per_append = 0;  // 0 = chosen by the seed
   int max_inflight_appends = 0;    // 0 = chosen by the seed
   bool trace = false;

@@ -15,7 +15,8 @@ namespace chorus::sim {
 
 class Network {
  public:
-  Network(int nodes, FaultConfig faults) : n_(nodes), faults_(faults), blocked_(nodes * nodes, false) {}
+  Network(int nodes, FaultConfig faults)
+      : n_(nodes), faults_(faults), blocked_(nodes * nodes, false) {}
 
   // The delivery delays for one message from -> to (node indexes): empty when
   // dropped, two entries when duplicated.

@@ -26,7 +26,8 @@ RunOptions quiet(uint64_t seed, int nodes = 3) {
   o.clients = -1;  // no random workload: the test is the only client
   o.keys = 1;
   o.faults_from_seed = false;
-  o.faults = FaultConfig{};  // reliable network, no partitions, no crashes
+  o.faults = FaultConfig{};         // reliable network, no partitions, no crashes
+  o.disk_faults_from_seed = false;  // a disk that loses only what was never synced
   o.faults.max_clock_skew = 1.0;
   o.snapshot_every_entries = 1000000;  // no snapshots unless the test wants them
   return o;
@@ -43,7 +44,8 @@ class RaftScenario : public ::testing::Test {
   Cluster<raft::Raft>& c() { return *cluster_; }
 
   size_t wait_for_leader(Time limit = 3 * kSecond) {
-    EXPECT_TRUE(c().run_until([&] { return c().leader().has_value(); }, limit)) << "no leader elected";
+    EXPECT_TRUE(c().run_until([&] { return c().leader().has_value(); }, limit))
+        << "no leader elected";
     return c().leader().value_or(0);
   }
   void expect_clean(RunReport r) {
@@ -52,7 +54,9 @@ class RaftScenario : public ::testing::Test {
   check::Operation put(size_t node, const std::string& key, const std::string& value) {
     return c().execute(node, OpKind::kPut, key, value);
   }
-  check::Operation get(size_t node, const std::string& key) { return c().execute(node, OpKind::kGet, key); }
+  check::Operation get(size_t node, const std::string& key) {
+    return c().execute(node, OpKind::kGet, key);
+  }
 
   std::unique_ptr<Cluster<raft::Raft>> cluster_;
 };
@@ -117,8 +121,8 @@ TEST_F(RaftScenario, FollowerFailureAndCatchUp) {
   c().crash(f);
   for (int i = 0; i < 30; ++i) ASSERT_EQ(put(l, "k1", std::to_string(i)).status, OpStatus::kOk);
   c().restart(f);
-  ASSERT_TRUE(c().run_until([&] { return c().state(f).applied_index() == c().state(l).applied_index(); },
-                            3 * kSecond));
+  ASSERT_TRUE(c().run_until(
+      [&] { return c().state(f).applied_index() == c().state(l).applied_index(); }, 3 * kSecond));
   EXPECT_EQ(c().state(f).get("k1"), std::optional<std::string>("29"));
   expect_clean(c().finish());
 }
@@ -141,13 +145,15 @@ TEST_F(RaftScenario, PartitionedOldLeaderUncommittedSuffixIsOverwritten) {
   const size_t next = *c().leader();
   ASSERT_EQ(put(next, "k1", "new").status, OpStatus::kOk);
   c().heal();
-  ASSERT_TRUE(c().run_until([&] { return c().state(old).applied_index() >= c().state(next).applied_index(); },
-                            3 * kSecond));
+  ASSERT_TRUE(c().run_until(
+      [&] { return c().state(old).applied_index() >= c().state(next).applied_index(); },
+      3 * kSecond));
   // The old suffix is gone: the old leader's log now matches the new leader's.
   const auto& ol = c().engine(old).log();
   const auto& nl = c().engine(next).log();
   EXPECT_GE(old_last, LogIndex(3));
-  for (LogIndex i = std::max(ol.first_index(), nl.first_index()); i <= nl.committed(); i = i.next()) {
+  for (LogIndex i = std::max(ol.first_index(), nl.first_index()); i <= nl.committed();
+       i = i.next()) {
     EXPECT_EQ(ol.at(i), nl.at(i)) << "index " << i;
   }
   EXPECT_EQ(c().state(old).get("k1"), std::optional<std::string>("new"));
@@ -163,7 +169,8 @@ TEST_F(RaftScenario, LeaderBacksUpOverFiftyDivergentEntriesQuickly) {
   const size_t old = wait_for_leader();
   ASSERT_EQ(put(old, "k1", "base").status, OpStatus::kOk);
   c().isolate(old);
-  for (int i = 0; i < 60; ++i) c().submit_async(old, OpKind::kPut, "k1", "stale" + std::to_string(i));
+  for (int i = 0; i < 60; ++i)
+    c().submit_async(old, OpKind::kPut, "k1", "stale" + std::to_string(i));
   c().run_for(20 * kMillisecond);
   ASSERT_GE(c().engine(old).log().last_index() - c().engine(old).log().committed(), 60u);
   ASSERT_TRUE(c().run_until(
@@ -173,21 +180,25 @@ TEST_F(RaftScenario, LeaderBacksUpOverFiftyDivergentEntriesQuickly) {
       },
       3 * kSecond));
   const size_t next = *c().leader();
-  for (int i = 0; i < 60; ++i) ASSERT_EQ(put(next, "k1", "fresh" + std::to_string(i)).status, OpStatus::kOk);
+  for (int i = 0; i < 60; ++i)
+    ASSERT_EQ(put(next, "k1", "fresh" + std::to_string(i)).status, OpStatus::kOk);
   // Each distinct rejected position is one backtracking step (duplicates are
   // in-flight appends and heartbeat probes rejected at the same position).
   std::set<uint64_t> probes;
   c().on_deliver([&](const raft::Message& m) {
-    if (auto* r = std::get_if<raft::AppendEntriesResponse>(&m.body); r && !r->success && m.from == c().engine(old).id()) {
+    if (auto* r = std::get_if<raft::AppendEntriesResponse>(&m.body);
+        r && !r->success && m.from == c().engine(old).id()) {
       probes.insert(r->rejected_index.value());
     }
   });
   c().heal();
-  ASSERT_TRUE(c().run_until([&] { return c().state(old).applied_index() == c().state(next).applied_index(); },
-                            3 * kSecond));
+  ASSERT_TRUE(c().run_until(
+      [&] { return c().state(old).applied_index() == c().state(next).applied_index(); },
+      3 * kSecond));
   // Fast backtracking skips a whole divergent term per round trip: a handful
   // of rejections, not one per divergent entry.
-  EXPECT_LE(probes.size(), 3u) << "backtracking took " << probes.size() << " steps over 60 divergent entries";
+  EXPECT_LE(probes.size(), 3u) << "backtracking took " << probes.size()
+                               << " steps over 60 divergent entries";
   EXPECT_EQ(c().state(old).get("k1"), std::optional<std::string>("fresh59"));
   expect_clean(c().finish());
 }
@@ -195,7 +206,8 @@ TEST_F(RaftScenario, LeaderBacksUpOverFiftyDivergentEntriesQuickly) {
 TEST_F(RaftScenario, CrashAndRestartOfAllNodesKeepsState) {
   make(quiet(7));
   const size_t l = wait_for_leader();
-  for (int i = 0; i < 10; ++i) ASSERT_EQ(put(l, "k1", "v" + std::to_string(i)).status, OpStatus::kOk);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_EQ(put(l, "k1", "v" + std::to_string(i)).status, OpStatus::kOk);
   for (size_t i = 0; i < 3; ++i) c().crash(i);
   c().run_for(100 * kMillisecond);
   for (size_t i = 0; i < 3; ++i) c().restart(i);
@@ -274,14 +286,15 @@ TEST_F(RaftScenario, SnapshotInstallToALaggingFollower) {
   const size_t f = (l + 1) % 3;
   c().crash(f);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(put(l, "k1", std::to_string(i)).status, OpStatus::kOk);
-  ASSERT_GT(c().engine(l).log().first_index(), LogIndex(2)) << "the leader should have compacted its log";
+  ASSERT_GT(c().engine(l).log().first_index(), LogIndex(2))
+      << "the leader should have compacted its log";
   int snapshots_sent = 0;
   c().on_deliver([&](const raft::Message& m) {
     if (std::holds_alternative<raft::InstallSnapshot>(m.body)) ++snapshots_sent;
   });
   c().restart(f);
-  ASSERT_TRUE(c().run_until([&] { return c().state(f).applied_index() == c().state(l).applied_index(); },
-                            3 * kSecond));
+  ASSERT_TRUE(c().run_until(
+      [&] { return c().state(f).applied_index() == c().state(l).applied_index(); }, 3 * kSecond));
   EXPECT_GE(snapshots_sent, 1);
   EXPECT_EQ(c().state(f).get("k1"), std::optional<std::string>("99"));
   expect_clean(c().finish());

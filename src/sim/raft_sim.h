@@ -39,11 +39,19 @@ struct EngineTraits<raft::Raft> {
   static std::vector<core::Entry> log_entries(const raft::Raft& r) {
     std::vector<core::Entry> out;
     const auto& log = r.log();
-    for (LogIndex i = log.first_index(); i <= log.last_index(); i = i.next()) out.push_back(log.at(i));
+    for (LogIndex i = log.first_index(); i <= log.last_index(); i = i.next())
+      out.push_back(log.at(i));
     return out;
   }
   static LogIndex commit_index(const raft::Raft& r) { return r.log().committed(); }
   static std::optional<Term> term_at(const raft::Raft& r, LogIndex i) { return r.log().term(i); }
+  // A successful append acknowledgement promises the follower holds its log
+  // through match_index durably: the leader may count it toward commitment.
+  static std::optional<LogIndex> promised_durable(const raft::Message& m) {
+    if (const auto* r = std::get_if<raft::AppendEntriesResponse>(&m.body); r && r->success)
+      return r->match_index;
+    return std::nullopt;
+  }
 };
 
 // Runs one seed. `trace` receives the trace lines when opts.trace is set.

@@ -18,6 +18,7 @@ int run_demo(uint64_t seed) {
   o.clients = -1;
   o.keys = 1;
   o.faults_from_seed = false;
+  o.disk_faults_from_seed = false;
   o.faults.min_delay_us = 200;
   o.faults.max_delay_us = 1500;
   o.snapshot_every_entries = 1000000;
@@ -43,7 +44,8 @@ int run_demo(uint64_t seed) {
   std::printf("\n-- n%zu leads; writing three values\n", leader + 1);
   for (int i = 1; i <= 3; ++i) {
     auto op = c.execute(leader, check::OpKind::kPut, "greeting", "hello-" + std::to_string(i));
-    std::printf("   SET greeting hello-%d -> %s\n", i, op.status == check::OpStatus::kOk ? "OK" : "not acknowledged");
+    std::printf("   SET greeting hello-%d -> %s\n", i,
+                op.status == check::OpStatus::kOk ? "OK" : "not acknowledged");
   }
   std::printf("\n-- crashing the leader n%zu\n", leader + 1);
   c.crash(leader);
@@ -53,7 +55,8 @@ int run_demo(uint64_t seed) {
     return 1;
   }
   const size_t next = *c.leader();
-  std::printf("\n-- n%zu took over; writing through a follower (forwarded to the leader)\n", next + 1);
+  std::printf("\n-- n%zu took over; writing through a follower (forwarded to the leader)\n",
+              next + 1);
   const size_t follower = (next + 1) % 3 == leader ? (next + 2) % 3 : (next + 1) % 3;
   auto w = c.execute(follower, check::OpKind::kPut, "greeting", "after-failover");
   std::printf("   SET greeting after-failover via n%zu -> %s\n", follower + 1,
@@ -64,8 +67,9 @@ int run_demo(uint64_t seed) {
   auto r = c.execute(leader, check::OpKind::kGet, "greeting");
   std::printf("   GET greeting on n%zu -> %s\n", leader + 1, r.output.c_str());
   RunReport rep = c.finish();
-  std::printf("\n-- checks: %s (linearizability, one leader per term, log matching, no lost writes)\n",
-              rep.violations.empty() ? "all passed" : "VIOLATIONS");
+  std::printf(
+      "\n-- checks: %s (linearizability, one leader per term, log matching, no lost writes)\n",
+      rep.violations.empty() ? "all passed" : "VIOLATIONS");
   for (const auto& v : rep.violations) std::printf("   %s\n", v.c_str());
   return rep.violations.empty() ? 0 : 1;
 }

@@ -66,24 +66,30 @@ sim::RunOptions options_for(const SimArgs& a, uint64_t seed) {
 void print_failure(const sim::RunReport& r) {
   std::printf("FAIL seed %llu\n%s\n", static_cast<unsigned long long>(r.seed), r.settings.c_str());
   for (const auto& v : r.violations) std::printf("  violation: %s\n", v.c_str());
-  std::printf("  replay: chorus sim --strategy raft --seed %llu --trace\n", static_cast<unsigned long long>(r.seed));
+  std::printf("  replay: chorus sim --strategy raft --seed %llu --trace\n",
+              static_cast<unsigned long long>(r.seed));
   std::fflush(stdout);
 }
 
 int run_one(const SimArgs& a) {
   sim::RunOptions o = options_for(a, a.seed);
   const auto t0 = std::chrono::steady_clock::now();
-  sim::RunReport r = sim::run_raft(o, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  sim::RunReport r =
+      sim::run_raft(o, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s\n", r.settings.c_str());
-  std::printf("ops: %llu ok, %llu failed, %llu unknown; entries committed %llu; leader changes %llu; crashes %llu; "
-              "partitions %llu; snapshots %llu; messages %llu (%llu dropped); events %llu\n",
-              (unsigned long long)r.ops_ok, (unsigned long long)r.ops_failed, (unsigned long long)r.ops_unknown,
-              (unsigned long long)r.entries_committed, (unsigned long long)r.leader_changes,
-              (unsigned long long)r.crashes, (unsigned long long)r.partitions, (unsigned long long)r.snapshots,
-              (unsigned long long)r.messages_sent, (unsigned long long)r.messages_dropped,
-              (unsigned long long)r.events);
-  std::printf("simulated %.3fs in %.3fs wall (%.0fx real time)\n", static_cast<double>(r.sim_time_us) / 1e6, wall,
+  std::printf(
+      "ops: %llu ok, %llu failed, %llu unknown; entries committed %llu; leader changes %llu; "
+      "crashes %llu; "
+      "partitions %llu; snapshots %llu; messages %llu (%llu dropped); events %llu\n",
+      (unsigned long long)r.ops_ok, (unsigned long long)r.ops_failed,
+      (unsigned long long)r.ops_unknown, (unsigned long long)r.entries_committed,
+      (unsigned long long)r.leader_changes, (unsigned long long)r.crashes,
+      (unsigned long long)r.partitions, (unsigned long long)r.snapshots,
+      (unsigned long long)r.messages_sent, (unsigned long long)r.messages_dropped,
+      (unsigned long long)r.events);
+  std::printf("simulated %.3fs in %.3fs wall (%.0fx real time)\n",
+              static_cast<double>(r.sim_time_us) / 1e6, wall,
               static_cast<double>(r.sim_time_us) / 1e6 / wall);
   for (const auto& v : r.violations) std::printf("violation: %s\n", v.c_str());
   std::printf("seeds: 1, violations: %zu\n", r.violations.empty() ? size_t{0} : size_t{1});
@@ -94,7 +100,8 @@ int run_sweep(const SimArgs& a) {
   uint64_t first = 0;
   uint64_t last = 0;
   if (!parse_range(a.seeds, first, last)) {
-    std::fprintf(stderr, "chorus sim: --seeds must be N or A..B with A <= B, got '%s'\n", a.seeds.c_str());
+    std::fprintf(stderr, "chorus sim: --seeds must be N or A..B with A <= B, got '%s'\n",
+                 a.seeds.c_str());
     return 2;
   }
   const int jobs = a.jobs > 0 ? a.jobs : std::max(1u, std::thread::hardware_concurrency());
@@ -130,13 +137,16 @@ int run_sweep(const SimArgs& a) {
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (a.bench) {
-    std::printf("bench: %llu seeds, %llu client ops, %.1fs simulated in %.2fs wall on %d threads: "
-                "%.0f ops/s wall, %.0fx real time per thread\n",
-                (unsigned long long)total, (unsigned long long)ops.load(), static_cast<double>(sim_us.load()) / 1e6,
-                wall, jobs, static_cast<double>(ops.load()) / wall,
-                static_cast<double>(sim_us.load()) / 1e6 / (wall * jobs));
+    std::printf(
+        "bench: %llu seeds, %llu client ops, %.1fs simulated in %.2fs wall on %d threads: "
+        "%.0f ops/s wall, %.0fx real time per thread\n",
+        (unsigned long long)total, (unsigned long long)ops.load(),
+        static_cast<double>(sim_us.load()) / 1e6, wall, jobs,
+        static_cast<double>(ops.load()) / wall,
+        static_cast<double>(sim_us.load()) / 1e6 / (wall * jobs));
   }
-  std::printf("seeds: %llu, violations: %llu\n", (unsigned long long)total, (unsigned long long)failed.load());
+  std::printf("seeds: %llu, violations: %llu\n", (unsigned long long)total,
+              (unsigned long long)failed.load());
   if (a.expect_violations) return failed > 0 ? 0 : 1;
   return failed == 0 ? 0 : 1;
 }
@@ -145,21 +155,27 @@ int run_sweep(const SimArgs& a) {
 
 void add_sim_command(CLI::App& app) {
   auto args = std::make_shared<SimArgs>();
-  CLI::App* sim = app.add_subcommand("sim", "Run the deterministic simulator (one seed, or a sweep)");
+  CLI::App* sim =
+      app.add_subcommand("sim", "Run the deterministic simulator (one seed, or a sweep)");
   sim->add_option("--strategy", args->strategy, "Replication engine to simulate")
       ->check(CLI::IsMember({"raft"}))
       ->capture_default_str();
   auto* seeds = sim->add_option("--seeds", args->seeds, "Sweep seeds A..B (or one seed N)");
-  auto* seed = sim->add_option("--seed", args->seed, "Replay one seed, printing its settings and statistics");
+  auto* seed = sim->add_option("--seed", args->seed,
+                               "Replay one seed, printing its settings and statistics");
   seeds->excludes(seed);
-  sim->add_flag("--demo", args->demo, "A narrated 3-node cluster: election, writes, leader crash, re-election");
-  sim->add_flag("--trace", args->trace, "With --seed: print every message, election, commit and fault");
-  sim->add_flag("--bench", args->bench, "With --seeds: report simulated operations per wall second");
+  sim->add_flag("--demo", args->demo,
+                "A narrated 3-node cluster: election, writes, leader crash, re-election");
+  sim->add_flag("--trace", args->trace,
+                "With --seed: print every message, election, commit and fault");
+  sim->add_flag("--bench", args->bench,
+                "With --seeds: report simulated operations per wall second");
   sim->add_flag("--quiet", args->quiet, "No progress lines on stderr");
   sim->add_flag("--expect-violations", args->expect_violations,
                 "Exit 0 only if the sweep finds a violation (for testing planted bugs)");
   sim->add_option("--jobs,-j", args->jobs, "Seeds simulated in parallel (default: one per core)");
-  sim->add_option("--nodes", args->nodes, "Cluster size (default: the seed picks 3 or 5)")->check(CLI::Range(1, 9));
+  sim->add_option("--nodes", args->nodes, "Cluster size (default: the seed picks 3 or 5)")
+      ->check(CLI::Range(1, 9));
   sim->add_flag("--lease-reads", args->lease_reads, "Serve reads under a leader lease");
   sim->add_option("--safety-seconds", args->safety_s, "Simulated seconds of faults before healing")
       ->check(CLI::Range(0.1, 3600.0))

@@ -11,7 +11,9 @@
 namespace chorus::core {
 
 // Members needed for a majority of n voters. Precondition: n >= 1.
-constexpr size_t majority(size_t n) { return n / 2 + 1; }
+constexpr size_t majority(size_t n) {
+  return n / 2 + 1;
+}
 
 // The largest value v such that a majority of `acked` values are >= v: the
 // committed index given every voter's match index, or the read round every

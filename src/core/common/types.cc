@@ -4,22 +4,32 @@ namespace chorus::core {
 
 std::string_view role_name(Role r) {
   switch (r) {
-    case Role::kFollower: return "follower";
-    case Role::kPreCandidate: return "pre-candidate";
-    case Role::kCandidate: return "candidate";
-    case Role::kLeader: return "leader";
+    case Role::kFollower:
+      return "follower";
+    case Role::kPreCandidate:
+      return "pre-candidate";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
   }
   return "?";
 }
 
 std::string_view propose_status_name(ProposeStatus s) {
   switch (s) {
-    case ProposeStatus::kAccepted: return "accepted";
-    case ProposeStatus::kForwarded: return "forwarded";
-    case ProposeStatus::kNotLeader: return "not-leader";
-    case ProposeStatus::kNoLeader: return "no-leader";
-    case ProposeStatus::kTooMuchUncommitted: return "too-much-uncommitted";
-    case ProposeStatus::kDropped: return "dropped";
+    case ProposeStatus::kAccepted:
+      return "accepted";
+    case ProposeStatus::kForwarded:
+      return "forwarded";
+    case ProposeStatus::kNotLeader:
+      return "not-leader";
+    case ProposeStatus::kNoLeader:
+      return "no-leader";
+    case ProposeStatus::kTooMuchUncommitted:
+      return "too-much-uncommitted";
+    case ProposeStatus::kDropped:
+      return "dropped";
   }
   return "?";
 }

@@ -37,13 +37,15 @@ struct Entry {
 };
 
 // Approximate in-memory/wire size of an entry, used for byte limits.
-inline size_t entry_bytes(const Entry& e) { return e.data.size() + 24; }
+inline size_t entry_bytes(const Entry& e) {
+  return e.data.size() + 24;
+}
 
 // State that must be durable before any message that depends on it is sent.
 struct HardState {
-  Term term;          // current_term
-  NodeId voted_for;   // kNoNode when no vote was cast in `term`
-  LogIndex commit;    // highest index known committed (an optimisation; may lag)
+  Term term;         // current_term
+  NodeId voted_for;  // kNoNode when no vote was cast in `term`
+  LogIndex commit;   // highest index known committed (an optimisation; may lag)
 
   bool operator==(const HardState&) const = default;
 };
@@ -86,20 +88,20 @@ struct ReadState {
 // The immediate outcome of propose() / read_index(), and the later outcome of
 // a request the core had accepted but then had to drop (Ready::outcomes).
 enum class ProposeStatus : uint8_t {
-  kAccepted,           // appended to the leader's log (index/term set) or queued as a read
-  kForwarded,          // sent to the leader (leader set); completion is seen on apply
-  kNotLeader,          // forwarding is off or impossible; leader holds a hint (may be kNoNode)
-  kNoLeader,           // no leader is known right now; try again later
-  kTooMuchUncommitted, // the leader's uncommitted bytes limit is reached; back off
-  kDropped,            // accepted earlier, now abandoned (e.g. leadership lost)
+  kAccepted,            // appended to the leader's log (index/term set) or queued as a read
+  kForwarded,           // sent to the leader (leader set); completion is seen on apply
+  kNotLeader,           // forwarding is off or impossible; leader holds a hint (may be kNoNode)
+  kNoLeader,            // no leader is known right now; try again later
+  kTooMuchUncommitted,  // the leader's uncommitted bytes limit is reached; back off
+  kDropped,             // accepted earlier, now abandoned (e.g. leadership lost)
 };
 std::string_view propose_status_name(ProposeStatus s);
 
 struct ProposeResult {
   ProposeStatus status = ProposeStatus::kAccepted;
-  NodeId leader;       // the leader, when known
-  LogIndex index;      // for kAccepted proposals: where the entry sits
-  Term term;           // for kAccepted proposals: the leader's term
+  NodeId leader;   // the leader, when known
+  LogIndex index;  // for kAccepted proposals: where the entry sits
+  Term term;       // for kAccepted proposals: the leader's term
 };
 
 // A later outcome for a request identified by the host's id (reads: ctx).

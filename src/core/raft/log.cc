@@ -123,7 +123,8 @@ void RaftLog::compact(LogIndex compact_to) {
   if (compact_to <= snapshot_.index) return;
   CHORUS_ASSERT(compact_to <= applied_ && compact_to <= stable_);
   const Term t = *term(compact_to);
-  entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(compact_to - snapshot_.index));
+  entries_.erase(entries_.begin(),
+                 entries_.begin() + static_cast<std::ptrdiff_t>(compact_to - snapshot_.index));
   snapshot_ = SnapshotMeta{compact_to, t};
 }
 

@@ -13,7 +13,9 @@ struct Overloaded : Ts... {
 std::string_view message_name(const Body& b) {
   return std::visit(
       Overloaded{
-          [](const RequestVote& m) -> std::string_view { return m.pre_vote ? "PreVote" : "RequestVote"; },
+          [](const RequestVote& m) -> std::string_view {
+            return m.pre_vote ? "PreVote" : "RequestVote";
+          },
           [](const RequestVoteResponse& m) -> std::string_view {
             return m.pre_vote ? "PreVoteResponse" : "RequestVoteResponse";
           },
@@ -37,7 +39,9 @@ std::string describe(const Message& m) {
           [](const RequestVote& v) {
             return fmt::format("last={}/{}", v.last_log_index.value(), v.last_log_term.value());
           },
-          [](const RequestVoteResponse& v) { return std::string(v.granted ? "granted" : "rejected"); },
+          [](const RequestVoteResponse& v) {
+            return std::string(v.granted ? "granted" : "rejected");
+          },
           [](const AppendEntries& a) {
             return fmt::format("prev={}/{} n={} commit={}", a.prev_log_index.value(),
                                a.prev_log_term.value(), a.entries.size(), a.leader_commit.value());
@@ -52,7 +56,8 @@ std::string describe(const Message& m) {
           },
           [](const HeartbeatResponse& h) { return fmt::format("round={}", h.read_round); },
           [](const InstallSnapshot& s) {
-            return fmt::format("snap={}/{}", s.snapshot.meta.index.value(), s.snapshot.meta.term.value());
+            return fmt::format("snap={}/{}", s.snapshot.meta.index.value(),
+                               s.snapshot.meta.term.value());
           },
           [](const ForwardProposals& p) { return fmt::format("n={}", p.data.size()); },
           [](const ReadIndexRequest& r) { return fmt::format("ctx={}", r.ctx); },

@@ -45,7 +45,7 @@ struct AppendEntriesResponse {
 };
 
 struct Heartbeat {
-  LogIndex commit;    // min(follower's match index, leader commit): never past what it holds
+  LogIndex commit;          // min(follower's match index, leader commit): never past what it holds
   uint64_t read_round = 0;  // ReadIndex / lease round this heartbeat confirms
 };
 

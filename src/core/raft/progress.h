@@ -20,24 +20,28 @@ namespace chorus::raft {
 struct Progress {
   enum class Mode : uint8_t { kProbe, kReplicate, kSnapshot };
 
-  explicit Progress(LogIndex next, size_t max_inflight) : next_index(next), inflights(max_inflight) {}
+  explicit Progress(LogIndex next, size_t max_inflight)
+      : next_index(next), inflights(max_inflight) {}
 
   // Invariant: match_index < next_index.
   LogIndex match_index;
   LogIndex next_index;
   Mode mode = Mode::kProbe;
-  bool probe_sent = false;          // kProbe: an append is outstanding
-  core::Inflights inflights;        // kReplicate: pipelined appends
-  LogIndex pending_snapshot;        // kSnapshot: index of the snapshot sent
+  bool probe_sent = false;    // kProbe: an append is outstanding
+  core::Inflights inflights;  // kReplicate: pipelined appends
+  LogIndex pending_snapshot;  // kSnapshot: index of the snapshot sent
   uint32_t snapshot_elapsed_ticks = 0;
-  uint64_t last_heard_tick = 0;     // leader's tick of this follower's last answer (CheckQuorum)
-  uint64_t acked_read_round = 0;    // highest heartbeat round acknowledged
+  uint64_t last_heard_tick = 0;   // leader's tick of this follower's last answer (CheckQuorum)
+  uint64_t acked_read_round = 0;  // highest heartbeat round acknowledged
 
   bool paused() const {
     switch (mode) {
-      case Mode::kProbe: return probe_sent;
-      case Mode::kReplicate: return inflights.full();
-      case Mode::kSnapshot: return true;
+      case Mode::kProbe:
+        return probe_sent;
+      case Mode::kReplicate:
+        return inflights.full();
+      case Mode::kSnapshot:
+        return true;
     }
     return true;
   }

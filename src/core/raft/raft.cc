@@ -22,9 +22,14 @@ struct Overloaded : Ts... {
 // before the Ready is persisted: the leader's appends, heartbeats and
 // snapshots (thesis §10.2.1), and a follower's forwarded requests.
 bool may_send_before_persist(const Body& b) {
+#ifdef CHORUS_PLANTED_BUG_ACK_BEFORE_DURABLE
+  if (std::holds_alternative<AppendEntriesResponse>(b)) return true;
+#endif
   return std::holds_alternative<AppendEntries>(b) || std::holds_alternative<Heartbeat>(b) ||
-         std::holds_alternative<InstallSnapshot>(b) || std::holds_alternative<ForwardProposals>(b) ||
-         std::holds_alternative<ReadIndexRequest>(b) || std::holds_alternative<ReadIndexResponse>(b);
+         std::holds_alternative<InstallSnapshot>(b) ||
+         std::holds_alternative<ForwardProposals>(b) ||
+         std::holds_alternative<ReadIndexRequest>(b) ||
+         std::holds_alternative<ReadIndexResponse>(b);
 }
 }  // namespace
 
@@ -33,9 +38,11 @@ Status Config::validate() const {
   if (std::find(voters.begin(), voters.end(), id) == voters.end()) {
     return Status::invalid_argument("raft: voters must include the node itself");
   }
-  if (election_timeout_ticks < 2) return Status::invalid_argument("raft: election_timeout_ticks must be >= 2");
+  if (election_timeout_ticks < 2)
+    return Status::invalid_argument("raft: election_timeout_ticks must be >= 2");
   if (heartbeat_interval_ticks == 0 || heartbeat_interval_ticks >= election_timeout_ticks) {
-    return Status::invalid_argument("raft: heartbeat_interval_ticks must be in [1, election_timeout_ticks)");
+    return Status::invalid_argument(
+        "raft: heartbeat_interval_ticks must be in [1, election_timeout_ticks)");
   }
   if (lease_reads && !check_quorum) {
     return Status::invalid_argument("raft: lease_reads requires check_quorum");
@@ -50,8 +57,7 @@ Status Config::validate() const {
   return Status::ok();
 }
 
-Raft::Raft(Config cfg, Prng prng, core::PersistentState state)
-    : cfg_(std::move(cfg)), prng_(prng) {
+Raft::Raft(Config cfg, Prng prng, core::PersistentState state) : cfg_(std::move(cfg)), prng_(prng) {
   Status st = cfg_.validate();
   CHORUS_ASSERT_MSG(st.is_ok(), st.message().c_str());
   std::sort(cfg_.voters.begin(), cfg_.voters.end());
@@ -87,7 +93,9 @@ Role Raft::role() const {
                     role_);
 }
 
-core::SoftState Raft::soft_state() const { return {role(), term_, leader_}; }
+core::SoftState Raft::soft_state() const {
+  return {role(), term_, leader_};
+}
 
 std::optional<Progress> Raft::progress(NodeId peer) const {
   if (auto* l = std::get_if<Leader>(&role_)) {
@@ -190,8 +198,8 @@ void Raft::campaign(bool pre_vote) {
   }
   for (NodeId v : cfg_.voters) {
     if (v == cfg_.id) continue;
-    msgs_after_persist_.push_back(Message{cfg_.id, v, vote_term,
-                                          RequestVote{log_.last_index(), log_.last_term(), pre_vote}});
+    msgs_after_persist_.push_back(
+        Message{cfg_.id, v, vote_term, RequestVote{log_.last_index(), log_.last_term(), pre_vote}});
   }
 }
 
@@ -276,11 +284,11 @@ bool Raft::step_stale_or_newer_term(const Message& m) {
     if (rv != nullptr) {
       // Leader stickiness (thesis §4.2.3, needed for CheckQuorum and leases):
       // while we hear from a leader, ignore candidates.
-      const bool in_lease =
-          cfg_.check_quorum && leader_ != kNoNode && election_elapsed_ticks_ < cfg_.election_timeout_ticks;
+      const bool in_lease = cfg_.check_quorum && leader_ != kNoNode &&
+                            election_elapsed_ticks_ < cfg_.election_timeout_ticks;
       if (in_lease || now_ticks_ < no_vote_until_tick_) return true;
     }
-    if (rv != nullptr && rv->pre_vote) return false;                // a pre-vote changes no term
+    if (rv != nullptr && rv->pre_vote) return false;  // a pre-vote changes no term
     if (rvr != nullptr && rvr->pre_vote && rvr->granted) return false;  // nor does its grant
     const bool from_leader = std::holds_alternative<AppendEntries>(m.body) ||
                              std::holds_alternative<Heartbeat>(m.body) ||
@@ -291,7 +299,8 @@ bool Raft::step_stale_or_newer_term(const Message& m) {
   if (m.term < term_) {
     // A stale leader (e.g. one that was partitioned) learns the new term from
     // our answer and steps down; with PreVote it would otherwise never hear it.
-    if (std::holds_alternative<AppendEntries>(m.body) || std::holds_alternative<Heartbeat>(m.body)) {
+    if (std::holds_alternative<AppendEntries>(m.body) ||
+        std::holds_alternative<Heartbeat>(m.body)) {
       send(m.from, AppendEntriesResponse{});
     } else if (rv != nullptr && rv->pre_vote) {
       send(m.from, RequestVoteResponse{false, true});
@@ -333,7 +342,9 @@ void Raft::step_follower(const Message& m) {
                  [&](const AppendEntries& a) { handle_append(m, a); },
                  [&](const Heartbeat& h) { handle_heartbeat(m, h); },
                  [&](const InstallSnapshot& s) { handle_snapshot(m, s); },
-                 [&](const ReadIndexResponse& r) { reads_.push_back({r.ctx, r.index}); },
+                 [&](const ReadIndexResponse& r) {
+                   reads_.push_back({r.ctx, r.index});
+                 },
                  [](const auto&) {},  // not for a follower: stale or misdirected, ignored
              },
              m.body);
@@ -415,8 +426,8 @@ void Raft::handle_append(const Message& m, const AppendEntries& a) {
     // Raft §5.3 rule 2: reject. The hint names the last index at or before
     // the leader's prev whose term is <= the leader's prev term, so the leader
     // can skip a whole divergent term per round trip.
-    LogIndex hint_index =
-        log_.last_index_with_term_at_most(a.prev_log_term, std::min(a.prev_log_index, log_.last_index()));
+    LogIndex hint_index = log_.last_index_with_term_at_most(
+        a.prev_log_term, std::min(a.prev_log_index, log_.last_index()));
     Term hint_term = *log_.term(hint_index);
     send(m.from, AppendEntriesResponse{false, {}, a.prev_log_index, hint_term, hint_index});
     return;
@@ -558,11 +569,13 @@ void Raft::handle_append_response(Leader& l, const Message& m, const AppendEntri
   Progress& pr = it->second;
   pr.last_heard_tick = now_ticks_;
   if (!r.success) {
-    if (r.rejected_index == LogIndex(0) && r.conflict_index == LogIndex(0)) return;  // stale-term reply
+    if (r.rejected_index == LogIndex(0) && r.conflict_index == LogIndex(0))
+      return;  // stale-term reply
     // The leader's side of fast backtracking: the last index at or before the
     // follower's hint whose term is <= the follower's term there.
     LogIndex probe = r.conflict_index;
-    if (r.conflict_term > Term(0)) probe = log_.last_index_with_term_at_most(r.conflict_term, r.conflict_index);
+    if (r.conflict_term > Term(0))
+      probe = log_.last_index_with_term_at_most(r.conflict_term, r.conflict_index);
     if (pr.maybe_decrease(r.rejected_index, probe)) {
       if (pr.mode == Progress::Mode::kReplicate) pr.become_probe();
       maybe_send_append(m.from, pr, true);
@@ -571,14 +584,19 @@ void Raft::handle_append_response(Leader& l, const Message& m, const AppendEntri
   }
   const bool updated = pr.maybe_update(r.match_index);
   // Any success answering our probe unblocks the probe, even without progress.
-  if (pr.mode == Progress::Mode::kProbe && r.match_index >= pr.next_index.prev()) pr.probe_sent = false;
+  if (pr.mode == Progress::Mode::kProbe && r.match_index >= pr.next_index.prev())
+    pr.probe_sent = false;
   if (updated) {
     switch (pr.mode) {
-      case Progress::Mode::kProbe: pr.become_replicate(); break;
+      case Progress::Mode::kProbe:
+        pr.become_replicate();
+        break;
       case Progress::Mode::kSnapshot:
         if (pr.match_index >= pr.pending_snapshot) pr.become_replicate();
         break;
-      case Progress::Mode::kReplicate: pr.inflights.free_to(pr.match_index); break;
+      case Progress::Mode::kReplicate:
+        pr.inflights.free_to(pr.match_index);
+        break;
     }
     if (maybe_commit(l)) l.broadcast_pending = true;
   }
@@ -629,7 +647,8 @@ bool Raft::maybe_commit(Leader& l) {
 }
 
 void Raft::on_commit_advanced(Leader& l, LogIndex old_commit) {
-  for (LogIndex i = std::max(old_commit.next(), log_.first_index()); i <= log_.committed(); i = i.next()) {
+  for (LogIndex i = std::max(old_commit.next(), log_.first_index()); i <= log_.committed();
+       i = i.next()) {
     const size_t b = log_.at(i).data.size();
     l.uncommitted_bytes = l.uncommitted_bytes > b ? l.uncommitted_bytes - b : 0;
   }
@@ -773,7 +792,8 @@ void Raft::compact(core::SnapshotRef snap) {
   CHORUS_ASSERT(log_.term(snap.meta.index) == std::optional<Term>(snap.meta.term));
   snapshot_ = std::move(snap);
   const uint64_t keep = cfg_.snapshot_trailing_entries;
-  const LogIndex target = snapshot_->meta.index.value() > keep ? snapshot_->meta.index - keep : LogIndex(0);
+  const LogIndex target =
+      snapshot_->meta.index.value() > keep ? snapshot_->meta.index - keep : LogIndex(0);
   log_.compact(std::min(target, log_.stable()));
 }
 

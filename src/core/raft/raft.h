@@ -129,13 +129,13 @@ class Raft {
     bool broadcast_pending = false;       // new entries or commit to send at ready()
     bool heartbeat_pending = false;       // reads are waiting for a round
     uint32_t heartbeat_elapsed_ticks = 0;
-    uint64_t read_round = 0;              // last heartbeat round sent
-    std::deque<PendingRead> reads;        // waiting for a round to be confirmed
+    uint64_t read_round = 0;                       // last heartbeat round sent
+    std::deque<PendingRead> reads;                 // waiting for a round to be confirmed
     std::vector<PendingRead> reads_before_commit;  // waiting for the first commit in this term
     std::map<uint64_t, uint64_t> round_sent_tick;  // round -> tick it was sent (bounded)
     uint64_t lease_until_tick = 0;
     size_t uncommitted_bytes = 0;
-    LogIndex term_start_index;            // index of this term's no-op
+    LogIndex term_start_index;  // index of this term's no-op
   };
   using RoleState = std::variant<Follower, PreCandidate, Candidate, Leader>;
 
@@ -189,10 +189,10 @@ class Raft {
   uint32_t election_elapsed_ticks_ = 0;  // follower/candidate: since last heard; leader: stickiness
   uint32_t randomized_election_timeout_ticks_ = 0;
   uint64_t now_ticks_ = 0;
-  uint64_t no_vote_until_tick_ = 0;  // lease_reads: ignore candidates after a restart
-  std::optional<core::SnapshotRef> snapshot_;          // latest snapshot, for lagging followers
-  std::optional<core::SnapshotRef> pending_install_;   // received, to hand to the host
-  std::vector<std::string> forward_buffer_;            // proposals to forward at ready()
+  uint64_t no_vote_until_tick_ = 0;            // lease_reads: ignore candidates after a restart
+  std::optional<core::SnapshotRef> snapshot_;  // latest snapshot, for lagging followers
+  std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
+  std::vector<std::string> forward_buffer_;           // proposals to forward at ready()
 
   // Output waiting for the next Ready.
   std::vector<Message> msgs_;

@@ -335,6 +335,11 @@ Status Wal::compact(LogIndex through) {
   return Status::ok();
 }
 
+Status Wal::replace_with_snapshot(LogIndex through) {
+  if (!healthy()) return refuse();
+  return reset(through);
+}
+
 // Deletes every segment; the log continues at through+1.
 Status Wal::reset(LogIndex through) {
   buffer_.clear();
@@ -344,9 +349,12 @@ Status Wal::reset(LogIndex through) {
     if (!closed.is_ok()) return fail(closed);
   }
   if (!segments_.empty()) next_seq_ = segments_.back().seq + 1;
+  // Newest first: a crash leaves a prefix of the old log, which the snapshot
+  // covers or which ends before it (replace_with_snapshot), never a stale
+  // suffix beyond the snapshot that recovery would bring back.
   while (!segments_.empty()) {
-    CHORUS_RETURN_IF_ERROR(remove_segment_durably(segments_.front()));
-    segments_.erase(segments_.begin());
+    CHORUS_RETURN_IF_ERROR(remove_segment_durably(segments_.back()));
+    segments_.pop_back();
   }
   file_dirty_ = false;
   dir_dirty_ = false;

@@ -129,6 +129,11 @@ class Wal {
   Status sync();
   // Deletes whole segments whose entries are all <= through (see the class comment).
   Status compact(LogIndex through);
+  // The whole log is replaced by a snapshot through `through` received from a
+  // leader (Raft §7: a follower whose log does not match the snapshot discards
+  // it): every segment is deleted and the log continues at through+1.
+  // Precondition: that snapshot is durable.
+  Status replace_with_snapshot(LogIndex through);
 
   // Entries [lo, hi), read back from disk and verified.
   // Precondition-checked: first_index() <= lo <= hi <= last_index()+1.

@@ -1,0 +1,96 @@
+// ReplicaStorage: everything one replica of a log-based engine keeps on disk
+// — the write-ahead log of entries, the double-buffered metadata file (term,
+// vote, commit) and the state-machine snapshots — behind the two operations
+// the Ready contract needs: "persist this Ready" and "recover after a crash".
+//
+// Layout under `dir`: wal/ (wal.md), meta (metadata.md), snapshots/ (snapshot.md).
+//
+// persist() order, so that a crash at any point leaves a state the core can
+// restart from without losing anything it promised:
+//   1. a snapshot received from the leader is written (temp file, fsync,
+//      rename, directory fsync) and the log it covers is dropped;
+//   2. entries are appended (a conflicting suffix is truncated first) and the
+//      log is fdatasynced once for the whole batch (group commit);
+//   3. the hard state is saved (alternate metadata copy, fdatasync).
+// Only when persist() returns OK may the host send messages_after_persist.
+//
+// Recovery (open): the newest snapshot that verifies is loaded (a corrupt
+// one is reported and skipped); the log is opened and verified (a torn tail
+// of the last segment is cut and reported; other damage stops with the file
+// and offset); the log must reach the snapshot, else open fails — a gap
+// would silently lose entries. Because save_snapshot() keeps the log back to
+// the previous snapshot, a corrupt newest snapshot still leaves a complete
+// state: the previous snapshot plus the log after it.
+//
+// Fail-stop: after any failed write or sync, every later persist fails
+// (healthy() is false). The node must stop and recover; it never retries.
+//
+// Thread-safety: none; one thread (the node's driver) owns it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "core/common/types.h"
+#include "storage/env/env.h"
+#include "storage/snapshot/snapshot_store.h"
+#include "storage/wal/metadata.h"
+#include "storage/wal/wal.h"
+
+namespace chorus::storage {
+
+struct ReplicaStorageOptions {
+  WalOptions wal;
+  SnapshotStoreOptions snapshots;
+};
+
+// What recovery found.
+struct Recovered {
+  core::HardState hard_state;
+  std::optional<core::SnapshotRef> snapshot;  // with its data, verified
+  std::vector<core::Entry> entries;           // contiguous, after the snapshot
+  std::vector<std::string> notes;             // torn tails cut, snapshots rejected: log these
+};
+
+class ReplicaStorage {
+ public:
+  static Result<std::unique_ptr<ReplicaStorage>> open(Env* env, std::string dir,
+                                                      ReplicaStorageOptions options = {});
+
+  // Valid after open(); consumed by the first call.
+  Recovered take_recovered() { return std::move(recovered_); }
+
+  // Makes a Ready's snapshot, entries and hard state durable, in that order.
+  Status persist(const std::optional<core::SnapshotRef>& snapshot,
+                 std::span<const core::Entry> entries,
+                 const std::optional<core::HardState>& hard_state);
+
+  // The local state machine's snapshot through meta.index: written durably,
+  // then the log segments it covers are deleted.
+  Status save_snapshot(core::SnapshotMeta meta, std::string_view data);
+
+  bool healthy() const { return failure_.is_ok(); }
+  const Status& failure() const { return failure_; }
+  LogIndex durable_index() const { return wal_->durable_index(); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  ReplicaStorage(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+  Status recover(const ReplicaStorageOptions& options);
+  Status fail(Status cause);
+
+  Env* env_;
+  std::string dir_;
+  std::unique_ptr<MetadataFile> meta_;
+  std::unique_ptr<SnapshotStore> snapshots_;
+  std::unique_ptr<Wal> wal_;
+  Recovered recovered_;
+  LogIndex compactable_through_;  // the snapshot before the newest: the log is kept after it
+  Status failure_;
+};
+
+}  // namespace chorus::storage
