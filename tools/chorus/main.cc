@@ -4,10 +4,15 @@
 
 #include "sim_command.h"
 
+namespace chorus::tools {
+void add_wal_dump_command(CLI::App& app);
+}  // namespace chorus::tools
+
 int main(int argc, char** argv) {
   CLI::App app{"chorus: a replicated key-value store - operator and developer tools"};
   app.require_subcommand(1);
   chorus::tools::add_sim_command(app);
+  chorus::tools::add_wal_dump_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
