@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-fast test-asan run sweep sweep-long bench format clean
+.PHONY: all deps build build-asan test test-fast test-asan run sweep bench fuzz format clean
 
 all: build
 
@@ -40,6 +40,11 @@ run: deps
 SEEDS ?= 1..10000
 sweep: build
 	@$(BUILD)/bin/chorus sim --strategy raft --seeds $(SEEDS)
+
+# libFuzzer targets (RESP parser, peer frame decoder), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/fuzz $(FUZZ_SECONDS)
 
 bench: build
 	@scripts/bench

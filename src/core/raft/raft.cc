@@ -118,7 +118,7 @@ void Raft::reset_election_timer() {
       prng_.uniform(cfg_.election_timeout_ticks, 2 * cfg_.election_timeout_ticks - 1));
 }
 
-void Raft::become_follower(Term term, NodeId leader) {
+void Raft::become_follower(Term term, NodeId leader, bool reset_timer) {
   if (auto* l = std::get_if<Leader>(&role_)) {
     // Reads waiting for confirmation can no longer be confirmed by us.
     for (const auto& r : l->reads_before_commit) {
@@ -135,7 +135,7 @@ void Raft::become_follower(Term term, NodeId leader) {
   }
   role_ = Follower{};
   leader_ = leader;
-  reset_election_timer();
+  if (reset_timer) reset_election_timer();
 }
 
 void Raft::become_pre_candidate() {
@@ -254,7 +254,7 @@ ProposeResult Raft::propose(std::string data) {
   return {ProposeStatus::kForwarded, leader_, {}, {}};
 }
 
-ProposeResult Raft::read_index(uint64_t ctx) {
+ProposeResult Raft::read_index(uint64_t ctx, ReadMode mode) {
   if (auto* l = std::get_if<Leader>(&role_)) {
     if (!committed_in_current_term()) {
       // Thesis §6.4 step 1: the commit index is only known to be current once
@@ -262,7 +262,7 @@ ProposeResult Raft::read_index(uint64_t ctx) {
       l->reads_before_commit.push_back(PendingRead{cfg_.id, ctx, {}, 0});
       return {ProposeStatus::kAccepted, cfg_.id, {}, term_};
     }
-    if (cfg_.lease_reads && now_ticks_ < l->lease_until_tick) {
+    if (cfg_.lease_reads && mode != ReadMode::kReadIndex && now_ticks_ < l->lease_until_tick) {
       reads_.push_back({ctx, log_.committed()});
       return {ProposeStatus::kAccepted, cfg_.id, log_.committed(), term_};
     }
@@ -293,7 +293,11 @@ bool Raft::step_stale_or_newer_term(const Message& m) {
     const bool from_leader = std::holds_alternative<AppendEntries>(m.body) ||
                              std::holds_alternative<Heartbeat>(m.body) ||
                              std::holds_alternative<InstallSnapshot>(m.body);
-    become_follower(m.term, from_leader ? m.from : kNoNode);
+    // Raft Figure 2: a follower's election timer restarts only on hearing from
+    // the current leader or granting a vote. A candidate's higher term alone
+    // must not restart it, or a node that keeps losing elections (stale log,
+    // fast clock) would hold everyone else's timers back forever.
+    become_follower(m.term, from_leader ? m.from : kNoNode, /*reset_timer=*/from_leader);
     return false;
   }
   if (m.term < term_) {

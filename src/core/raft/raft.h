@@ -95,7 +95,12 @@ class Raft {
   void step(const Message& m);
   void tick();
   ProposeResult propose(std::string data);
-  ProposeResult read_index(uint64_t ctx);
+  // How a read is confirmed: by a heartbeat round (ReadIndex), under the
+  // leader lease when one is held (requires Config::lease_reads), or as the
+  // configuration says (lease when lease_reads is on).
+  enum class ReadMode : uint8_t { kConfigured, kReadIndex, kLease };
+  ProposeResult read_index(uint64_t ctx) { return read_index(ctx, ReadMode::kConfigured); }
+  ProposeResult read_index(uint64_t ctx, ReadMode mode);
   bool has_ready() const;
   core::Ready<Message> ready();
   void advance(const core::Ready<Message>& rd);
@@ -140,7 +145,7 @@ class Raft {
   using RoleState = std::variant<Follower, PreCandidate, Candidate, Leader>;
 
   // Transitions.
-  void become_follower(Term term, NodeId leader);
+  void become_follower(Term term, NodeId leader, bool reset_timer = true);
   void become_pre_candidate();
   void become_candidate();
   void become_leader();

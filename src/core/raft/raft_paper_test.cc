@@ -1154,3 +1154,42 @@ TEST(RaftThesis, Sec10_2_1_VotesAndAcksWaitForTheFsyncButLeaderAppendsDoNot) {
 
 }  // namespace
 }  // namespace chorus::raft
+
+namespace chorus::raft::testing {
+namespace {
+
+// Raft Figure 2 (Followers): the election timer restarts only on hearing from
+// the current leader or on granting a vote. A losing candidate's higher term
+// must not restart it: in the simulator (seed 7201, pre-vote off) a node with
+// a stale log and a fast clock otherwise held every other node's election
+// back forever.
+TEST(RaftPaper, Sec5_2_RejectedCandidateDoesNotRestartTheFollowersElectionTimer) {
+  Config cfg = make_config(1, 3, [](Config& c) {
+    c.pre_vote = false;
+    c.check_quorum = false;
+  });
+  // Node 1 has a log ending at term 2; the candidate's ends at term 1.
+  core::PersistentState ps;
+  ps.hard_state.term = Term(2);
+  ps.entries = entries_with_terms({1, 2});
+  Raft r(cfg, Prng(1), ps);
+  uint32_t ticks = 0;
+  // Run the timer most of the way, then receive a stale candidate's request.
+  for (; ticks < cfg.election_timeout_ticks - 1; ++ticks) r.tick();
+  r.step(msg(3, 1, 5, RequestVote{LogIndex(1), Term(1), false}));
+  EXPECT_EQ(r.term(), Term(5));
+  auto rd = take(r);
+  auto votes = of_type<RequestVoteResponse>(all_messages(rd));
+  ASSERT_EQ(votes.size(), 1u);
+  EXPECT_FALSE(std::get<RequestVoteResponse>(votes[0].body).granted) << "the candidate's log is stale";
+  // The timer kept running: node 1 campaigns within the original 2T bound.
+  bool campaigned = false;
+  for (; ticks < 2 * cfg.election_timeout_ticks && !campaigned; ++ticks) {
+    r.tick();
+    campaigned = r.role() == Role::kCandidate;
+  }
+  EXPECT_TRUE(campaigned) << "rejecting a vote restarted the election timer";
+}
+
+}  // namespace
+}  // namespace chorus::raft::testing
