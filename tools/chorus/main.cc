@@ -6,6 +6,7 @@
 
 namespace chorus::tools {
 void add_wal_dump_command(CLI::App& app);
+void add_cluster_commands(CLI::App& app);
 }  // namespace chorus::tools
 
 int main(int argc, char** argv) {
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   chorus::tools::add_sim_command(app);
   chorus::tools::add_wal_dump_command(app);
+  chorus::tools::add_cluster_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

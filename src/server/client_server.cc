@@ -1,0 +1,223 @@
+#include "server/client_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <chrono>
+#include <random>
+
+#include "net/resp/resp_encoder.h"
+
+namespace chorus::server {
+
+namespace resp = chorus::net::resp;
+
+namespace {
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Adapts a callback-style operation to a coroutine: start(done) must call done
+// exactly once, on the event loop.
+template <class T, class Start>
+asio::awaitable<T> await_callback(Start start) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
+      [start = std::move(start)](auto handler) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        start([h](T value) mutable { std::move (*h)(std::move(value)); });
+      },
+      asio::use_awaitable);
+}
+
+bool is_status_command(const std::vector<std::string>& args) {
+  if (args.empty() || args[0].size() != 13) return false;
+  std::string lower;
+  for (char c : args[0]) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "chorus.status";
+}
+
+}  // namespace
+
+std::string error_for(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kUnavailable: return "TRYAGAIN " + st.message();
+    case StatusCode::kBusy: return "TRYAGAIN " + st.message();
+    case StatusCode::kTimedOut: return "TRYAGAIN " + st.message();
+    case StatusCode::kAborted: return "ERR " + st.message();
+    default: return "ERR node failed: " + st.to_string();
+  }
+}
+
+ClientServer::ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id, ClientServerOptions opts)
+    : io_(io), node_(node), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
+  // Session ids must never repeat across restarts: the state machine keeps
+  // each session's last sequence number. Node id + a random base + a counter.
+  std::random_device rd;
+  session_base_ = (uint64_t{rd()} << 32) ^ rd();
+  started_ms_ = wall_ms();
+}
+
+Status ClientServer::start(const std::string& host, uint16_t port) {
+  std::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec) return Status::invalid_argument("client address " + host + ": " + ec.message());
+  const asio::ip::tcp::endpoint ep(addr, port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::io_error("cannot listen for clients on " + host + ":" + std::to_string(port) + ": " +
+                            ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  return Status::ok();
+}
+
+void ClientServer::stop() {
+  stopped_ = true;
+  std::error_code ec;
+  acceptor_.close(ec);
+}
+
+uint64_t ClientServer::new_session_id() {
+  // 16 bits of node id, 48 bits unique to this process.
+  return (node_id_ << 48) | ((session_base_ + ++session_counter_) & ((uint64_t{1} << 48) - 1));
+}
+
+ServerView ClientServer::view(bool with_status) const {
+  ServerView v;
+  v.node_id = node_id_;
+  v.role = std::string(core::role_name(node_.soft_state().role));
+  if (with_status) v.status_json = node_.status_json();
+  v.lease_reads_enabled = opts_.lease_reads_enabled;
+  v.time_base_ms = node_.time_base_ms();
+  v.max_bulk_bytes = opts_.limits.bulk_bytes_max;
+  v.max_clients = opts_.max_clients;
+  v.connected_clients = clients_;
+  v.uptime_s = static_cast<uint64_t>((wall_ms() - started_ms_) / 1000);
+  v.tcp_port = port_;
+  return v;
+}
+
+asio::awaitable<void> ClientServer::accept_loop() {
+  while (!stopped_) {
+    std::error_code ec;
+    auto socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accepting a client failed: {}", ec.message());
+      continue;
+    }
+    if (clients_ >= opts_.max_clients) {
+      std::string out;
+      resp::append_error(&out, "ERR max number of clients reached");
+      co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> ClientServer::serve(asio::ip::tcp::socket socket) {
+  ++clients_;
+  std::error_code ec;
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  Session session;
+  session.id = new_session_id();
+  uint64_t seq = 0;
+  resp::Parser parser(opts_.limits);
+  std::array<char, 64 * 1024> buf;
+  std::string out;
+  bool open = true;
+  while (open && !stopped_) {
+    const size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    std::string_view data(buf.data(), n);
+    while (open) {
+      resp::ParseResult r = parser.parse(data);
+      data.remove_prefix(r.consumed);
+      if (r.kind == resp::ParseResult::Kind::kNeedMore) break;
+      if (r.kind == resp::ParseResult::Kind::kError) {
+        // The stream can no longer be parsed: answer and close (DESIGN.md).
+        resp::append_error(&out, "ERR " + r.error);
+        if (opts_.on_command) opts_.on_command("protocol", "error");
+        open = false;
+        break;
+      }
+      open = co_await execute(r.args, session, seq, out);
+      if (out.size() >= 256 * 1024) {
+        co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        out.clear();
+        if (ec) open = false;
+      }
+    }
+    if (!out.empty()) {
+      co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      out.clear();
+      if (ec) break;
+    }
+  }
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+  --clients_;
+}
+
+// Runs one command and appends its reply. Returns false to close the connection.
+asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args, Session& session, uint64_t& seq,
+                                            std::string& out) {
+  const std::string_view name = args.empty() ? std::string_view("") : command_metric_name(args[0]);
+  Plan plan = plan_command(args, session, view(is_status_command(args)));
+  bool ok = true;
+  bool keep_open = true;
+  if (auto* imm = std::get_if<ImmediateReply>(&plan)) {
+    out += imm->resp;
+    ok = imm->resp.empty() || imm->resp[0] != '-';
+    keep_open = !imm->close_after;
+  } else if (auto* w = std::get_if<WriteOp>(&plan)) {
+    w->command.set_client_id(session.id);
+    w->command.set_seq(++seq);
+    Result<kvpb::Result> r = co_await replicate(std::move(w->command));
+    if (r.is_ok()) {
+      const std::string reply = w->reply(*r);
+      ok = reply.empty() || reply[0] != '-';
+      out += reply;
+    } else {
+      ok = false;
+      resp::append_error(&out, error_for(r.status()));
+    }
+  } else if (auto* rd = std::get_if<ReadOp>(&plan)) {
+    // (Not a ?: around co_await: GCC 12 miscompiles temporaries there.)
+    Status st;
+    if (!rd->local_ok) st = co_await read_barrier(session.consistency);
+    if (st.is_ok()) {
+      const std::string reply = rd->run(node_.state());
+      ok = reply.empty() || reply[0] != '-';
+      out += reply;
+    } else {
+      ok = false;
+      resp::append_error(&out, error_for(st));
+    }
+  }
+  if (opts_.on_command) opts_.on_command(name, ok ? "ok" : "error");
+  co_return keep_open;
+}
+
+asio::awaitable<Result<kvpb::Result>> ClientServer::replicate(kvpb::Command cmd) {
+  return await_callback<Result<kvpb::Result>>(
+      [this, cmd = std::move(cmd)](std::function<void(Result<kvpb::Result>)> done) mutable {
+        node_.write(std::move(cmd), std::move(done));
+      });
+}
+
+asio::awaitable<Status> ClientServer::read_barrier(Consistency c) {
+  const ReadConsistency rc = c == Consistency::kLease      ? ReadConsistency::kLease
+                             : c == Consistency::kFollower ? ReadConsistency::kFollower
+                                                           : ReadConsistency::kLinearizable;
+  return await_callback<Status>([this, rc](std::function<void(Status)> done) { node_.read(rc, std::move(done)); });
+}
+
+}  // namespace chorus::server

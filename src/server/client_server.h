@@ -1,0 +1,75 @@
+// ClientServer: the RESP (Redis protocol) front end of a node.
+//
+// One coroutine per connection on the node's event loop. Input is parsed by
+// the pure codec (src/net/resp) with the configured limits, checked before
+// anything is allocated; each command is planned by the command layer
+// (commands.h) and executed in order:
+//  - immediate replies (PING, CLIENT, INFO...) are answered at once;
+//  - writes carry the connection's session id and the next sequence number
+//    and complete when the local replica applies them (exactly once, even if
+//    the node re-proposes after a leader change);
+//  - reads wait for the connection's consistency mode (ReadIndex by default).
+// Replies leave in command order; many pipelined replies go out in one write.
+// A protocol error gets "-ERR Protocol error: ..." and the connection is
+// closed; the server keeps running.
+//
+// Threading: everything runs on the event loop thread of the RaftNode.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "net/resp/resp_parser.h"
+#include "server/commands.h"
+#include "server/raft_node.h"
+
+namespace chorus::server {
+
+struct ClientServerOptions {
+  net::resp::Limits limits;
+  uint64_t max_clients = 10000;
+  bool lease_reads_enabled = false;
+  // Called once per executed command with its metric name and outcome ("ok"/"error").
+  std::function<void(std::string_view command, std::string_view result)> on_command;
+};
+
+class ClientServer {
+ public:
+  ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id, ClientServerOptions opts);
+  // Binds and starts accepting. Error names the address (e.g. port in use).
+  Status start(const std::string& host, uint16_t port);
+  void stop();
+  uint16_t port() const { return port_; }
+  uint64_t connected_clients() const { return clients_; }
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+  asio::awaitable<bool> execute(const std::vector<std::string>& args, Session& session, uint64_t& seq,
+                                std::string& out);
+  asio::awaitable<Result<kvpb::Result>> replicate(kvpb::Command cmd);
+  asio::awaitable<Status> read_barrier(Consistency c);
+  ServerView view(bool with_status) const;
+  uint64_t new_session_id();
+
+  asio::io_context& io_;
+  RaftNode& node_;
+  uint64_t node_id_;
+  ClientServerOptions opts_;
+  asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  uint64_t clients_ = 0;
+  uint64_t session_base_ = 0;
+  uint64_t session_counter_ = 0;
+  int64_t started_ms_ = 0;
+  bool stopped_ = false;
+};
+
+// The RESP error line for a failed request ("TRYAGAIN no leader", ...), without "-" and CRLF.
+std::string error_for(const Status& st);
+
+}  // namespace chorus::server

@@ -1,0 +1,163 @@
+// A real Chorus cluster (chorusd processes on loopback) for black-box tests,
+// with hiredis clients. Each test gets its own directory and free ports, and
+// stops exactly the processes it started.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "local_cluster.h"
+
+namespace chorus::tests {
+
+using namespace std::chrono_literals;
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const {
+    if (r) freeReplyObject(r);
+  }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+struct ContextDeleter {
+  void operator()(redisContext* c) const {
+    if (c) redisFree(c);
+  }
+};
+using Client = std::unique_ptr<redisContext, ContextDeleter>;
+
+inline bool port_free(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// A base port whose client, peer and admin ports (base+k, +100+k, +1000+k) are all free.
+inline uint16_t pick_base_port(int nodes) {
+  std::mt19937 rng(static_cast<unsigned>(getpid()) * 7919u + static_cast<unsigned>(time(nullptr)));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const uint16_t base = static_cast<uint16_t>(20000 + (rng() % 2500) * 10);
+    bool ok = true;
+    for (int k = 0; k < nodes && ok; ++k) {
+      ok = port_free(static_cast<uint16_t>(base + k)) && port_free(static_cast<uint16_t>(base + 100 + k)) &&
+           port_free(static_cast<uint16_t>(base + 1000 + k));
+    }
+    if (ok) return base;
+  }
+  return 0;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void make(int nodes, std::function<void(server::NodeConfig&)> tune = {}) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("chorus-it-" + std::string(info->name()) + "-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    tools::LocalClusterOptions o;
+    o.nodes = nodes;
+    o.dir = dir_.string();
+    o.base_port = pick_base_port(nodes);
+    ASSERT_NE(o.base_port, 0) << "no free ports";
+    o.chorusd = CHORUSD_PATH;
+    o.tune = [tune](server::NodeConfig& c) {
+      c.raft.snapshot_trailing_entries = 100;
+      if (tune) tune(c);
+    };
+    cluster_ = std::make_unique<tools::LocalCluster>(o);
+    ASSERT_TRUE(cluster_->write_configs().is_ok());
+    ASSERT_TRUE(cluster_->start_all().is_ok());
+    auto l = cluster_->wait_for_leader(15s);
+    ASSERT_TRUE(l.has_value()) << "no leader; logs in " << dir_;
+  }
+
+  void TearDown() override {
+    if (cluster_) cluster_->stop_all();
+    if (!HasFailure() && !dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  tools::LocalCluster& c() { return *cluster_; }
+
+  Client connect(int k, std::chrono::milliseconds timeout = 2000ms) {
+    const auto& ep = c().config(k).listen.client;
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    Client cl(redisConnectWithTimeout(ep.host.c_str(), ep.port, tv));
+    if (cl && cl->err == 0) redisSetTimeout(cl.get(), tv);
+    return cl;
+  }
+
+  // Runs a command; nullptr on a connection error.
+  static Reply cmd(redisContext* cl, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    return Reply(static_cast<redisReply*>(
+        redisCommandArgv(cl, static_cast<int>(args.size()), argv.data(), lens.data())));
+  }
+  static std::string str(const Reply& r) {
+    if (!r) return "<no reply>";
+    switch (r->type) {
+      case REDIS_REPLY_STRING:
+      case REDIS_REPLY_STATUS:
+      case REDIS_REPLY_ERROR: return std::string(r->str, r->len);
+      case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+      case REDIS_REPLY_NIL: return "<nil>";
+      default: return "<array>";
+    }
+  }
+
+  // Retries a write until it is acknowledged (or the deadline): after a
+  // failover a command may get -TRYAGAIN while the new leader is elected.
+  bool write_until_ok(int k, const std::string& key, const std::string& value,
+                      std::chrono::milliseconds limit = 10000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto cl = connect(k);
+      if (cl && cl->err == 0) {
+        auto r = cmd(cl.get(), {"SET", key, value});
+        if (r && r->type == REDIS_REPLY_STATUS && str(r) == "OK") return true;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  // Runs a shell command; returns its exit status and fills *output.
+  static int run(const std::string& command, std::string* output = nullptr) {
+    FILE* p = popen((command + " 2>&1").c_str(), "r");
+    if (!p) return -1;
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int rc = pclose(p);
+    if (output) *output = out;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<tools::LocalCluster> cluster_;
+};
+
+}  // namespace chorus::tests

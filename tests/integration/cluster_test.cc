@@ -1,0 +1,290 @@
+// Black-box tests of chorusd: real processes on loopback, real Redis clients
+// (redis-cli, redis-benchmark, hiredis), kill -9, SIGSTOP/SIGCONT, bad input.
+
+#include <arpa/inet.h>
+#include <signal.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cluster_fixture.h"
+
+namespace chorus::tests {
+namespace {
+
+TEST_F(ClusterTest, RedisCliRoundTripsThroughEveryNode) {
+  make(3);
+  for (int k = 1; k <= 3; ++k) {
+    const auto& ep = c().config(k).listen.client;
+    std::string out;
+    const std::string base = "redis-cli -h " + ep.host + " -p " + std::to_string(ep.port);
+    ASSERT_EQ(run(base + " SET key" + std::to_string(k) + " value" + std::to_string(k), &out), 0) << out;
+    EXPECT_EQ(out, "OK\n");
+  }
+  // Every node serves every key: followers forward to the leader.
+  for (int k = 1; k <= 3; ++k) {
+    const auto& ep = c().config(k).listen.client;
+    for (int j = 1; j <= 3; ++j) {
+      std::string out;
+      run("redis-cli -h " + ep.host + " -p " + std::to_string(ep.port) + " GET key" + std::to_string(j), &out);
+      EXPECT_EQ(out, "value" + std::to_string(j) + "\n") << "GET key" << j << " on node " << k;
+    }
+  }
+}
+
+TEST_F(ClusterTest, HiredisClientsReadTheirWritesOnEveryNode) {
+  make(3);
+  for (int k = 1; k <= 3; ++k) {
+    auto cl = connect(k);
+    ASSERT_TRUE(cl && cl->err == 0);
+    for (int i = 0; i < 20; ++i) {
+      const std::string key = "n" + std::to_string(k) + ":" + std::to_string(i);
+      EXPECT_EQ(str(cmd(cl.get(), {"SET", key, std::to_string(i)})), "OK");
+      EXPECT_EQ(str(cmd(cl.get(), {"GET", key})), std::to_string(i));
+    }
+    EXPECT_EQ(str(cmd(cl.get(), {"INCRBY", "counter", "5"})), std::to_string(5 * k));
+    EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.CAS", "counter", std::to_string(5 * k), "x"})), "1");
+    EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.CAS", "counter", "nope", "y"})), "0");
+    EXPECT_EQ(str(cmd(cl.get(), {"SET", "counter", std::to_string(5 * k)})), "OK");
+  }
+  auto cl = connect(2);
+  EXPECT_EQ(str(cmd(cl.get(), {"DBSIZE"})), "61");
+}
+
+TEST_F(ClusterTest, KillNineLeaderNewLeaderServesAndNothingAcknowledgedIsLost) {
+  make(3, [](server::NodeConfig& cfg) { cfg.raft.snapshot_every_entries = 300; });
+  const int old = *c().wait_for_leader(5s);
+  std::set<std::string> acked;
+  {
+    auto cl = connect(old);
+    for (int i = 0; i < 200; ++i) {
+      const std::string key = "before" + std::to_string(i);
+      if (str(cmd(cl.get(), {"SET", key, key})) == "OK") acked.insert(key);
+    }
+  }
+  ASSERT_EQ(acked.size(), 200u);
+  ASSERT_TRUE(c().signal(old, SIGKILL).is_ok());
+  const int survivor = old % 3 + 1;
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "after" + std::to_string(i);
+    ASSERT_TRUE(write_until_ok(survivor, key, key)) << key;
+    acked.insert(key);
+  }
+  auto l = c().wait_for_leader(5s);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_NE(*l, old);
+  {
+    auto cl = connect(*l);
+    for (const auto& key : acked) EXPECT_EQ(str(cmd(cl.get(), {"GET", key})), key);
+  }
+  // The killed node restarts and catches up (its own reads, follower mode).
+  ASSERT_TRUE(c().start(old).is_ok());
+  auto leader_status = c().status(*l);
+  ASSERT_TRUE(leader_status.is_ok());
+  const uint64_t target = leader_status->commit_index;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  bool caught_up = false;
+  while (!caught_up && std::chrono::steady_clock::now() < deadline) {
+    auto s = c().status(old);
+    caught_up = s.is_ok() && s->applied_index >= target;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(caught_up) << "restarted node did not catch up to " << target;
+  auto cl = connect(old);
+  EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.CONSISTENCY", "follower"})), "OK");
+  for (const auto& key : acked) EXPECT_EQ(str(cmd(cl.get(), {"GET", key})), key) << "on the restarted node";
+}
+
+TEST_F(ClusterTest, RestartedFollowerCatchesUpThroughAStreamedSnapshot) {
+  make(3, [](server::NodeConfig& cfg) {
+    cfg.raft.snapshot_every_entries = 200;
+    cfg.raft.snapshot_trailing_entries = 10;
+  });
+  const int l = *c().wait_for_leader(5s);
+  const int f = l % 3 + 1;
+  ASSERT_TRUE(c().stop(f).is_ok());
+  {
+    auto cl = connect(l);
+    for (int i = 0; i < 1500; ++i) {
+      ASSERT_EQ(str(cmd(cl.get(), {"SET", "k" + std::to_string(i), std::string(100, 'a' + i % 26)})), "OK");
+    }
+  }
+  auto ls = c().status(l);
+  ASSERT_TRUE(ls.is_ok());
+  ASSERT_TRUE(c().start(f).is_ok());
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  std::optional<tools::NodeStatus> fs;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto s = c().status(f);
+    if (s.is_ok() && s->applied_index >= ls->commit_index) {
+      fs = *s;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(fs.has_value()) << "the follower did not catch up";
+  // Its log starts after a snapshot it received: everything before was compacted on the leader.
+  auto j = nlohmann::json::parse(fs->raw);
+  EXPECT_GT(j.value("snapshot_index", uint64_t{0}), 0u) << fs->raw;
+  auto cl = connect(f);
+  cmd(cl.get(), {"CHORUS.CONSISTENCY", "follower"});
+  EXPECT_EQ(str(cmd(cl.get(), {"GET", "k1499"})), std::string(100, 'a' + 1499 % 26));
+  EXPECT_EQ(str(cmd(cl.get(), {"DBSIZE"})), "1500");
+}
+
+TEST_F(ClusterTest, PausedLeaderLosesLeadershipAndNeverAcknowledgesAnUncommittedWrite) {
+  make(3);
+  const int old = *c().wait_for_leader(5s);
+  auto stale = connect(old, 10000ms);
+  ASSERT_TRUE(stale && stale->err == 0);
+  ASSERT_EQ(str(cmd(stale.get(), {"SET", "x", "1"})), "OK");
+  ASSERT_TRUE(c().signal(old, SIGSTOP).is_ok());
+  // Queue a write on the paused leader's socket; it is read after SIGCONT.
+  ASSERT_EQ(redisAppendCommand(stale.get(), "SET x from-paused-leader"), REDIS_OK);
+  int flushed = 0;
+  ASSERT_EQ(redisBufferWrite(stale.get(), &flushed), REDIS_OK);
+  // The others elect a new leader and commit a newer value.
+  const int other = old % 3 + 1;
+  ASSERT_TRUE(write_until_ok(other, "x", "from-new-leader"));
+  auto l = c().wait_for_leader(5s);
+  ASSERT_TRUE(l && *l != old);
+  ASSERT_TRUE(c().signal(old, SIGCONT).is_ok());
+  redisReply* raw = nullptr;
+  ASSERT_EQ(redisGetReply(stale.get(), reinterpret_cast<void**>(&raw)), REDIS_OK);
+  Reply r(raw);
+  // Either it was refused, or it really committed (the old node forwarded or
+  // re-proposed it to the new leader): then the cluster must hold it.
+  auto check = connect(*l);
+  const std::string now = str(cmd(check.get(), {"GET", "x"}));
+  if (r->type == REDIS_REPLY_STATUS) {
+    EXPECT_EQ(now, "from-paused-leader") << "acknowledged a write the cluster does not have";
+  } else {
+    EXPECT_EQ(r->type, REDIS_REPLY_ERROR);
+    EXPECT_EQ(now, "from-new-leader");
+  }
+  // The old leader rejoined as a follower.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  std::string role;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto s = c().status(old);
+    if (s.is_ok() && (role = s->role) == "follower") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(role, "follower");
+}
+
+// Sends raw bytes to host:port and returns what comes back before the peer closes (bounded).
+std::string raw_exchange(const server::Endpoint& ep, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(ep.port);
+  inet_pton(AF_INET, ep.host.c_str(), &a.sin_addr);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    (void)!write(fd, bytes.data(), bytes.size());
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+TEST_F(ClusterTest, MalformedTruncatedAndOversizeInputLeaveEveryNodeRunning) {
+  make(3);
+  const int l = *c().wait_for_leader(5s);
+  {
+    auto cl = connect(l);
+    ASSERT_EQ(str(cmd(cl.get(), {"SET", "precious", "data"})), "OK");
+  }
+  const auto& ep = c().config(l).listen.client;
+  EXPECT_NE(raw_exchange(ep, "*3\r\n$3\r\nSET\r\n$-5\r\n").find("-ERR Protocol error"), std::string::npos);
+  EXPECT_NE(raw_exchange(ep, "*2\r\n$3\r\nGET\r\n$999999999999\r\n").find("-ERR Protocol error"), std::string::npos);
+  EXPECT_NE(raw_exchange(ep, std::string(100000, 'a')).find("-ERR Protocol error: too big inline request"),
+            std::string::npos);
+  EXPECT_NE(raw_exchange(ep, "*x\r\n").find("-ERR Protocol error"), std::string::npos);
+  raw_exchange(ep, "*3\r\n$3\r\nSET\r\n$1\r\na");  // truncated, then the client goes away
+  EXPECT_EQ(raw_exchange(ep, "NOSUCHCOMMAND a b\r\n").substr(0, 29), "-ERR unknown command 'NOSUCHC");
+  // Garbage on the peer port, including something that looks like a frame
+  // with an absurd length, and a connection that says nothing.
+  for (int k = 1; k <= 3; ++k) {
+    raw_exchange(c().config(k).listen.peer, std::string("\xff\xff\xff\x7f garbage from nowhere", 24));
+    raw_exchange(c().config(k).listen.peer, "");
+  }
+  for (int k = 1; k <= 3; ++k) {
+    EXPECT_TRUE(c().running(k)) << "node " << k << " died";
+    auto cl = connect(k);
+    ASSERT_TRUE(cl && cl->err == 0);
+    EXPECT_EQ(str(cmd(cl.get(), {"GET", "precious"})), "data") << "node " << k;
+  }
+}
+
+TEST_F(ClusterTest, APeerFromAnotherClusterIsRefused) {
+  make(3);
+  // A node of cluster "intruder" with id 1 (so it dials nodes 2 and 3) on
+  // ports of its own, naming our nodes 2 and 3 as its peers.
+  tools::LocalClusterOptions o = c().options();
+  o.dir = dir_.string() + "/intruder";
+  o.nodes = 3;
+  const uint16_t base = c().options().base_port;
+  o.tune = [base](server::NodeConfig& cfg) {
+    cfg.cluster_id = "intruder";
+    if (cfg.node_id == 1) {
+      cfg.listen.peer.port = static_cast<uint16_t>(base + 200);
+      cfg.listen.client.port = static_cast<uint16_t>(base + 300);
+      cfg.listen.admin.port = static_cast<uint16_t>(base + 400);
+    }
+    for (auto& p : cfg.peers) {
+      if (p.id == 1) p.peer.port = static_cast<uint16_t>(base + 200);
+    }
+  };
+  tools::LocalCluster intruder(o);
+  ASSERT_TRUE(intruder.write_configs().is_ok());
+  ASSERT_TRUE(intruder.start(1).is_ok());
+  std::this_thread::sleep_for(1500ms);
+  intruder.stop(1).ignore();
+  for (int k = 1; k <= 3; ++k) {
+    EXPECT_TRUE(c().running(k)) << "node " << k;
+    auto s = c().status(k);
+    ASSERT_TRUE(s.is_ok());
+    EXPECT_TRUE(s->healthy);
+  }
+  // The refusal was logged with its reason by the nodes it dialed.
+  std::string logs;
+  for (int k = 2; k <= 3; ++k) {
+    std::string out;
+    run("cat " + c().node_dir(k) + "/chorusd.log", &out);
+    logs += out;
+  }
+  EXPECT_NE(logs.find("intruder"), std::string::npos) << "no refusal naming the other cluster id in the logs";
+  EXPECT_TRUE(write_until_ok(1, "still", "fine"));
+}
+
+TEST_F(ClusterTest, RedisBenchmarkRunsCleanAgainstLeaderAndFollower) {
+  make(3);
+  const int l = *c().wait_for_leader(5s);
+  const int f = l % 3 + 1;
+  for (int k : {l, f}) {
+    const auto& ep = c().config(k).listen.client;
+    std::string out;
+    const int rc = run("redis-benchmark -h " + ep.host + " -p " + std::to_string(ep.port) +
+                           " -t set,get -n 100000 -c 50 -d 256 -q",
+                       &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("SET: "), std::string::npos) << out;
+    EXPECT_NE(out.find("GET: "), std::string::npos) << out;
+    EXPECT_EQ(out.find("ERR"), std::string::npos) << out;
+  }
+  for (int k = 1; k <= 3; ++k) {
+    auto s = c().status(k);
+    ASSERT_TRUE(s.is_ok());
+    EXPECT_TRUE(s->healthy) << s->error;
+  }
+}
+
+}  // namespace
+}  // namespace chorus::tests

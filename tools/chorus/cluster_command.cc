@@ -1,0 +1,205 @@
+// `chorus up`, `chorus down`, `chorus status`: a local cluster of chorusd
+// processes for trying Chorus out (see tools/common/local_cluster.h).
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "local_cluster.h"
+
+namespace chorus::tools {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ClusterArgs {
+  int nodes = 3;
+  std::string dir = "./data/local";
+  int base_port = 7001;
+  bool ip_per_node = false;
+  bool foreground = false;
+  std::string state_machine = "memory";
+};
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) { g_interrupted = true; }
+
+// The node count of an existing cluster directory (dir/n1, dir/n2, ...).
+int nodes_in(const std::string& dir) {
+  int n = 0;
+  while (fs::exists(fmt::format("{}/n{}/node.toml", dir, n + 1))) ++n;
+  return n;
+}
+
+LocalClusterOptions options_from(const ClusterArgs& a, int nodes) {
+  LocalClusterOptions o;
+  o.nodes = nodes;
+  o.dir = a.dir;
+  o.base_port = static_cast<uint16_t>(a.base_port);
+  o.ip_per_node = a.ip_per_node;
+  const std::string sm = a.state_machine;
+  o.tune = [sm](server::NodeConfig& c) {
+    c.storage.state_machine = sm == "rocksdb" ? server::StateMachineKind::kRocksDb : server::StateMachineKind::kMemory;
+  };
+  return o;
+}
+
+void print_status_table(const LocalCluster& c) {
+  std::printf("%-5s %-22s %-10s %6s %7s %10s %10s %8s\n", "node", "client", "role", "term", "leader", "commit",
+              "applied", "healthy");
+  for (int k = 1; k <= c.size(); ++k) {
+    const std::string addr = c.config(k).listen.client.to_string();
+    auto s = c.status(k);
+    if (!s.is_ok()) {
+      std::printf("n%-4d %-22s %-10s\n", k, addr.c_str(), c.running(k) ? "no answer" : "down");
+      continue;
+    }
+    std::printf("n%-4d %-22s %-10s %6llu %7s %10llu %10llu %8s\n", k, addr.c_str(), s->role.c_str(),
+                (unsigned long long)s->term, s->leader ? fmt::format("n{}", s->leader).c_str() : "-",
+                (unsigned long long)s->commit_index, (unsigned long long)s->applied_index,
+                s->healthy ? "yes" : ("NO: " + s->error).c_str());
+  }
+}
+
+int cmd_up(const ClusterArgs& a) {
+  if (a.nodes < 1 || a.nodes > 9) {
+    std::fprintf(stderr, "chorus up: --nodes must be between 1 and 9\n");
+    return 2;
+  }
+  LocalCluster c(options_from(a, a.nodes));
+  for (int k = 1; k <= c.size(); ++k) {
+    if (c.running(k)) {
+      std::fprintf(stderr, "chorus up: node %d is already running (pid %d); run `chorus down --dir %s` first\n", k,
+                   *c.pid(k), a.dir.c_str());
+      return 1;
+    }
+  }
+  if (Status st = c.write_configs(); !st.is_ok()) {
+    std::fprintf(stderr, "chorus up: %s\n", st.to_string().c_str());
+    return 1;
+  }
+  std::printf("starting %d chorusd nodes in %s ...\n", c.size(), a.dir.c_str());
+  std::fflush(stdout);
+  if (Status st = c.start_all(); !st.is_ok()) {
+    std::fprintf(stderr, "chorus up: %s\n", st.to_string().c_str());
+    c.stop_all();
+    return 1;
+  }
+  auto leader = c.wait_for_leader(std::chrono::seconds(15));
+  if (!leader) {
+    std::fprintf(stderr, "chorus up: no leader elected within 15s; see %s/n*/chorusd.log\n", a.dir.c_str());
+    print_status_table(c);
+    c.stop_all();
+    return 1;
+  }
+  std::printf("\nChorus is up: %d nodes, leader n%d.\n\n", c.size(), *leader);
+  print_status_table(c);
+  const auto& first = c.config(1).listen.client;
+  std::printf("\nConnect with any Redis client, to any node:\n");
+  std::printf("  redis-cli -h %s -p %u\n", first.host.c_str(), first.port);
+  std::printf("  redis-cli -h %s -p %u SET greeting hello\n", first.host.c_str(), first.port);
+  std::printf("Admin and dashboard: http://%s/   (status: chorus status --dir %s)\n",
+              c.config(1).listen.admin.to_string().c_str(), a.dir.c_str());
+  if (!a.foreground) {
+    std::printf("Stop it with: chorus down --dir %s\n", a.dir.c_str());
+    return 0;
+  }
+  std::printf("Press Ctrl-C to stop every node.\n");
+  std::fflush(stdout);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  while (!g_interrupted) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int k = 1; k <= c.size(); ++k) {
+      if (!c.running(k) && !g_interrupted) {
+        std::printf("node %d exited; see %s/chorusd.log\n", k, c.node_dir(k).c_str());
+        std::fflush(stdout);
+        std::remove((c.node_dir(k) + "/chorusd.pid").c_str());
+      }
+    }
+  }
+  std::printf("\nstopping...\n");
+  c.stop_all();
+  std::printf("all nodes stopped\n");
+  return 0;
+}
+
+int cmd_down(const ClusterArgs& a) {
+  const int n = nodes_in(a.dir);
+  if (n == 0) {
+    std::fprintf(stderr, "chorus down: no cluster in %s\n", a.dir.c_str());
+    return 1;
+  }
+  LocalCluster c(options_from(a, n));
+  int stopped = 0;
+  for (int k = 1; k <= n; ++k) {
+    if (c.running(k)) ++stopped;
+    c.stop(k).ignore();
+  }
+  std::printf("stopped %d node(s) in %s\n", stopped, a.dir.c_str());
+  return 0;
+}
+
+int cmd_status(const ClusterArgs& a) {
+  const int n = nodes_in(a.dir);
+  if (n == 0) {
+    std::fprintf(stderr, "chorus status: no cluster in %s\n", a.dir.c_str());
+    return 1;
+  }
+  // Read the configs that were written, so ports and addresses are the real ones.
+  LocalClusterOptions o = options_from(a, n);
+  std::vector<server::NodeConfig> configs;
+  for (int k = 1; k <= n; ++k) {
+    auto cfg = server::load_config_file(fmt::format("{}/n{}/node.toml", a.dir, k));
+    if (!cfg.is_ok()) {
+      std::fprintf(stderr, "chorus status: %s\n", cfg.status().message().c_str());
+      return 1;
+    }
+    configs.push_back(*cfg);
+  }
+  o.tune = [configs](server::NodeConfig& c) { c = configs[c.node_id - 1]; };
+  LocalCluster c(o);
+  print_status_table(c);
+  return 0;
+}
+
+}  // namespace
+
+void add_cluster_commands(CLI::App& app) {
+  auto args = std::make_shared<ClusterArgs>();
+  CLI::App* up = app.add_subcommand("up", "Start a local cluster of chorusd processes and wait for a leader");
+  up->add_option("--nodes", args->nodes, "Number of nodes")->capture_default_str();
+  up->add_option("--dir", args->dir, "Where configs, data and logs go")->capture_default_str();
+  up->add_option("--base-port", args->base_port, "Client port of node 1 (peers +100, admin +1000)")
+      ->check(CLI::Range(1024, 60000))
+      ->capture_default_str();
+  up->add_flag("--ip-per-node", args->ip_per_node, "Node K listens on 127.0.0.(10+K) instead of 127.0.0.1");
+  up->add_flag("--foreground", args->foreground, "Stay in the foreground; Ctrl-C stops every node");
+  up->add_option("--state-machine", args->state_machine, "memory or rocksdb")
+      ->check(CLI::IsMember({"memory", "rocksdb"}))
+      ->capture_default_str();
+  up->callback([args] {
+    if (int rc = cmd_up(*args); rc != 0) throw CLI::RuntimeError(rc);
+  });
+  CLI::App* down = app.add_subcommand("down", "Stop the nodes `chorus up` started");
+  down->add_option("--dir", args->dir, "The cluster directory")->capture_default_str();
+  down->callback([args] {
+    if (int rc = cmd_down(*args); rc != 0) throw CLI::RuntimeError(rc);
+  });
+  CLI::App* status = app.add_subcommand("status", "Print the local cluster as a table");
+  status->add_option("--dir", args->dir, "The cluster directory")->capture_default_str();
+  status->callback([args] {
+    if (int rc = cmd_status(*args); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace chorus::tools

@@ -1,0 +1,193 @@
+#include "local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace chorus::tools {
+
+namespace fs = std::filesystem;
+
+std::string executable_dir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : p.parent_path().string();
+}
+
+LocalCluster::LocalCluster(LocalClusterOptions opts) : opts_(std::move(opts)) {
+  if (opts_.chorusd.empty()) opts_.chorusd = executable_dir() + "/chorusd";
+  for (int k = 1; k <= opts_.nodes; ++k) configs_.push_back(make_config(k));
+}
+
+std::string LocalCluster::node_dir(int k) const { return fmt::format("{}/n{}", opts_.dir, k); }
+std::string LocalCluster::pid_file(int k) const { return node_dir(k) + "/chorusd.pid"; }
+
+server::NodeConfig LocalCluster::make_config(int k) const {
+  auto host = [&](int node) { return opts_.ip_per_node ? fmt::format("127.0.0.{}", 10 + node) : "127.0.0.1"; };
+  auto port = [&](int offset, int node) { return static_cast<uint16_t>(opts_.base_port + offset + node - 1); };
+  server::NodeConfig c = server::default_node_config();
+  c.node_id = static_cast<uint64_t>(k);
+  c.data_dir = fs::absolute(node_dir(k)).string() + "/data";
+  c.listen.client = {host(k), port(0, k)};
+  c.listen.peer = {host(k), port(100, k)};
+  c.listen.admin = {host(k), port(1000, k)};
+  for (int p = 1; p <= opts_.nodes; ++p) {
+    c.peers.push_back(server::PeerConfig{static_cast<uint64_t>(p), {host(p), port(100, p)}});
+  }
+  if (opts_.tune) opts_.tune(c);
+  return c;
+}
+
+Status LocalCluster::write_configs() {
+  for (int k = 1; k <= opts_.nodes; ++k) {
+    std::error_code ec;
+    fs::create_directories(node_dir(k), ec);
+    if (ec) return Status::io_error(fmt::format("cannot create {}: {}", node_dir(k), ec.message()));
+    CHORUS_RETURN_IF_ERROR(server::validate_config(config(k)));
+    std::ofstream out(node_dir(k) + "/node.toml", std::ios::trunc);
+    out << server::render_config(config(k));
+    if (!out) return Status::io_error(fmt::format("cannot write {}/node.toml", node_dir(k)));
+  }
+  return Status::ok();
+}
+
+std::optional<pid_t> LocalCluster::pid(int k) const {
+  std::ifstream in(pid_file(k));
+  long p = 0;
+  if (!(in >> p) || p <= 0) return std::nullopt;
+  return static_cast<pid_t>(p);
+}
+
+bool LocalCluster::running(int k) const {
+  auto p = pid(k);
+  if (!p) return false;
+  // Reap it if it is our child and has exited.
+  int wstatus = 0;
+  if (waitpid(*p, &wstatus, WNOHANG) == *p) return false;
+  if (kill(*p, 0) != 0) return false;
+  // The PID may have been reused: check it is still a chorusd with our config.
+  std::ifstream cmd(fmt::format("/proc/{}/cmdline", *p));
+  std::string line((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+  if (line.find("chorusd") == std::string::npos) return false;
+  // A zombie is not running.
+  std::ifstream st(fmt::format("/proc/{}/stat", *p));
+  std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+  auto rp = stat.rfind(')');
+  return !(rp != std::string::npos && rp + 2 < stat.size() && stat[rp + 2] == 'Z');
+}
+
+Status LocalCluster::start(int k) {
+  if (running(k)) return Status::invalid_argument(fmt::format("node {} is already running (pid {})", k, *pid(k)));
+  if (access(opts_.chorusd.c_str(), X_OK) != 0) {
+    return Status::not_found(fmt::format("chorusd not found at {}", opts_.chorusd));
+  }
+  const std::string conf = fs::absolute(node_dir(k) + "/node.toml").string();
+  const std::string log = node_dir(k) + "/chorusd.log";
+  const pid_t child = fork();
+  if (child < 0) return Status::io_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (child == 0) {
+    setsid();  // its own process group: Ctrl-C in a terminal reaches only `chorus up`
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      close(fd);
+    }
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    execl(opts_.chorusd.c_str(), "chorusd", "--config", conf.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::ofstream(pid_file(k), std::ios::trunc) << child << "\n";
+  return Status::ok();
+}
+
+Status LocalCluster::start_all() {
+  for (int k = 1; k <= opts_.nodes; ++k) CHORUS_RETURN_IF_ERROR(start(k));
+  return Status::ok();
+}
+
+Status LocalCluster::signal(int k, int sig) {
+  if (!running(k)) return Status::not_found(fmt::format("node {} is not running", k));
+  if (kill(*pid(k), sig) != 0) return Status::io_error(fmt::format("kill: {}", std::strerror(errno)));
+  return Status::ok();
+}
+
+Status LocalCluster::stop(int k, std::chrono::milliseconds grace) {
+  if (!running(k)) {
+    std::error_code ec;
+    fs::remove(pid_file(k), ec);
+    return Status::ok();
+  }
+  const pid_t p = *pid(k);
+  kill(p, SIGCONT);  // a paused node cannot handle SIGTERM
+  kill(p, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (running(k) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (running(k)) {
+    kill(p, SIGKILL);
+    while (running(k)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  waitpid(p, nullptr, WNOHANG);
+  std::error_code ec;
+  fs::remove(pid_file(k), ec);
+  return Status::ok();
+}
+
+void LocalCluster::stop_all() {
+  for (int k = 1; k <= opts_.nodes; ++k) stop(k).ignore();
+}
+
+Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout) const {
+  const auto& a = config(k).listen.admin;
+  httplib::Client cli(a.host, a.port);
+  const auto secs = timeout.count() / 1000;
+  const auto usecs = (timeout.count() % 1000) * 1000;
+  cli.set_connection_timeout(secs, usecs);
+  cli.set_read_timeout(secs, usecs);
+  auto res = cli.Get("/status");
+  if (!res) return Status::unavailable(fmt::format("node {}: admin {} unreachable", k, a.to_string()));
+  if (res->status != 200) return Status::unavailable(fmt::format("node {}: /status answered {}", k, res->status));
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (j.is_discarded()) return Status::corruption(fmt::format("node {}: /status is not JSON", k));
+  NodeStatus s;
+  s.raw = res->body;
+  s.node_id = j.value("node_id", uint64_t{0});
+  s.role = j.value("role", std::string());
+  s.term = j.value("term", uint64_t{0});
+  s.leader = j.value("leader", uint64_t{0});
+  s.commit_index = j.value("commit_index", uint64_t{0});
+  s.applied_index = j.value("applied_index", uint64_t{0});
+  s.last_index = j.value("last_index", uint64_t{0});
+  s.healthy = j.value("healthy", false);
+  s.error = j.value("error", std::string());
+  return s;
+}
+
+std::optional<int> LocalCluster::wait_for_leader(std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    for (int k = 1; k <= opts_.nodes; ++k) {
+      auto s = status(k, std::chrono::milliseconds(200));
+      if (s.is_ok() && s->role == "leader") return k;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return std::nullopt;
+}
+
+}  // namespace chorus::tools
