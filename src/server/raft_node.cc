@@ -278,9 +278,45 @@ void RaftNode::complete_write(uint64_t client, Result<kvpb::Result> r) {
 void RaftNode::pump() {
   if (stopped_ || persisting_ || !healthy() || !core_->has_ready()) return;
   auto rd = std::make_shared<core::Ready<raft::Message>>(core_->ready());
-  if (rd->soft_state) log_soft_state(*rd->soft_state);
+  if (rd->soft_state) {
+    log_soft_state(*rd->soft_state);
+    if (rd->soft_state->leader != kNoNode && rd->soft_state->leader != last_leader_) {
+      // A new leader: writes forwarded to the old one may be lost; offer them
+      // again now rather than after retry_interval (the state machine's
+      // sessions make a duplicate apply once).
+      last_leader_ = rd->soft_state->leader;
+      for (auto& [client, w] : writes_) {
+        if (w.done) w.next_try = Clock::now();
+      }
+      asio::post(io_, [this] {
+        if (!stopped_ && healthy()) {
+          retry_and_expire();
+          pump();
+        }
+      });
+    }
+  }
   for (auto& m : rd->messages) send_(std::move(m));
   rd->messages.clear();
+  // Committed entries already durable here (always so on the leader, which
+  // counts itself only once durable) are applied now, in parallel with
+  // persisting this Ready: a client's reply need not wait for the next batch's
+  // fdatasync. Entries that arrive in this very Ready wait for it.
+  size_t early = 0;
+  while (early < rd->committed.size() && rd->committed[early].index <= durable_) ++early;
+  if (early > 0) {
+    std::vector<core::Entry> now(std::make_move_iterator(rd->committed.begin()),
+                                 std::make_move_iterator(rd->committed.begin() + static_cast<std::ptrdiff_t>(early)));
+    rd->committed.erase(rd->committed.begin(), rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
+    apply(now);
+    if (!healthy()) return;
+  }
+  for (const auto& rs : rd->reads) {
+    auto it = reads_.find(rs.ctx);
+    if (it != reads_.end()) it->second.index = rs.index;
+  }
+  rd->reads.clear();
+  serve_reads();
   if (!rd->must_persist()) {
     on_persisted(rd, Status::ok(), {});
     return;
@@ -317,6 +353,8 @@ void RaftNode::on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds too
     spdlog::info("installed snapshot {}/{} from the leader", rd->snapshot->meta.index.value(),
                  rd->snapshot->meta.term.value());
   }
+  if (rd->snapshot) durable_ = rd->snapshot->meta.index;
+  if (!rd->entries.empty()) durable_ = rd->entries.back().index;
   for (auto& m : rd->messages_after_persist) send_(std::move(m));
   apply(rd->committed);
   if (!healthy()) return;

@@ -7,6 +7,8 @@
 //   ----------------------------------       -----------------------------
 //   step / tick / propose / read_index
 //   ready():  send `messages` at once  ───►  persist(snapshot, entries, hard state)
+//             apply what is committed and
+//             already durable here
 //             (the leader's appends go           one fdatasync per Ready (group
 //              out in parallel with its          commit: every proposal that
 //              own fsync, thesis §10.2.1)        arrived meanwhile rides along)
@@ -169,8 +171,10 @@ class RaftNode {
   bool stopped_ = false;
   Status failure_;
   Term applied_term_;
+  LogIndex durable_;  // the local log is durable through here
   LogIndex last_snapshot_;
   int64_t leader_clock_ms_ = 0;
+  NodeId last_leader_;
 
   std::unordered_map<uint64_t, PendingWrite> writes_;  // by client session id
   std::map<uint64_t, PendingRead> reads_;              // by read ctx

@@ -7,6 +7,7 @@
 namespace chorus::tools {
 void add_wal_dump_command(CLI::App& app);
 void add_cluster_commands(CLI::App& app);
+void add_failover_command(CLI::App& app);
 }  // namespace chorus::tools
 
 int main(int argc, char** argv) {
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   chorus::tools::add_sim_command(app);
   chorus::tools::add_wal_dump_command(app);
   chorus::tools::add_cluster_commands(app);
+  chorus::tools::add_failover_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

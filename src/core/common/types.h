@@ -124,7 +124,10 @@ struct Outcome {
 //     `hard_state`;
 //  3. only after the fsync: send `messages_after_persist` (votes, append
 //     acknowledgements — anything that promises durability);
-//  4. apply `committed` in order to the state machine;
+//  4. apply `committed` in order to the state machine. Entries whose index
+//     the host had already persisted before this Ready (always the case on a
+//     leader, which counts itself only once durable) may be applied at once,
+//     in parallel with step 2; the rest only after it;
 //  5. serve `reads` whose index is applied; answer `outcomes`.
 //
 // Invariant: committed entries are contiguous and follow the last applied one.

@@ -8,6 +8,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// (clang 14 needs the deduction guide that C++20 makes implicit.)
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 }  // namespace
 
 std::string_view message_name(const Body& b) {

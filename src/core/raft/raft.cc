@@ -17,6 +17,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// (clang 14 needs the deduction guide that C++20 makes implicit.)
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // Messages that promise nothing about this node's durable state may leave
 // before the Ready is persisted: the leader's appends, heartbeats and

@@ -15,6 +15,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out for clang < 17, which lacks aggregate deduction (the fuzz build).
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 Status bad(std::string what) {
   return Status::corruption("bad peer message: " + std::move(what));
@@ -36,72 +39,71 @@ Result<core::SnapshotMeta> decode_meta(const wirepb::SnapshotMeta& in, Term msg_
 }
 
 void encode_body(const raft::Body& body, wirepb::PeerMessage* out) {
-  std::visit(
-      Overloaded{
-          [&](const raft::RequestVote& v) {
-            auto* p = out->mutable_request_vote();
-            p->set_last_log_index(v.last_log_index.value());
-            p->set_last_log_term(v.last_log_term.value());
-            p->set_pre_vote(v.pre_vote);
-          },
-          [&](const raft::RequestVoteResponse& v) {
-            auto* p = out->mutable_request_vote_response();
-            p->set_granted(v.granted);
-            p->set_pre_vote(v.pre_vote);
-          },
-          [&](const raft::AppendEntries& a) {
-            auto* p = out->mutable_append_entries();
-            p->set_prev_log_index(a.prev_log_index.value());
-            p->set_prev_log_term(a.prev_log_term.value());
-            p->set_leader_commit(a.leader_commit.value());
-            p->mutable_entries()->Reserve(static_cast<int>(a.entries.size()));
-            for (const core::Entry& e : a.entries) {
-              auto* pe = p->add_entries();
-              pe->set_term(e.term.value());
-              pe->set_index(e.index.value());
-              pe->set_type(e.type == core::EntryType::kNoop ? wirepb::ENTRY_NOOP
-                                                            : wirepb::ENTRY_NORMAL);
-              pe->set_data(e.data);
-            }
-          },
-          [&](const raft::AppendEntriesResponse& r) {
-            auto* p = out->mutable_append_entries_response();
-            p->set_success(r.success);
-            p->set_match_index(r.match_index.value());
-            p->set_rejected_index(r.rejected_index.value());
-            p->set_conflict_term(r.conflict_term.value());
-            p->set_conflict_index(r.conflict_index.value());
-          },
-          [&](const raft::Heartbeat& h) {
-            auto* p = out->mutable_heartbeat();
-            p->set_commit(h.commit.value());
-            p->set_read_round(h.read_round);
-          },
-          [&](const raft::HeartbeatResponse& h) {
-            out->mutable_heartbeat_response()->set_read_round(h.read_round);
-          },
-          [&](const raft::InstallSnapshot& s) {
-            CHORUS_ASSERT_MSG(s.snapshot.data != nullptr,
-                              "InstallSnapshot without bytes must be streamed, not encoded");
-            auto* p = out->mutable_install_snapshot();
-            encode_meta(s.snapshot.meta, p->mutable_meta());
-            p->set_data(*s.snapshot.data);
-          },
-          [&](const raft::ForwardProposals& f) {
-            auto* p = out->mutable_forward_proposals();
-            p->mutable_data()->Reserve(static_cast<int>(f.data.size()));
-            for (const std::string& d : f.data) p->add_data(d);
-          },
-          [&](const raft::ReadIndexRequest& r) {
-            out->mutable_read_index_request()->set_ctx(r.ctx);
-          },
-          [&](const raft::ReadIndexResponse& r) {
-            auto* p = out->mutable_read_index_response();
-            p->set_ctx(r.ctx);
-            p->set_index(r.index.value());
-          },
-      },
-      body);
+  std::visit(Overloaded{
+                 [&](const raft::RequestVote& v) {
+                   auto* p = out->mutable_request_vote();
+                   p->set_last_log_index(v.last_log_index.value());
+                   p->set_last_log_term(v.last_log_term.value());
+                   p->set_pre_vote(v.pre_vote);
+                 },
+                 [&](const raft::RequestVoteResponse& v) {
+                   auto* p = out->mutable_request_vote_response();
+                   p->set_granted(v.granted);
+                   p->set_pre_vote(v.pre_vote);
+                 },
+                 [&](const raft::AppendEntries& a) {
+                   auto* p = out->mutable_append_entries();
+                   p->set_prev_log_index(a.prev_log_index.value());
+                   p->set_prev_log_term(a.prev_log_term.value());
+                   p->set_leader_commit(a.leader_commit.value());
+                   p->mutable_entries()->Reserve(static_cast<int>(a.entries.size()));
+                   for (const core::Entry& e : a.entries) {
+                     auto* pe = p->add_entries();
+                     pe->set_term(e.term.value());
+                     pe->set_index(e.index.value());
+                     pe->set_type(e.type == core::EntryType::kNoop ? wirepb::ENTRY_NOOP
+                                                                   : wirepb::ENTRY_NORMAL);
+                     pe->set_data(e.data);
+                   }
+                 },
+                 [&](const raft::AppendEntriesResponse& r) {
+                   auto* p = out->mutable_append_entries_response();
+                   p->set_success(r.success);
+                   p->set_match_index(r.match_index.value());
+                   p->set_rejected_index(r.rejected_index.value());
+                   p->set_conflict_term(r.conflict_term.value());
+                   p->set_conflict_index(r.conflict_index.value());
+                 },
+                 [&](const raft::Heartbeat& h) {
+                   auto* p = out->mutable_heartbeat();
+                   p->set_commit(h.commit.value());
+                   p->set_read_round(h.read_round);
+                 },
+                 [&](const raft::HeartbeatResponse& h) {
+                   out->mutable_heartbeat_response()->set_read_round(h.read_round);
+                 },
+                 [&](const raft::InstallSnapshot& s) {
+                   CHORUS_ASSERT_MSG(s.snapshot.data != nullptr,
+                                     "InstallSnapshot without bytes must be streamed, not encoded");
+                   auto* p = out->mutable_install_snapshot();
+                   encode_meta(s.snapshot.meta, p->mutable_meta());
+                   p->set_data(*s.snapshot.data);
+                 },
+                 [&](const raft::ForwardProposals& f) {
+                   auto* p = out->mutable_forward_proposals();
+                   p->mutable_data()->Reserve(static_cast<int>(f.data.size()));
+                   for (const std::string& d : f.data) p->add_data(d);
+                 },
+                 [&](const raft::ReadIndexRequest& r) {
+                   out->mutable_read_index_request()->set_ctx(r.ctx);
+                 },
+                 [&](const raft::ReadIndexResponse& r) {
+                   auto* p = out->mutable_read_index_response();
+                   p->set_ctx(r.ctx);
+                   p->set_index(r.index.value());
+                 },
+             },
+             body);
 }
 
 Status check_envelope(const wirepb::PeerMessage& in) {
@@ -125,8 +127,8 @@ Result<raft::Body> decode_append(const wirepb::AppendEntries& in, Term term) {
   if (in.prev_log_index() > std::numeric_limits<uint64_t>::max() - n) {
     return bad("AppendEntries indexes overflow");
   }
-  raft::AppendEntries a{LogIndex(in.prev_log_index()), Term(in.prev_log_term()), {},
-                        LogIndex(in.leader_commit())};
+  raft::AppendEntries a{
+      LogIndex(in.prev_log_index()), Term(in.prev_log_term()), {}, LogIndex(in.leader_commit())};
   a.entries.reserve(n);
   uint64_t expected_index = in.prev_log_index() + 1;
   uint64_t last_term = in.prev_log_term();
@@ -136,8 +138,8 @@ Result<raft::Body> decode_append(const wirepb::AppendEntries& in, Term term) {
                              e.index(), expected_index));
     }
     if (e.term() < last_term) {
-      return bad(fmt::format("AppendEntries entry {} term {} below the previous term {}",
-                             e.index(), e.term(), last_term));
+      return bad(fmt::format("AppendEntries entry {} term {} below the previous term {}", e.index(),
+                             e.term(), last_term));
     }
     CHORUS_RETURN_IF_ERROR(check_term(e.term(), term, "entry term"));
     core::EntryType type;
@@ -188,8 +190,8 @@ Result<raft::Body> decode_body(const wirepb::PeerMessage& in, Term term) {
     case P::kInstallSnapshot: {
       CHORUS_ASSIGN_OR_RETURN(core::SnapshotMeta meta,
                               decode_meta(in.install_snapshot().meta(), term));
-      return raft::Body(raft::InstallSnapshot{
-          core::SnapshotRef{meta, std::make_shared<const std::string>(in.install_snapshot().data())}});
+      return raft::Body(raft::InstallSnapshot{core::SnapshotRef{
+          meta, std::make_shared<const std::string>(in.install_snapshot().data())}});
     }
     case P::kForwardProposals: {
       const auto& d = in.forward_proposals().data();
@@ -244,8 +246,8 @@ Status validate_snapshot_chunk(const wirepb::PeerMessage& in) {
                              c.total_bytes()));
     }
     if (c.last() && end != c.total_bytes()) {
-      return bad(fmt::format("last snapshot chunk ends at {}, announced {} bytes", end,
-                             c.total_bytes()));
+      return bad(
+          fmt::format("last snapshot chunk ends at {}, announced {} bytes", end, c.total_bytes()));
     }
   }
   return Status::ok();

@@ -61,37 +61,51 @@ TEST(RaftCodecTest, MalformedInputIsRefused) {
   const Message& vote = all[0];
   const Message& append = all[4];
   const Message& snap = all[10];
-  expect_refused(vote, [](auto& pm) { pm.clear_request_vote(); }, "no body");
-  expect_refused(vote, [](auto& pm) { pm.set_from(0); }, "from 0");
-  expect_refused(vote, [](auto& pm) { pm.set_to(0); }, "to 0");
-  expect_refused(vote, [](auto& pm) { pm.set_to(pm.from()); }, "to itself");
-  expect_refused(vote, [](auto& pm) { pm.mutable_request_vote()->set_last_log_term(8); },
-                 "last_log_term above term");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(1)->set_index(20); },
-                 "gap in entries");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(0)->set_index(10); },
-                 "first entry not after prev");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(2)->set_term(6); },
-                 "entry term decreases");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(2)->set_term(8); },
-                 "entry term above message term");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(0)->set_term(4); },
-                 "entry term below prev_log_term");
-  expect_refused(append,
-                 [](auto& pm) {
-                   pm.mutable_append_entries()->mutable_entries(0)->set_type(
-                       static_cast<wirepb::EntryType>(9));
-                 },
-                 "unknown entry type");
-  expect_refused(append, [](auto& pm) { pm.mutable_append_entries()->set_prev_log_index(UINT64_MAX - 1); },
-                 "index overflow");
-  expect_refused(snap, [](auto& pm) { pm.mutable_install_snapshot()->mutable_meta()->set_index(0); },
-                 "snapshot index 0");
-  expect_refused(snap, [](auto& pm) { pm.mutable_install_snapshot()->mutable_meta()->set_term(9); },
-                 "snapshot term above message term");
-  expect_refused(vote,
-                 [](auto& pm) { pm.mutable_snapshot_chunk()->set_transfer_id(1); },
-                 "a chunk is not a raft message");
+  expect_refused(
+      vote, [](auto& pm) { pm.clear_request_vote(); }, "no body");
+  expect_refused(
+      vote, [](auto& pm) { pm.set_from(0); }, "from 0");
+  expect_refused(
+      vote, [](auto& pm) { pm.set_to(0); }, "to 0");
+  expect_refused(
+      vote, [](auto& pm) { pm.set_to(pm.from()); }, "to itself");
+  expect_refused(
+      vote, [](auto& pm) { pm.mutable_request_vote()->set_last_log_term(8); },
+      "last_log_term above term");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(1)->set_index(20); },
+      "gap in entries");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(0)->set_index(10); },
+      "first entry not after prev");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(2)->set_term(6); },
+      "entry term decreases");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(2)->set_term(8); },
+      "entry term above message term");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->mutable_entries(0)->set_term(4); },
+      "entry term below prev_log_term");
+  expect_refused(
+      append,
+      [](auto& pm) {
+        pm.mutable_append_entries()->mutable_entries(0)->set_type(
+            static_cast<wirepb::EntryType>(9));
+      },
+      "unknown entry type");
+  expect_refused(
+      append, [](auto& pm) { pm.mutable_append_entries()->set_prev_log_index(UINT64_MAX - 1); },
+      "index overflow");
+  expect_refused(
+      snap, [](auto& pm) { pm.mutable_install_snapshot()->mutable_meta()->set_index(0); },
+      "snapshot index 0");
+  expect_refused(
+      snap, [](auto& pm) { pm.mutable_install_snapshot()->mutable_meta()->set_term(9); },
+      "snapshot term above message term");
+  expect_refused(
+      vote, [](auto& pm) { pm.mutable_snapshot_chunk()->set_transfer_id(1); },
+      "a chunk is not a raft message");
 }
 
 TEST(RaftCodecTest, UnknownFieldsOfANewerVersionAreIgnored) {
@@ -123,7 +137,7 @@ wirepb::PeerMessage chunk(uint64_t offset, std::string data, bool last, uint64_t
 TEST(RaftCodecTest, SnapshotChunkValidation) {
   EXPECT_TRUE(validate_snapshot_chunk(chunk(0, "abc", false, 6)).is_ok());
   EXPECT_TRUE(validate_snapshot_chunk(chunk(3, "abc", true, 6)).is_ok());
-  EXPECT_TRUE(validate_snapshot_chunk(chunk(3, "abc", true, 0)).is_ok());  // size unknown
+  EXPECT_TRUE(validate_snapshot_chunk(chunk(3, "abc", true, 0)).is_ok());    // size unknown
   EXPECT_FALSE(validate_snapshot_chunk(chunk(4, "abc", false, 6)).is_ok());  // past total
   EXPECT_FALSE(validate_snapshot_chunk(chunk(0, "abc", true, 6)).is_ok());   // last, short
   EXPECT_FALSE(validate_snapshot_chunk(chunk(UINT64_MAX - 1, "abc", false, 0)).is_ok());

@@ -8,9 +8,9 @@
 #include <set>
 #include <utility>
 
-#include <asio.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <asio.hpp>
 
 #include "base/prng.h"
 #include "chorus/wire.pb.h"
@@ -33,6 +33,8 @@ constexpr size_t kMaxRememberedRefusals = 256;
 // Reassembly buffers are reserved up to this size from the announced total;
 // beyond it they grow as chunks arrive (an announced size is not proof).
 constexpr uint64_t kMaxSnapshotReserveBytes = 64u << 20;
+// Longest piece of text from a peer (cluster id, refusal reason) that is logged.
+constexpr size_t kMaxPeerTextBytes = 200;
 // Headroom for the envelope of a snapshot chunk frame (config validation).
 constexpr uint32_t kChunkEnvelopeBytes = 4096;
 
@@ -51,6 +53,17 @@ std::string frame_of(const google::protobuf::MessageLite& msg) {
   msg.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(frame.data() + kFrameHeaderBytes));
   write_frame_header(std::string_view(frame).substr(kFrameHeaderBytes), frame.data());
   return frame;
+}
+
+// Text from the other side, made safe for one log line: printable ASCII
+// only, at most kMaxPeerTextBytes.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char ch : text.substr(0, kMaxPeerTextBytes)) {
+    out += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+  }
+  if (text.size() > kMaxPeerTextBytes) out += "...";
+  return out;
 }
 
 std::string endpoint_text(const tcp::endpoint& ep) {
@@ -92,8 +105,8 @@ struct Connection {
   tcp::socket socket;
   asio::steady_timer deadline;  // connect, handshake and refusal-linger timeouts
   FrameDecoder decoder{kHandshakeMaxFrameBytes};
-  NodeId peer;         // outbound: the node dialled; inbound: known after the handshake
-  std::string remote;  // the other end, for logs and stats
+  NodeId peer;                   // outbound: the node dialled; inbound: known after the handshake
+  std::string remote;            // the other end, for logs and stats
   bool counted_pending = false;  // counts toward max_pending_handshakes
   bool established = false;
   bool closed = false;
@@ -120,7 +133,7 @@ struct Connection {
 struct Peer {
   NodeId id;
   Endpoint endpoint;
-  std::shared_ptr<Connection> conn;  // the established connection, if any
+  std::shared_ptr<Connection> conn;            // the established connection, if any
   std::unique_ptr<asio::steady_timer> redial;  // dialling side: backoff sleep
   bool dial_loop_running = false;
   uint32_t backoff_ms = 0;
@@ -249,14 +262,14 @@ Status Transport::Impl::start() {
   if (ec) {
     std::error_code ignored;
     acceptor_.close(ignored);
-    return Status::io_error(
-        fmt::format("peer transport: cannot listen on {}: {}", cfg_.listen.to_string(), ec.message()));
+    return Status::io_error(fmt::format("peer transport: cannot listen on {}: {}",
+                                        cfg_.listen.to_string(), ec.message()));
   }
   const tcp::endpoint local = acceptor_.local_endpoint(ec);
   bound_ = Endpoint{cfg_.listen.ip, local.port()};
   started_ = true;
-  log_->info("transport[{}]: listening on {} (cluster '{}')", cfg_.self.value(),
-             bound_.to_string(), cfg_.cluster_id);
+  log_->info("transport[{}]: listening on {} (cluster '{}')", cfg_.self.value(), bound_.to_string(),
+             cfg_.cluster_id);
   auto self = shared_from_this();
   asio::co_spawn(io_, accept_loop(self), rethrow_if_failed);
   for (auto& [id, p] : peers_) spawn_dialer(p);
@@ -357,7 +370,8 @@ awaitable<void> Transport::Impl::accept_loop(std::shared_ptr<Impl> self) {
     ConnPtr conn = new_connection(std::move(s), /*outbound=*/false);
     conn->counted_pending = true;
     ++pending_inbound_;
-    asio::co_spawn(io_, serve(self, conn), [](std::exception_ptr e, bool) { rethrow_if_failed(e); });
+    asio::co_spawn(io_, serve(self, conn),
+                   [](std::exception_ptr e, bool) { rethrow_if_failed(e); });
   }
 }
 
@@ -393,8 +407,8 @@ awaitable<bool> Transport::Impl::dial_once(Peer& p) {
   if (!ec && !own.is_unspecified()) conn->socket.bind(tcp::endpoint(own, 0), ec);
   if (ec) {
     close(conn, ec.message());
-    log_dial_failure(p, fmt::format("cannot bind an outgoing socket to {}: {}", cfg_.listen.ip,
-                                    ec.message()));
+    log_dial_failure(
+        p, fmt::format("cannot bind an outgoing socket to {}: {}", cfg_.listen.ip, ec.message()));
     co_return false;
   }
   arm_deadline(conn, cfg_.connect_timeout_ms);
@@ -467,7 +481,8 @@ std::string Transport::Impl::check_handshake(const Connection& conn,
                                              const wirepb::Handshake& h) const {
   if (h.magic() != kWireMagic) return fmt::format("not a Chorus peer (magic {:#x})", h.magic());
   if (h.cluster_id() != cfg_.cluster_id) {
-    return fmt::format("cluster id '{}' is not ours ('{}')", h.cluster_id(), cfg_.cluster_id);
+    return fmt::format("cluster id '{}' is not ours ('{}')", printable(h.cluster_id()),
+                       cfg_.cluster_id);
   }
   const uint32_t common = std::min(h.protocol_version(), kProtocolVersion);
   if (common < std::max(h.min_protocol_version(), kMinProtocolVersion) || common == 0) {
@@ -505,7 +520,7 @@ awaitable<bool> Transport::Impl::handshake(ConnPtr conn) {
   }
   wirepb::Handshake theirs;
   std::string reason = theirs.ParseFromString(payload) ? check_handshake(*conn, theirs)
-                                                        : "not a Chorus peer (bad handshake)";
+                                                       : "not a Chorus peer (bad handshake)";
   if (!reason.empty()) {
     co_await refuse(conn, std::move(reason));
     co_return false;
@@ -524,7 +539,7 @@ awaitable<bool> Transport::Impl::handshake(ConnPtr conn) {
   }
   if (!their_reply.accepted()) {
     ++counters_.handshakes_rejected;
-    const std::string why = "refused by it: " + their_reply.reason();
+    const std::string why = "refused by it: " + printable(their_reply.reason());
     if (conn->outbound) {
       log_dial_failure(peers_.at(conn->peer), why);
     } else if (first_inbound_refusal(conn->remote, why)) {
@@ -592,7 +607,7 @@ awaitable<Status> Transport::Impl::read_frame(ConnPtr conn, std::string* payload
     const size_t n =
         co_await conn->socket.async_read_some(asio::buffer(buf.data(), buf.size()), redirect(ec));
     if (ec) {
-      co_return Status::io_error(conn->timed_out      ? "timed out"
+      co_return Status::io_error(conn->timed_out          ? "timed out"
                                  : ec == asio::error::eof ? "closed by the other side"
                                                           : ec.message());
     }
@@ -991,7 +1006,10 @@ Status TransportConfig::validate() const {
     return !ec;
   };
   if (self == kNoNode) return bad("self must be a nonzero node id");
-  if (cluster_id.empty()) return bad("cluster_id must not be empty");
+  if (cluster_id.empty() || cluster_id.size() > kMaxPeerTextBytes ||
+      printable(cluster_id) != cluster_id) {
+    return bad("cluster_id must be 1 to 200 printable ASCII characters");
+  }
   if (!ip_ok(listen.ip)) return bad(fmt::format("listen ip '{}' is not a numeric IP", listen.ip));
   for (const auto& [id, ep] : peers) {
     if (id == kNoNode) return bad("peer id 0");

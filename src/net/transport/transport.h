@@ -41,7 +41,9 @@
 // (raft_codec.h): `to` must be this node and `from` the handshake's peer.
 // Any violation — bad frame, bad protobuf, invalid message — closes that
 // connection with a logged reason. Valid messages go to the receiver
-// callback, on the io_context thread, in the order the peer sent them.
+// callback, on the io_context thread, in the order the peer sent them —
+// except a streamed snapshot, delivered when its last chunk arrives, after
+// messages sent while it streamed (Raft tolerates reordering).
 //
 // Reconnecting. The dialling side retries with exponential backoff and
 // jitter (reconnect_backoff_min_ms doubling up to reconnect_backoff_max_ms),
@@ -115,7 +117,7 @@ using SnapshotOpener =
 
 struct TransportConfig {
   NodeId self;
-  std::string cluster_id;  // nonempty; peers must present the same
+  std::string cluster_id;  // 1..200 printable ASCII characters; peers must present the same
   // Where this node listens, and the address its outgoing connections are
   // bound to (unless it is the unspecified address 0.0.0.0 / ::). Port 0
   // picks a free port: see Transport::listen_endpoint().
@@ -124,14 +126,14 @@ struct TransportConfig {
   std::map<NodeId, Endpoint> peers;
 
   // Limits. Every one is checked where input enters.
-  uint32_t max_frame_bytes = kDefaultMaxFrameBytes;      // both directions, after the handshake
-  size_t max_queued_bytes_per_peer = 64u << 20;          // >= max_frame_bytes
-  size_t max_messages_per_write = 256;                   // frames per gathered write, >= 1
-  size_t max_write_bytes = 4u << 20;                     // bytes per write (one frame may exceed)
-  uint32_t snapshot_chunk_bytes = 1u << 20;              // <= max_frame_bytes - 4 KiB
+  uint32_t max_frame_bytes = kDefaultMaxFrameBytes;  // both directions, after the handshake
+  size_t max_queued_bytes_per_peer = 64u << 20;      // >= max_frame_bytes
+  size_t max_messages_per_write = 256;               // frames per gathered write, >= 1
+  size_t max_write_bytes = 4u << 20;                 // bytes per write (one frame may exceed)
+  uint32_t snapshot_chunk_bytes = 1u << 20;          // <= max_frame_bytes - 4 KiB
   uint64_t max_snapshot_bytes = 1ull << 30;  // reassembly bound (in memory) per incoming transfer
-  size_t max_pending_handshakes = 64;                    // inbound connections not yet identified
-  uint32_t connect_timeout_ms = 1000;                    // a dropped SYN must not stall a dial
+  size_t max_pending_handshakes = 64;        // inbound connections not yet identified
+  uint32_t connect_timeout_ms = 1000;        // a dropped SYN must not stall a dial
   uint32_t handshake_timeout_ms = 2000;
   uint32_t reconnect_backoff_min_ms = 20;
   uint32_t reconnect_backoff_max_ms = 1000;
@@ -153,7 +155,7 @@ struct PeerStats {
   std::string remote_address;
   uint64_t bytes_sent = 0;  // socket bytes after the handshake, frame headers included
   uint64_t bytes_received = 0;
-  uint64_t messages_sent = 0;   // Raft messages fully written (a streamed snapshot counts once)
+  uint64_t messages_sent = 0;      // Raft messages fully written (a streamed snapshot counts once)
   uint64_t messages_received = 0;  // Raft messages delivered to the receiver
   uint64_t messages_dropped = 0;   // not connected, queue overflow, too large, broken connection
   uint64_t writes = 0;             // gathered socket writes
@@ -169,11 +171,11 @@ struct PeerStats {
 struct TransportStats {
   std::vector<PeerStats> peers;  // ordered by id
   uint64_t connections_accepted = 0;
-  uint64_t handshakes_refused = 0;    // we refused the other side
-  uint64_t handshakes_rejected = 0;   // the other side refused us
-  uint64_t handshakes_failed = 0;     // timeout, EOF or a bad frame during the handshake
+  uint64_t handshakes_refused = 0;      // we refused the other side
+  uint64_t handshakes_rejected = 0;     // the other side refused us
+  uint64_t handshakes_failed = 0;       // timeout, EOF or a bad frame during the handshake
   uint64_t connections_over_limit = 0;  // closed at once: too many pending handshakes
-  uint64_t protocol_errors = 0;       // established connections closed for bad input
+  uint64_t protocol_errors = 0;         // established connections closed for bad input
 };
 
 class Transport {

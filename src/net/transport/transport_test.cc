@@ -17,8 +17,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -52,7 +52,8 @@ bool run_until(asio::io_context& io, const std::function<bool()>& pred,
 }
 
 void run_for(asio::io_context& io, std::chrono::milliseconds d) {
-  run_until(io, [] { return false; }, d);
+  run_until(
+      io, [] { return false; }, d);
 }
 
 std::string ip_of(int n) {
@@ -210,7 +211,8 @@ class RawPeer {
   FrameDecoder decoder_{kDefaultMaxFrameBytes};
 };
 
-wirepb::Handshake handshake_as(uint64_t node, uint64_t dialled, std::string cluster = "test-cluster") {
+wirepb::Handshake handshake_as(uint64_t node, uint64_t dialled,
+                               std::string cluster = "test-cluster") {
   wirepb::Handshake h;
   h.set_magic(kWireMagic);
   h.set_protocol_version(kProtocolVersion);
@@ -391,6 +393,8 @@ TEST(TransportTest, BadHandshakesAreRefusedWithAReason) {
   const std::vector<RefusalCase> cases = {
       {"bad magic", [](auto& m) { m.set_magic(0x12345678); }, "not a Chorus peer"},
       {"wrong cluster", [](auto& m) { m.set_cluster_id("other"); }, "cluster id 'other'"},
+      {"hostile cluster id", [](auto& m) { m.set_cluster_id(std::string("a\nb\xff", 4)); },
+       "cluster id 'a?b?' is not ours"},
       {"unknown node", [](auto& m) { m.set_node_id(9); }, "unknown node id 9"},
       {"own id", [](auto& m) { m.set_node_id(2); }, "is our own"},
       {"higher id dials", [](auto& m) { m.set_node_id(3); }, "the lower id dials"},
@@ -604,9 +608,8 @@ TEST(TransportTest, DiallingPeerRestartReplacesTheOldConnection) {
   h[1].t.reset();
   h.add_node(1, nullptr, "test-cluster", at.port);
   h[1].t->set_peer(NodeId(2), h[2].at);
-  ASSERT_TRUE(h.wait([&] {
-    return h.all_connected() && h[2].t->peer_stats(NodeId(1)).connects == 2;
-  }));
+  ASSERT_TRUE(
+      h.wait([&] { return h.all_connected() && h[2].t->peer_stats(NodeId(1)).connects == 2; }));
   h[2].t->send(heartbeat(2, 1, 7));
   ASSERT_TRUE(h.wait([&] { return h[1].got.size() == 1; }));
 }
@@ -645,11 +648,9 @@ TEST(TransportTest, LargeSnapshotArrivesIntactInChunksWhileHeartbeatsFlow) {
     return h[2].count("InstallSnapshot") == 1;
   }));
   const auto& snap = std::get<raft::InstallSnapshot>(
-      std::find_if(h[2].got.begin(), h[2].got.end(),
-                   [](const raft::Message& m) {
-                     return std::holds_alternative<raft::InstallSnapshot>(m.body);
-                   })
-          ->body);
+      std::find_if(h[2].got.begin(), h[2].got.end(), [](const raft::Message& m) {
+        return std::holds_alternative<raft::InstallSnapshot>(m.body);
+      })->body);
   EXPECT_EQ(snap.snapshot.meta, (core::SnapshotMeta{LogIndex(500), Term(2)}));
   ASSERT_TRUE(snap.snapshot.data);
   EXPECT_TRUE(*snap.snapshot.data == *data);
@@ -684,8 +685,8 @@ TEST(TransportTest, SnapshotWithoutBytesIsStreamedFromTheOpener) {
   Harness h;
   h.start(2, [&](TransportConfig& c) {
     c.snapshot_chunk_bytes = 256u << 10;
-    c.snapshot_opener = [&](const core::SnapshotMeta& meta)
-        -> Result<std::unique_ptr<SnapshotSource>> {
+    c.snapshot_opener =
+        [&](const core::SnapshotMeta& meta) -> Result<std::unique_ptr<SnapshotSource>> {
       ++opened;
       if (meta.index != LogIndex(40)) return Status::not_found("no such snapshot");
       return std::unique_ptr<SnapshotSource>(new PiecesSource(data, 300000));

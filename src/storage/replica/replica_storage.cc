@@ -67,7 +67,11 @@ Status ReplicaStorage::persist(const std::optional<core::SnapshotRef>& snapshot,
     if (st.is_ok()) st = wal_->sync();
     if (!st.is_ok()) return fail(st);
   }
-  if (hard_state) {
+  // Term and vote must be durable before any vote or message of the term
+  // goes out; the commit index need not be (it is re-learned from the leader
+  // and only ever lags), so a change of commit alone costs no fdatasync. It
+  // is saved along with the next term or vote change.
+  if (hard_state && (hard_state->term != meta_->state().term || hard_state->voted_for != meta_->state().voted_for)) {
     Status st = meta_->save(*hard_state);
     if (!st.is_ok()) return fail(st);
   }

@@ -11,7 +11,9 @@
 //      rename, directory fsync) and the log it covers is dropped;
 //   2. entries are appended (a conflicting suffix is truncated first) and the
 //      log is fdatasynced once for the whole batch (group commit);
-//   3. the hard state is saved (alternate metadata copy, fdatasync).
+//   3. the hard state is saved (alternate metadata copy, fdatasync) when its
+//      term or vote changed; a change of the commit index alone is not
+//      worth an fdatasync (it may lag after a restart: the leader re-sends it).
 // Only when persist() returns OK may the host send messages_after_persist.
 //
 // Recovery (open): the newest snapshot that verifies is loaded (a corrupt
