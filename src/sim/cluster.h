@@ -161,7 +161,7 @@ class Cluster {
   // Runs until pred() holds or `limit` passes; returns whether it held.
   bool run_until(const std::function<bool()>& pred, Time limit) {
     const Time end = q_.now() + limit;
-    while (!pred() && q_.now() < end) q_.run_until(std::min(end, q_.now() + kMillisecond));
+    while (!pred() && q_.now() < end && !q_.stopped()) q_.run_until(std::min(end, q_.now() + kMillisecond));
     return pred();
   }
   void crash(size_t i) { crash_node(i); }
@@ -218,9 +218,9 @@ class Cluster {
       clients_stopped_ = true;
       run_until([&] { return current_leader().has_value(); }, opts_.liveness_bound_us);
       run_for(opts_.client_timeout_us);
-      final_reads();
-      wait_for_convergence();
-      check_logs();
+      if (!q_.stopped()) final_reads();
+      if (!q_.stopped()) wait_for_convergence();
+      if (!q_.stopped()) check_logs();
       check_history();
     } catch (const AssertionFailure& e) {
       violation(std::string("assertion failed: ") + e.what());
@@ -242,6 +242,7 @@ class Cluster {
 
     // Safety phase.
     q_.run_until(opts_.safety_phase_us);
+    if (q_.stopped()) return;
 
     // Liveness phase: heal everything.
     faults_on_ = false;
@@ -254,14 +255,17 @@ class Cluster {
       if (!nodes_[i].up) start_node(i);
     }
     q_.run_until(heal_at_ + opts_.liveness_bound_us);
+    if (q_.stopped()) return;
     check_liveness();
+    if (q_.stopped()) return;
 
     // Quiesce, final reads, convergence.
     clients_stopped_ = true;
     q_.run_until(q_.now() + opts_.client_timeout_us + 100 * kMillisecond);
     final_reads();
+    if (q_.stopped()) return;
     wait_for_convergence();
-
+    if (q_.stopped()) return;
     check_logs();
     check_history();
   }
@@ -323,9 +327,13 @@ class Cluster {
     return s;
   }
 
+  // Records a broken invariant and ends the run: once the cluster is known
+  // broken, what follows is noise, and a broken cluster can make the
+  // simulation itself arbitrarily expensive (message storms).
   void violation(std::string what) {
     trace("VIOLATION: " + what);
     report_.violations.push_back(std::move(what));
+    q_.stop();
   }
 
   // ---- nodes ----------------------------------------------------------------
@@ -1041,13 +1049,15 @@ class Cluster {
       auto res = n.engine->read_index(o.id);
       if (!accepted(res.status)) {
         violation("final read refused: " + std::string(core::propose_status_name(res.status)));
-        continue;
+        return;
       }
       n.reads[o.id] = PendingRead{op, std::nullopt, highest_commit()};
       maybe_ready(*l);
       const Time deadline = q_.now() + 2 * kSecond;
-      while (report_.history[op].complete_us == 0 && q_.now() < deadline)
+      while (report_.history[op].complete_us == 0 && q_.now() < deadline && !q_.stopped()) {
         q_.run_until(q_.now() + kMillisecond);
+      }
+      if (q_.stopped()) return;
       if (report_.history[op].complete_us == 0) {
         violation(
             fmt::format("final read of {} did not complete within 2s on a healed cluster", o.key));
@@ -1065,7 +1075,8 @@ class Cluster {
       }
       return true;
     };
-    while (!converged() && q_.now() < deadline) q_.run_until(q_.now() + 10 * kMillisecond);
+    while (!converged() && q_.now() < deadline && !q_.stopped()) q_.run_until(q_.now() + 10 * kMillisecond);
+    if (q_.stopped()) return;
     if (!converged()) {
       std::string s;
       for (const auto& n : nodes_)
@@ -1143,7 +1154,12 @@ class Cluster {
   }
 
   void check_history() {
-    check::CheckResult r = check::check_linearizable(report_.history);
+    // A run that already broke a protocol invariant is reported as it is: a
+    // broken cluster's history can be arbitrarily costly to search.
+    if (!report_.violations.empty()) return;
+    check::CheckOptions copts;
+    copts.max_steps = 5'000'000;  // bounded memory and time per seed; running out is counted, not hidden
+    check::CheckResult r = check::check_linearizable(report_.history, copts);
     if (r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) {
       violation("linearizability: " + r.report);
     } else if (r.verdict == check::Verdict::kUnknown) {

@@ -26,15 +26,18 @@ class EventQueue {
   // Runs events until the queue is empty or the next one is after `until`;
   // the clock then reads `until`.
   void run_until(Time until) {
-    while (!heap_.empty() && heap_.top().t <= until) {
+    while (!stopped_ && !heap_.empty() && heap_.top().t <= until) {
       Event e = std::move(const_cast<Event&>(heap_.top()));
       heap_.pop();
       now_ = e.t;
       ++events_run_;
       e.fn();
     }
-    if (now_ < until) now_ = until;
+    if (!stopped_ && now_ < until) now_ = until;
   }
+  // Makes run_until return at once, now and later (a run that is over).
+  void stop() { stopped_ = true; }
+  bool stopped() const { return stopped_; }
   uint64_t events_run() const { return events_run_; }
 
  private:
@@ -48,6 +51,7 @@ class EventQueue {
   Time now_ = 0;
   uint64_t next_seq_ = 0;
   uint64_t events_run_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace chorus::sim

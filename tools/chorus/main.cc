@@ -8,6 +8,8 @@ namespace chorus::tools {
 void add_wal_dump_command(CLI::App& app);
 void add_cluster_commands(CLI::App& app);
 void add_failover_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_nemesis_command(CLI::App& app);
 }  // namespace chorus::tools
 
 int main(int argc, char** argv) {
@@ -17,6 +19,8 @@ int main(int argc, char** argv) {
   chorus::tools::add_wal_dump_command(app);
   chorus::tools::add_cluster_commands(app);
   chorus::tools::add_failover_command(app);
+  chorus::tools::add_bench_command(app);
+  chorus::tools::add_nemesis_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -110,6 +110,7 @@ int run_sweep(const SimArgs& a) {
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> ops{0};
   std::atomic<int64_t> sim_us{0};
+  std::atomic<uint64_t> inconclusive{0};
   std::mutex out_mu;
   const uint64_t total = last - first + 1;
   const auto t0 = std::chrono::steady_clock::now();
@@ -120,6 +121,7 @@ int run_sweep(const SimArgs& a) {
       sim::RunReport r = sim::run_raft(options_for(one, s));
       ops += r.ops_ok + r.ops_failed + r.ops_unknown;
       sim_us += r.sim_time_us;
+      inconclusive += r.checks_inconclusive;
       const uint64_t d = ++done;
       std::lock_guard<std::mutex> lk(out_mu);
       if (!r.violations.empty()) {

@@ -1,0 +1,90 @@
+// The nemesis: a Jepsen-style fault-injection run against real chorusd
+// processes (`chorus nemesis`, docs/reliability.md).
+//
+// One run:
+//   1. starts its own cluster on 127.0.0.11.. (one loopback address per node,
+//      so that iptables rules between addresses partition it), data in a
+//      temporary directory;
+//   2. runs concurrent hiredis clients (nemesis_workload.h) that record every
+//      operation with its invoke/complete time (steady clock, microseconds
+//      since the run started) and what the client learned (ok / failed /
+//      unknown);
+//   3. meanwhile injects a seeded random schedule of faults, one at a time:
+//      kill -9 (the leader more often) and restart later, SIGSTOP/SIGCONT,
+//      iptables partitions (nemesis_firewall.h), crash-restarts;
+//   4. heals everything, waits for a leader, reads every key, and checks the
+//      history (nemesis_analysis.h): linearizability per key, no acknowledged
+//      write missing, replicas converged; plus availability figures.
+//
+// Times in this header are microseconds since the run started (t0), the clock
+// of the recorded history.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chorus::tools::nemesis {
+
+enum class FaultKind : uint8_t {
+  kKill,       // kill -9 one node; restarted when the fault heals
+  kPause,      // SIGSTOP one node; SIGCONT when it heals
+  kPartition,  // iptables drops between node addresses; flushed when it heals
+  kRestart,    // kill -9 one node (or all of them) and start it again at once
+};
+inline constexpr FaultKind kAllFaultKinds[] = {FaultKind::kKill, FaultKind::kPause,
+                                               FaultKind::kPartition, FaultKind::kRestart};
+std::string_view fault_kind_name(FaultKind k);
+std::optional<FaultKind> parse_fault_kind(std::string_view name);
+
+enum class WorkloadKind : uint8_t {
+  kRegister,  // GET / SET / CHORUS.CAS on a few keys
+  kAppend,    // APPEND ",<unique>" and GET: every read is a comma list
+};
+std::string_view workload_name(WorkloadKind w);
+
+// One injected fault.
+struct FaultEvent {
+  FaultKind kind = FaultKind::kKill;
+  // Finer label for the statistics: "kill-leader", "pause-follower",
+  // "partition-bridge", "restart-all"...
+  std::string shape;
+  std::string what;  // for humans: "kill -9 n2 (leader)"
+  int64_t start_us = 0;
+  int64_t end_us = -1;  // healed at; -1 while active
+};
+
+struct Options {
+  int nodes = 3;
+  std::chrono::milliseconds duration{60'000};
+  std::vector<FaultKind> faults;
+  WorkloadKind workload = WorkloadKind::kRegister;
+  int clients = 10;
+  int keys = 8;  // keys in use at any time (each rotates to a fresh key now and then)
+  uint64_t seed = 0;
+  std::string dir;            // empty: a fresh temporary directory
+  bool keep = false;          // keep the directory (it is kept anyway after a violation)
+  std::string chorusd;        // empty: the chorusd next to this executable
+  int rate_per_client = 100;  // operations per second per client; 0 = as fast as possible
+  std::chrono::milliseconds op_timeout{6'000};  // > the server's 5 s request timeout
+  uint16_t base_port = 0;                       // 0: pick free ports
+  // Faults: a quiet gap, then one fault held for a while, then healed.
+  std::chrono::milliseconds quiet_min{1'000}, quiet_max{4'000};
+  std::chrono::milliseconds hold_min{2'000}, hold_max{6'000};
+  // A fresh key after this many operations on a key (register) or appends to
+  // it (append): bounds the values' length and each key's history.
+  int ops_per_key = 0;  // 0: the workload's default
+  // Server settings under test (docs/config.md): raft.check_quorum, and
+  // raft.lease_reads with every client reading under the lease
+  // (CHORUS.CONSISTENCY lease).
+  bool check_quorum = true;
+  bool lease_reads = false;
+  // Partitions asked for but impossible here: do not run at all
+  // (RunResult::skipped) rather than run without them.
+  bool require_partitions = false;
+};
+
+}  // namespace chorus::tools::nemesis

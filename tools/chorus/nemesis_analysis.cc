@@ -1,0 +1,332 @@
+#include "nemesis_analysis.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+namespace chorus::tools::nemesis {
+namespace {
+
+using check::Operation;
+using check::OpKind;
+using check::OpStatus;
+
+// ",a,b,c" -> {"a", "b", "c"}; nullopt if it is not such a list.
+std::optional<std::vector<std::string>> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  if (v.empty()) return out;
+  if (v[0] != ',') return std::nullopt;
+  size_t start = 1;
+  for (;;) {
+    const size_t comma = v.find(',', start);
+    out.push_back(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// Whether `read` is `final` cut at an element boundary.
+bool is_list_prefix(const std::string& read, const std::string& final) {
+  return final.compare(0, read.size(), read) == 0 &&
+         (read.size() == final.size() || (read.size() < final.size() && final[read.size()] == ','));
+}
+
+// One operation of a key with its rank (see the header).
+struct Ranked {
+  const Operation* op;
+  uint64_t rank;
+  bool completed;  // has a known completion (kOk)
+};
+
+class KeyChecker {
+ public:
+  KeyChecker(AppendCheck& out, const std::string& key, const std::vector<const Operation*>& ops)
+      : out_(out), key_(key), ops_(ops) {}
+
+  void run(const std::string& final) {
+    auto elements = split_list(final);
+    if (!elements) {
+      problem(fmt::format("key {}: the final value {} is not a comma list", key_,
+                          check::describe_value(final)),
+              {});
+      return;
+    }
+    std::unordered_map<std::string, const Operation*> append_of;
+    for (const Operation* op : ops_) {
+      if (op->kind == OpKind::kAppend) append_of[op->value.substr(1)] = op;
+    }
+    std::unordered_map<std::string, size_t> position;  // 1-based
+    for (size_t i = 0; i < elements->size(); ++i) {
+      const std::string& e = (*elements)[i];
+      if (!position.emplace(e, i + 1).second) {
+        problem(fmt::format("key {}: {} appears twice in the final read", key_, e), {append_of[e]});
+        continue;
+      }
+      auto it = append_of.find(e);
+      if (it == append_of.end()) {
+        problem(fmt::format("key {}: final read holds {}, which no client appended", key_, e), {});
+      } else if (it->second->status == OpStatus::kFail) {
+        problem(fmt::format("key {}: final read holds {}, whose append was refused", key_, e),
+                {it->second});
+      } else {
+        ++out_.appends_in_final;
+      }
+    }
+    check_acked(position);
+    check_order(final, position);
+  }
+
+ private:
+  void problem(std::string line, std::vector<const Operation*> ops) {
+    out_.violation = true;
+    if (out_.problems.size() < AppendCheck::kMaxProblems) out_.problems.push_back(std::move(line));
+    if (out_.window.empty()) {
+      for (const Operation* op : ops) {
+        if (op) out_.window.push_back(*op);
+      }
+      std::sort(out_.window.begin(), out_.window.end(),
+                [](const Operation& a, const Operation& b) { return a.invoke_us < b.invoke_us; });
+    }
+  }
+
+  void check_acked(const std::unordered_map<std::string, size_t>& position) {
+    for (const Operation* op : ops_) {
+      if (op->kind != OpKind::kAppend || op->status != OpStatus::kOk) continue;
+      ++out_.acked_appends;
+      if (!position.contains(op->value.substr(1))) {
+        problem(fmt::format("key {}: acknowledged append lost: {}", key_, check::describe(*op)),
+                {op});
+      }
+    }
+  }
+
+  void check_order(const std::string& final,
+                   const std::unordered_map<std::string, size_t>& position) {
+    std::vector<Ranked> ranked;
+    for (const Operation* op : ops_) {
+      if (op->kind == OpKind::kGet && op->status == OpStatus::kOk) {
+        const std::string v = op->found ? op->output : std::string();
+        if (!is_list_prefix(v, final)) {
+          problem(fmt::format("key {}: read is not a prefix of the final read {}: {}", key_,
+                              check::describe_value(final), check::describe(*op)),
+                  {op});
+          continue;
+        }
+        const size_t p = static_cast<size_t>(std::count(v.begin(), v.end(), ','));
+        ranked.push_back({op, 2 * p + 1, true});
+      } else if (op->kind == OpKind::kAppend && op->status != OpStatus::kFail) {
+        auto it = position.find(op->value.substr(1));
+        if (it != position.end())
+          ranked.push_back({op, 2 * it->second, op->status == OpStatus::kOk});
+      }
+    }
+    sweep(ranked);
+  }
+
+  // Whenever X completed before Y was invoked, rank(X) <= rank(Y).
+  void sweep(std::vector<Ranked>& ranked) {
+    std::sort(ranked.begin(), ranked.end(),
+              [](const Ranked& a, const Ranked& b) { return a.op->invoke_us < b.op->invoke_us; });
+    std::vector<const Ranked*> by_complete;
+    for (const auto& r : ranked) {
+      if (r.completed) by_complete.push_back(&r);
+    }
+    std::sort(by_complete.begin(), by_complete.end(), [](const Ranked* a, const Ranked* b) {
+      return a->op->complete_us < b->op->complete_us;
+    });
+    size_t next = 0;
+    const Ranked* highest = nullptr;  // the highest rank among those completed so far
+    for (const Ranked& y : ranked) {
+      while (next < by_complete.size() && by_complete[next]->op->complete_us < y.op->invoke_us) {
+        if (!highest || by_complete[next]->rank > highest->rank) highest = by_complete[next];
+        ++next;
+      }
+      if (highest && highest->rank > y.rank) {
+        problem(fmt::format("key {}: real-time order broken: {} completed before {} was invoked, "
+                            "yet the final read orders it later",
+                            key_, check::describe(*highest->op), check::describe(*y.op)),
+                {highest->op, y.op});
+        return;  // one per key: the rest would mostly repeat it
+      }
+    }
+  }
+
+  AppendCheck& out_;
+  const std::string& key_;
+  const std::vector<const Operation*>& ops_;
+};
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace
+
+std::string_view fault_kind_name(FaultKind k) {
+  switch (k) {
+    case FaultKind::kKill:
+      return "kill";
+    case FaultKind::kPause:
+      return "pause";
+    case FaultKind::kPartition:
+      return "partition";
+    case FaultKind::kRestart:
+      return "restart";
+  }
+  return "?";
+}
+
+std::optional<FaultKind> parse_fault_kind(std::string_view name) {
+  for (FaultKind k : kAllFaultKinds) {
+    if (fault_kind_name(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
+std::string_view workload_name(WorkloadKind w) {
+  return w == WorkloadKind::kAppend ? "append" : "register";
+}
+
+AppendCheck check_appends(const check::History& h,
+                          const std::map<std::string, std::optional<std::string>>& finals) {
+  std::map<std::string, std::vector<const Operation*>> by_key;
+  for (const auto& op : h) by_key[op.key].push_back(&op);
+  AppendCheck out;
+  for (const auto& [key, ops] : by_key) {
+    ++out.keys;
+    auto f = finals.find(key);
+    if (f == finals.end()) {
+      ++out.keys_no_final;
+      continue;
+    }
+    KeyChecker(out, key, ops).run(f->second.value_or(""));
+  }
+  return out;
+}
+
+OpCounts count_ops(const check::History& h) {
+  OpCounts c;
+  for (const auto& op : h) {
+    ++c.total;
+    (op.kind == OpKind::kGet ? c.reads : c.writes) += 1;
+    switch (op.status) {
+      case OpStatus::kOk:
+        ++c.ok;
+        break;
+      case OpStatus::kFail:
+        ++c.failed;
+        break;
+      case OpStatus::kUnknown:
+        ++c.unknown;
+        break;
+    }
+  }
+  return c;
+}
+
+double Availability::percent_during_faults() const {
+  return during_faults
+             ? 100.0 * static_cast<double>(ok_during_faults) / static_cast<double>(during_faults)
+             : 100.0;
+}
+double Availability::percent_total() const {
+  return total ? 100.0 * static_cast<double>(ok_total) / static_cast<double>(total) : 100.0;
+}
+
+Availability availability(const check::History& h, const std::vector<FaultEvent>& faults,
+                          int64_t end_us) {
+  std::vector<std::pair<int64_t, int64_t>> active;
+  for (const auto& f : faults) active.emplace_back(f.start_us, f.end_us < 0 ? end_us : f.end_us);
+  std::sort(active.begin(), active.end());
+  Availability a;
+  for (const auto& op : h) {
+    const bool ok = op.status == OpStatus::kOk;
+    ++a.total;
+    a.ok_total += ok;
+    // The last interval starting at or before the invocation.
+    auto it =
+        std::upper_bound(active.begin(), active.end(), std::make_pair(op.invoke_us, INT64_MAX));
+    bool during = false;
+    for (auto j = active.begin(); j != it && !during; ++j) during = op.invoke_us < j->second;
+    if (during) {
+      ++a.during_faults;
+      a.ok_during_faults += ok;
+    }
+  }
+  return a;
+}
+
+std::vector<std::optional<double>> unavailability_ms(const check::History& h,
+                                                     const std::vector<FaultEvent>& faults) {
+  std::vector<std::pair<int64_t, int64_t>> writes;  // (invoke, complete) of acknowledged writes
+  for (const auto& op : h) {
+    if (op.kind != OpKind::kGet && op.status == OpStatus::kOk) {
+      writes.emplace_back(op.invoke_us, op.complete_us);
+    }
+  }
+  std::sort(writes.begin(), writes.end());
+  std::vector<int64_t> suffix_min(writes.size() + 1, INT64_MAX);
+  for (size_t i = writes.size(); i-- > 0;) {
+    suffix_min[i] = std::min(suffix_min[i + 1], writes[i].second);
+  }
+  std::vector<std::optional<double>> out;
+  for (const auto& f : faults) {
+    const auto it =
+        std::lower_bound(writes.begin(), writes.end(), std::make_pair(f.start_us, INT64_MIN));
+    const int64_t first = suffix_min[static_cast<size_t>(it - writes.begin())];
+    if (first == INT64_MAX) {
+      out.push_back(std::nullopt);
+    } else {
+      out.push_back(static_cast<double>(first - f.start_us) / 1000.0);
+    }
+  }
+  return out;
+}
+
+std::vector<Spread> unavailability_spread(const std::vector<FaultEvent>& faults,
+                                          const std::vector<std::optional<double>>& ms,
+                                          bool by_shape) {
+  std::vector<Spread> out;
+  std::map<std::string, std::vector<double>> values;
+  for (size_t i = 0; i < faults.size() && i < ms.size(); ++i) {
+    const std::string label =
+        by_shape ? faults[i].shape : std::string(fault_kind_name(faults[i].kind));
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const Spread& s) { return s.label == label; });
+    if (it == out.end()) {
+      out.push_back(Spread{label});
+      it = out.end() - 1;
+    }
+    ++it->faults;
+    if (ms[i]) {
+      values[label].push_back(*ms[i]);
+    } else {
+      ++it->without_write;
+    }
+  }
+  for (auto& s : out) {
+    const auto& v = values[s.label];
+    s.median_ms = median_of(v);
+    s.max_ms = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
+  }
+  return out;
+}
+
+std::string faults_around(const std::vector<FaultEvent>& faults, int64_t from_us, int64_t to_us,
+                          int64_t margin_us) {
+  std::string out;
+  for (const auto& f : faults) {
+    const int64_t end = f.end_us < 0 ? INT64_MAX : f.end_us;
+    if (end < from_us - margin_us || f.start_us > to_us + margin_us) continue;
+    const std::string until =
+        f.end_us < 0 ? std::string("(active)") : fmt::format("{:.3f}s", f.end_us / 1e6);
+    out += fmt::format("  {:>9.3f}s .. {:>9}  {}\n", f.start_us / 1e6, until, f.what);
+  }
+  return out.empty() ? "  (no fault within that time)\n" : out;
+}
+
+}  // namespace chorus::tools::nemesis

@@ -1,0 +1,97 @@
+// What the nemesis concludes from a recorded history: the list-append checks,
+// availability and unavailability figures, and the fault schedule printed
+// around a violation. Pure functions of their arguments (unit-tested in
+// nemesis_analysis_test.cc); the linearizability check itself is
+// check::check_partition (src/check/linearizability.h), run per key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "check/history.h"
+#include "check/linearizability.h"
+#include "nemesis.h"
+
+namespace chorus::tools::nemesis {
+
+// ---------------------------------------------------------------------------
+// The append workload
+//
+// Every append writes a unique ",<value>", so the final read of a key (taken
+// after healing, through the leader) lists, in order, every append that took
+// effect. Checked per key:
+//   1. no value appears twice in the final read, and each one was appended by
+//      an operation that was not refused (kOk or kUnknown);
+//   2. every acknowledged append appears in the final read (nothing lost);
+//   3. every successful read is a prefix of the final read (element-wise);
+//   4. real-time order: give an append at position i the rank 2i and a read
+//      of p elements the rank 2p+1; whenever X completed before Y was
+//      invoked, rank(X) <= rank(Y).
+// Together these are exactly linearizability of a list-append history whose
+// reads return the whole list: sorting the operations by rank (reads of equal
+// rank by completion) gives a legal sequential order that respects real time,
+// and any violated rule rules every order out. So this check is complete and
+// runs in O(n log n), whereas the general search can blow up on many
+// concurrent appends; the nemesis runs both.
+struct AppendCheck {
+  bool violation = false;
+  size_t keys = 0;           // keys checked
+  size_t keys_no_final = 0;  // keys without a final read (inconclusive for them)
+  uint64_t acked_appends = 0;
+  uint64_t appends_in_final = 0;      // acked and unknown appends that took effect
+  std::vector<std::string> problems;  // one line each, at most kMaxProblems
+  // The operations behind the first problem, for the report (by invoke time).
+  std::vector<check::Operation> window;
+  static constexpr size_t kMaxProblems = 20;
+};
+
+// `finals`: key -> its final value (nullopt: the key is absent); a key of the
+// history missing from `finals` had no final read.
+AppendCheck check_appends(const check::History& h,
+                          const std::map<std::string, std::optional<std::string>>& finals);
+
+// ---------------------------------------------------------------------------
+// Figures
+
+struct OpCounts {
+  uint64_t total = 0, ok = 0, failed = 0, unknown = 0;
+  uint64_t reads = 0, writes = 0;
+};
+OpCounts count_ops(const check::History& h);
+
+// Operations invoked while some fault was active, and how many succeeded.
+struct Availability {
+  uint64_t during_faults = 0, ok_during_faults = 0;
+  uint64_t total = 0, ok_total = 0;
+  double percent_during_faults() const;
+  double percent_total() const;
+};
+Availability availability(const check::History& h, const std::vector<FaultEvent>& faults,
+                          int64_t end_us);
+
+// Per fault: milliseconds from its injection to the completion of the first
+// acknowledged write invoked at or after it; nullopt if no write succeeded
+// after it (parallel to `faults`).
+std::vector<std::optional<double>> unavailability_ms(const check::History& h,
+                                                     const std::vector<FaultEvent>& faults);
+
+struct Spread {
+  std::string label;  // a fault kind or shape
+  size_t faults = 0;
+  size_t without_write = 0;  // no write succeeded after it
+  double median_ms = 0, max_ms = 0;
+};
+// Grouped by kind (by_shape false) or by shape, in order of first appearance.
+std::vector<Spread> unavailability_spread(const std::vector<FaultEvent>& faults,
+                                          const std::vector<std::optional<double>>& ms,
+                                          bool by_shape);
+
+// The faults active in [from_us, to_us], widened by `margin_us` on each side,
+// one line each: "  +12.345s .. +15.001s  kill -9 n2 (leader)".
+std::string faults_around(const std::vector<FaultEvent>& faults, int64_t from_us, int64_t to_us,
+                          int64_t margin_us);
+
+}  // namespace chorus::tools::nemesis

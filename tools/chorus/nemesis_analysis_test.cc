@@ -1,0 +1,185 @@
+// The nemesis's pure parts: reply classification, key rotation, the
+// list-append check and the availability figures.
+#include <gtest/gtest.h>
+
+#include "nemesis_analysis.h"
+#include "nemesis_workload.h"
+
+namespace chorus::tools::nemesis {
+namespace {
+
+using check::Operation;
+using check::OpKind;
+using check::OpStatus;
+
+Operation append(uint64_t id, const std::string& v, int64_t inv, int64_t cmp,
+                 OpStatus st = OpStatus::kOk) {
+  Operation op;
+  op.id = id;
+  op.client = id;
+  op.kind = OpKind::kAppend;
+  op.key = "a0.0";
+  op.value = "," + v;
+  op.invoke_us = inv;
+  op.complete_us = cmp;
+  op.status = st;
+  return op;
+}
+
+Operation read(uint64_t id, const std::string& out, int64_t inv, int64_t cmp) {
+  Operation op;
+  op.id = id;
+  op.client = id;
+  op.kind = OpKind::kGet;
+  op.key = "a0.0";
+  op.found = !out.empty();
+  op.output = out;
+  op.invoke_us = inv;
+  op.complete_us = cmp;
+  return op;
+}
+
+AppendCheck run_check(const check::History& h, const std::string& final) {
+  return check_appends(h, {{"a0.0", final}});
+}
+
+TEST(NemesisReplyTest, OnlyRefusalsBeforeProposingAreFailures) {
+  Operation w;
+  w.kind = OpKind::kPut;
+  record_reply(w, {Reply::Type::kError, "TRYAGAIN no leader", 0});
+  EXPECT_EQ(w.status, OpStatus::kFail);
+  record_reply(w, {Reply::Type::kError, "TRYAGAIN too many pending requests", 0});
+  EXPECT_EQ(w.status, OpStatus::kFail);
+  record_reply(w, {Reply::Type::kError, "TRYAGAIN request timed out; it may still be applied", 0});
+  EXPECT_EQ(w.status, OpStatus::kUnknown);
+  record_reply(w, {Reply::Type::kError, "TRYAGAIN too many uncommitted writes; retry later", 0});
+  EXPECT_EQ(w.status, OpStatus::kUnknown);
+  record_reply(w, {Reply::Type::kError, "ERR superseded by a newer request", 0});
+  EXPECT_EQ(w.status, OpStatus::kUnknown);
+  record_reply(w, {});  // timeout or connection lost
+  EXPECT_EQ(w.status, OpStatus::kUnknown);
+  record_reply(w, {Reply::Type::kStatus, "OK", 0});
+  EXPECT_EQ(w.status, OpStatus::kOk);
+}
+
+TEST(NemesisReplyTest, ReadsAndCas) {
+  Operation g;
+  g.kind = OpKind::kGet;
+  record_reply(g, {Reply::Type::kNil, "", 0});
+  EXPECT_EQ(g.status, OpStatus::kOk);
+  EXPECT_FALSE(g.found);
+  record_reply(g, {Reply::Type::kString, "v", 0});
+  EXPECT_TRUE(g.found);
+  EXPECT_EQ(g.output, "v");
+  record_reply(g, {Reply::Type::kError, "TRYAGAIN read timed out", 0});
+  EXPECT_EQ(g.status, OpStatus::kFail);  // a read has no effect either way
+  Operation c;
+  c.kind = OpKind::kCas;
+  record_reply(c, {Reply::Type::kInteger, "", 1});
+  EXPECT_EQ(c.status, OpStatus::kOk);
+  EXPECT_TRUE(c.cas_ok);
+  record_reply(c, {Reply::Type::kInteger, "", 0});
+  EXPECT_FALSE(c.cas_ok);
+}
+
+TEST(NemesisKeyRingTest, RotatesAfterOpsPerKey) {
+  KeyRing ring("r", 2, 3);
+  EXPECT_EQ(ring.key(0, true), "r0.0");
+  EXPECT_EQ(ring.key(0, true), "r0.0");
+  EXPECT_EQ(ring.key(0, false), "r0.0");
+  EXPECT_EQ(ring.key(0, true), "r0.0");
+  EXPECT_EQ(ring.key(0, true), "r0.1");
+  EXPECT_EQ(ring.all_keys(), (std::vector<std::string>{"r0.0", "r0.1", "r1.0"}));
+}
+
+TEST(NemesisAppendCheckTest, CleanHistoryPasses) {
+  check::History h = {append(1, "x", 0, 10),     read(2, ",x", 5, 20),
+                      append(3, "y", 15, 30),    append(4, "z", 16, 40, OpStatus::kUnknown),
+                      read(5, ",x,y,z", 50, 60), append(6, "w", 55, 70, OpStatus::kFail)};
+  const AppendCheck c = run_check(h, ",x,y,z");
+  EXPECT_FALSE(c.violation) << (c.problems.empty() ? "" : c.problems[0]);
+  EXPECT_EQ(c.acked_appends, 2u);
+  EXPECT_EQ(c.appends_in_final, 3u);
+}
+
+TEST(NemesisAppendCheckTest, LostAcknowledgedAppendIsReported) {
+  check::History h = {append(1, "x", 0, 10), append(2, "y", 20, 30)};
+  const AppendCheck c = run_check(h, ",x");
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("acknowledged append lost"), std::string::npos) << c.problems[0];
+}
+
+TEST(NemesisAppendCheckTest, DuplicateAndRefusedValuesAreReported) {
+  check::History h = {append(1, "x", 0, 10), append(2, "y", 0, 10, OpStatus::kFail)};
+  EXPECT_TRUE(run_check(h, ",x,x").violation);
+  const AppendCheck refused = run_check(h, ",x,y");
+  ASSERT_TRUE(refused.violation);
+  EXPECT_NE(refused.problems[0].find("refused"), std::string::npos);
+  EXPECT_TRUE(run_check(h, ",x,q").violation);  // never appended
+}
+
+TEST(NemesisAppendCheckTest, ReadThatIsNotAPrefixIsReported) {
+  check::History h = {append(1, "x", 0, 10), append(2, "y", 0, 10), read(3, ",y", 20, 30)};
+  const AppendCheck c = run_check(h, ",x,y");
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("not a prefix"), std::string::npos);
+}
+
+TEST(NemesisAppendCheckTest, StaleReadBreaksRealTimeOrder) {
+  // x acknowledged at 10; a read invoked at 20 does not see it.
+  check::History h = {append(1, "x", 0, 10), read(2, "", 20, 30)};
+  const AppendCheck c = run_check(h, ",x");
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("real-time order"), std::string::npos);
+  EXPECT_EQ(c.window.size(), 2u);
+}
+
+TEST(NemesisAppendCheckTest, AppendsOrderedAgainstRealTimeAreReported) {
+  // y was invoked after x completed, yet the final read has y first.
+  check::History h = {append(1, "x", 0, 10), append(2, "y", 20, 30)};
+  EXPECT_TRUE(run_check(h, ",y,x").violation);
+  // Concurrent ones may go either way.
+  check::History h2 = {append(1, "x", 0, 30), append(2, "y", 10, 20)};
+  EXPECT_FALSE(run_check(h2, ",y,x").violation);
+}
+
+TEST(NemesisAppendCheckTest, ReadsGoingBackwardsAreReported) {
+  check::History h = {append(1, "x", 0, 100), read(2, ",x", 10, 20), read(3, "", 30, 40)};
+  EXPECT_TRUE(run_check(h, ",x").violation);
+}
+
+TEST(NemesisAppendCheckTest, KeyWithoutFinalReadIsCountedNotJudged) {
+  check::History h = {append(1, "x", 0, 10)};
+  const AppendCheck c = check_appends(h, {});
+  EXPECT_FALSE(c.violation);
+  EXPECT_EQ(c.keys_no_final, 1u);
+}
+
+TEST(NemesisFiguresTest, UnavailabilityIsTimeToTheNextAcknowledgedWrite) {
+  FaultEvent f;
+  f.kind = FaultKind::kKill;
+  f.shape = "kill-leader";
+  f.start_us = 1'000'000;
+  f.end_us = 3'000'000;
+  check::History h = {append(1, "a", 900'000, 1'100'000),  // invoked before the fault
+                      append(2, "b", 1'200'000, 1'500'000, OpStatus::kUnknown),
+                      read(3, ",a", 1'300'000, 1'310'000),  // a read does not count
+                      append(4, "c", 1'400'000, 1'750'000),
+                      append(5, "d", 1'800'000, 1'700'000 + 200'000)};
+  const auto ms = unavailability_ms(h, {f});
+  ASSERT_TRUE(ms[0].has_value());
+  EXPECT_DOUBLE_EQ(*ms[0], 750.0);
+  const auto spread = unavailability_spread({f, f}, {750.0, std::nullopt}, false);
+  ASSERT_EQ(spread.size(), 1u);
+  EXPECT_EQ(spread[0].label, "kill");
+  EXPECT_EQ(spread[0].faults, 2u);
+  EXPECT_EQ(spread[0].without_write, 1u);
+  EXPECT_DOUBLE_EQ(spread[0].max_ms, 750.0);
+  const Availability a = availability(h, {f}, 5'000'000);
+  EXPECT_EQ(a.total, 5u);
+  EXPECT_EQ(a.during_faults, 4u);
+  EXPECT_EQ(a.ok_during_faults, 3u);
+}
+
+}  // namespace
+}  // namespace chorus::tools::nemesis
