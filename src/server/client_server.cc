@@ -15,7 +15,8 @@ namespace resp = chorus::net::resp;
 namespace {
 
 int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -42,15 +43,21 @@ bool is_status_command(const std::vector<std::string>& args) {
 
 std::string error_for(const Status& st) {
   switch (st.code()) {
-    case StatusCode::kUnavailable: return "TRYAGAIN " + st.message();
-    case StatusCode::kBusy: return "TRYAGAIN " + st.message();
-    case StatusCode::kTimedOut: return "TRYAGAIN " + st.message();
-    case StatusCode::kAborted: return "ERR " + st.message();
-    default: return "ERR node failed: " + st.to_string();
+    case StatusCode::kUnavailable:
+      return "TRYAGAIN " + st.message();
+    case StatusCode::kBusy:
+      return "TRYAGAIN " + st.message();
+    case StatusCode::kTimedOut:
+      return "TRYAGAIN " + st.message();
+    case StatusCode::kAborted:
+      return "ERR " + st.message();
+    default:
+      return "ERR node failed: " + st.to_string();
   }
 }
 
-ClientServer::ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id, ClientServerOptions opts)
+ClientServer::ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id,
+                           ClientServerOptions opts)
     : io_(io), node_(node), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
   // Session ids must never repeat across restarts: the state machine keeps
   // each session's last sequence number. Node id + a random base + a counter.
@@ -69,8 +76,8 @@ Status ClientServer::start(const std::string& host, uint16_t port) {
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status::io_error("cannot listen for clients on " + host + ":" + std::to_string(port) + ": " +
-                            ec.message());
+    return Status::io_error("cannot listen for clients on " + host + ":" + std::to_string(port) +
+                            ": " + ec.message());
   }
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
@@ -115,7 +122,8 @@ asio::awaitable<void> ClientServer::accept_loop() {
     if (clients_ >= opts_.max_clients) {
       std::string out;
       resp::append_error(&out, "ERR max number of clients reached");
-      co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(socket, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
@@ -134,7 +142,8 @@ asio::awaitable<void> ClientServer::serve(asio::ip::tcp::socket socket) {
   std::string out;
   bool open = true;
   while (open && !stopped_) {
-    const size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await socket.async_read_some(asio::buffer(buf),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
     std::string_view data(buf.data(), n);
     while (open) {
@@ -150,13 +159,15 @@ asio::awaitable<void> ClientServer::serve(asio::ip::tcp::socket socket) {
       }
       open = co_await execute(r.args, session, seq, out);
       if (out.size() >= 256 * 1024) {
-        co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(socket, asio::buffer(out),
+                                   asio::redirect_error(asio::use_awaitable, ec));
         out.clear();
         if (ec) open = false;
       }
     }
     if (!out.empty()) {
-      co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(socket, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       out.clear();
       if (ec) break;
     }
@@ -167,8 +178,8 @@ asio::awaitable<void> ClientServer::serve(asio::ip::tcp::socket socket) {
 }
 
 // Runs one command and appends its reply. Returns false to close the connection.
-asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args, Session& session, uint64_t& seq,
-                                            std::string& out) {
+asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args, Session& session,
+                                            uint64_t& seq, std::string& out) {
   const std::string_view name = args.empty() ? std::string_view("") : command_metric_name(args[0]);
   Plan plan = plan_command(args, session, view(is_status_command(args)));
   bool ok = true;
@@ -217,7 +228,8 @@ asio::awaitable<Status> ClientServer::read_barrier(Consistency c) {
   const ReadConsistency rc = c == Consistency::kLease      ? ReadConsistency::kLease
                              : c == Consistency::kFollower ? ReadConsistency::kFollower
                                                            : ReadConsistency::kLinearizable;
-  return await_callback<Status>([this, rc](std::function<void(Status)> done) { node_.read(rc, std::move(done)); });
+  return await_callback<Status>(
+      [this, rc](std::function<void(Status)> done) { node_.read(rc, std::move(done)); });
 }
 
 }  // namespace chorus::server

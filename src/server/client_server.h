@@ -49,8 +49,8 @@ class ClientServer {
  private:
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(asio::ip::tcp::socket socket);
-  asio::awaitable<bool> execute(const std::vector<std::string>& args, Session& session, uint64_t& seq,
-                                std::string& out);
+  asio::awaitable<bool> execute(const std::vector<std::string>& args, Session& session,
+                                uint64_t& seq, std::string& out);
   asio::awaitable<Result<kvpb::Result>> replicate(kvpb::Command cmd);
   asio::awaitable<Status> read_barrier(Consistency c);
   ServerView view(bool with_status) const;

@@ -305,9 +305,11 @@ void RaftNode::pump() {
   size_t early = 0;
   while (early < rd->committed.size() && rd->committed[early].index <= durable_) ++early;
   if (early > 0) {
-    std::vector<core::Entry> now(std::make_move_iterator(rd->committed.begin()),
-                                 std::make_move_iterator(rd->committed.begin() + static_cast<std::ptrdiff_t>(early)));
-    rd->committed.erase(rd->committed.begin(), rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
+    std::vector<core::Entry> now(
+        std::make_move_iterator(rd->committed.begin()),
+        std::make_move_iterator(rd->committed.begin() + static_cast<std::ptrdiff_t>(early)));
+    rd->committed.erase(rd->committed.begin(),
+                        rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
     apply(now);
     if (!healthy()) return;
   }

@@ -161,7 +161,8 @@ class Cluster {
   // Runs until pred() holds or `limit` passes; returns whether it held.
   bool run_until(const std::function<bool()>& pred, Time limit) {
     const Time end = q_.now() + limit;
-    while (!pred() && q_.now() < end && !q_.stopped()) q_.run_until(std::min(end, q_.now() + kMillisecond));
+    while (!pred() && q_.now() < end && !q_.stopped())
+      q_.run_until(std::min(end, q_.now() + kMillisecond));
     return pred();
   }
   void crash(size_t i) { crash_node(i); }
@@ -494,10 +495,13 @@ class Cluster {
     // As the server does: what is committed and already durable here is
     // applied now, in parallel with this Ready's fsync.
     size_t early = 0;
-    while (early < rd->committed.size() && rd->committed[early].index <= n.store->durable_index()) ++early;
+    while (early < rd->committed.size() && rd->committed[early].index <= n.store->durable_index())
+      ++early;
     if (early > 0) {
-      std::vector<core::Entry> now(rd->committed.begin(), rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
-      rd->committed.erase(rd->committed.begin(), rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
+      std::vector<core::Entry> now(rd->committed.begin(),
+                                   rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
+      rd->committed.erase(rd->committed.begin(),
+                          rd->committed.begin() + static_cast<std::ptrdiff_t>(early));
       apply(n, now);
       serve_reads(n);
     }
@@ -1075,7 +1079,8 @@ class Cluster {
       }
       return true;
     };
-    while (!converged() && q_.now() < deadline && !q_.stopped()) q_.run_until(q_.now() + 10 * kMillisecond);
+    while (!converged() && q_.now() < deadline && !q_.stopped())
+      q_.run_until(q_.now() + 10 * kMillisecond);
     if (q_.stopped()) return;
     if (!converged()) {
       std::string s;
@@ -1158,7 +1163,8 @@ class Cluster {
     // broken cluster's history can be arbitrarily costly to search.
     if (!report_.violations.empty()) return;
     check::CheckOptions copts;
-    copts.max_steps = 5'000'000;  // bounded memory and time per seed; running out is counted, not hidden
+    copts.max_steps =
+        5'000'000;  // bounded memory and time per seed; running out is counted, not hidden
     check::CheckResult r = check::check_linearizable(report_.history, copts);
     if (r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) {
       violation("linearizability: " + r.report);

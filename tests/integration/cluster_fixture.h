@@ -57,7 +57,8 @@ inline uint16_t pick_base_port(int nodes) {
     const uint16_t base = static_cast<uint16_t>(20000 + (rng() % 2500) * 10);
     bool ok = true;
     for (int k = 0; k < nodes && ok; ++k) {
-      ok = port_free(static_cast<uint16_t>(base + k)) && port_free(static_cast<uint16_t>(base + 100 + k)) &&
+      ok = port_free(static_cast<uint16_t>(base + k)) &&
+           port_free(static_cast<uint16_t>(base + 100 + k)) &&
            port_free(static_cast<uint16_t>(base + 1000 + k));
     }
     if (ok) return base;
@@ -98,7 +99,8 @@ class ClusterTest : public ::testing::Test {
 
   Client connect(int k, std::chrono::milliseconds timeout = 2000ms) {
     const auto& ep = c().config(k).listen.client;
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
     Client cl(redisConnectWithTimeout(ep.host.c_str(), ep.port, tv));
     if (cl && cl->err == 0) redisSetTimeout(cl.get(), tv);
     return cl;
@@ -120,10 +122,14 @@ class ClusterTest : public ::testing::Test {
     switch (r->type) {
       case REDIS_REPLY_STRING:
       case REDIS_REPLY_STATUS:
-      case REDIS_REPLY_ERROR: return std::string(r->str, r->len);
-      case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
-      case REDIS_REPLY_NIL: return "<nil>";
-      default: return "<array>";
+      case REDIS_REPLY_ERROR:
+        return std::string(r->str, r->len);
+      case REDIS_REPLY_INTEGER:
+        return std::to_string(r->integer);
+      case REDIS_REPLY_NIL:
+        return "<nil>";
+      default:
+        return "<array>";
     }
   }
 

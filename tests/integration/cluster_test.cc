@@ -19,7 +19,8 @@ TEST_F(ClusterTest, RedisCliRoundTripsThroughEveryNode) {
     const auto& ep = c().config(k).listen.client;
     std::string out;
     const std::string base = "redis-cli -h " + ep.host + " -p " + std::to_string(ep.port);
-    ASSERT_EQ(run(base + " SET key" + std::to_string(k) + " value" + std::to_string(k), &out), 0) << out;
+    ASSERT_EQ(run(base + " SET key" + std::to_string(k) + " value" + std::to_string(k), &out), 0)
+        << out;
     EXPECT_EQ(out, "OK\n");
   }
   // Every node serves every key: followers forward to the leader.
@@ -27,7 +28,9 @@ TEST_F(ClusterTest, RedisCliRoundTripsThroughEveryNode) {
     const auto& ep = c().config(k).listen.client;
     for (int j = 1; j <= 3; ++j) {
       std::string out;
-      run("redis-cli -h " + ep.host + " -p " + std::to_string(ep.port) + " GET key" + std::to_string(j), &out);
+      run("redis-cli -h " + ep.host + " -p " + std::to_string(ep.port) + " GET key" +
+              std::to_string(j),
+          &out);
       EXPECT_EQ(out, "value" + std::to_string(j) + "\n") << "GET key" << j << " on node " << k;
     }
   }
@@ -93,7 +96,8 @@ TEST_F(ClusterTest, KillNineLeaderNewLeaderServesAndNothingAcknowledgedIsLost) {
   ASSERT_TRUE(caught_up) << "restarted node did not catch up to " << target;
   auto cl = connect(old);
   EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.CONSISTENCY", "follower"})), "OK");
-  for (const auto& key : acked) EXPECT_EQ(str(cmd(cl.get(), {"GET", key})), key) << "on the restarted node";
+  for (const auto& key : acked)
+    EXPECT_EQ(str(cmd(cl.get(), {"GET", key})), key) << "on the restarted node";
 }
 
 TEST_F(ClusterTest, RestartedFollowerCatchesUpThroughAStreamedSnapshot) {
@@ -107,7 +111,9 @@ TEST_F(ClusterTest, RestartedFollowerCatchesUpThroughAStreamedSnapshot) {
   {
     auto cl = connect(l);
     for (int i = 0; i < 1500; ++i) {
-      ASSERT_EQ(str(cmd(cl.get(), {"SET", "k" + std::to_string(i), std::string(100, 'a' + i % 26)})), "OK");
+      ASSERT_EQ(
+          str(cmd(cl.get(), {"SET", "k" + std::to_string(i), std::string(100, 'a' + i % 26)})),
+          "OK");
     }
   }
   auto ls = c().status(l);
@@ -202,17 +208,22 @@ TEST_F(ClusterTest, MalformedTruncatedAndOversizeInputLeaveEveryNodeRunning) {
     ASSERT_EQ(str(cmd(cl.get(), {"SET", "precious", "data"})), "OK");
   }
   const auto& ep = c().config(l).listen.client;
-  EXPECT_NE(raw_exchange(ep, "*3\r\n$3\r\nSET\r\n$-5\r\n").find("-ERR Protocol error"), std::string::npos);
-  EXPECT_NE(raw_exchange(ep, "*2\r\n$3\r\nGET\r\n$999999999999\r\n").find("-ERR Protocol error"), std::string::npos);
-  EXPECT_NE(raw_exchange(ep, std::string(100000, 'a')).find("-ERR Protocol error: too big inline request"),
+  EXPECT_NE(raw_exchange(ep, "*3\r\n$3\r\nSET\r\n$-5\r\n").find("-ERR Protocol error"),
+            std::string::npos);
+  EXPECT_NE(raw_exchange(ep, "*2\r\n$3\r\nGET\r\n$999999999999\r\n").find("-ERR Protocol error"),
+            std::string::npos);
+  EXPECT_NE(raw_exchange(ep, std::string(100000, 'a'))
+                .find("-ERR Protocol error: too big inline request"),
             std::string::npos);
   EXPECT_NE(raw_exchange(ep, "*x\r\n").find("-ERR Protocol error"), std::string::npos);
   raw_exchange(ep, "*3\r\n$3\r\nSET\r\n$1\r\na");  // truncated, then the client goes away
-  EXPECT_EQ(raw_exchange(ep, "NOSUCHCOMMAND a b\r\n").substr(0, 29), "-ERR unknown command 'NOSUCHC");
+  EXPECT_EQ(raw_exchange(ep, "NOSUCHCOMMAND a b\r\n").substr(0, 29),
+            "-ERR unknown command 'NOSUCHC");
   // Garbage on the peer port, including something that looks like a frame
   // with an absurd length, and a connection that says nothing.
   for (int k = 1; k <= 3; ++k) {
-    raw_exchange(c().config(k).listen.peer, std::string("\xff\xff\xff\x7f garbage from nowhere", 24));
+    raw_exchange(c().config(k).listen.peer,
+                 std::string("\xff\xff\xff\x7f garbage from nowhere", 24));
     raw_exchange(c().config(k).listen.peer, "");
   }
   for (int k = 1; k <= 3; ++k) {
@@ -260,7 +271,8 @@ TEST_F(ClusterTest, APeerFromAnotherClusterIsRefused) {
     run("cat " + c().node_dir(k) + "/chorusd.log", &out);
     logs += out;
   }
-  EXPECT_NE(logs.find("intruder"), std::string::npos) << "no refusal naming the other cluster id in the logs";
+  EXPECT_NE(logs.find("intruder"), std::string::npos)
+      << "no refusal naming the other cluster id in the logs";
   EXPECT_TRUE(write_until_ok(1, "still", "fine"));
 }
 

@@ -31,7 +31,9 @@ struct ClusterArgs {
 };
 
 std::atomic<bool> g_interrupted{false};
-void on_signal(int) { g_interrupted = true; }
+void on_signal(int) {
+  g_interrupted = true;
+}
 
 // The node count of an existing cluster directory (dir/n1, dir/n2, ...).
 int nodes_in(const std::string& dir) {
@@ -48,14 +50,15 @@ LocalClusterOptions options_from(const ClusterArgs& a, int nodes) {
   o.ip_per_node = a.ip_per_node;
   const std::string sm = a.state_machine;
   o.tune = [sm](server::NodeConfig& c) {
-    c.storage.state_machine = sm == "rocksdb" ? server::StateMachineKind::kRocksDb : server::StateMachineKind::kMemory;
+    c.storage.state_machine =
+        sm == "rocksdb" ? server::StateMachineKind::kRocksDb : server::StateMachineKind::kMemory;
   };
   return o;
 }
 
 void print_status_table(const LocalCluster& c) {
-  std::printf("%-5s %-22s %-10s %6s %7s %10s %10s %8s\n", "node", "client", "role", "term", "leader", "commit",
-              "applied", "healthy");
+  std::printf("%-5s %-22s %-10s %6s %7s %10s %10s %8s\n", "node", "client", "role", "term",
+              "leader", "commit", "applied", "healthy");
   for (int k = 1; k <= c.size(); ++k) {
     const std::string addr = c.config(k).listen.client.to_string();
     auto s = c.status(k);
@@ -64,7 +67,8 @@ void print_status_table(const LocalCluster& c) {
       continue;
     }
     std::printf("n%-4d %-22s %-10s %6llu %7s %10llu %10llu %8s\n", k, addr.c_str(), s->role.c_str(),
-                (unsigned long long)s->term, s->leader ? fmt::format("n{}", s->leader).c_str() : "-",
+                (unsigned long long)s->term,
+                s->leader ? fmt::format("n{}", s->leader).c_str() : "-",
                 (unsigned long long)s->commit_index, (unsigned long long)s->applied_index,
                 s->healthy ? "yes" : ("NO: " + s->error).c_str());
   }
@@ -78,8 +82,10 @@ int cmd_up(const ClusterArgs& a) {
   LocalCluster c(options_from(a, a.nodes));
   for (int k = 1; k <= c.size(); ++k) {
     if (c.running(k)) {
-      std::fprintf(stderr, "chorus up: node %d is already running (pid %d); run `chorus down --dir %s` first\n", k,
-                   *c.pid(k), a.dir.c_str());
+      std::fprintf(
+          stderr,
+          "chorus up: node %d is already running (pid %d); run `chorus down --dir %s` first\n", k,
+          *c.pid(k), a.dir.c_str());
       return 1;
     }
   }
@@ -96,7 +102,8 @@ int cmd_up(const ClusterArgs& a) {
   }
   auto leader = c.wait_for_leader(std::chrono::seconds(15));
   if (!leader) {
-    std::fprintf(stderr, "chorus up: no leader elected within 15s; see %s/n*/chorusd.log\n", a.dir.c_str());
+    std::fprintf(stderr, "chorus up: no leader elected within 15s; see %s/n*/chorusd.log\n",
+                 a.dir.c_str());
     print_status_table(c);
     c.stop_all();
     return 1;
@@ -176,13 +183,15 @@ int cmd_status(const ClusterArgs& a) {
 
 void add_cluster_commands(CLI::App& app) {
   auto args = std::make_shared<ClusterArgs>();
-  CLI::App* up = app.add_subcommand("up", "Start a local cluster of chorusd processes and wait for a leader");
+  CLI::App* up =
+      app.add_subcommand("up", "Start a local cluster of chorusd processes and wait for a leader");
   up->add_option("--nodes", args->nodes, "Number of nodes")->capture_default_str();
   up->add_option("--dir", args->dir, "Where configs, data and logs go")->capture_default_str();
   up->add_option("--base-port", args->base_port, "Client port of node 1 (peers +100, admin +1000)")
       ->check(CLI::Range(1024, 60000))
       ->capture_default_str();
-  up->add_flag("--ip-per-node", args->ip_per_node, "Node K listens on 127.0.0.(10+K) instead of 127.0.0.1");
+  up->add_flag("--ip-per-node", args->ip_per_node,
+               "Node K listens on 127.0.0.(10+K) instead of 127.0.0.1");
   up->add_flag("--foreground", args->foreground, "Stay in the foreground; Ctrl-C stops every node");
   up->add_option("--state-machine", args->state_machine, "memory or rocksdb")
       ->check(CLI::IsMember({"memory", "rocksdb"}))

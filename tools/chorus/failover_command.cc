@@ -61,8 +61,10 @@ int run_failover(const FailoverArgs& a) {
   o.dir = a.dir;
   o.base_port = static_cast<uint16_t>(a.base_port);
   LocalCluster c(o);
-  if (Status st = c.write_configs(); !st.is_ok()) return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
-  if (Status st = c.start_all(); !st.is_ok()) return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
+  if (Status st = c.write_configs(); !st.is_ok())
+    return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
+  if (Status st = c.start_all(); !st.is_ok())
+    return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
   std::vector<double> ms;
   for (int t = 1; t <= a.trials; ++t) {
     auto leader = c.wait_for_leader(10s);
@@ -96,16 +98,18 @@ int run_failover(const FailoverArgs& a) {
     (void)c.stop(killed);  // reap
     (void)c.start(killed);
     auto l2 = c.wait_for_leader(10s);
-    for (int i = 0; i < 500 && l2 && !caught_up(c, killed, *l2); ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 500 && l2 && !caught_up(c, killed, *l2); ++i)
+      std::this_thread::sleep_for(10ms);
   }
   c.stop_all();
   std::sort(ms.begin(), ms.end());
-  const double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
-  std::printf("failover over %zu trials: median %.1f ms, min %.1f ms, max %.1f ms\n", ms.size(), median, ms.front(),
-              ms.back());
+  const double median =
+      ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
+  std::printf("failover over %zu trials: median %.1f ms, min %.1f ms, max %.1f ms\n", ms.size(),
+              median, ms.front(), ms.back());
   if (a.json) {
-    std::printf("{\"trials\":%zu,\"median_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f}\n", ms.size(), median, ms.front(),
-                ms.back());
+    std::printf("{\"trials\":%zu,\"median_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f}\n", ms.size(),
+                median, ms.front(), ms.back());
   }
   std::filesystem::remove_all(a.dir);
   return 0;
@@ -115,9 +119,13 @@ int run_failover(const FailoverArgs& a) {
 
 void add_failover_command(CLI::App& app) {
   auto args = std::make_shared<FailoverArgs>();
-  CLI::App* cmd = app.add_subcommand("bench-failover", "Measure write unavailability after kill -9 of the leader");
-  cmd->add_option("--trials", args->trials, "Number of leader kills")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--dir", args->dir, "Scratch directory for the cluster (removed)")->capture_default_str();
+  CLI::App* cmd = app.add_subcommand("bench-failover",
+                                     "Measure write unavailability after kill -9 of the leader");
+  cmd->add_option("--trials", args->trials, "Number of leader kills")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--dir", args->dir, "Scratch directory for the cluster (removed)")
+      ->capture_default_str();
   cmd->add_option("--base-port", args->base_port, "Client port of node 1")->capture_default_str();
   cmd->add_flag("--json", args->json, "Also print a JSON summary line");
   cmd->callback([args] {

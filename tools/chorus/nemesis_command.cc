@@ -217,6 +217,22 @@ void print_unavailability(const Analysis& a) {
   }
 }
 
+// The faults after which writes stalled longest, worst first.
+void print_worst_faults(const RunResult& r, const Analysis& a, size_t n) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < r.faults.size(); ++i) order.push_back(i);
+  auto ms = [&](size_t i) { return a.unavail_ms[i].value_or(1e18); };
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return ms(x) > ms(y); });
+  std::printf("longest unavailability:\n");
+  for (size_t i = 0; i < order.size() && i < n; ++i) {
+    const FaultEvent& f = r.faults[order[i]];
+    const auto& u = a.unavail_ms[order[i]];
+    std::printf("  %9.3fs  %8s  %s (held %.1f s)\n", f.start_us / 1e6,
+                u ? fmt::format("{:.0f} ms", *u).c_str() : "no write", f.what.c_str(),
+                (f.end_us - f.start_us) / 1e6);
+  }
+}
+
 void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
   std::printf("\noperations: %llu (ok %llu, failed %llu, unknown %llu; %llu reads, %llu writes)\n",
               (unsigned long long)a.counts.total, (unsigned long long)a.counts.ok,
@@ -233,7 +249,10 @@ void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
       "(%.1f%% of all)\n",
       a.avail.percent_during_faults(), (unsigned long long)a.avail.during_faults,
       a.avail.percent_total());
-  if (!r.faults.empty()) print_unavailability(a);
+  if (!r.faults.empty()) {
+    print_unavailability(a);
+    print_worst_faults(r, a, 5);
+  }
   size_t shown = 0;
   for (const auto& [what, n] : r.errors) {
     if (shown++ < 6) std::printf("  not ok: %-60s %llu\n", what.c_str(), (unsigned long long)n);

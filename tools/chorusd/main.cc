@@ -56,26 +56,34 @@ Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const server::NodeC
 // Everything the node exports on /metrics.
 struct ServerMetrics {
   metrics::Registry reg;
-  metrics::Counter& proposals = reg.counter("chorus_proposals_total", "Client writes proposed to Raft");
-  metrics::Counter& commits = reg.counter("chorus_applied_entries_total", "Log entries applied to the state machine");
-  metrics::Counter& elections = reg.counter("chorus_elections_total", "Elections this node started");
-  metrics::Counter& leader_changes = reg.counter("chorus_leader_changes_total", "Times this node became leader");
-  metrics::Histogram& fsync = reg.histogram("chorus_fsync_seconds", "Time to persist one Ready (write + fdatasync)",
-                                            metrics::latency_seconds_buckets());
-  metrics::Histogram& batch = reg.histogram("chorus_append_batch_entries", "Log entries persisted per fdatasync",
-                                            metrics::batch_size_buckets());
+  metrics::Counter& proposals =
+      reg.counter("chorus_proposals_total", "Client writes proposed to Raft");
+  metrics::Counter& commits =
+      reg.counter("chorus_applied_entries_total", "Log entries applied to the state machine");
+  metrics::Counter& elections =
+      reg.counter("chorus_elections_total", "Elections this node started");
+  metrics::Counter& leader_changes =
+      reg.counter("chorus_leader_changes_total", "Times this node became leader");
+  metrics::Histogram& fsync =
+      reg.histogram("chorus_fsync_seconds", "Time to persist one Ready (write + fdatasync)",
+                    metrics::latency_seconds_buckets());
+  metrics::Histogram& batch =
+      reg.histogram("chorus_append_batch_entries", "Log entries persisted per fdatasync",
+                    metrics::batch_size_buckets());
   metrics::Gauge& bytes_sent = reg.gauge("chorus_peer_bytes_sent", "Bytes sent to peers");
-  metrics::Gauge& bytes_received = reg.gauge("chorus_peer_bytes_received", "Bytes received from peers");
+  metrics::Gauge& bytes_received =
+      reg.gauge("chorus_peer_bytes_received", "Bytes received from peers");
   metrics::Gauge& clients = reg.gauge("chorus_connected_clients", "Open client connections");
   metrics::Gauge& term = reg.gauge("chorus_term", "Current Raft term");
   metrics::Gauge& commit_index = reg.gauge("chorus_commit_index", "Highest committed log index");
-  metrics::CounterFamily& commands =
-      reg.counter_family("chorus_client_commands_total", "Client commands by name and result", {"command", "result"});
+  metrics::CounterFamily& commands = reg.counter_family(
+      "chorus_client_commands_total", "Client commands by name and result", {"command", "result"});
 };
 
 int run(const server::NodeConfig& cfg) {
   for (const auto& w : server::config_warnings(cfg)) spdlog::warn("config: {}", w);
-  spdlog::info("chorusd node {} of cluster '{}' starting; data in {}", cfg.node_id, cfg.cluster_id, cfg.data_dir);
+  spdlog::info("chorusd node {} of cluster '{}' starting; data in {}", cfg.node_id, cfg.cluster_id,
+               cfg.data_dir);
 
   storage::Env* env = storage::PosixEnv::get();
   storage::ReplicaStorageOptions so;
@@ -106,7 +114,8 @@ int run(const server::NodeConfig& cfg) {
   tc.self = NodeId(cfg.node_id);
   tc.cluster_id = cfg.cluster_id;
   tc.listen = net::Endpoint{cfg.listen.peer.host, cfg.listen.peer.port};
-  for (const auto& p : cfg.other_peers()) tc.peers[NodeId(p.id)] = net::Endpoint{p.peer.host, p.peer.port};
+  for (const auto& p : cfg.other_peers())
+    tc.peers[NodeId(p.id)] = net::Endpoint{p.peer.host, p.peer.port};
   if (Status st = tc.validate(); !st.is_ok()) {
     std::fprintf(stderr, "config error: %s\n", st.message().c_str());
     return 2;
@@ -118,10 +127,12 @@ int run(const server::NodeConfig& cfg) {
   no.tick = std::chrono::milliseconds(cfg.raft.tick_ms);
   no.request_timeout = std::chrono::milliseconds(cfg.limits.request_timeout_ms);
   no.no_leader_wait = std::chrono::milliseconds(cfg.limits.no_leader_wait_ms);
-  no.snapshot_every_entries = cfg.raft.snapshot_every_entries == 0 ? UINT64_MAX : cfg.raft.snapshot_every_entries;
+  no.snapshot_every_entries =
+      cfg.raft.snapshot_every_entries == 0 ? UINT64_MAX : cfg.raft.snapshot_every_entries;
   std::random_device rd;
-  server::RaftNode node(io, no, Prng((uint64_t{rd()} << 32) ^ rd()), std::move(store).value(), std::move(recovered),
-                        std::move(sm).value(), [&](raft::Message msg) { transport.send(std::move(msg)); }, &hooks);
+  server::RaftNode node(
+      io, no, Prng((uint64_t{rd()} << 32) ^ rd()), std::move(store).value(), std::move(recovered),
+      std::move(sm).value(), [&](raft::Message msg) { transport.send(std::move(msg)); }, &hooks);
   if (Status st = node.init(); !st.is_ok()) {
     spdlog::critical("cannot start: {}", st.to_string());
     return 1;
@@ -165,7 +176,8 @@ int run(const server::NodeConfig& cfg) {
   asio::steady_timer publish_timer(io);
   std::function<void()> publish = [&] {
     publisher.publish(node.status_json());
-    publisher.publish_health(server::Health{node.healthy(), node.healthy() ? "" : node.failure().to_string()});
+    publisher.publish_health(
+        server::Health{node.healthy(), node.healthy() ? "" : node.failure().to_string()});
     const auto ts = transport.stats();
     uint64_t sent = 0, received = 0;
     for (const auto& p : ts.peers) {

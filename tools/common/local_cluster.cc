@@ -31,12 +31,20 @@ LocalCluster::LocalCluster(LocalClusterOptions opts) : opts_(std::move(opts)) {
   for (int k = 1; k <= opts_.nodes; ++k) configs_.push_back(make_config(k));
 }
 
-std::string LocalCluster::node_dir(int k) const { return fmt::format("{}/n{}", opts_.dir, k); }
-std::string LocalCluster::pid_file(int k) const { return node_dir(k) + "/chorusd.pid"; }
+std::string LocalCluster::node_dir(int k) const {
+  return fmt::format("{}/n{}", opts_.dir, k);
+}
+std::string LocalCluster::pid_file(int k) const {
+  return node_dir(k) + "/chorusd.pid";
+}
 
 server::NodeConfig LocalCluster::make_config(int k) const {
-  auto host = [&](int node) { return opts_.ip_per_node ? fmt::format("127.0.0.{}", 10 + node) : "127.0.0.1"; };
-  auto port = [&](int offset, int node) { return static_cast<uint16_t>(opts_.base_port + offset + node - 1); };
+  auto host = [&](int node) {
+    return opts_.ip_per_node ? fmt::format("127.0.0.{}", 10 + node) : "127.0.0.1";
+  };
+  auto port = [&](int offset, int node) {
+    return static_cast<uint16_t>(opts_.base_port + offset + node - 1);
+  };
   server::NodeConfig c = server::default_node_config();
   c.node_id = static_cast<uint64_t>(k);
   c.data_dir = fs::absolute(node_dir(k)).string() + "/data";
@@ -89,7 +97,8 @@ bool LocalCluster::running(int k) const {
 }
 
 Status LocalCluster::start(int k) {
-  if (running(k)) return Status::invalid_argument(fmt::format("node {} is already running (pid {})", k, *pid(k)));
+  if (running(k))
+    return Status::invalid_argument(fmt::format("node {} is already running (pid {})", k, *pid(k)));
   if (access(opts_.chorusd.c_str(), X_OK) != 0) {
     return Status::not_found(fmt::format("chorusd not found at {}", opts_.chorusd));
   }
@@ -121,7 +130,8 @@ Status LocalCluster::start_all() {
 
 Status LocalCluster::signal(int k, int sig) {
   if (!running(k)) return Status::not_found(fmt::format("node {} is not running", k));
-  if (kill(*pid(k), sig) != 0) return Status::io_error(fmt::format("kill: {}", std::strerror(errno)));
+  if (kill(*pid(k), sig) != 0)
+    return Status::io_error(fmt::format("kill: {}", std::strerror(errno)));
   return Status::ok();
 }
 
@@ -160,8 +170,10 @@ Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout
   cli.set_connection_timeout(secs, usecs);
   cli.set_read_timeout(secs, usecs);
   auto res = cli.Get("/status");
-  if (!res) return Status::unavailable(fmt::format("node {}: admin {} unreachable", k, a.to_string()));
-  if (res->status != 200) return Status::unavailable(fmt::format("node {}: /status answered {}", k, res->status));
+  if (!res)
+    return Status::unavailable(fmt::format("node {}: admin {} unreachable", k, a.to_string()));
+  if (res->status != 200)
+    return Status::unavailable(fmt::format("node {}: /status answered {}", k, res->status));
   auto j = nlohmann::json::parse(res->body, nullptr, false);
   if (j.is_discarded()) return Status::corruption(fmt::format("node {}: /status is not JSON", k));
   NodeStatus s;

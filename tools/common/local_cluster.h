@@ -74,7 +74,8 @@ class LocalCluster {
   bool running(int k) const;
   std::optional<pid_t> pid(int k) const;
 
-  Result<NodeStatus> status(int k, std::chrono::milliseconds timeout = std::chrono::milliseconds(500)) const;
+  Result<NodeStatus> status(
+      int k, std::chrono::milliseconds timeout = std::chrono::milliseconds(500)) const;
   // The node that a majority... simply: a node reporting itself leader; nullopt on timeout.
   std::optional<int> wait_for_leader(std::chrono::milliseconds timeout) const;
 

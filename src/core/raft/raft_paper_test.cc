@@ -1181,7 +1181,8 @@ TEST(RaftPaper, Sec5_2_RejectedCandidateDoesNotRestartTheFollowersElectionTimer)
   auto rd = take(r);
   auto votes = of_type<RequestVoteResponse>(all_messages(rd));
   ASSERT_EQ(votes.size(), 1u);
-  EXPECT_FALSE(std::get<RequestVoteResponse>(votes[0].body).granted) << "the candidate's log is stale";
+  EXPECT_FALSE(std::get<RequestVoteResponse>(votes[0].body).granted)
+      << "the candidate's log is stale";
   // The timer kept running: node 1 campaigns within the original 2T bound.
   bool campaigned = false;
   for (; ticks < 2 * cfg.election_timeout_ticks && !campaigned; ++ticks) {
