@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-fast test-asan run sweep bench fuzz format clean
+.PHONY: all deps build build-asan test test-fast test-asan run sweep bench bench-compare fuzz format clean
 
 all: build
 
@@ -54,3 +54,14 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Chorus against etcd, ZooKeeper and Redis (issue 5): installs the peers and
+# their client libraries, builds `chorus` with the etcd and zookeeper drivers
+# (build-bench/, Release), runs scripts/bench-compare and rewrites its section
+# of docs/benchmarks.md, docs/bench-compare.png and docs/bench-compare.json.
+BENCH_BUILD ?= build-bench
+bench-compare: deps
+	@scripts/install-bench-deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHORUS_BENCH_PEERS=ON $(CMAKE_FLAGS) >/dev/null
+	@ninja -C $(BENCH_BUILD) -j $(JOBS) chorus chorusd
+	@BENCH_BIN=$(BENCH_BUILD)/bin/chorus scripts/bench-compare

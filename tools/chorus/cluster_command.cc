@@ -28,6 +28,7 @@ struct ClusterArgs {
   bool ip_per_node = false;
   bool foreground = false;
   std::string state_machine = "memory";
+  bool lease_reads = false;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -49,9 +50,12 @@ LocalClusterOptions options_from(const ClusterArgs& a, int nodes) {
   o.base_port = static_cast<uint16_t>(a.base_port);
   o.ip_per_node = a.ip_per_node;
   const std::string sm = a.state_machine;
-  o.tune = [sm](server::NodeConfig& c) {
+  const bool lease = a.lease_reads;
+  o.tune = [sm, lease](server::NodeConfig& c) {
     c.storage.state_machine =
         sm == "rocksdb" ? server::StateMachineKind::kRocksDb : server::StateMachineKind::kMemory;
+    // Allows CHORUS.CONSISTENCY lease; connections still default to ReadIndex.
+    if (lease) c.raft.lease_reads = true;
   };
   return o;
 }
@@ -196,6 +200,9 @@ void add_cluster_commands(CLI::App& app) {
   up->add_option("--state-machine", args->state_machine, "memory or rocksdb")
       ->check(CLI::IsMember({"memory", "rocksdb"}))
       ->capture_default_str();
+  up->add_flag("--lease-reads", args->lease_reads,
+               "Allow leader-lease reads (raft.lease_reads; clients opt in with CHORUS.CONSISTENCY "
+               "lease)");
   up->callback([args] {
     if (int rc = cmd_up(*args); rc != 0) throw CLI::RuntimeError(rc);
   });
