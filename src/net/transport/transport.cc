@@ -190,7 +190,8 @@ class Transport::Impl : public std::enable_shared_from_this<Impl> {
   std::string check_handshake(const Connection& conn, const wirepb::Handshake& h) const;
   void handshake_failed(const Connection& conn, const std::string& reason);
   void establish(const ConnPtr& conn);
-  void close(const ConnPtr& conn, const std::string& reason);
+  // By value: callers pass references such as Peer::conn, which close() resets.
+  void close(ConnPtr conn, const std::string& reason);
   void arm_deadline(const ConnPtr& conn, uint32_t ms);
 
   // Receiving.
@@ -315,7 +316,7 @@ void Transport::Impl::arm_deadline(const ConnPtr& conn, uint32_t ms) {
   });
 }
 
-void Transport::Impl::close(const ConnPtr& conn, const std::string& reason) {
+void Transport::Impl::close(ConnPtr conn, const std::string& reason) {
   if (conn->closed) return;
   conn->closed = true;
   conn->deadline.cancel();

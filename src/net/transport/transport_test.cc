@@ -614,6 +614,31 @@ TEST(TransportTest, DiallingPeerRestartReplacesTheOldConnection) {
   ASSERT_TRUE(h.wait([&] { return h[1].got.size() == 1; }));
 }
 
+// A restarted peer's new connection can arrive before the old one is seen to
+// close (kill -9 under load; a peer paused by SIGSTOP). The nemesis soak found
+// the replacement path logging through a pointer it had just reset.
+TEST(TransportTest, NewConnectionFromAPeerReplacesAnOldOneStillOpen) {
+  Harness h;
+  h.start(1, [](TransportConfig& c) {
+    c.self = NodeId(2);
+    c.peers = {{NodeId(1), Endpoint{ip_of(1), 1}}};
+  });
+  RawPeer old_conn(h[1].at);
+  auto first = raw_handshake(h, old_conn, handshake_as(1, 2));
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(first->accepted());
+  ASSERT_TRUE(h.wait([&] { return h[1].t->peer_stats(NodeId(1)).connected; }));
+
+  RawPeer new_conn(h[1].at);  // the old one is still open: no FIN was sent
+  auto second = raw_handshake(h, new_conn, handshake_as(1, 2));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(second->accepted());
+  EXPECT_TRUE(h.wait([&] { return old_conn.poll_closed(); }));
+  EXPECT_TRUE(h.wait([&] { return h[1].t->peer_stats(NodeId(1)).connects == 2; }));
+  EXPECT_TRUE(h[1].t->peer_stats(NodeId(1)).connected);
+  EXPECT_FALSE(new_conn.poll_closed());
+}
+
 // ---- Snapshots ------------------------------------------------------------------
 
 std::shared_ptr<const std::string> snapshot_bytes(size_t n, uint64_t seed) {
