@@ -7,6 +7,45 @@
 namespace chorus::bench {
 namespace {
 
+// The drivers that exist but are compiled in only with -DCHORUS_BENCH_PEERS=ON.
+constexpr std::string_view kPeerDrivers[] = {"etcd", "zookeeper"};
+constexpr std::string_view kPeerDriversHint = "configure with -DCHORUS_BENCH_PEERS=ON";
+
+std::string joined_names(const DriverRegistry& registry) {
+  std::string out;
+  for (const auto& n : registry.names()) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+bool is_peer_driver(std::string_view name) {
+  for (std::string_view p : kPeerDrivers) {
+    if (p == name) return true;
+  }
+  return false;
+}
+
+// The --help footer: every driver with its summary and --driver-opt keys,
+// and the peer drivers this binary lacks.
+std::string drivers_help(const DriverRegistry& registry) {
+  std::string out = "Drivers (--driver NAME) and their options (--driver-opt KEY=VALUE):\n";
+  for (const auto& name : registry.names()) {
+    const DriverInfo* info = registry.find(name);
+    out += "  " + name + std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') + info->summary +
+           "\n";
+    for (const auto& [key, what] : info->params) {
+      out += "      " + key + std::string(key.size() < 14 ? 14 - key.size() : 1, ' ') + what + "\n";
+    }
+  }
+  std::string missing;
+  for (std::string_view p : kPeerDrivers) {
+    if (registry.find(p) == nullptr) missing += (missing.empty() ? "" : ", ") + std::string(p);
+  }
+  if (!missing.empty()) {
+    out += "Not built in: " + missing + " (" + std::string(kPeerDriversHint) + ").\n";
+  }
+  return out;
+}
+
 // True if `s` is all decimal digits (and not empty).
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -36,10 +75,13 @@ Status apply_warmup(std::string_view w, RunOptions* run) {
 Status apply_driver(const BenchArgs& a, const DriverRegistry& registry, BenchConfig* c) {
   const DriverInfo* info = registry.find(a.driver);
   if (info == nullptr) {
-    std::string known;
-    for (const auto& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
-    return Status::invalid_argument("--driver '" + a.driver + "' is unknown (built in: " + known +
-                                    ")");
+    if (is_peer_driver(a.driver)) {
+      return Status::invalid_argument("--driver '" + a.driver + "' is not built in; " +
+                                      std::string(kPeerDriversHint) +
+                                      " (built in: " + joined_names(registry) + ")");
+    }
+    return Status::invalid_argument("--driver '" + a.driver +
+                                    "' is unknown (built in: " + joined_names(registry) + ")");
   }
   c->driver = a.driver;
   CHORUS_ASSIGN_OR_RETURN(c->driver_options.endpoints, parse_endpoints(a.endpoints));
@@ -154,8 +196,9 @@ Result<BenchConfig> validate_bench_args(const BenchArgs& a, const DriverRegistry
   return c;
 }
 
-void add_bench_options(CLI::App& cmd, BenchArgs& a) {
-  cmd.add_option("--driver", a.driver, "Client driver (resp)")->capture_default_str();
+void add_bench_options(CLI::App& cmd, BenchArgs& a, const DriverRegistry& registry) {
+  cmd.add_option("--driver", a.driver, "Client driver: " + joined_names(registry))
+      ->capture_default_str();
   cmd.add_option("--endpoints", a.endpoints, "host:port[,host:port...] of the system under test")
       ->capture_default_str();
   cmd.add_option("--connect-to", a.connect_to,
@@ -189,13 +232,14 @@ void add_bench_options(CLI::App& cmd, BenchArgs& a) {
   cmd.add_option("--label", a.label, "Name of the system in the report (default: the driver)");
   cmd.add_flag("--json", a.json, "Print one JSON object on stdout (the table goes to stderr)");
   cmd.add_flag("--quiet,-q", a.quiet, "No progress lines (nor the table, with --json)");
+  cmd.footer(drivers_help(registry));
 }
 
 Result<BenchConfig> parse_bench_args(const std::vector<std::string>& argv,
                                      const DriverRegistry& registry) {
   auto args = std::make_unique<BenchArgs>();
   CLI::App app{"chorus bench"};
-  add_bench_options(app, *args);
+  add_bench_options(app, *args, registry);
   std::vector<std::string> reversed(argv.rbegin(), argv.rend());  // CLI11 wants them reversed
   try {
     app.parse(reversed);

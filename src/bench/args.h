@@ -1,7 +1,7 @@
 // The command line of `chorus bench`, kept apart from the tool so that the
 // tests can parse and validate argument vectors.
 //
-//   chorus bench --driver resp --endpoints 127.0.0.1:7001[,host:port...]
+//   chorus bench --driver resp|etcd|zookeeper --endpoints 127.0.0.1:7001[,host:port...]
 //                --workload set|get|mixed --clients 50 [--pipeline 1]
 //                [--ops N | --duration 10s] [--warmup 1s|N] [--keys 100000]
 //                [--key-size 16] [--value-size 256] [--read-ratio 0.9]
@@ -72,8 +72,9 @@ struct BenchConfig {
 };
 
 // Registers the options above on `cmd`, writing into `args` (which must
-// outlive `cmd`'s parse).
-void add_bench_options(CLI::App& cmd, BenchArgs& args);
+// outlive `cmd`'s parse). The help lists the drivers of `registry`.
+void add_bench_options(CLI::App& cmd, BenchArgs& args,
+                       const DriverRegistry& registry = builtin_drivers());
 
 // Checks every value and builds the config. InvalidArgument naming the
 // option on any bad value; also builds one driver through its factory so a

@@ -7,9 +7,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The registry of this binary: resp only (the peer drivers are not built here).
+}  // namespace
+
+void register_resp_driver(DriverRegistry& registry);  // resp_driver.cc
+
+namespace {
+
+// resp only, whether or not this binary has the peer drivers built in.
 const DriverRegistry& registry() {
-  return builtin_drivers();
+  static const DriverRegistry r = [] {
+    DriverRegistry out;
+    register_resp_driver(out);
+    return out;
+  }();
+  return r;
 }
 
 Result<BenchConfig> parse(const std::vector<std::string>& argv) {
@@ -118,6 +129,9 @@ TEST(BenchArgsTest, BadArgumentsAreRejectedWithTheOptionNamed) {
   };
   const std::vector<Case> cases = {
       {{"--driver", "mongo"}, "--driver 'mongo' is unknown (built in: resp)"},
+      {{"--driver", "etcd"},
+       "--driver 'etcd' is not built in; configure with -DCHORUS_BENCH_PEERS=ON (built in: resp)"},
+      {{"--driver", "zookeeper"}, "'zookeeper' is not built in; configure with"},
       {{"--endpoints", "localhost"}, "expected host:port"},
       {{"--endpoints", "h:0"}, "port must be 1..65535"},
       {{"--endpoints", "h:1,"}, "expected host:port"},
@@ -148,6 +162,18 @@ TEST(BenchArgsTest, BadArgumentsAreRejectedWithTheOptionNamed) {
     EXPECT_NE(msg.find(c.expected), std::string::npos)
         << "argv[0]=" << c.argv[0] << ": got '" << msg << "'";
   }
+}
+
+TEST(BenchArgsTest, HelpListsTheDriversAndTheirOptions) {
+  BenchArgs args;
+  CLI::App app{"chorus bench"};
+  add_bench_options(app, args, registry());
+  const std::string help = app.help();
+  EXPECT_NE(help.find("Client driver: resp"), std::string::npos) << help;
+  EXPECT_NE(help.find("consistency"), std::string::npos) << help;
+  EXPECT_NE(help.find("Not built in: etcd, zookeeper (configure with -DCHORUS_BENCH_PEERS=ON)"),
+            std::string::npos)
+      << help;
 }
 
 }  // namespace
