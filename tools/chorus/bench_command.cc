@@ -45,7 +45,8 @@ int run_bench(const bench::BenchConfig& c) {
 void add_bench_command(CLI::App& app) {
   auto args = std::make_shared<bench::BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Closed-loop load generator: N clients against Chorus, Redis (resp driver)...");
+      "bench",
+      "Closed-loop load generator: N clients against Chorus or Redis (resp), etcd, ZooKeeper");
   bench::add_bench_options(*cmd, *args);
   cmd->callback([args] {
     auto config = bench::validate_bench_args(*args, bench::builtin_drivers());
