@@ -73,6 +73,8 @@ Status RaftNode::init() {
   spdlog::info("recovery: term {}, vote {}, commit {}, {} log entries, state machine at {}",
                recovered_.hard_state.term.value(), recovered_.hard_state.voted_for.value(),
                recovered_.hard_state.commit.value(), recovered_.entries.size(), applied.value());
+  durable_term_ = recovered_.hard_state.term;
+  durable_vote_ = recovered_.hard_state.voted_for;
   core::PersistentState ps{recovered_.hard_state, recovered_.snapshot,
                            std::move(recovered_.entries), applied};
   core_ = std::make_unique<raft::Raft>(opts_.raft, Prng(prng_seed_), std::move(ps));
@@ -141,7 +143,7 @@ void RaftNode::on_tick() {
 void RaftNode::receive(raft::Message m) {
   if (stopped_ || !healthy() || m.to != core_->id()) return;
   core_->step(m);
-  pump();
+  schedule_pump();
 }
 
 void RaftNode::write(kvpb::Command cmd, WriteDone done) {
@@ -172,7 +174,7 @@ void RaftNode::write(kvpb::Command cmd, WriteDone done) {
   w.next_try = now;
   w.proposed = false;
   try_propose(client, w);
-  pump();
+  schedule_pump();
 }
 
 void RaftNode::read(ReadConsistency c, ReadDone done) {
@@ -194,7 +196,7 @@ void RaftNode::read(ReadConsistency c, ReadDone done) {
   r.done = std::move(done);
   r.deadline = Clock::now() + opts_.request_timeout;
   try_read(ctx, r);
-  pump();
+  schedule_pump();
 }
 
 void RaftNode::try_propose(uint64_t client, PendingWrite& w) {
@@ -275,8 +277,33 @@ void RaftNode::complete_write(uint64_t client, Result<kvpb::Result> r) {
 // ---------------------------------------------------------------------------
 // The Ready loop
 
+void RaftNode::schedule_pump() {
+  if (pump_scheduled_) return;
+  pump_scheduled_ = true;
+  asio::post(io_, [this] {
+    pump_scheduled_ = false;
+    pump();
+  });
+}
+
+bool RaftNode::persist_is_noop(const core::Ready<raft::Message>& rd) const {
+  return !rd.snapshot && rd.entries.empty() &&
+         (!rd.hard_state ||
+          (rd.hard_state->term == durable_term_ && rd.hard_state->voted_for == durable_vote_));
+}
+
 void RaftNode::pump() {
-  if (stopped_ || persisting_ || !healthy() || !core_->has_ready()) return;
+  if (stopped_ || !healthy()) return;
+  if (persisting_) {
+    // What need not wait for the fsync in flight leaves now: heartbeats keep
+    // flowing while a long persist (a snapshot) holds the storage thread, and
+    // the leader's new appends reach followers while its own fsync runs.
+    if (core_->has_messages()) {
+      for (auto& m : core_->take_messages()) send_(std::move(m));
+    }
+    return;
+  }
+  if (!core_->has_ready()) return;
   auto rd = std::make_shared<core::Ready<raft::Message>>(core_->ready());
   if (rd->soft_state) {
     log_soft_state(*rd->soft_state);
@@ -319,7 +346,7 @@ void RaftNode::pump() {
   }
   rd->reads.clear();
   serve_reads();
-  if (!rd->must_persist()) {
+  if (!rd->must_persist() || persist_is_noop(*rd)) {
     on_persisted(rd, Status::ok(), {});
     return;
   }
@@ -357,6 +384,10 @@ void RaftNode::on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds too
   }
   if (rd->snapshot) durable_ = rd->snapshot->meta.index;
   if (!rd->entries.empty()) durable_ = rd->entries.back().index;
+  if (rd->hard_state) {
+    durable_term_ = rd->hard_state->term;
+    durable_vote_ = rd->hard_state->voted_for;
+  }
   for (auto& m : rd->messages_after_persist) send_(std::move(m));
   apply(rd->committed);
   if (!healthy()) return;
@@ -376,6 +407,10 @@ void RaftNode::on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds too
 
 void RaftNode::apply(const std::vector<core::Entry>& committed) {
   if (committed.empty()) return;
+  if (snapshotting_) {  // the storage thread is reading the state machine
+    deferred_.insert(deferred_.end(), committed.begin(), committed.end());
+    return;
+  }
   std::vector<kv::StateMachine::Entry> batch;
   batch.reserve(committed.size());
   for (const auto& e : committed) {
@@ -414,27 +449,47 @@ void RaftNode::serve_reads() {
 void RaftNode::maybe_snapshot() {
   const LogIndex applied = sm_->applied_index();
   if (snapshotting_ || applied - last_snapshot_ < opts_.snapshot_every_entries) return;
-  auto image = sm_->snapshot();
-  if (!image.is_ok()) {
-    spdlog::error("snapshot of the state machine failed: {}", image.status().to_string());
-    return;
-  }
+  // The image is built on the storage thread, not here: serializing a large
+  // state takes long enough (~100 ms for 100k keys of 256 B on 2 busy cores)
+  // to starve heartbeats and start elections. Meanwhile this thread applies
+  // nothing (committed entries wait in deferred_), so the state machine holds
+  // still under the storage thread's reads; everything else — stepping,
+  // heartbeats, persisting, serving reads at the applied index — goes on.
   snapshotting_ = true;
-  core::SnapshotRef ref{{applied, applied_term_},
-                        std::make_shared<const std::string>(std::move(image).value())};
-  run_on_storage_thread([this, ref] {
-    Status st = store_->save_snapshot(ref.meta, *ref.data);
-    asio::post(io_, [this, ref, st] {
+  const core::SnapshotMeta meta{applied, applied_term_};
+  run_on_storage_thread([this, meta] {
+    const auto t0 = Clock::now();
+    auto image = sm_->snapshot();
+    const auto built = Clock::now() - t0;
+    Status st = image.status();
+    std::shared_ptr<const std::string> data;
+    if (st.is_ok()) {
+      data = std::make_shared<const std::string>(std::move(image).value());
+      st = store_->save_snapshot(meta, *data);
+    }
+    asio::post(io_, [this, meta, data, st, image_ok = image.is_ok(), built] {
       snapshotting_ = false;
       if (stopped_) return;
-      if (!st.is_ok()) {
+      if (!image_ok) {
+        // Reading the state failed (RocksDB): no snapshot this time; the log
+        // keeps growing until the next try.
+        spdlog::error("snapshot of the state machine failed: {}", st.to_string());
+      } else if (!st.is_ok()) {
         fail_stop(st);
         return;
+      } else {
+        last_snapshot_ = meta.index;
+        core_->compact(core::SnapshotRef{meta, data});
+        spdlog::info("snapshot taken through {}/{} ({} bytes; image built in {} ms)",
+                     meta.index.value(), meta.term.value(), data->size(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(built).count());
       }
-      last_snapshot_ = ref.meta.index;
-      core_->compact(ref);
-      spdlog::info("snapshot taken through {}/{} ({} bytes)", ref.meta.index.value(),
-                   ref.meta.term.value(), ref.data->size());
+      std::vector<core::Entry> waiting;
+      waiting.swap(deferred_);
+      apply(waiting);
+      if (!healthy()) return;
+      serve_reads();
+      schedule_pump();
     });
   });
 }

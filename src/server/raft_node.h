@@ -19,7 +19,15 @@
 //     advance(); maybe take a snapshot (written on the storage thread)
 //
 // While a Ready is being persisted the loop keeps stepping messages and
-// accepting proposals; they form the next Ready.
+// accepting proposals; they form the next Ready. Messages that need no fsync
+// (heartbeats and their responses in a durable term, the leader's new
+// appends) leave meanwhile (Raft::take_messages), so a long persist — a
+// snapshot being written — never silences the node. Inputs do not pump at
+// once: one pump per loop turn gathers every input of that turn.
+//
+// Snapshots: the image is built and written on the storage thread; the loop
+// applies nothing meanwhile (committed entries wait in deferred_), so the state
+// machine holds still under the storage thread's reads.
 //
 // Clients: a write is a kvpb::Command carrying the client's session id and
 // sequence number; it completes when this node applies that (session, seq),
@@ -142,6 +150,13 @@ class RaftNode {
 
   void on_tick();
   void pump();
+  // Runs pump() once, after the handlers already queued on the loop: every
+  // input of this turn (client commands, peer messages) joins one Ready.
+  void schedule_pump();
+  // True when persisting `rd` would write nothing: no entries, no snapshot,
+  // and term and vote as already durable (a change of commit alone is not
+  // written, see ReplicaStorage::persist).
+  bool persist_is_noop(const core::Ready<raft::Message>& rd) const;
   void on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds took);
   void apply(const std::vector<core::Entry>& committed);
   void serve_reads();
@@ -167,6 +182,9 @@ class RaftNode {
 
   uint64_t prng_seed_ = 0;
   bool persisting_ = false;
+  bool pump_scheduled_ = false;
+  Term durable_term_;  // the term and vote last made durable
+  NodeId durable_vote_;
   bool snapshotting_ = false;
   bool stopped_ = false;
   Status failure_;
@@ -175,6 +193,10 @@ class RaftNode {
   LogIndex last_snapshot_;
   int64_t leader_clock_ms_ = 0;
   NodeId last_leader_;
+
+  // Committed entries not yet applied because a snapshot image is being
+  // built from the state machine on the storage thread (see maybe_snapshot).
+  std::vector<core::Entry> deferred_;
 
   std::unordered_map<uint64_t, PendingWrite> writes_;  // by client session id
   std::map<uint64_t, PendingRead> reads_;              // by read ctx

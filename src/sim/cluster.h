@@ -485,7 +485,16 @@ class Cluster {
 
   void maybe_ready(size_t i) {
     Node& n = nodes_[i];
-    if (!n.up || n.ready_outstanding || !n.engine->has_ready()) return;
+    if (!n.up) return;
+    if (n.ready_outstanding) {
+      // As the server does while a persist takes long: what may leave before
+      // it (heartbeats, the leader's appends, ...) leaves now.
+      if (n.engine->has_messages()) {
+        for (auto& m : n.engine->take_messages()) deliver(std::move(m));
+      }
+      return;
+    }
+    if (!n.engine->has_ready()) return;
     auto rd = std::make_shared<ReadyT>(n.engine->ready());
     n.ready_outstanding = true;
     check_leader_commit_rule(n);

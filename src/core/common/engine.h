@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/common/types.h"
 
@@ -33,6 +34,11 @@ concept Engine = requires(E e, const E ce, typename E::Message m, std::string da
   { e.ready() } -> std::same_as<Ready<typename E::Message>>;
   // The host finished handling `rd` (persisted, sent, applied).
   { e.advance(rd) } -> std::same_as<void>;
+  // Messages that may be sent before the outstanding Ready is persisted
+  // (heartbeats, a leader's appends); the host may take them any time, in
+  // particular while a Ready is outstanding, and sends them at once.
+  { ce.has_messages() } -> std::same_as<bool>;
+  { e.take_messages() } -> std::same_as<std::vector<typename E::Message>>;
   { ce.soft_state() } -> std::same_as<SoftState>;
   { ce.id() } -> std::same_as<NodeId>;
 };

@@ -1,6 +1,7 @@
 #include "core/raft/raft.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/assert.h"
 #include "core/common/quorum.h"
@@ -80,6 +81,7 @@ Raft::Raft(Config cfg, Prng prng, core::PersistentState state) : cfg_(std::move(
   if (cfg_.lease_reads && term_ > Term(0)) no_vote_until_tick_ = cfg_.election_timeout_ticks;
   prev_hard_ = hard_state();
   prev_soft_ = soft_state();
+  durable_term_ = term_;
   reset_election_timer();
 }
 
@@ -713,7 +715,12 @@ bool Raft::quorum_active(const Leader& l) const {
 
 void Raft::send(NodeId to, Body body) {
   Message m{cfg_.id, to, term_, std::move(body)};
-  if (may_send_before_persist(m.body)) {
+  // A heartbeat response vouches for the leader in term_ (its lease and read
+  // rounds rest on it), so term_ must be durable first; it is when the host
+  // has persisted a hard state of this term.
+  const bool vouches_in_durable_term =
+      std::holds_alternative<HeartbeatResponse>(m.body) && term_ == durable_term_;
+  if (may_send_before_persist(m.body) || vouches_in_durable_term) {
     msgs_.push_back(std::move(m));
   } else {
     msgs_after_persist_.push_back(std::move(m));
@@ -737,8 +744,7 @@ bool Raft::has_ready() const {
   return false;
 }
 
-core::Ready<Message> Raft::ready() {
-  CHORUS_ASSERT_MSG(!ready_outstanding_, "ready() called before advance() of the previous Ready");
+void Raft::flush_outbox() {
   if (auto* l = std::get_if<Leader>(&role_)) {
     if (l->broadcast_pending) {
       l->broadcast_pending = false;
@@ -755,6 +761,24 @@ core::Ready<Message> Raft::ready() {
     }
     forward_buffer_.clear();  // no leader any more: dropped, clients time out
   }
+}
+
+bool Raft::has_messages() const {
+  if (!msgs_.empty() || !forward_buffer_.empty()) return true;
+  if (const auto* l = std::get_if<Leader>(&role_)) {
+    return l->broadcast_pending || l->heartbeat_pending;
+  }
+  return false;
+}
+
+std::vector<Message> Raft::take_messages() {
+  flush_outbox();
+  return std::exchange(msgs_, {});
+}
+
+core::Ready<Message> Raft::ready() {
+  CHORUS_ASSERT_MSG(!ready_outstanding_, "ready() called before advance() of the previous Ready");
+  flush_outbox();
 
   core::Ready<Message> rd;
   const core::SoftState soft = soft_state();
@@ -784,8 +808,8 @@ core::Ready<Message> Raft::ready() {
 
 void Raft::advance(const core::Ready<Message>& rd) {
   CHORUS_ASSERT(ready_outstanding_);
-  (void)rd;
   ready_outstanding_ = false;
+  if (rd.hard_state) durable_term_ = rd.hard_state->term;
   log_.stable_to_handed();
   if (auto* l = std::get_if<Leader>(&role_)) {
     // Our own entries are durable now; they may complete a quorum.

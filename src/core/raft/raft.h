@@ -104,6 +104,15 @@ class Raft {
   bool has_ready() const;
   core::Ready<Message> ready();
   void advance(const core::Ready<Message>& rd);
+  // Messages that may leave at once, also while a Ready is outstanding (when
+  // has_ready() is false until it is advanced): heartbeats, the leader's
+  // appends (which may precede its own fsync, thesis §10.2.1), forwarded
+  // proposals, read-index traffic, and heartbeat responses in a term that is
+  // already durable. Never what a Ready puts in messages_after_persist. A host
+  // whose persist takes long (a snapshot being written) sends these so that
+  // heartbeats and CheckQuorum keep flowing meanwhile.
+  bool has_messages() const;
+  std::vector<Message> take_messages();
   // The host's state machine snapshot covers everything through
   // snap.meta.index (which must be applied). The log before it may go.
   void compact(core::SnapshotRef snap);
@@ -167,6 +176,8 @@ class Raft {
   // Leader helpers.
   bool append_entry(Leader& l, core::EntryType type, std::string data);
   bool maybe_send_append(NodeId to, Progress& pr, bool send_if_empty);
+  // Turns pending broadcasts and forwarded proposals into messages in msgs_.
+  void flush_outbox();
   void send_empty_append(NodeId to, Progress& pr);
   void broadcast_append(Leader& l);
   void broadcast_heartbeat(Leader& l);
@@ -206,6 +217,7 @@ class Raft {
   std::vector<core::Outcome> outcomes_;
   core::SoftState prev_soft_;
   core::HardState prev_hard_;
+  Term durable_term_;  // the term of the last hard state the host made durable
   bool ready_outstanding_ = false;
 };
 

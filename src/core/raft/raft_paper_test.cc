@@ -1146,10 +1146,86 @@ TEST(RaftThesis, Sec10_2_1_VotesAndAcksWaitForTheFsyncButLeaderAppendsDoNot) {
   ASSERT_EQ(of_type<AppendEntriesResponse>(ack.messages_after_persist).size(), 1u);
   follower.advance(ack);
 
+  // A heartbeat response vouches for the leader in its term (lease, read
+  // rounds): it may leave at once when that term is already durable here...
   follower.step(msg(1, 2, 1, Heartbeat{LogIndex(1), 1}));
   auto hb = follower.ready();
-  EXPECT_EQ(of_type<HeartbeatResponse>(hb.messages_after_persist).size(), 1u);
+  EXPECT_EQ(of_type<HeartbeatResponse>(hb.messages).size(), 1u);
+  EXPECT_TRUE(hb.messages_after_persist.empty());
   follower.advance(hb);
+
+  // ...and waits for the fsync when the heartbeat brought a new term.
+  follower.step(msg(3, 2, 2, Heartbeat{LogIndex(1), 1}));
+  auto hb2 = follower.ready();
+  ASSERT_TRUE(hb2.hard_state);
+  EXPECT_EQ(hb2.hard_state->term, Term(2));
+  EXPECT_TRUE(of_type<HeartbeatResponse>(hb2.messages).empty());
+  EXPECT_EQ(of_type<HeartbeatResponse>(hb2.messages_after_persist).size(), 1u);
+  follower.advance(hb2);
+
+  // Once term 2 is durable, responses leave at once again.
+  follower.step(msg(3, 2, 2, Heartbeat{LogIndex(1), 2}));
+  auto hb3 = follower.ready();
+  EXPECT_EQ(of_type<HeartbeatResponse>(hb3.messages).size(), 1u);
+  follower.advance(hb3);
+}
+
+TEST(RaftThesis, Sec10_2_1_MessagesThatNeedNoFsyncLeaveWhileAReadyIsOutstanding) {
+  // A leader whose Ready (an entry to persist) is still outstanding.
+  Raft leader = make_leader(1, 3);
+  (void)take(leader);
+  for (uint64_t f : {2, 3})
+    leader.step(msg(f, 1, 1, AppendEntriesResponse{true, LogIndex(1), {}, {}, {}}));
+  (void)take(leader);
+  leader.propose("a");
+  auto rd = leader.ready();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_FALSE(leader.has_messages());
+
+  // A second proposal and heartbeats: no Ready, but the appends (thesis
+  // §10.2.1) and heartbeats may go out now.
+  leader.propose("b");
+  for (uint32_t t = 0; t < 2; ++t) leader.tick();
+  EXPECT_FALSE(leader.has_ready());
+  ASSERT_TRUE(leader.has_messages());
+  auto early = leader.take_messages();
+  EXPECT_FALSE(leader.has_messages());
+  const auto appends = of_type<AppendEntries>(early);
+  ASSERT_EQ(appends.size(), 2u);
+  for (const auto& m : appends) {
+    const auto& a = std::get<AppendEntries>(m.body);
+    ASSERT_FALSE(a.entries.empty());
+    EXPECT_EQ(a.entries.back().data, "b");
+  }
+  EXPECT_FALSE(of_type<Heartbeat>(early).empty());
+
+  // "b" was sent but not yet handed for persisting: the next Ready holds it,
+  // and the leader counts it for itself only after that Ready's advance().
+  leader.advance(rd);
+  auto next = leader.ready();
+  ASSERT_EQ(next.entries.size(), 1u);
+  EXPECT_EQ(next.entries[0].data, "b");
+  for (uint64_t f : {2, 3})
+    leader.step(msg(f, 1, 1, AppendEntriesResponse{true, next.entries[0].index, {}, {}, {}}));
+  EXPECT_EQ(leader.log().committed(), next.entries[0].index)
+      << "two followers are a majority of three without the leader's own fsync";
+  leader.advance(next);
+}
+
+TEST(RaftThesis, Sec10_2_1_FollowerAcksNeverLeaveBeforeTheirFsync) {
+  Raft f = make_node(2, 3);
+  f.step(msg(1, 2, 1, AppendEntries{LogIndex(0), Term(0), {entry(1, 1)}, LogIndex(0)}));
+  auto rd = f.ready();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  // While it is outstanding, another append arrives: its ack waits too.
+  f.step(msg(1, 2, 1, AppendEntries{LogIndex(1), Term(1), {entry(2, 1)}, LogIndex(0)}));
+  for (const auto& m : f.take_messages()) {
+    EXPECT_FALSE(std::holds_alternative<AppendEntriesResponse>(m.body));
+  }
+  f.advance(rd);
+  auto next = f.ready();
+  EXPECT_EQ(of_type<AppendEntriesResponse>(next.messages_after_persist).size(), 1u);
+  f.advance(next);
 }
 
 }  // namespace
