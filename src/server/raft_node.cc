@@ -353,6 +353,19 @@ void RaftNode::pump() {
   persisting_ = true;
   if (metrics_ && metrics_->append_batch && !rd->entries.empty())
     metrics_->append_batch(rd->entries.size());
+  if (!snapshotting_ && core_->role() != core::Role::kLeader) {
+    // A follower persists right here: it has nothing better to do during its
+    // fdatasync than wait, and skipping the two thread hand-offs per batch
+    // cut its CPU per write by a quarter (set, 50 clients, 3 nodes on 2
+    // cores: +17% throughput). Appends arriving meanwhile queue in the socket
+    // and form the next batch. The leader keeps the storage thread: its loop
+    // serves clients and followers during its own fsync. (The storage thread
+    // is idle here: no persist in flight, no snapshot being written.)
+    const auto t0 = Clock::now();
+    Status st = store_->persist(rd->snapshot, rd->entries, rd->hard_state);
+    on_persisted(rd, st, Clock::now() - t0);
+    return;
+  }
   run_on_storage_thread([this, rd] {
     const auto t0 = Clock::now();
     Status st = store_->persist(rd->snapshot, rd->entries, rd->hard_state);

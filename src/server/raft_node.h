@@ -18,6 +18,9 @@
 //     serve reads whose index is applied
 //     advance(); maybe take a snapshot (written on the storage thread)
 //
+// A follower (or candidate) persists on the event loop itself instead: it has
+// nothing to do meanwhile, and the hand-offs cost more than they save.
+//
 // While a Ready is being persisted the loop keeps stepping messages and
 // accepting proposals; they form the next Ready. Messages that need no fsync
 // (heartbeats and their responses in a durable term, the leader's new
