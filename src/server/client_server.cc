@@ -228,7 +228,10 @@ asio::awaitable<Status> ClientServer::read_barrier(Consistency c) {
   const ReadConsistency rc = c == Consistency::kLease      ? ReadConsistency::kLease
                              : c == Consistency::kFollower ? ReadConsistency::kFollower
                                                            : ReadConsistency::kLinearizable;
-  return await_callback<Status>(
+  // Follower reads, and lease reads while the lease holds, need no round
+  // trip through the Raft loop: serve them without suspending.
+  if (node_.read_ready_now(rc)) co_return Status::ok();
+  co_return co_await await_callback<Status>(
       [this, rc](std::function<void(Status)> done) { node_.read(rc, std::move(done)); });
 }
 

@@ -199,6 +199,14 @@ void RaftNode::read(ReadConsistency c, ReadDone done) {
   schedule_pump();
 }
 
+bool RaftNode::read_ready_now(ReadConsistency c) const {
+  if (stopped_ || !healthy()) return false;
+  if (c == ReadConsistency::kFollower) return true;
+  if (c != ReadConsistency::kLease) return false;
+  const auto idx = core_->lease_read_index();
+  return idx && sm_->applied_index() >= *idx;
+}
+
 void RaftNode::try_propose(uint64_t client, PendingWrite& w) {
   const auto res = core_->propose(w.data);
   const auto now = Clock::now();

@@ -122,6 +122,11 @@ class RaftNode {
   void write(kvpb::Command cmd, WriteDone done);
   // A read barrier: done(OK) once the local state machine may serve the read.
   void read(ReadConsistency c, ReadDone done);
+  // True when a read of consistency `c` may be served from the local state
+  // machine right now, without read(): follower reads on a healthy node, and
+  // lease reads on a leader whose lease holds and that has applied everything
+  // committed. The caller then reads at once; else it calls read().
+  bool read_ready_now(ReadConsistency c) const;
 
   const kv::StateMachine& state() const { return *sm_; }
   // The time base for expiry: the replicated clock, and on the leader its own clock if later.

@@ -280,6 +280,15 @@ ProposeResult Raft::read_index(uint64_t ctx, ReadMode mode) {
   return {ProposeStatus::kForwarded, leader_, {}, {}};
 }
 
+std::optional<LogIndex> Raft::lease_read_index() const {
+  const auto* l = std::get_if<Leader>(&role_);
+  if (l == nullptr || !cfg_.lease_reads || !committed_in_current_term() ||
+      now_ticks_ >= l->lease_until_tick) {
+    return std::nullopt;
+  }
+  return log_.committed();
+}
+
 // Applies the term rules of Raft §5.1 (and PreVote's exceptions). Returns true
 // when the message was fully handled here.
 bool Raft::step_stale_or_newer_term(const Message& m) {

@@ -101,6 +101,12 @@ class Raft {
   enum class ReadMode : uint8_t { kConfigured, kReadIndex, kLease };
   ProposeResult read_index(uint64_t ctx) { return read_index(ctx, ReadMode::kConfigured); }
   ProposeResult read_index(uint64_t ctx, ReadMode mode);
+  // The index a lease read may be served at right now, without queueing a
+  // read: the commit index, when this node is leader, lease_reads is on, an
+  // entry of its term is committed and its lease holds. nullopt otherwise
+  // (then use read_index()). The host serves the read once it has applied
+  // through the returned index.
+  std::optional<LogIndex> lease_read_index() const;
   bool has_ready() const;
   core::Ready<Message> ready();
   void advance(const core::Ready<Message>& rd);

@@ -870,6 +870,28 @@ TEST(RaftThesis, Sec6_4_1_LeaseReadIsServedWithoutARoundOnlyWithLeaseReads) {
   }
 }
 
+TEST(RaftThesis, Sec6_4_1_LeaseReadIndexIsOfferedOnlyWhileTheLeaseHolds) {
+  for (bool lease : {false, true}) {
+    Cluster c({.nodes = 3, .config = [lease](Config& cfg) { cfg.lease_reads = lease; }});
+    ASSERT_TRUE(c.elect(1));
+    EXPECT_FALSE(c.raft(2).lease_read_index()) << "a follower never";
+    c.tick(1);  // one confirmed heartbeat round starts a lease
+    c.stabilize();
+    const auto idx = c.raft(1).lease_read_index();
+    if (!lease) {
+      EXPECT_FALSE(idx) << "lease_reads off: every read takes a round";
+      continue;
+    }
+    ASSERT_TRUE(idx);
+    EXPECT_EQ(*idx, c.raft(1).log().committed());
+    // Cut off, the leader keeps its lease only for lease_ticks.
+    c.isolate(1);
+    c.tick(1, static_cast<int>(c.raft(1).config().lease_ticks));
+    ASSERT_EQ(c.role(1), Role::kLeader);
+    EXPECT_FALSE(c.raft(1).lease_read_index()) << "the lease ran out";
+  }
+}
+
 TEST(RaftThesis, Sec6_4_1_LeaseExpiresWithoutConfirmation) {
   Cluster c({.nodes = 3, .config = [](Config& cfg) { cfg.lease_reads = true; }});
   ASSERT_TRUE(c.elect(1));
