@@ -42,6 +42,12 @@ std::string format_table(const BenchConfig& c, const RunReport& r) {
   if (r.not_found > 0) out += fmt::format("; {} reads found no key", r.not_found);
   out += "\n";
   if (r.errors > 0) out += fmt::format("first error: {}\n", r.first_error);
+  if (r.stuck_clients > 0) {
+    out += fmt::format(
+        "warning: {} of {} clients waited for one reply through the whole measured window "
+        "(the system stalled)\n",
+        r.stuck_clients, c.run.clients);
+  }
   return out;
 }
 
@@ -69,6 +75,7 @@ std::string format_json(const BenchConfig& c, const RunReport& r) {
   j["p999_us"] = us(h.percentile(99.9));
   j["max_us"] = us(h.max_ns());
   j["mean_us"] = std::round(h.mean_ns() / 100.0) / 10.0;
+  j["stuck_clients"] = r.stuck_clients;
   if (r.errors > 0) j["first_error"] = r.first_error;
   return j.dump();
 }

@@ -43,8 +43,9 @@ struct Shared {
 // One client's counters. The atomics feed the progress line; the rest is
 // owned by the client thread until it is joined.
 struct alignas(64) ClientState {
-  std::atomic<uint64_t> completed{0};  // operations finished in any phase
-  std::atomic<uint64_t> failed{0};     // of which errors
+  std::atomic<uint64_t> completed{0};     // operations finished in any phase
+  std::atomic<uint64_t> failed{0};        // of which errors
+  std::atomic<int64_t> call_start_ns{0};  // when the call now waiting began; 0: none
   Status connect_status;
   std::unique_ptr<Driver> driver;
   RunReport report;  // measured operations only; duration_s unused
@@ -137,11 +138,15 @@ void client_loop(Shared& s, ClientState& st, int index) {
     for (int i = 0; i < c.n; ++i)
       ops[static_cast<size_t>(i)] = gen.next(&keys[static_cast<size_t>(i)]);
     if (depth > 1) {
+      st.call_start_ns.store(now_ns(), std::memory_order_relaxed);
       execute_batch(st, ops, c.n, c.measured, sent);
+      st.call_start_ns.store(0, std::memory_order_relaxed);
       continue;
     }
     const int64_t t0 = now_ns();
+    st.call_start_ns.store(t0, std::memory_order_relaxed);
     const Reply r = execute_one(*st.driver, ops[0]);
+    st.call_start_ns.store(0, std::memory_order_relaxed);
     const int64_t t1 = now_ns();
     account(st, ops[0], r, t1 - t0, c.measured);
     if (c.measured) st.last_done_ns = t1;
@@ -184,7 +189,8 @@ void print_progress(const Shared& s, const std::vector<std::unique_ptr<ClientSta
 // Drives the time-based phase changes and the progress line until every
 // client has finished. Returns the end of the measured phase in duration
 // mode (0 in ops mode).
-int64_t coordinate(Shared& s, const std::vector<std::unique_ptr<ClientState>>& clients) {
+int64_t coordinate(Shared& s, const std::vector<std::unique_ptr<ClientState>>& clients,
+                   uint64_t* stuck_clients) {
   const auto begin = Clock::now();
   auto next_progress = begin + kProgressInterval;
   uint64_t last_completed = 0;
@@ -201,6 +207,10 @@ int64_t coordinate(Shared& s, const std::vector<std::unique_ptr<ClientState>>& c
         now_ns() - start_ns >= s.opts.duration.count()) {
       end_ns = now_ns();
       s.phase.store(Phase::kDone);
+      for (const auto& c : clients) {
+        const int64_t began = c->call_start_ns.load();
+        if (began != 0 && began < start_ns) ++*stuck_clients;
+      }
     }
     if (s.opts.progress_out != nullptr && now >= next_progress) {
       print_progress(s, clients, std::chrono::duration<double>(now - begin).count(),
@@ -273,7 +283,8 @@ Result<RunReport> run_closed_loop(const DriverFactory& factory, const DriverOpti
   s.connected.wait();
   if (!warm) s.measure_start_ns.store(now_ns());
   s.start.count_down();
-  const int64_t end_ns = s.abort.load() ? 0 : coordinate(s, clients);
+  uint64_t stuck_clients = 0;
+  const int64_t end_ns = s.abort.load() ? 0 : coordinate(s, clients, &stuck_clients);
   for (auto& t : threads) t.join();
   for (int i = 0; i < opts.clients; ++i) {
     const Status& st = clients[static_cast<size_t>(i)]->connect_status;
@@ -281,7 +292,9 @@ Result<RunReport> run_closed_loop(const DriverFactory& factory, const DriverOpti
       return Status(st.code(), "client " + std::to_string(i) + ": " + st.message());
     }
   }
-  return merge_reports(s, clients, end_ns);
+  RunReport r = merge_reports(s, clients, end_ns);
+  r.stuck_clients = stuck_clients;
+  return r;
 }
 
 }  // namespace chorus::bench

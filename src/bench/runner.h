@@ -58,6 +58,11 @@ struct RunReport {
   uint64_t reads = 0;      // successful GETs (included in ops)
   uint64_t not_found = 0;  // successful GETs of a missing key (included in reads)
   double duration_s = 0;
+  // Clients that waited for one reply through the whole measured window (the
+  // call began before the window and had not returned when it closed;
+  // duration mode): a system that stalls shows up here instead of as a quiet
+  // 0 ops with 0 errors.
+  uint64_t stuck_clients = 0;
   Histogram latency;        // successful measured operations
   std::string first_error;  // the first error a client saw, if any
 

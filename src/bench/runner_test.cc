@@ -171,6 +171,23 @@ TEST(RunnerTest, DurationModeStopsOnTime) {
   EXPECT_GT(r->ops, 100u);
   EXPECT_EQ(r->latency.count(), r->ops);
   EXPECT_GE(r->latency.min_ns(), 200'000u);  // every operation slept 200 us
+  EXPECT_EQ(r->stuck_clients, 0u) << "every client got replies during the window";
+}
+
+TEST(RunnerTest, AStallThroughTheWholeWindowIsReportedNotSilent) {
+  // Every call takes 2 s: each client's first call begins in the warm-up and
+  // is still waiting when the 300 ms window closes.
+  FakeStore store;
+  store.delay = 2s;
+  RunOptions o;
+  o.clients = 3;
+  o.warmup = 300ms;
+  o.duration = 300ms;
+  auto r = run(store, WorkloadSpec{}, o);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->ops, 0u);
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_EQ(r->stuck_clients, 3u);
 }
 
 TEST(RunnerTest, AClientThatCannotConnectAbandonsTheRun) {
