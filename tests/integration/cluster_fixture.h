@@ -54,7 +54,12 @@ inline bool port_free(uint16_t port) {
 inline uint16_t pick_base_port(int nodes) {
   std::mt19937 rng(static_cast<unsigned>(getpid()) * 7919u + static_cast<unsigned>(time(nullptr)));
   for (int attempt = 0; attempt < 200; ++attempt) {
-    const uint16_t base = static_cast<uint16_t>(20000 + (rng() % 2500) * 10);
+    // Every port below 32768, the start of Linux's ephemeral range
+    // (ip_local_port_range): a node killed and restarted by a test must get
+    // its ports back, and an outgoing connection of any process may take a
+    // freed port from that range meanwhile (seen: "Address already in use"
+    // on restart, the test then waiting 15 s for a node that never came up).
+    const uint16_t base = static_cast<uint16_t>(20000 + (rng() % 1100) * 10);
     bool ok = true;
     for (int k = 0; k < nodes && ok; ++k) {
       ok = port_free(static_cast<uint16_t>(base + k)) &&

@@ -62,12 +62,15 @@ bool port_free(const std::string& host, uint16_t port) {
 }
 
 // A base port whose client, peer and admin ports (base+k-1, +100, +1000) are
-// free on every node address.
+// free on every node address. All of them stay below 32768, where Linux's
+// ephemeral range starts: a node restarted after kill -9 must get its ports
+// back, and an outgoing connection from the same address could otherwise take
+// one of them meanwhile.
 uint16_t pick_base_port(int nodes, uint64_t seed) {
   Prng prng(seed ^ (static_cast<uint64_t>(getpid()) << 20) ^
             static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
   for (int attempt = 0; attempt < 200; ++attempt) {
-    const auto base = static_cast<uint16_t>(20000 + prng.uniform(0, 2499) * 10);
+    const auto base = static_cast<uint16_t>(20000 + prng.uniform(0, 1099) * 10);
     bool ok = true;
     for (int k = 1; k <= nodes && ok; ++k) {
       for (int off : {0, 100, 1000})
