@@ -73,8 +73,6 @@ Status RaftNode::init() {
   spdlog::info("recovery: term {}, vote {}, commit {}, {} log entries, state machine at {}",
                recovered_.hard_state.term.value(), recovered_.hard_state.voted_for.value(),
                recovered_.hard_state.commit.value(), recovered_.entries.size(), applied.value());
-  durable_term_ = recovered_.hard_state.term;
-  durable_vote_ = recovered_.hard_state.voted_for;
   core::PersistentState ps{recovered_.hard_state, recovered_.snapshot,
                            std::move(recovered_.entries), applied};
   core_ = std::make_unique<raft::Raft>(opts_.raft, Prng(prng_seed_), std::move(ps));
@@ -294,12 +292,6 @@ void RaftNode::schedule_pump() {
   });
 }
 
-bool RaftNode::persist_is_noop(const core::Ready<raft::Message>& rd) const {
-  return !rd.snapshot && rd.entries.empty() &&
-         (!rd.hard_state ||
-          (rd.hard_state->term == durable_term_ && rd.hard_state->voted_for == durable_vote_));
-}
-
 void RaftNode::pump() {
   if (stopped_ || !healthy()) return;
   if (persisting_) {
@@ -354,7 +346,8 @@ void RaftNode::pump() {
   }
   rd->reads.clear();
   serve_reads();
-  if (!rd->must_persist() || persist_is_noop(*rd)) {
+  // No persist in flight here, so the storage may be asked from this thread.
+  if (store_->persist_writes_nothing(rd->snapshot, rd->entries, rd->hard_state)) {
     on_persisted(rd, Status::ok(), {});
     return;
   }
@@ -405,10 +398,6 @@ void RaftNode::on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds too
   }
   if (rd->snapshot) durable_ = rd->snapshot->meta.index;
   if (!rd->entries.empty()) durable_ = rd->entries.back().index;
-  if (rd->hard_state) {
-    durable_term_ = rd->hard_state->term;
-    durable_vote_ = rd->hard_state->voted_for;
-  }
   for (auto& m : rd->messages_after_persist) send_(std::move(m));
   apply(rd->committed);
   if (!healthy()) return;
@@ -482,13 +471,14 @@ void RaftNode::maybe_snapshot() {
     const auto t0 = Clock::now();
     auto image = sm_->snapshot();
     const auto built = Clock::now() - t0;
+    const bool image_ok = image.is_ok();
     Status st = image.status();
     std::shared_ptr<const std::string> data;
-    if (st.is_ok()) {
+    if (image_ok) {
       data = std::make_shared<const std::string>(std::move(image).value());
       st = store_->save_snapshot(meta, *data);
     }
-    asio::post(io_, [this, meta, data, st, image_ok = image.is_ok(), built] {
+    asio::post(io_, [this, meta, data, st, image_ok, built] {
       snapshotting_ = false;
       if (stopped_) return;
       if (!image_ok) {

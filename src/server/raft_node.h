@@ -161,10 +161,6 @@ class RaftNode {
   // Runs pump() once, after the handlers already queued on the loop: every
   // input of this turn (client commands, peer messages) joins one Ready.
   void schedule_pump();
-  // True when persisting `rd` would write nothing: no entries, no snapshot,
-  // and term and vote as already durable (a change of commit alone is not
-  // written, see ReplicaStorage::persist).
-  bool persist_is_noop(const core::Ready<raft::Message>& rd) const;
   void on_persisted(ReadyPtr rd, Status st, std::chrono::nanoseconds took);
   void apply(const std::vector<core::Entry>& committed);
   void serve_reads();
@@ -191,8 +187,6 @@ class RaftNode {
   uint64_t prng_seed_ = 0;
   bool persisting_ = false;
   bool pump_scheduled_ = false;
-  Term durable_term_;  // the term and vote last made durable
-  NodeId durable_vote_;
   bool snapshotting_ = false;
   bool stopped_ = false;
   Status failure_;

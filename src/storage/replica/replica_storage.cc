@@ -71,12 +71,16 @@ Status ReplicaStorage::persist(const std::optional<core::SnapshotRef>& snapshot,
   // goes out; the commit index need not be (it is re-learned from the leader
   // and only ever lags), so a change of commit alone costs no fdatasync. It
   // is saved along with the next term or vote change.
-  if (hard_state && (hard_state->term != meta_->state().term ||
-                     hard_state->voted_for != meta_->state().voted_for)) {
+  if (term_or_vote_changes(hard_state)) {
     Status st = meta_->save(*hard_state);
     if (!st.is_ok()) return fail(st);
   }
   return Status::ok();
+}
+
+bool ReplicaStorage::term_or_vote_changes(const std::optional<core::HardState>& hard_state) const {
+  return hard_state && (hard_state->term != meta_->state().term ||
+                        hard_state->voted_for != meta_->state().voted_for);
 }
 
 Status ReplicaStorage::save_snapshot(core::SnapshotMeta meta, std::string_view data) {

@@ -70,6 +70,15 @@ class ReplicaStorage {
   Status persist(const std::optional<core::SnapshotRef>& snapshot,
                  std::span<const core::Entry> entries,
                  const std::optional<core::HardState>& hard_state);
+  // True when persist() of these would write nothing: no snapshot, no
+  // entries, and term and vote as already durable (a change of the commit
+  // index alone is not written). Reads only what persist() writes, so it may
+  // be called from another thread while no persist() runs.
+  bool persist_writes_nothing(const std::optional<core::SnapshotRef>& snapshot,
+                              std::span<const core::Entry> entries,
+                              const std::optional<core::HardState>& hard_state) const {
+    return !snapshot && entries.empty() && !term_or_vote_changes(hard_state);
+  }
 
   // The local state machine's snapshot through meta.index: written durably,
   // then the log segments it covers are deleted.
@@ -83,6 +92,7 @@ class ReplicaStorage {
  private:
   ReplicaStorage(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status recover(const ReplicaStorageOptions& options);
+  bool term_or_vote_changes(const std::optional<core::HardState>& hard_state) const;
   Status fail(Status cause);
 
   Env* env_;

@@ -56,6 +56,24 @@ TEST_F(ReplicaStorageTest, PersistedReadySurvivesACrash) {
   EXPECT_EQ(r.entries, entries(1, 5, 1));
 }
 
+TEST_F(ReplicaStorageTest, OnlyTermVoteEntriesOrSnapshotsNeedAWrite) {
+  auto s = open();
+  const std::vector<Entry> none;
+  EXPECT_TRUE(s->persist_writes_nothing(std::nullopt, none, std::nullopt));
+  EXPECT_FALSE(s->persist_writes_nothing(std::nullopt, entries(1, 1, 1), std::nullopt));
+  EXPECT_FALSE(s->persist_writes_nothing(snapshot(3, 1, "x"), none, std::nullopt));
+  const HardState voted{Term(1), NodeId(2), LogIndex(0)};
+  EXPECT_FALSE(s->persist_writes_nothing(std::nullopt, none, voted));
+  ASSERT_TRUE(s->persist(std::nullopt, entries(1, 2, 1), voted).is_ok());
+  EXPECT_TRUE(
+      s->persist_writes_nothing(std::nullopt, none, HardState{Term(1), NodeId(2), LogIndex(2)}))
+      << "a new commit index alone is not written";
+  EXPECT_FALSE(
+      s->persist_writes_nothing(std::nullopt, none, HardState{Term(2), NodeId(2), LogIndex(2)}));
+  EXPECT_FALSE(
+      s->persist_writes_nothing(std::nullopt, none, HardState{Term(1), NodeId(3), LogIndex(2)}));
+}
+
 TEST_F(ReplicaStorageTest, ConflictingSuffixIsReplaced) {
   {
     auto s = open();
