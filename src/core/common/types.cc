@@ -6,8 +6,6 @@ std::string_view role_name(Role r) {
   switch (r) {
     case Role::kFollower:
       return "follower";
-    case Role::kPreCandidate:
-      return "pre-candidate";
     case Role::kCandidate:
       return "candidate";
     case Role::kLeader:

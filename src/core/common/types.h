@@ -22,11 +22,18 @@
 
 namespace chorus::core {
 
+// What a log entry carries. Every log-based engine has entries that carry no
+// client command: a Raft leader's first entry of its term (Raft §8), a Paxos
+// proposer's no-op that fills a hole in the slots it adopted. The host
+// applies them by advancing the applied index only.
 enum class EntryType : uint8_t {
   kNormal = 0,  // a client command; data is opaque to the core
-  kNoop = 1,    // appended by a new leader at the start of its term (Raft §8)
+  kNoop = 1,    // engine-internal: no command, data empty
 };
 
+// One position of a replicated log. `term` is the leadership epoch that
+// wrote it — a Raft term, a Paxos ballot round, a ZAB epoch — so that two
+// entries at one index can be told apart.
 struct Entry {
   Term term;
   LogIndex index;
@@ -40,15 +47,6 @@ struct Entry {
 inline size_t entry_bytes(const Entry& e) {
   return e.data.size() + 24;
 }
-
-// State that must be durable before any message that depends on it is sent.
-struct HardState {
-  Term term;         // current_term
-  NodeId voted_for;  // kNoNode when no vote was cast in `term`
-  LogIndex commit;   // highest index known committed (an optimisation; may lag)
-
-  bool operator==(const HardState&) const = default;
-};
 
 // The last log position a snapshot covers.
 struct SnapshotMeta {
@@ -66,7 +64,12 @@ struct SnapshotRef {
   std::shared_ptr<const std::string> data;
 };
 
-enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+// A replica's part in its group, in terms every engine maps onto: a Raft
+// (pre-)candidate, a ZAB node LOOKING, a Paxos proposer still in phase 1 are
+// all kCandidate; a primary is kLeader and its backups kFollower; a
+// leaderless replica is always kFollower with no leader. The engine's own
+// name for its state is in EngineStatus::role_name.
+enum class Role : uint8_t { kFollower, kCandidate, kLeader };
 std::string_view role_name(Role r);
 
 // Volatile state the host may want to log or export; changes are reported in
@@ -121,7 +124,9 @@ struct Outcome {
 //  2. persist, then fsync: `snapshot` first (restore the state machine from it
 //     and record it), then truncate the log from entries.front().index if that
 //     is not past the last persisted index and append `entries`, then write
-//     `hard_state`;
+//     `durable_state`. From the moment this Ready is taken, entries from
+//     entries.front().index on (everything, with a snapshot) are no longer
+//     durable for the purpose of step 4: they are being replaced;
 //  3. only after the fsync: send `messages_after_persist` (votes, append
 //     acknowledgements — anything that promises durability);
 //  4. apply `committed` in order to the state machine. Entries whose index
@@ -131,10 +136,16 @@ struct Outcome {
 //  5. serve `reads` whose index is applied; answer `outcomes`.
 //
 // Invariant: committed entries are contiguous and follow the last applied one.
-template <class Msg>
+template <class Msg, class DurableState>
 struct Ready {
   std::optional<SoftState> soft_state;
-  std::optional<HardState> hard_state;
+  // Why soft_state changed, one line for the log ("no message from leader n2
+  // for 12 ticks"); empty when it did not change or the engine did not say.
+  std::string soft_state_reason;
+  // The engine's durable state (Raft: term, vote, commit) when it changed.
+  // Whether the change needs an fsync is the engine's call
+  // (E::durable_needs_sync); one that does not may be written lazily.
+  std::optional<DurableState> durable_state;
   std::optional<SnapshotRef> snapshot;
   std::vector<Entry> entries;
   std::vector<Msg> messages;
@@ -144,7 +155,7 @@ struct Ready {
   std::vector<Outcome> outcomes;
 
   // True when step 2 has something to write and fsync.
-  bool must_persist() const { return hard_state || snapshot || !entries.empty(); }
+  bool must_persist() const { return durable_state || snapshot || !entries.empty(); }
   bool empty() const {
     return !soft_state && !must_persist() && messages.empty() && messages_after_persist.empty() &&
            committed.empty() && reads.empty() && outcomes.empty();
@@ -155,8 +166,9 @@ struct Ready {
 // was last persisted. `applied` is how far the host's state machine already
 // is (the snapshot index for an in-memory state machine restored from the
 // snapshot, possibly more for a durable one).
+template <class DurableState>
 struct PersistentState {
-  HardState hard_state;
+  DurableState durable;
   std::optional<SnapshotRef> snapshot;
   std::vector<Entry> entries;  // contiguous, starting after the snapshot
   LogIndex applied;

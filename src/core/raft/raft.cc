@@ -5,7 +5,8 @@
 
 #include "base/assert.h"
 #include "core/common/quorum.h"
-#include "core/raft/planted.h"
+#include "base/planted.h"
+#include "fmt/format.h"
 
 namespace chorus::raft {
 
@@ -26,9 +27,9 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 // before the Ready is persisted: the leader's appends, heartbeats and
 // snapshots (thesis §10.2.1), and a follower's forwarded requests.
 bool may_send_before_persist(const Body& b) {
-#ifdef CHORUS_PLANTED_BUG_ACK_BEFORE_DURABLE
-  if (std::holds_alternative<AppendEntriesResponse>(b)) return true;
-#endif
+  if constexpr (planted::kAckBeforeDurable) {
+    if (std::holds_alternative<AppendEntriesResponse>(b)) return true;
+  }
   return std::holds_alternative<AppendEntries>(b) || std::holds_alternative<Heartbeat>(b) ||
          std::holds_alternative<InstallSnapshot>(b) ||
          std::holds_alternative<ForwardProposals>(b) ||
@@ -51,8 +52,15 @@ Status Config::validate() const {
   if (lease_reads && !check_quorum) {
     return Status::invalid_argument("raft: lease_reads requires check_quorum");
   }
-  if (lease_reads && lease_ticks >= election_timeout_ticks) {
-    return Status::invalid_argument("raft: lease_ticks must be below election_timeout_ticks");
+  if (!(clock_drift_bound >= 1.0 && clock_drift_bound <= 4.0)) {
+    return Status::invalid_argument("raft: clock_drift_bound must be in [1, 4]");
+  }
+  if (lease_reads && lease_ticks > max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound)) {
+    return Status::invalid_argument(fmt::format(
+        "raft: lease_ticks {} leaves no margin for clock drift: with election_timeout_ticks {} "
+        "and clocks within a factor {} of each other, at most {}",
+        lease_ticks, election_timeout_ticks, clock_drift_bound,
+        max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound)));
   }
   if (max_entries_per_append == 0 || max_bytes_per_append == 0 || max_inflight_appends == 0 ||
       max_uncommitted_bytes == 0 || max_apply_bytes_per_ready == 0) {
@@ -61,7 +69,30 @@ Status Config::validate() const {
   return Status::ok();
 }
 
-Raft::Raft(Config cfg, Prng prng, core::PersistentState state) : cfg_(std::move(cfg)), prng_(prng) {
+uint32_t max_safe_lease_ticks(uint32_t election_timeout_ticks, double drift) {
+  if (election_timeout_ticks < 2 || drift < 1.0) return 0;
+  // Largest L with L * drift^2 < election_timeout_ticks - 1 (strictly).
+  const double limit = static_cast<double>(election_timeout_ticks - 1) / (drift * drift);
+  uint32_t l = static_cast<uint32_t>(limit);
+  if (static_cast<double>(l) >= limit && l > 0) --l;
+  return l;
+}
+
+std::string_view raft_role_name(RaftRole r) {
+  switch (r) {
+    case RaftRole::kFollower:
+      return "follower";
+    case RaftRole::kPreCandidate:
+      return "pre-candidate";
+    case RaftRole::kCandidate:
+      return "candidate";
+    case RaftRole::kLeader:
+      return "leader";
+  }
+  return "?";
+}
+
+Raft::Raft(Config cfg, Prng prng, PersistentState state) : cfg_(std::move(cfg)), prng_(prng) {
   Status st = cfg_.validate();
   CHORUS_ASSERT_MSG(st.is_ok(), st.message().c_str());
   std::sort(cfg_.voters.begin(), cfg_.voters.end());
@@ -71,9 +102,9 @@ Raft::Raft(Config cfg, Prng prng, core::PersistentState state) : cfg_(std::move(
     snapshot_ = state.snapshot;
   }
   LogIndex applied = std::max(state.applied, snap_meta.index);
-  log_ = RaftLog(snap_meta, std::move(state.entries), state.hard_state.commit, applied);
-  term_ = state.hard_state.term;
-  voted_for_ = state.hard_state.voted_for;
+  log_ = RaftLog(snap_meta, std::move(state.entries), state.durable.commit, applied);
+  term_ = state.durable.term;
+  voted_for_ = state.durable.voted_for;
   // Thesis §6.4.1: before a crash this node may have acknowledged a leader's
   // heartbeat round, on which that leader bases its lease; it has forgotten,
   // so it refuses votes for one election timeout after a restart. (A node that
@@ -88,14 +119,50 @@ Raft::Raft(Config cfg, Prng prng, core::PersistentState state) : cfg_(std::move(
 // ---------------------------------------------------------------------------
 // Introspection
 
-Role Raft::role() const {
+RaftRole Raft::raft_role() const {
   return std::visit(Overloaded{
-                        [](const Follower&) { return Role::kFollower; },
-                        [](const PreCandidate&) { return Role::kPreCandidate; },
-                        [](const Candidate&) { return Role::kCandidate; },
-                        [](const Leader&) { return Role::kLeader; },
+                        [](const Follower&) { return RaftRole::kFollower; },
+                        [](const PreCandidate&) { return RaftRole::kPreCandidate; },
+                        [](const Candidate&) { return RaftRole::kCandidate; },
+                        [](const Leader&) { return RaftRole::kLeader; },
                     },
                     role_);
+}
+
+Role Raft::role() const {
+  switch (raft_role()) {
+    case RaftRole::kFollower:
+      return Role::kFollower;
+    case RaftRole::kPreCandidate:
+    case RaftRole::kCandidate:
+      return Role::kCandidate;
+    case RaftRole::kLeader:
+      return Role::kLeader;
+  }
+  return Role::kFollower;
+}
+
+core::EngineStatus Raft::status() const {
+  core::EngineStatus st;
+  st.soft = soft_state();
+  st.role_name = raft_role_name(raft_role());
+  st.commit_index = log_.committed();
+  st.first_index = log_.first_index();
+  st.last_index = log_.last_index();
+  st.snapshot_index = log_.snapshot().index;
+  if (const auto* l = std::get_if<Leader>(&role_)) {
+    for (const auto& [id, pr] : l->progress) {
+      const LogIndex last = log_.last_index();
+      st.peers.push_back(core::PeerStatus{id, pr.match_index, pr.next_index,
+                                          last - std::min(last, pr.match_index)});
+    }
+  }
+  return st;
+}
+
+uint64_t Raft::lease_until_tick() const {
+  const auto* l = std::get_if<Leader>(&role_);
+  return l == nullptr ? 0 : l->lease_until_tick;
 }
 
 core::SoftState Raft::soft_state() const {
@@ -123,7 +190,8 @@ void Raft::reset_election_timer() {
       prng_.uniform(cfg_.election_timeout_ticks, 2 * cfg_.election_timeout_ticks - 1));
 }
 
-void Raft::become_follower(Term term, NodeId leader, bool reset_timer) {
+void Raft::become_follower(Term term, NodeId leader, std::string why, bool reset_timer) {
+  if (!std::holds_alternative<Follower>(role_) || term > term_) role_reason_ = std::move(why);
   if (auto* l = std::get_if<Leader>(&role_)) {
     // Reads waiting for confirmation can no longer be confirmed by us.
     for (const auto& r : l->reads_before_commit) {
@@ -163,6 +231,7 @@ void Raft::become_candidate() {
 
 void Raft::become_leader() {
   CHORUS_ASSERT(std::holds_alternative<Candidate>(role_));
+  role_reason_ = fmt::format("won the election for term {}", term_.value());
   Leader l;
   for (NodeId v : cfg_.voters) {
     if (v == cfg_.id) continue;
@@ -180,7 +249,8 @@ void Raft::become_leader() {
   append_entry(leader, EntryType::kNoop, {});
 }
 
-void Raft::campaign(bool pre_vote) {
+void Raft::campaign(bool pre_vote, std::string why) {
+  role_reason_ = std::move(why);
   Term vote_term;
   std::map<NodeId, bool>* votes = nullptr;
   if (pre_vote) {
@@ -195,7 +265,7 @@ void Raft::campaign(bool pre_vote) {
   (*votes)[cfg_.id] = true;
   if (core::tally(cfg_.voters.size(), 1, 0) == core::VoteResult::kWon) {
     if (pre_vote) {
-      campaign(false);
+      campaign(false, "a single-node cluster wins its own pre-vote");
     } else {
       become_leader();
     }
@@ -230,7 +300,9 @@ void Raft::tick() {
     // every tick against each follower's last answer: a check once per
     // timeout over "heard this period" flags lets up to two timeouts pass.
     if (cfg_.check_quorum && !quorum_active(*l)) {
-      become_follower(term_, kNoNode);
+      become_follower(term_, kNoNode,
+                      fmt::format("CheckQuorum: no quorum heard within {} ticks (silent: {})",
+                                  cfg_.election_timeout_ticks, silent_peers(*l)));
       return;
     }
     if (++l->heartbeat_elapsed_ticks >= cfg_.heartbeat_interval_ticks) {
@@ -242,7 +314,10 @@ void Raft::tick() {
   const bool promotable =
       std::find(cfg_.voters.begin(), cfg_.voters.end(), cfg_.id) != cfg_.voters.end();
   if (promotable && election_elapsed_ticks_ >= randomized_election_timeout_ticks_) {
-    campaign(cfg_.pre_vote);
+    const std::string from =
+        leader_ != kNoNode ? fmt::format("leader n{}", leader_.value()) : std::string("a leader");
+    campaign(cfg_.pre_vote, fmt::format("no message from {} for {} ticks", from,
+                                        election_elapsed_ticks_));
   }
 }
 
@@ -259,7 +334,7 @@ ProposeResult Raft::propose(std::string data) {
   return {ProposeStatus::kForwarded, leader_, {}, {}};
 }
 
-ProposeResult Raft::read_index(uint64_t ctx, ReadMode mode) {
+ProposeResult Raft::read_index(uint64_t ctx, core::ReadMode mode) {
   if (auto* l = std::get_if<Leader>(&role_)) {
     if (!committed_in_current_term()) {
       // Thesis §6.4 step 1: the commit index is only known to be current once
@@ -267,7 +342,7 @@ ProposeResult Raft::read_index(uint64_t ctx, ReadMode mode) {
       l->reads_before_commit.push_back(PendingRead{cfg_.id, ctx, {}, 0});
       return {ProposeStatus::kAccepted, cfg_.id, {}, term_};
     }
-    if (cfg_.lease_reads && mode != ReadMode::kReadIndex && now_ticks_ < l->lease_until_tick) {
+    if (cfg_.lease_reads && mode == core::ReadMode::kLease && now_ticks_ < l->lease_until_tick) {
       reads_.push_back({ctx, log_.committed()});
       return {ProposeStatus::kAccepted, cfg_.id, log_.committed(), term_};
     }
@@ -311,7 +386,10 @@ bool Raft::step_stale_or_newer_term(const Message& m) {
     // the current leader or granting a vote. A candidate's higher term alone
     // must not restart it, or a node that keeps losing elections (stale log,
     // fast clock) would hold everyone else's timers back forever.
-    become_follower(m.term, from_leader ? m.from : kNoNode, /*reset_timer=*/from_leader);
+    become_follower(m.term, from_leader ? m.from : kNoNode,
+                    fmt::format("{} from n{} carries term {} > {}", message_name(m.body),
+                                m.from.value(), m.term.value(), term_.value()),
+                    /*reset_timer=*/from_leader);
     return false;
   }
   if (m.term < term_) {
@@ -352,7 +430,15 @@ void Raft::step_follower(const Message& m) {
                            std::holds_alternative<InstallSnapshot>(m.body);
   if (from_leader) {
     // A (pre-)candidate that hears from a leader of its term steps back (§5.2).
-    if (!std::holds_alternative<Follower>(role_)) become_follower(m.term, m.from);
+    if (!std::holds_alternative<Follower>(role_)) {
+      become_follower(m.term, m.from,
+                      fmt::format("heard from n{}, leader of term {}", m.from.value(),
+                                  m.term.value()));
+    }
+    if (leader_ != m.from) {
+      role_reason_ = fmt::format("heard from n{}, leader of term {}", m.from.value(),
+                                 m.term.value());
+    }
     leader_ = m.from;
     election_elapsed_ticks_ = 0;
   }
@@ -376,9 +462,7 @@ void Raft::handle_vote_request(const Message& m, const RequestVote& rv) {
   // for a candidate whose log is at least as up-to-date as ours.
   bool can_vote = voted_for_ == m.from || (voted_for_ == kNoNode && leader_ == kNoNode) ||
                   (rv.pre_vote && m.term > term_);
-#ifdef CHORUS_PLANTED_BUG_DOUBLE_VOTE
-  can_vote = can_vote || !rv.pre_vote;
-#endif
+  if constexpr (planted::kDoubleVote) can_vote = can_vote || !rv.pre_vote;
   if (can_vote && log_.is_up_to_date(rv.last_log_index, rv.last_log_term)) {
     // A granted pre-vote answers in the term asked about, so the
     // pre-candidate can tell it from a stale answer.
@@ -413,13 +497,17 @@ void Raft::handle_vote_response(const Message& m, const RequestVoteResponse& r) 
   switch (core::tally(cfg_.voters.size(), granted, rejected)) {
     case core::VoteResult::kWon:
       if (std::holds_alternative<PreCandidate>(role_)) {
-        campaign(false);
+        campaign(false, fmt::format("a majority granted the pre-vote for term {}",
+                                    term_.next().value()));
       } else {
         become_leader();
       }
       break;
     case core::VoteResult::kLost:
-      become_follower(term_, kNoNode);
+      become_follower(term_, kNoNode,
+                      fmt::format("a majority rejected the {} for term {}",
+                                  r.pre_vote ? "pre-vote" : "vote",
+                                  (r.pre_vote ? term_.next() : term_).value()));
       break;
     case core::VoteResult::kPending:
       break;
@@ -437,9 +525,7 @@ void Raft::handle_append(const Message& m, const AppendEntries& a) {
     return;
   }
   bool prev_matches = log_.match_term(a.prev_log_index, a.prev_log_term);
-#ifdef CHORUS_PLANTED_BUG_NO_PREV_CHECK
-  prev_matches = a.prev_log_index <= log_.last_index();
-#endif
+  if constexpr (planted::kNoPrevCheck) prev_matches = a.prev_log_index <= log_.last_index();
   if (!prev_matches) {
     // Raft §5.3 rule 2: reject. The hint names the last index at or before
     // the leader's prev whose term is <= the leader's prev term, so the leader
@@ -652,9 +738,7 @@ bool Raft::maybe_commit(Leader& l) {
   const LogIndex n = core::quorum_value(std::move(matches));
   if (n <= log_.committed()) return false;
   bool may_commit = log_.term(n) == std::optional<Term>(term_);
-#ifdef CHORUS_PLANTED_BUG_COMMIT_OLD_TERM
-  may_commit = true;
-#endif
+  if constexpr (planted::kCommitOldTerm) may_commit = true;
   // Raft §5.4.2: only entries from the current term are committed by counting
   // replicas; earlier ones are committed indirectly (Figure 8).
   if (!may_commit) return false;
@@ -678,10 +762,10 @@ void Raft::on_commit_advanced(Leader& l, LogIndex old_commit) {
 }
 
 void Raft::add_read(Leader& l, NodeId from, uint64_t ctx) {
-#ifdef CHORUS_PLANTED_BUG_READINDEX_NO_CONFIRM
-  release_read(PendingRead{from, ctx, log_.committed(), 0});
-  return;
-#endif
+  if constexpr (planted::kReadIndexNoConfirm) {
+    release_read(PendingRead{from, ctx, log_.committed(), 0});
+    return;
+  }
   // Thesis §6.4: remember the commit index, then confirm leadership with a
   // heartbeat round. Reads that arrive before the next round is sent share it.
   l.reads.push_back(PendingRead{from, ctx, log_.committed(), l.read_round + 1});
@@ -720,6 +804,16 @@ bool Raft::quorum_active(const Leader& l) const {
     active += now_ticks_ - pr.last_heard_tick < cfg_.election_timeout_ticks ? 1 : 0;
   }
   return active >= core::majority(cfg_.voters.size());
+}
+
+std::string Raft::silent_peers(const Leader& l) const {
+  std::string out;
+  for (const auto& [id, pr] : l.progress) {
+    if (now_ticks_ - pr.last_heard_tick < cfg_.election_timeout_ticks) continue;
+    out += fmt::format("{}n{} for {} ticks", out.empty() ? "" : ", ", id.value(),
+                       now_ticks_ - pr.last_heard_tick);
+  }
+  return out;
 }
 
 void Raft::send(NodeId to, Body body) {
@@ -785,15 +879,19 @@ std::vector<Message> Raft::take_messages() {
   return std::exchange(msgs_, {});
 }
 
-core::Ready<Message> Raft::ready() {
+Ready Raft::ready() {
   CHORUS_ASSERT_MSG(!ready_outstanding_, "ready() called before advance() of the previous Ready");
   flush_outbox();
 
-  core::Ready<Message> rd;
+  Ready rd;
   const core::SoftState soft = soft_state();
-  if (soft != prev_soft_) rd.soft_state = soft;
-  const core::HardState hard = hard_state();
-  if (hard != prev_hard_) rd.hard_state = hard;
+  if (soft != prev_soft_) {
+    rd.soft_state = soft;
+    rd.soft_state_reason = std::move(role_reason_);
+  }
+  role_reason_.clear();
+  const HardState hard = hard_state();
+  if (hard != prev_hard_) rd.durable_state = hard;
   prev_soft_ = soft;
   prev_hard_ = hard;
   if (pending_install_) {
@@ -815,10 +913,10 @@ core::Ready<Message> Raft::ready() {
   return rd;
 }
 
-void Raft::advance(const core::Ready<Message>& rd) {
+void Raft::advance(const Ready& rd) {
   CHORUS_ASSERT(ready_outstanding_);
   ready_outstanding_ = false;
-  if (rd.hard_state) durable_term_ = rd.hard_state->term;
+  if (rd.durable_state) durable_term_ = rd.durable_state->term;
   log_.stable_to_handed();
   if (auto* l = std::get_if<Leader>(&role_)) {
     // Our own entries are durable now; they may complete a quorum.

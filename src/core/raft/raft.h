@@ -42,6 +42,7 @@
 #include "base/status.h"
 #include "core/common/engine.h"
 #include "core/common/types.h"
+#include "core/raft/hard_state.h"
 #include "core/raft/log.h"
 #include "core/raft/messages.h"
 #include "core/raft/progress.h"
@@ -50,6 +51,23 @@ namespace chorus::raft {
 
 using core::ProposeResult;
 using core::ProposeStatus;
+
+// Raft's own roles; core::Role is what hosts see (a pre-candidate is a
+// core::Role::kCandidate there).
+enum class RaftRole : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+std::string_view raft_role_name(RaftRole r);
+
+using Ready = core::Ready<Message, HardState>;
+using PersistentState = core::PersistentState<HardState>;
+
+// The longest lease (in ticks) that stays safe when any two nodes' monotonic
+// clocks run at rates within a factor `drift` of real time: a leader's lease
+// of L ticks ends, in real time, within L * drift of the heartbeat it rests
+// on; a follower that acknowledged that heartbeat refuses votes for at least
+// election_timeout - 1 ticks (one tick is lost to granularity) of its own
+// clock, i.e. (election_timeout - 1) / drift of real time. Safe iff
+// L * drift^2 < election_timeout - 1. Returns 0 when no lease is safe.
+uint32_t max_safe_lease_ticks(uint32_t election_timeout_ticks, double drift);
 
 struct Config {
   NodeId id;
@@ -62,9 +80,16 @@ struct Config {
   // Serve reads from the leader without a heartbeat round while a quorum has
   // confirmed it within the last lease_ticks. Requires check_quorum: followers
   // that heard from a leader within an election timeout refuse to vote.
+  // The host must deliver ticks by a monotonic clock (one per tick period of
+  // real time, caught up before every input), never one per loop turn: a
+  // stalled loop would otherwise stretch the lease (host/replica_host.h).
   bool lease_reads = false;
-  // Must stay well under election_timeout_ticks to tolerate clock-rate skew.
+  // At most max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound).
   uint32_t lease_ticks = 5;
+  // Any two nodes' monotonic clocks advance at rates within this factor of
+  // real time (1.1: 10%, far above NTP-disciplined clocks' 500 ppm). Leases
+  // are sized against it.
+  double clock_drift_bound = 1.1;
   bool forward_proposals = true;
 
   size_t max_entries_per_append = 256;
@@ -89,18 +114,30 @@ struct PendingRead {
 class Raft {
  public:
   using Message = raft::Message;
+  using DurableState = HardState;
+  static constexpr std::string_view kName = "raft";
+  static constexpr core::Capabilities kCapabilities{
+      .has_leader = true,
+      .lease_reads = true,
+      .linearizable = true,
+      .may_lose_acknowledged_writes = false,
+  };
+  static std::string encode_durable(const HardState& hs) { return encode_hard_state(hs); }
+  static Result<HardState> decode_durable(std::string_view b) { return decode_hard_state(b); }
+  static bool durable_needs_sync(const HardState& a, const HardState& b) {
+    return hard_state_needs_sync(a, b);
+  }
+  static std::string describe(const Message& m) { return raft::describe(m); }
 
-  Raft(Config cfg, Prng prng, core::PersistentState state = {});
+  Raft(Config cfg, Prng prng, PersistentState state = {});
 
   void step(const Message& m);
   void tick();
   ProposeResult propose(std::string data);
-  // How a read is confirmed: by a heartbeat round (ReadIndex), under the
-  // leader lease when one is held (requires Config::lease_reads), or as the
-  // configuration says (lease when lease_reads is on).
-  enum class ReadMode : uint8_t { kConfigured, kReadIndex, kLease };
-  ProposeResult read_index(uint64_t ctx) { return read_index(ctx, ReadMode::kConfigured); }
-  ProposeResult read_index(uint64_t ctx, ReadMode mode);
+  // A read barrier: ReadIndex (a heartbeat round confirms leadership), or
+  // under the leader lease when mode is kLease, lease_reads is on and the
+  // lease holds (else ReadIndex).
+  ProposeResult read_index(uint64_t ctx, core::ReadMode mode = core::ReadMode::kLinearizable);
   // The index a lease read may be served at right now, without queueing a
   // read: the commit index, when this node is leader, lease_reads is on, an
   // entry of its term is committed and its lease holds. nullopt otherwise
@@ -108,8 +145,8 @@ class Raft {
   // through the returned index.
   std::optional<LogIndex> lease_read_index() const;
   bool has_ready() const;
-  core::Ready<Message> ready();
-  void advance(const core::Ready<Message>& rd);
+  Ready ready();
+  void advance(const Ready& rd);
   // Messages that may leave at once, also while a Ready is outstanding (when
   // has_ready() is false until it is advanced): heartbeats, the leader's
   // appends (which may precede its own fsync, thesis §10.2.1), forwarded
@@ -126,8 +163,10 @@ class Raft {
   // Introspection for hosts, tests and the simulator's checks.
   NodeId id() const { return cfg_.id; }
   core::SoftState soft_state() const;
-  core::HardState hard_state() const { return {term_, voted_for_, log_.committed()}; }
+  core::EngineStatus status() const;
+  HardState hard_state() const { return {term_, voted_for_, log_.committed()}; }
   core::Role role() const;
+  RaftRole raft_role() const;
   Term term() const { return term_; }
   NodeId leader() const { return leader_; }
   const RaftLog& log() const { return log_; }
@@ -135,6 +174,9 @@ class Raft {
   // The leader's view of a follower; nullopt when not leader.
   std::optional<Progress> progress(NodeId peer) const;
   uint64_t ticks() const { return now_ticks_; }
+  // The last tick at which this leader's lease holds (exclusive); 0 when not
+  // leader or never confirmed. For tests and the simulator's lease check.
+  uint64_t lease_until_tick() const;
 
  private:
   struct Follower {};
@@ -160,11 +202,12 @@ class Raft {
   using RoleState = std::variant<Follower, PreCandidate, Candidate, Leader>;
 
   // Transitions.
-  void become_follower(Term term, NodeId leader, bool reset_timer = true);
+  // `why` is the one line the host logs with the role change.
+  void become_follower(Term term, NodeId leader, std::string why, bool reset_timer = true);
   void become_pre_candidate();
   void become_candidate();
   void become_leader();
-  void campaign(bool pre_vote);
+  void campaign(bool pre_vote, std::string why);
   void reset_election_timer();
 
   // Handlers.
@@ -193,6 +236,7 @@ class Raft {
   void release_read(const PendingRead& r);
   void release_confirmed_reads(Leader& l);
   bool quorum_active(const Leader& l) const;
+  std::string silent_peers(const Leader& l) const;
   bool committed_in_current_term() const;
 
   void send(NodeId to, Body body);
@@ -222,7 +266,8 @@ class Raft {
   std::vector<core::ReadState> reads_;
   std::vector<core::Outcome> outcomes_;
   core::SoftState prev_soft_;
-  core::HardState prev_hard_;
+  HardState prev_hard_;
+  std::string role_reason_;  // why the role last changed, for the next Ready
   Term durable_term_;  // the term of the last hard state the host made durable
   bool ready_outstanding_ = false;
 };

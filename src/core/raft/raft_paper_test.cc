@@ -19,7 +19,6 @@
 namespace chorus::raft {
 namespace {
 
-using core::Role;
 using namespace chorus::raft::testing;  // NOLINT
 
 // Paper defaults for hand-driven nodes: no PreVote, no CheckQuorum, so only
@@ -29,40 +28,40 @@ void paper_only(Config& c) {
   c.check_quorum = false;
 }
 
-Raft make_node(uint64_t id, size_t n, core::PersistentState ps = {},
+Raft make_node(uint64_t id, size_t n, PersistentState ps = {},
                const std::function<void(Config&)>& tweak = paper_only, uint64_t seed = 1) {
   return Raft(make_config(id, n, tweak), Prng(seed), std::move(ps));
 }
 
-core::PersistentState state_with(std::vector<uint64_t> log_terms, uint64_t term,
+PersistentState state_with(std::vector<uint64_t> log_terms, uint64_t term,
                                  uint64_t voted_for = 0) {
-  core::PersistentState ps;
+  PersistentState ps;
   ps.entries = entries_with_terms(log_terms);
-  ps.hard_state.term = Term(term);
-  ps.hard_state.voted_for = NodeId(voted_for);
+  ps.durable.term = Term(term);
+  ps.durable.voted_for = NodeId(voted_for);
   return ps;
 }
 
 // Ticks `r` until its election timer fires; returns the number of ticks.
 int tick_until_campaign(Raft& r) {
-  const Role before = r.role();
+  const RaftRole before = r.raft_role();
   const Term term = r.term();
   for (int i = 1; i <= 1000; ++i) {
     r.tick();
-    if (r.role() != before || r.term() != term) return i;
+    if (r.raft_role() != before || r.term() != term) return i;
   }
   ADD_FAILURE() << "no campaign";
   return -1;
 }
 
-Raft make_leader(uint64_t id, size_t n, core::PersistentState ps = {},
+Raft make_leader(uint64_t id, size_t n, PersistentState ps = {},
                  const std::function<void(Config&)>& tweak = paper_only) {
   Raft r = make_node(id, n, std::move(ps), tweak);
   tick_until_campaign(r);
-  for (uint64_t v = 1; v <= n && r.role() != Role::kLeader; ++v) {
+  for (uint64_t v = 1; v <= n && r.raft_role() != RaftRole::kLeader; ++v) {
     if (v != id) r.step(msg(v, id, r.term().value(), RequestVoteResponse{true, false}));
   }
-  EXPECT_EQ(r.role(), Role::kLeader);
+  EXPECT_EQ(r.raft_role(), RaftRole::kLeader);
   return r;
 }
 
@@ -95,14 +94,14 @@ TEST(RaftPaper, Sec5_1_HigherTermMakesEveryRoleAFollowerAndResetsTheVote) {
        [] {
          Raft r = make_node(1, 3);
          tick_until_campaign(r);
-         EXPECT_EQ(r.role(), Role::kCandidate);
+         EXPECT_EQ(r.raft_role(), RaftRole::kCandidate);
          return r;
        }},
       {"pre-candidate",
        [] {
          Raft r = make_node(1, 3, {}, [](Config& c) { c.check_quorum = false; });
          tick_until_campaign(r);
-         EXPECT_EQ(r.role(), Role::kPreCandidate);
+         EXPECT_EQ(r.raft_role(), RaftRole::kPreCandidate);
          return r;
        }},
       {"leader", [] { return make_leader(1, 3); }},
@@ -111,7 +110,7 @@ TEST(RaftPaper, Sec5_1_HigherTermMakesEveryRoleAFollowerAndResetsTheVote) {
     Raft r = c.make();
     ASSERT_LT(r.term(), Term(7)) << c.name;
     r.step(msg(2, 1, 7, Heartbeat{LogIndex(0), 0}));
-    EXPECT_EQ(r.role(), Role::kFollower) << c.name;
+    EXPECT_EQ(r.raft_role(), RaftRole::kFollower) << c.name;
     EXPECT_EQ(r.term(), Term(7)) << c.name;
     EXPECT_EQ(r.leader(), NodeId(2)) << c.name;
     EXPECT_EQ(r.hard_state().voted_for, kNoNode) << c.name << ": a new term has no vote yet";
@@ -121,7 +120,7 @@ TEST(RaftPaper, Sec5_1_HigherTermMakesEveryRoleAFollowerAndResetsTheVote) {
 TEST(RaftPaper, Sec5_1_HigherTermInAResponseAlsoUpdatesTheTerm) {
   Raft leader = make_leader(1, 3);
   leader.step(msg(3, 1, 9, AppendEntriesResponse{}));
-  EXPECT_EQ(leader.role(), Role::kFollower);
+  EXPECT_EQ(leader.raft_role(), RaftRole::kFollower);
   EXPECT_EQ(leader.term(), Term(9));
   EXPECT_EQ(leader.leader(), kNoNode);  // a response names no leader
 }
@@ -163,12 +162,12 @@ TEST(RaftPaper, Sec5_1_StaleLeaderStepsDownWhenItLearnsTheNewTerm) {
   ASSERT_TRUE(c.run_until([&] { return c.leader() != 1u; }));
   const uint64_t new_leader = *c.leader();
   EXPECT_GT(c.raft(new_leader).term(), old_term);
-  EXPECT_EQ(c.role(1), Role::kLeader) << "without CheckQuorum, the cut-off leader does not know";
+  EXPECT_EQ(c.role(1), RaftRole::kLeader) << "without CheckQuorum, the cut-off leader does not know";
 
   c.heal();
   c.tick(1);  // its heartbeat reaches the others, whose answers carry the new term
   c.stabilize();
-  EXPECT_EQ(c.role(1), Role::kFollower);
+  EXPECT_EQ(c.role(1), RaftRole::kFollower);
   EXPECT_EQ(c.raft(1).term(), c.raft(new_leader).term());
   EXPECT_EQ(c.leader(), new_leader);
 }
@@ -180,19 +179,19 @@ TEST(RaftPaper, Sec5_2_FollowerStartsAnElectionAfterTheElectionTimeout) {
   Raft r = make_node(1, 3);
   const int T = static_cast<int>(r.config().election_timeout_ticks);
   for (int i = 0; i < T - 1; ++i) r.tick();
-  EXPECT_EQ(r.role(), Role::kFollower) << "no election before T ticks";
+  EXPECT_EQ(r.raft_role(), RaftRole::kFollower) << "no election before T ticks";
   EXPECT_FALSE(r.has_ready());
 
   tick_until_campaign(r);
   // "To begin an election, a follower increments its current term and
   // transitions to candidate state. It then votes for itself and issues
   // RequestVote RPCs in parallel to each of the other servers."
-  EXPECT_EQ(r.role(), Role::kCandidate);
+  EXPECT_EQ(r.raft_role(), RaftRole::kCandidate);
   EXPECT_EQ(r.term(), Term(1));
   auto rd = take(r);
-  ASSERT_TRUE(rd.hard_state.has_value());
-  EXPECT_EQ(rd.hard_state->term, Term(1));
-  EXPECT_EQ(rd.hard_state->voted_for, NodeId(1));
+  ASSERT_TRUE(rd.durable_state.has_value());
+  EXPECT_EQ(rd.durable_state->term, Term(1));
+  EXPECT_EQ(rd.durable_state->voted_for, NodeId(1));
   EXPECT_TRUE(rd.messages.empty())
       << "a vote request promises our own vote: it waits for the fsync";
   auto votes = of_type<RequestVote>(rd.messages_after_persist);
@@ -229,21 +228,21 @@ TEST(RaftPaper, Sec5_2_CandidateBecomesLeaderOnlyWithAMajorityOfVotes) {
   struct Case {
     size_t size;
     std::map<uint64_t, bool> votes;  // voter -> granted
-    Role want;
+    RaftRole want;
   };
   const Case cases[] = {
-      {1, {}, Role::kLeader},
-      {3, {{2, true}, {3, true}}, Role::kLeader},
-      {3, {{2, true}}, Role::kLeader},
-      {5, {{2, true}, {3, true}, {4, true}, {5, true}}, Role::kLeader},
-      {5, {{2, true}, {3, true}}, Role::kLeader},
-      {3, {}, Role::kCandidate},
-      {5, {{2, true}}, Role::kCandidate},
-      {5, {{2, false}, {3, false}}, Role::kCandidate},
-      {5, {{2, true}, {3, false}}, Role::kCandidate},
-      {3, {{2, false}, {3, false}}, Role::kFollower},
-      {5, {{2, false}, {3, false}, {4, false}}, Role::kFollower},
-      {5, {{2, true}, {3, false}, {4, false}, {5, false}}, Role::kFollower},
+      {1, {}, RaftRole::kLeader},
+      {3, {{2, true}, {3, true}}, RaftRole::kLeader},
+      {3, {{2, true}}, RaftRole::kLeader},
+      {5, {{2, true}, {3, true}, {4, true}, {5, true}}, RaftRole::kLeader},
+      {5, {{2, true}, {3, true}}, RaftRole::kLeader},
+      {3, {}, RaftRole::kCandidate},
+      {5, {{2, true}}, RaftRole::kCandidate},
+      {5, {{2, false}, {3, false}}, RaftRole::kCandidate},
+      {5, {{2, true}, {3, false}}, RaftRole::kCandidate},
+      {3, {{2, false}, {3, false}}, RaftRole::kFollower},
+      {5, {{2, false}, {3, false}, {4, false}}, RaftRole::kFollower},
+      {5, {{2, true}, {3, false}, {4, false}, {5, false}}, RaftRole::kFollower},
   };
   for (const auto& c : cases) {
     Raft r = make_node(1, c.size);
@@ -251,7 +250,7 @@ TEST(RaftPaper, Sec5_2_CandidateBecomesLeaderOnlyWithAMajorityOfVotes) {
     for (const auto& [voter, granted] : c.votes) {
       r.step(msg(voter, 1, 1, RequestVoteResponse{granted, false}));
     }
-    EXPECT_EQ(r.role(), c.want) << "size " << c.size << ", " << c.votes.size() << " answers";
+    EXPECT_EQ(r.raft_role(), c.want) << "size " << c.size << ", " << c.votes.size() << " answers";
   }
 }
 
@@ -259,7 +258,7 @@ TEST(RaftPaper, Sec5_2_CandidateCountsEachVoterOnce) {
   Raft r = make_node(1, 5);
   tick_until_campaign(r);
   for (int i = 0; i < 3; ++i) r.step(msg(2, 1, 1, RequestVoteResponse{true, false}));
-  EXPECT_EQ(r.role(), Role::kCandidate) << "one voter's duplicates are one vote";
+  EXPECT_EQ(r.raft_role(), RaftRole::kCandidate) << "one voter's duplicates are one vote";
 }
 
 // "Each server will vote for at most one candidate in a given term, on a
@@ -270,8 +269,8 @@ TEST(RaftPaper, Sec5_2_OneVotePerTermFirstComeFirstServed) {
   r.step(msg(3, 1, 1, RequestVote{LogIndex(0), Term(0), false}));
   r.step(msg(2, 1, 1, RequestVote{LogIndex(0), Term(0), false}));  // a retransmission
   auto rd = take(r);
-  ASSERT_TRUE(rd.hard_state);
-  EXPECT_EQ(rd.hard_state->voted_for, NodeId(2));
+  ASSERT_TRUE(rd.durable_state);
+  EXPECT_EQ(rd.durable_state->voted_for, NodeId(2));
   std::map<uint64_t, std::vector<bool>> answers;
   for (const auto& m : of_type<RequestVoteResponse>(all_messages(rd))) {
     answers[m.to.value()].push_back(std::get<RequestVoteResponse>(m.body).granted);
@@ -281,7 +280,7 @@ TEST(RaftPaper, Sec5_2_OneVotePerTermFirstComeFirstServed) {
   EXPECT_EQ(answers[3], (std::vector<bool>{false}));
 
   // The vote survives a restart: it was in the Ready's hard state.
-  Raft restarted = make_node(1, 3, core::PersistentState{*rd.hard_state, {}, {}, {}});
+  Raft restarted = make_node(1, 3, PersistentState{*rd.durable_state, {}, {}, {}});
   restarted.step(msg(3, 1, 1, RequestVote{LogIndex(0), Term(0), false}));
   auto again = of_type<RequestVoteResponse>(all_messages(take(restarted)));
   ASSERT_EQ(again.size(), 1u);
@@ -294,10 +293,10 @@ TEST(RaftPaper, Sec5_2_OneVotePerTermFirstComeFirstServed) {
 TEST(RaftPaper, Sec5_2_CandidateStepsDownOnAppendEntriesOfItsTerm) {
   Raft r = make_node(1, 3);
   tick_until_campaign(r);
-  ASSERT_EQ(r.role(), Role::kCandidate);
+  ASSERT_EQ(r.raft_role(), RaftRole::kCandidate);
   (void)take(r);
   r.step(msg(2, 1, 1, AppendEntries{LogIndex(0), Term(0), {entry(1, 1, "x")}, LogIndex(0)}));
-  EXPECT_EQ(r.role(), Role::kFollower);
+  EXPECT_EQ(r.raft_role(), RaftRole::kFollower);
   EXPECT_EQ(r.term(), Term(1));
   EXPECT_EQ(r.leader(), NodeId(2));
   EXPECT_EQ(r.hard_state().voted_for, NodeId(1)) << "the vote of this term stands";
@@ -306,9 +305,9 @@ TEST(RaftPaper, Sec5_2_CandidateStepsDownOnAppendEntriesOfItsTerm) {
   // A pre-candidate steps down the same way on a heartbeat.
   Raft p = make_node(1, 3, {}, [](Config& c) { c.check_quorum = false; });
   tick_until_campaign(p);
-  ASSERT_EQ(p.role(), Role::kPreCandidate);
+  ASSERT_EQ(p.raft_role(), RaftRole::kPreCandidate);
   p.step(msg(3, 1, 0, Heartbeat{LogIndex(0), 0}));
-  EXPECT_EQ(p.role(), Role::kFollower);
+  EXPECT_EQ(p.raft_role(), RaftRole::kFollower);
   EXPECT_EQ(p.leader(), NodeId(3));
 }
 
@@ -323,8 +322,8 @@ TEST(RaftPaper, Sec5_2_SplitVoteLeadsToANewElectionInAHigherTerm) {
   c.campaign(1);
   c.campaign(3);
   c.stabilize();
-  EXPECT_EQ(c.role(1), Role::kCandidate);
-  EXPECT_EQ(c.role(3), Role::kCandidate);
+  EXPECT_EQ(c.role(1), RaftRole::kCandidate);
+  EXPECT_EQ(c.role(3), RaftRole::kCandidate);
   EXPECT_EQ(c.raft(1).term(), Term(1));
   EXPECT_EQ(c.raft(3).term(), Term(1));
   EXPECT_EQ(c.leader(), std::nullopt) << "2 of 4 votes is no majority";
@@ -584,7 +583,7 @@ TEST(RaftPaper, Sec5_4_1_NodeWithAStaleLogCannotBeElected) {
   Cluster c({.nodes = 3, .logs = {{1, 2}, {1, 2}, {1}}, .terms = {2, 2, 5}, .config = paper_only});
   c.campaign(3);
   c.stabilize();
-  EXPECT_NE(c.role(3), Role::kLeader);
+  EXPECT_NE(c.role(3), RaftRole::kLeader);
   ASSERT_TRUE(c.run_until([&] { return c.leader().has_value(); }));
   EXPECT_NE(*c.leader(), 3u);
   EXPECT_EQ(log_terms(c.raft(3).log()).at(1), 2u) << "n3 received the entry it lacked";
@@ -659,7 +658,7 @@ TEST(RaftPaper, Sec5_4_2_Figure8OldTermEntryOnAMajorityMayStillBeOverwritten) {
   // S5's log (last term 3) is more up-to-date than S2-S4's (last term 2).
   c.campaign(5);  // term 4: refused, S2-S4 already voted for S1 in term 4
   c.stabilize();
-  ASSERT_NE(c.role(5), Role::kLeader);
+  ASSERT_NE(c.role(5), RaftRole::kLeader);
   ASSERT_TRUE(c.elect(5));  // term 5: S2-S4 grant, S5's log ends in a later term
   c.restart(1);
   c.tick(5);
@@ -710,11 +709,11 @@ TEST(RaftThesis, Sec9_6_PreVoteDoesNotRaiseTermsOfAPartitionedNode) {
   c.tick(3, 10 * static_cast<int>(c.raft(3).config().election_timeout_ticks));
   c.stabilize();
   EXPECT_EQ(c.raft(3).term(), term) << "pre-votes that fail change no term";
-  EXPECT_NE(c.role(3), Role::kLeader);
+  EXPECT_NE(c.role(3), RaftRole::kLeader);
 
   // On rejoining, n3 does not disrupt the leader.
   c.heal();
-  ASSERT_TRUE(c.run_until([&] { return c.role(3) == Role::kFollower; }, 5));
+  ASSERT_TRUE(c.run_until([&] { return c.role(3) == RaftRole::kFollower; }, 5));
   for (int i = 0; i < 30; ++i) {
     c.tick_all();
     c.stabilize();
@@ -753,7 +752,7 @@ TEST(RaftThesis, Sec6_2_CheckQuorumMakesAnIsolatedLeaderStepDownWithinAnElection
     const int T = static_cast<int>(c.raft(1).config().election_timeout_ticks);
     c.tick(1, T);
     c.stabilize();
-    EXPECT_EQ(c.role(1), Role::kFollower) << "isolated after " << isolate_after << " ticks";
+    EXPECT_EQ(c.role(1), RaftRole::kFollower) << "isolated after " << isolate_after << " ticks";
   }
 }
 
@@ -766,7 +765,7 @@ TEST(RaftThesis, Sec6_2_LeaderHearingFromAMajorityStaysLeader) {
     c.tick(1);
     c.stabilize();
   }
-  EXPECT_EQ(c.role(1), Role::kLeader) << "n2 and n3 still answer: a majority";
+  EXPECT_EQ(c.role(1), RaftRole::kLeader) << "n2 and n3 still answer: a majority";
 }
 
 TEST(RaftThesis, Sec6_2_WithoutCheckQuorumAnIsolatedLeaderStaysLeader) {
@@ -774,7 +773,7 @@ TEST(RaftThesis, Sec6_2_WithoutCheckQuorumAnIsolatedLeaderStaysLeader) {
   ASSERT_TRUE(c.elect(1));
   c.isolate(1);
   c.tick(1, 50);
-  EXPECT_EQ(c.role(1), Role::kLeader);
+  EXPECT_EQ(c.role(1), RaftRole::kLeader);
 }
 
 // ===========================================================================
@@ -836,7 +835,7 @@ TEST(RaftThesis, Sec6_4_CutOffLeaderNeverServesTheReadAndDropsItWhenSteppingDown
     c.stabilize();
   }
   EXPECT_TRUE(c.reads(1).empty());
-  EXPECT_EQ(c.role(1), Role::kFollower);
+  EXPECT_EQ(c.role(1), RaftRole::kFollower);
   ASSERT_EQ(c.outcomes(1).size(), 1u);
   EXPECT_EQ(c.outcomes(1)[0].id, 5u);
   EXPECT_EQ(c.outcomes(1)[0].status, ProposeStatus::kDropped);
@@ -861,7 +860,7 @@ TEST(RaftThesis, Sec6_4_1_LeaseReadIsServedWithoutARoundOnlyWithLeaseReads) {
     c.tick(1);  // one confirmed heartbeat round starts a lease
     c.stabilize();
     c.clear_delivered();
-    ASSERT_EQ(c.read_index(1, 1).status, ProposeStatus::kAccepted);
+    ASSERT_EQ(c.read_index(1, 1, core::ReadMode::kLease).status, ProposeStatus::kAccepted);
     c.process_ready(1);
     EXPECT_EQ(c.reads(1).size(), lease ? 1u : 0u) << (lease ? "lease" : "no lease");
     c.stabilize();
@@ -887,7 +886,7 @@ TEST(RaftThesis, Sec6_4_1_LeaseReadIndexIsOfferedOnlyWhileTheLeaseHolds) {
     // Cut off, the leader keeps its lease only for lease_ticks.
     c.isolate(1);
     c.tick(1, static_cast<int>(c.raft(1).config().lease_ticks));
-    ASSERT_EQ(c.role(1), Role::kLeader);
+    ASSERT_EQ(c.role(1), RaftRole::kLeader);
     EXPECT_FALSE(c.raft(1).lease_read_index()) << "the lease ran out";
   }
 }
@@ -899,8 +898,8 @@ TEST(RaftThesis, Sec6_4_1_LeaseExpiresWithoutConfirmation) {
   c.stabilize();
   c.isolate(1);
   c.tick(1, static_cast<int>(c.raft(1).config().lease_ticks));
-  ASSERT_EQ(c.role(1), Role::kLeader);
-  ASSERT_EQ(c.read_index(1, 1).status, ProposeStatus::kAccepted);
+  ASSERT_EQ(c.role(1), RaftRole::kLeader);
+  ASSERT_EQ(c.read_index(1, 1, core::ReadMode::kLease).status, ProposeStatus::kAccepted);
   c.stabilize();
   EXPECT_TRUE(c.reads(1).empty()) << "the lease ran out: the read needs a round";
 }
@@ -919,7 +918,7 @@ TEST(RaftThesis, Sec6_4_1_RestartedFollowerDoesNotVoteWhileALeaseMayHold) {
   c.campaign(3);
   c.stabilize();
   EXPECT_EQ(c.leader(), 1u) << "n2 voted while n1's lease may still hold";
-  ASSERT_EQ(c.read_index(1, 1).status, ProposeStatus::kAccepted);
+  ASSERT_EQ(c.read_index(1, 1, core::ReadMode::kLease).status, ProposeStatus::kAccepted);
   c.process_ready(1);
   EXPECT_EQ(c.reads(1).size(), 1u) << "n1 serves from its lease";
 
@@ -1157,8 +1156,8 @@ TEST(RaftThesis, Sec10_2_1_VotesAndAcksWaitForTheFsyncButLeaderAppendsDoNot) {
   auto vote = follower.ready();
   EXPECT_TRUE(vote.messages.empty());
   ASSERT_EQ(of_type<RequestVoteResponse>(vote.messages_after_persist).size(), 1u);
-  ASSERT_TRUE(vote.hard_state);
-  EXPECT_EQ(vote.hard_state->voted_for, NodeId(1)) << "persisted in the same Ready";
+  ASSERT_TRUE(vote.durable_state);
+  EXPECT_EQ(vote.durable_state->voted_for, NodeId(1)) << "persisted in the same Ready";
   follower.advance(vote);
 
   follower.step(msg(1, 2, 1, AppendEntries{LogIndex(0), Term(0), {entry(1, 1)}, LogIndex(0)}));
@@ -1179,8 +1178,8 @@ TEST(RaftThesis, Sec10_2_1_VotesAndAcksWaitForTheFsyncButLeaderAppendsDoNot) {
   // ...and waits for the fsync when the heartbeat brought a new term.
   follower.step(msg(3, 2, 2, Heartbeat{LogIndex(1), 1}));
   auto hb2 = follower.ready();
-  ASSERT_TRUE(hb2.hard_state);
-  EXPECT_EQ(hb2.hard_state->term, Term(2));
+  ASSERT_TRUE(hb2.durable_state);
+  EXPECT_EQ(hb2.durable_state->term, Term(2));
   EXPECT_TRUE(of_type<HeartbeatResponse>(hb2.messages).empty());
   EXPECT_EQ(of_type<HeartbeatResponse>(hb2.messages_after_persist).size(), 1u);
   follower.advance(hb2);
@@ -1267,8 +1266,8 @@ TEST(RaftPaper, Sec5_2_RejectedCandidateDoesNotRestartTheFollowersElectionTimer)
     c.check_quorum = false;
   });
   // Node 1 has a log ending at term 2; the candidate's ends at term 1.
-  core::PersistentState ps;
-  ps.hard_state.term = Term(2);
+  PersistentState ps;
+  ps.durable.term = Term(2);
   ps.entries = entries_with_terms({1, 2});
   Raft r(cfg, Prng(1), ps);
   uint32_t ticks = 0;
@@ -1285,7 +1284,7 @@ TEST(RaftPaper, Sec5_2_RejectedCandidateDoesNotRestartTheFollowersElectionTimer)
   bool campaigned = false;
   for (; ticks < 2 * cfg.election_timeout_ticks && !campaigned; ++ticks) {
     r.tick();
-    campaigned = r.role() == Role::kCandidate;
+    campaigned = r.raft_role() == RaftRole::kCandidate;
   }
   EXPECT_TRUE(campaigned) << "rejecting a vote restarted the election timer";
 }

@@ -14,18 +14,17 @@
 namespace chorus::raft {
 namespace {
 
-using core::Role;
 using namespace chorus::raft::testing;  // NOLINT
 
-Raft make_node(uint64_t id, size_t n, core::PersistentState ps = {},
+Raft make_node(uint64_t id, size_t n, PersistentState ps = {},
                const std::function<void(Config&)>& tweak = {}) {
   return Raft(make_config(id, n, tweak), Prng(id), std::move(ps));
 }
 
 void tick_until_role_changes(Raft& r) {
-  const Role before = r.role();
-  for (int i = 0; i < 1000 && r.role() == before; ++i) r.tick();
-  ASSERT_NE(r.role(), before);
+  const RaftRole before = r.raft_role();
+  for (int i = 0; i < 1000 && r.raft_role() == before; ++i) r.tick();
+  ASSERT_NE(r.raft_role(), before);
 }
 
 std::vector<std::string> datas(const std::vector<Entry>& es) {
@@ -39,7 +38,7 @@ std::vector<std::string> datas(const std::vector<Entry>& es) {
 TEST(RaftReady, FreshNodeHasNothingToDo) {
   Raft r = make_node(1, 3);
   EXPECT_FALSE(r.has_ready());
-  EXPECT_EQ(r.role(), Role::kFollower);
+  EXPECT_EQ(r.raft_role(), RaftRole::kFollower);
   EXPECT_EQ(r.term(), Term(0));
   EXPECT_EQ(r.leader(), kNoNode);
 }
@@ -53,7 +52,7 @@ TEST(RaftReadyDeathTest, ReadyTwiceWithoutAdvanceAsserts) {
 
 TEST(RaftReadyDeathTest, AdvanceWithoutReadyAsserts) {
   Raft r = make_node(1, 3);
-  core::Ready<Message> rd;
+  Ready rd;
   EXPECT_DEATH(r.advance(rd), "assertion failed");
 }
 
@@ -69,8 +68,8 @@ TEST(RaftReady, NoReadyIsOfferedWhileOneIsOutstanding) {
   r.advance(rd);
   EXPECT_TRUE(r.has_ready()) << "...and is offered after advance()";
   auto next = r.ready();
-  ASSERT_TRUE(next.hard_state);
-  EXPECT_EQ(next.hard_state->term, Term(5));
+  ASSERT_TRUE(next.durable_state);
+  EXPECT_EQ(next.durable_state->term, Term(5));
   EXPECT_EQ(of_type<HeartbeatResponse>(all_messages(next)).size(), 1u);
   r.advance(next);
   EXPECT_FALSE(r.has_ready());
@@ -81,26 +80,26 @@ TEST(RaftReady, SoftAndHardStateAreReportedOnlyWhenTheyChange) {
   tick_until_role_changes(r);  // PreVote: a pre-candidate, no new term yet
   auto pre = take(r);
   ASSERT_TRUE(pre.soft_state);
-  EXPECT_EQ(pre.soft_state->role, Role::kPreCandidate);
+  EXPECT_EQ(pre.soft_state->role, core::Role::kCandidate);
   EXPECT_EQ(pre.soft_state->term, Term(0));
-  EXPECT_FALSE(pre.hard_state) << "a pre-vote changes nothing durable";
+  EXPECT_FALSE(pre.durable_state) << "a pre-vote changes nothing durable";
   EXPECT_FALSE(pre.must_persist());
 
   r.step(msg(2, 1, 1, RequestVoteResponse{true, true}));  // pre-vote won: real campaign
   auto cand = take(r);
   ASSERT_TRUE(cand.soft_state);
-  EXPECT_EQ(cand.soft_state->role, Role::kCandidate);
+  EXPECT_EQ(cand.soft_state->role, core::Role::kCandidate);
   EXPECT_EQ(cand.soft_state->term, Term(1));
   EXPECT_EQ(cand.soft_state->leader, kNoNode);
-  ASSERT_TRUE(cand.hard_state);
-  EXPECT_EQ(*cand.hard_state, (core::HardState{Term(1), NodeId(1), LogIndex(0)}));
+  ASSERT_TRUE(cand.durable_state);
+  EXPECT_EQ(*cand.durable_state, (HardState{Term(1), NodeId(1), LogIndex(0)}));
 
   r.step(msg(2, 1, 1, RequestVoteResponse{true, false}));
   auto lead = take(r);
   ASSERT_TRUE(lead.soft_state);
-  EXPECT_EQ(lead.soft_state->role, Role::kLeader);
+  EXPECT_EQ(lead.soft_state->role, core::Role::kLeader);
   EXPECT_EQ(lead.soft_state->leader, NodeId(1));
-  EXPECT_FALSE(lead.hard_state) << "term and vote did not change";
+  EXPECT_FALSE(lead.durable_state) << "term and vote did not change";
   ASSERT_EQ(lead.entries.size(), 1u);
   EXPECT_EQ(lead.entries[0].type, core::EntryType::kNoop);
 
@@ -108,10 +107,10 @@ TEST(RaftReady, SoftAndHardStateAreReportedOnlyWhenTheyChange) {
   r.step(msg(2, 1, 1, AppendEntriesResponse{true, LogIndex(1), {}, {}, {}}));
   auto commit = take(r);
   EXPECT_FALSE(commit.soft_state);
-  ASSERT_TRUE(commit.hard_state) << "the commit index moved";
-  EXPECT_EQ(commit.hard_state->commit, LogIndex(1));
+  ASSERT_TRUE(commit.durable_state) << "the commit index moved";
+  EXPECT_EQ(commit.durable_state->commit, LogIndex(1));
   EXPECT_EQ(commit.committed.size(), 1u);
-  EXPECT_EQ(r.soft_state(), (core::SoftState{Role::kLeader, Term(1), NodeId(1)}));
+  EXPECT_EQ(r.soft_state(), (core::SoftState{core::Role::kLeader, Term(1), NodeId(1)}));
 }
 
 TEST(RaftReady, CommittedEntriesAreHandedOutOnceAndInOrder) {
@@ -129,7 +128,7 @@ TEST(RaftReady, CommittedEntriesAreHandedOutOnceAndInOrder) {
 TEST(RaftReady, ApplyBatchesAreBoundedByBytes) {
   Raft r = make_node(1, 1, {}, [](Config& c) { c.max_apply_bytes_per_ready = 200; });
   tick_until_role_changes(r);
-  ASSERT_EQ(r.role(), Role::kLeader);
+  ASSERT_EQ(r.raft_role(), RaftRole::kLeader);
   (void)take(r);
   for (int i = 0; i < 4; ++i) r.propose(std::string(100, 'a' + i));
   std::vector<size_t> batch_sizes;
@@ -158,7 +157,7 @@ TEST(RaftRestart, RestartFromPersistentStateKeepsTermVoteAndLog) {
   EXPECT_EQ(c.raft(2).term(), term);
   EXPECT_EQ(c.raft(2).hard_state().voted_for, NodeId(1));
   EXPECT_EQ(c.raft(2).log().last_index(), last);
-  EXPECT_EQ(c.raft(2).role(), Role::kFollower);
+  EXPECT_EQ(c.raft(2).raft_role(), RaftRole::kFollower);
   EXPECT_EQ(c.raft(2).leader(), kNoNode) << "who leads is volatile";
   // The in-memory state machine starts empty and is rebuilt from the log.
   EXPECT_TRUE(c.sm(2).commands.empty());
@@ -177,7 +176,7 @@ TEST(RaftRestart, RestartedLeaderComesBackAsAFollower) {
   c.stabilize();
   c.crash(1);
   c.restart(1);
-  EXPECT_EQ(c.role(1), Role::kFollower);
+  EXPECT_EQ(c.role(1), RaftRole::kFollower);
   EXPECT_EQ(c.raft(1).hard_state().voted_for, NodeId(1));
   ASSERT_TRUE(c.run_until([&] { return c.leader().has_value(); }));
   c.propose(*c.leader(), "b");
@@ -205,8 +204,8 @@ TEST(RaftRestart, UnsyncedEntriesAreLostAndNotAcknowledged) {
 // a durable state machine that applied further than the last persisted commit.
 // What was applied is committed; it must not be handed out again.
 TEST(RaftRestart, AppliedBeyondThePersistedCommitIsNotAppliedTwice) {
-  core::PersistentState ps;
-  ps.hard_state = {Term(1), NodeId(1), LogIndex(2)};
+  PersistentState ps;
+  ps.durable = {Term(1), NodeId(1), LogIndex(2)};
   ps.entries = entries_with_terms({1, 1, 1, 1, 1});
   ps.applied = LogIndex(4);
   Raft r = make_node(2, 3, ps);
@@ -218,11 +217,11 @@ TEST(RaftRestart, AppliedBeyondThePersistedCommitIsNotAppliedTwice) {
 }
 
 TEST(RaftRestart, RestartFromASnapshot) {
-  core::PersistentState ps;
+  PersistentState ps;
   ps.snapshot =
       core::SnapshotRef{{LogIndex(10), Term(3)}, std::make_shared<const std::string>("s")};
   ps.entries = entries_with_terms({3, 4}, 11);
-  ps.hard_state = {Term(4), kNoNode, LogIndex(11)};
+  ps.durable = {Term(4), kNoNode, LogIndex(11)};
   ps.applied = LogIndex(10);
   Raft r = make_node(1, 3, ps);
   EXPECT_EQ(r.log().first_index(), LogIndex(11));
@@ -240,7 +239,7 @@ TEST(RaftRestart, RestartFromASnapshot) {
 TEST(RaftSingleNode, ElectsItselfAndCommits) {
   Raft r = make_node(1, 1);
   tick_until_role_changes(r);
-  EXPECT_EQ(r.role(), Role::kLeader);
+  EXPECT_EQ(r.raft_role(), RaftRole::kLeader);
   EXPECT_EQ(r.term(), Term(1));
   const ProposeResult p = r.propose("a");
   ASSERT_EQ(p.status, ProposeStatus::kAccepted);
@@ -389,6 +388,57 @@ TEST(RaftMessages, DescribeIsOneReadableLine) {
   EXPECT_EQ(describe(msg(3, 1, 2, ReadIndexRequest{5})), "ReadIndexRequest 3->1 t2 ctx=5");
   EXPECT_EQ(message_name(Body{InstallSnapshot{}}), "InstallSnapshot");
   EXPECT_EQ(message_name(Body{ForwardProposals{}}), "ForwardProposals");
+}
+
+}  // namespace
+}  // namespace chorus::raft
+
+namespace chorus::raft {
+namespace {
+
+// The metadata file saves Raft's state only when a change must be synced.
+TEST(RaftHardState, OnlyATermOrVoteChangeNeedsAnFsync) {
+  const HardState base{Term(3), NodeId(2), LogIndex(10)};
+  struct Case {
+    const char* name;
+    HardState next;
+    bool needs_sync;
+  };
+  const Case cases[] = {
+      {"same", base, false},
+      {"commit alone", HardState{Term(3), NodeId(2), LogIndex(11)}, false},
+      {"new term", HardState{Term(4), kNoNode, LogIndex(10)}, true},
+      {"new vote", HardState{Term(3), NodeId(3), LogIndex(10)}, true},
+  };
+  for (const auto& c : cases) EXPECT_EQ(hard_state_needs_sync(base, c.next), c.needs_sync) << c.name;
+}
+
+TEST(RaftHardState, EncodingRoundTripsAndRejectsGarbage) {
+  const HardState hs{Term(7), NodeId(3), LogIndex(42)};
+  auto back = decode_hard_state(encode_hard_state(hs));
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(*back, hs);
+  EXPECT_EQ(*decode_hard_state(""), HardState{}) << "a new node's empty state";
+  EXPECT_EQ(decode_hard_state("\xff\xff\xff").status().code(), StatusCode::kCorruption);
+}
+
+// Leases are sized against clock drift: L * drift^2 < election_timeout - 1.
+TEST(RaftLease, LeaseTicksLeaveAMarginForClockDrift) {
+  EXPECT_EQ(max_safe_lease_ticks(10, 1.0), 8u);
+  EXPECT_EQ(max_safe_lease_ticks(10, 1.1), 7u);   // 9 / 1.21 = 7.4
+  EXPECT_EQ(max_safe_lease_ticks(10, 1.5), 3u);   // 9 / 2.25 = 4, strictly below
+  EXPECT_EQ(max_safe_lease_ticks(2, 1.1), 0u);
+  Config cfg;
+  cfg.id = NodeId(1);
+  cfg.voters = {NodeId(1), NodeId(2), NodeId(3)};
+  cfg.lease_reads = true;
+  cfg.election_timeout_ticks = 10;
+  cfg.lease_ticks = 7;
+  EXPECT_TRUE(cfg.validate().is_ok());
+  cfg.lease_ticks = 8;
+  Status st = cfg.validate();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("at most 7"), std::string::npos) << st.message();
 }
 
 }  // namespace

@@ -51,8 +51,6 @@
 namespace chorus::raft::testing {
 
 using core::Entry;
-using core::Ready;
-using core::Role;
 
 // ---- Small builders for tests that drive one Raft by hand ------------------
 
@@ -96,14 +94,14 @@ std::vector<Message> of_type(const std::vector<Message>& ms) {
 }
 
 // Takes the next Ready and advances it at once (a host with an instant disk).
-inline Ready<Message> take(Raft& r) {
-  Ready<Message> rd = r.ready();
+inline Ready take(Raft& r) {
+  Ready rd = r.ready();
   r.advance(rd);
   return rd;
 }
 
 // All messages a Ready sends, in contract order.
-inline std::vector<Message> all_messages(const Ready<Message>& rd) {
+inline std::vector<Message> all_messages(const Ready& rd) {
   std::vector<Message> out = rd.messages;
   out.insert(out.end(), rd.messages_after_persist.begin(), rd.messages_after_persist.end());
   return out;
@@ -128,7 +126,7 @@ struct ClusterSpec {
 
 // A node's durable storage: what the host persisted from its Readys.
 struct Disk {
-  core::HardState hard_state;
+  HardState durable;
   std::optional<core::SnapshotRef> snapshot;
   std::vector<Entry> entries;  // Invariant: contiguous, starting after the snapshot.
 
@@ -153,7 +151,7 @@ class Cluster {
       Node& n = nodes_[k];
       if (k < spec_.logs.size()) n.disk.entries = entries_with_terms(spec_.logs[k]);
       const uint64_t last_term = n.disk.entries.empty() ? 0 : n.disk.entries.back().term.value();
-      n.disk.hard_state.term = Term(k < spec_.terms.size() ? spec_.terms[k] : last_term);
+      n.disk.durable.term = Term(k < spec_.terms.size() ? spec_.terms[k] : last_term);
       start(k + 1);
     }
   }
@@ -166,7 +164,7 @@ class Cluster {
   const Disk& disk(uint64_t id) { return node(id).disk; }
   const StateMachine& sm(uint64_t id) { return node(id).sm; }
   bool up(uint64_t id) { return node(id).raft != nullptr; }
-  Role role(uint64_t id) { return raft(id).role(); }
+  RaftRole role(uint64_t id) { return raft(id).raft_role(); }
   LogIndex committed(uint64_t id) { return raft(id).log().committed(); }
   const std::vector<core::ReadState>& reads(uint64_t id) { return node(id).reads; }
   const std::vector<core::Outcome>& outcomes(uint64_t id) { return node(id).outcomes; }
@@ -188,7 +186,7 @@ class Cluster {
   // Ticks node `id` alone until its election timer fires (at most 2T ticks).
   // Returns the number of ticks it took.
   int campaign(uint64_t id) {
-    const Role role_before = role(id);
+    const RaftRole role_before = role(id);
     const Term term_before = raft(id).term();
     const bool ready_before = raft(id).has_ready();
     const int limit = 2 * static_cast<int>(raft(id).config().election_timeout_ticks);
@@ -207,7 +205,7 @@ class Cluster {
   [[nodiscard]] bool elect(uint64_t id) {
     campaign(id);
     stabilize();
-    return role(id) == Role::kLeader;
+    return role(id) == RaftRole::kLeader;
   }
 
   // Ticks every running node once and stabilizes, until `cond` holds.
@@ -225,7 +223,7 @@ class Cluster {
   std::optional<uint64_t> leader() {
     std::optional<uint64_t> best;
     for (uint64_t id = 1; id <= size(); ++id) {
-      if (!up(id) || role(id) != Role::kLeader) continue;
+      if (!up(id) || role(id) != RaftRole::kLeader) continue;
       if (!best || raft(id).term() > raft(*best).term()) best = id;
     }
     return best;
@@ -234,7 +232,10 @@ class Cluster {
   // ---- clients ----
 
   ProposeResult propose(uint64_t id, std::string data) { return raft(id).propose(std::move(data)); }
-  ProposeResult read_index(uint64_t id, uint64_t ctx) { return raft(id).read_index(ctx); }
+  ProposeResult read_index(uint64_t id, uint64_t ctx,
+                           core::ReadMode mode = core::ReadMode::kLinearizable) {
+    return raft(id).read_index(ctx, mode);
+  }
   // Hands a message to its recipient as if it arrived from the network.
   void inject(const Message& m) { step(m); }
 
@@ -297,7 +298,7 @@ class Cluster {
   bool process_ready(uint64_t id) {
     Node& n = node(id);
     if (!n.raft || n.pending || !n.raft->has_ready()) return false;
-    n.pending = std::make_unique<Ready<Message>>(n.raft->ready());
+    n.pending = std::make_unique<Ready>(n.raft->ready());
     check_election_safety(id);
     for (auto& m : n.pending->messages) send(std::move(m));
     n.pending->messages.clear();
@@ -357,7 +358,7 @@ class Cluster {
     std::unique_ptr<Raft> raft;
     Disk disk;
     StateMachine sm;
-    std::unique_ptr<Ready<Message>> pending;  // taken, not yet advanced
+    std::unique_ptr<Ready> pending;  // taken, not yet advanced
     bool held = false;
     std::vector<core::ReadState> reads;
     std::vector<core::Outcome> outcomes;
@@ -376,7 +377,7 @@ class Cluster {
       n.sm.applied = n.disk.snapshot->meta.index;
       n.sm.applied_term = n.disk.snapshot->meta.term;
     }
-    core::PersistentState ps{n.disk.hard_state, n.disk.snapshot, n.disk.entries, n.sm.applied};
+    PersistentState ps{n.disk.durable, n.disk.snapshot, n.disk.entries, n.sm.applied};
     n.raft =
         std::make_unique<Raft>(make_config(id, size(), spec_.config), prng_.fork(), std::move(ps));
     n.pending.reset();
@@ -404,7 +405,7 @@ class Cluster {
   // Steps 2-5 of the Ready contract for the pending Ready.
   void finish_ready(uint64_t id) {
     Node& n = node(id);
-    Ready<Message>& rd = *n.pending;
+    Ready& rd = *n.pending;
     persist(id, rd);
     for (auto& m : rd.messages_after_persist) send(std::move(m));
     rd.messages_after_persist.clear();
@@ -415,7 +416,7 @@ class Cluster {
     n.pending.reset();
   }
 
-  void persist(uint64_t id, const Ready<Message>& rd) {
+  void persist(uint64_t id, const Ready& rd) {
     Disk& d = node(id).disk;
     StateMachine& sm = node(id).sm;
     if (rd.snapshot) {
@@ -432,7 +433,7 @@ class Cluster {
           << "n" << id << ": Ready entries leave a hole on disk";
       d.entries.insert(d.entries.end(), rd.entries.begin(), rd.entries.end());
     }
-    if (rd.hard_state) d.hard_state = *rd.hard_state;
+    if (rd.durable_state) d.durable = *rd.durable_state;
   }
 
   void apply(uint64_t id, const std::vector<Entry>& committed) {
@@ -452,7 +453,7 @@ class Cluster {
 
   void check_election_safety(uint64_t id) {
     Raft& r = raft(id);
-    if (r.role() != Role::kLeader) return;
+    if (r.raft_role() != RaftRole::kLeader) return;
     auto [it, fresh] = leaders_.try_emplace(r.term().value(), id);
     EXPECT_TRUE(fresh || it->second == id)
         << "Election Safety: n" << id << " and n" << it->second << " both lead term " << r.term();

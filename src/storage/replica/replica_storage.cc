@@ -15,7 +15,7 @@ Status ReplicaStorage::recover(const ReplicaStorageOptions& options) {
   CHORUS_RETURN_IF_ERROR(env_->create_dir(dir_));
   CHORUS_ASSIGN_OR_RETURN(meta_, MetadataFile::open(env_, join_path(dir_, "meta")));
   if (meta_->damaged_copy()) recovered_.notes.push_back("metadata: " + *meta_->damaged_copy());
-  recovered_.hard_state = meta_->state();
+  recovered_.durable_state = meta_->state();
 
   CHORUS_ASSIGN_OR_RETURN(
       snapshots_, SnapshotStore::open(env_, join_path(dir_, "snapshots"), options.snapshots));
@@ -50,7 +50,7 @@ Status ReplicaStorage::recover(const ReplicaStorageOptions& options) {
 
 Status ReplicaStorage::persist(const std::optional<core::SnapshotRef>& snapshot,
                                std::span<const core::Entry> entries,
-                               const std::optional<core::HardState>& hard_state) {
+                               const std::optional<std::string>& durable_state) {
   if (!failure_.is_ok()) return failure_;
   if (snapshot) {
     CHORUS_ASSERT(snapshot->data != nullptr);
@@ -67,20 +67,17 @@ Status ReplicaStorage::persist(const std::optional<core::SnapshotRef>& snapshot,
     if (st.is_ok()) st = wal_->sync();
     if (!st.is_ok()) return fail(st);
   }
-  // Term and vote must be durable before any vote or message of the term
-  // goes out; the commit index need not be (it is re-learned from the leader
-  // and only ever lags), so a change of commit alone costs no fdatasync. It
-  // is saved along with the next term or vote change.
-  if (term_or_vote_changes(hard_state)) {
-    Status st = meta_->save(*hard_state);
+  // Last: the durable state may promise the entries above (a vote for a
+  // log this node must still hold).
+  if (durable_state) {
+    Status st = meta_->save(*durable_state);
     if (!st.is_ok()) return fail(st);
   }
   return Status::ok();
 }
 
-bool ReplicaStorage::term_or_vote_changes(const std::optional<core::HardState>& hard_state) const {
-  return hard_state && (hard_state->term != meta_->state().term ||
-                        hard_state->voted_for != meta_->state().voted_for);
+const std::string& ReplicaStorage::durable_state() const {
+  return meta_->state();
 }
 
 Status ReplicaStorage::save_snapshot(core::SnapshotMeta meta, std::string_view data) {

@@ -1,7 +1,8 @@
 // ReplicaStorage: everything one replica of a log-based engine keeps on disk
-// — the write-ahead log of entries, the double-buffered metadata file (term,
-// vote, commit) and the state-machine snapshots — behind the two operations
-// the Ready contract needs: "persist this Ready" and "recover after a crash".
+// — the write-ahead log of entries, the double-buffered metadata file (the
+// engine's durable state, as bytes the engine encodes: Raft's term, vote and
+// commit) and the state-machine snapshots — behind the two operations the
+// Ready contract needs: "persist this Ready" and "recover after a crash".
 //
 // Layout under `dir`: wal/ (wal.md), meta (metadata.md), snapshots/ (snapshot.md).
 //
@@ -11,9 +12,10 @@
 //      rename, directory fsync) and the log it covers is dropped;
 //   2. entries are appended (a conflicting suffix is truncated first) and the
 //      log is fdatasynced once for the whole batch (group commit);
-//   3. the hard state is saved (alternate metadata copy, fdatasync) when its
-//      term or vote changed; a change of the commit index alone is not
-//      worth an fdatasync (it may lag after a restart: the leader re-sends it).
+//   3. the engine's durable state is saved (alternate metadata copy,
+//      fdatasync) when given; the host gives it only when the engine says the
+//      change needs an fsync (E::durable_needs_sync), so a change that may
+//      lag after a restart (Raft's commit index alone) costs nothing.
 // Only when persist() returns OK may the host send messages_after_persist.
 //
 // Recovery (open): the newest snapshot that verifies is loaded (a corrupt
@@ -52,7 +54,7 @@ struct ReplicaStorageOptions {
 
 // What recovery found.
 struct Recovered {
-  core::HardState hard_state;
+  std::string durable_state;                  // the engine's bytes; empty for a new node
   std::optional<core::SnapshotRef> snapshot;  // with its data, verified
   std::vector<core::Entry> entries;           // contiguous, after the snapshot
   std::vector<std::string> notes;             // torn tails cut, snapshots rejected: log these
@@ -66,19 +68,13 @@ class ReplicaStorage {
   // Valid after open(); consumed by the first call.
   Recovered take_recovered() { return std::move(recovered_); }
 
-  // Makes a Ready's snapshot, entries and hard state durable, in that order.
+  // Makes a Ready's snapshot, entries and the engine's durable state (its
+  // encoded bytes, when it must be synced) durable, in that order.
   Status persist(const std::optional<core::SnapshotRef>& snapshot,
                  std::span<const core::Entry> entries,
-                 const std::optional<core::HardState>& hard_state);
-  // True when persist() of these would write nothing: no snapshot, no
-  // entries, and term and vote as already durable (a change of the commit
-  // index alone is not written). Reads only what persist() writes, so it may
-  // be called from another thread while no persist() runs.
-  bool persist_writes_nothing(const std::optional<core::SnapshotRef>& snapshot,
-                              std::span<const core::Entry> entries,
-                              const std::optional<core::HardState>& hard_state) const {
-    return !snapshot && entries.empty() && !term_or_vote_changes(hard_state);
-  }
+                 const std::optional<std::string>& durable_state);
+  // The engine's durable state as last saved (or recovered).
+  const std::string& durable_state() const;
 
   // The local state machine's snapshot through meta.index: written durably,
   // then the log segments it covers are deleted.
@@ -92,7 +88,6 @@ class ReplicaStorage {
  private:
   ReplicaStorage(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status recover(const ReplicaStorageOptions& options);
-  bool term_or_vote_changes(const std::optional<core::HardState>& hard_state) const;
   Status fail(Status cause);
 
   Env* env_;

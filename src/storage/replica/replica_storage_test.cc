@@ -8,7 +8,6 @@ namespace chorus::storage {
 namespace {
 
 using core::Entry;
-using core::HardState;
 
 std::vector<Entry> entries(uint64_t from, uint64_t to, uint64_t term,
                            const std::string& tag = "e") {
@@ -38,7 +37,7 @@ class ReplicaStorageTest : public ::testing::Test {
 TEST_F(ReplicaStorageTest, NewNodeRecoversNothing) {
   auto s = open();
   Recovered r = s->take_recovered();
-  EXPECT_EQ(r.hard_state, HardState{});
+  EXPECT_EQ(r.durable_state, "");
   EXPECT_FALSE(r.snapshot.has_value());
   EXPECT_TRUE(r.entries.empty());
 }
@@ -47,31 +46,28 @@ TEST_F(ReplicaStorageTest, PersistedReadySurvivesACrash) {
   {
     auto s = open();
     auto e = entries(1, 5, 1);
-    ASSERT_TRUE(s->persist(std::nullopt, e, HardState{Term(1), NodeId(2), LogIndex(3)}).is_ok());
+    ASSERT_TRUE(s->persist(std::nullopt, e, std::string("engine state 1")).is_ok());
   }
   env_.crash();
   auto s = open();
   Recovered r = s->take_recovered();
-  EXPECT_EQ(r.hard_state, (HardState{Term(1), NodeId(2), LogIndex(3)}));
+  EXPECT_EQ(r.durable_state, "engine state 1");
   EXPECT_EQ(r.entries, entries(1, 5, 1));
 }
 
-TEST_F(ReplicaStorageTest, OnlyTermVoteEntriesOrSnapshotsNeedAWrite) {
-  auto s = open();
-  const std::vector<Entry> none;
-  EXPECT_TRUE(s->persist_writes_nothing(std::nullopt, none, std::nullopt));
-  EXPECT_FALSE(s->persist_writes_nothing(std::nullopt, entries(1, 1, 1), std::nullopt));
-  EXPECT_FALSE(s->persist_writes_nothing(snapshot(3, 1, "x"), none, std::nullopt));
-  const HardState voted{Term(1), NodeId(2), LogIndex(0)};
-  EXPECT_FALSE(s->persist_writes_nothing(std::nullopt, none, voted));
-  ASSERT_TRUE(s->persist(std::nullopt, entries(1, 2, 1), voted).is_ok());
-  EXPECT_TRUE(
-      s->persist_writes_nothing(std::nullopt, none, HardState{Term(1), NodeId(2), LogIndex(2)}))
-      << "a new commit index alone is not written";
-  EXPECT_FALSE(
-      s->persist_writes_nothing(std::nullopt, none, HardState{Term(2), NodeId(2), LogIndex(2)}));
-  EXPECT_FALSE(
-      s->persist_writes_nothing(std::nullopt, none, HardState{Term(1), NodeId(3), LogIndex(2)}));
+// Whether a change needs an fsync is the engine's rule
+// (raft::hard_state_needs_sync); the storage saves exactly what it is given.
+TEST_F(ReplicaStorageTest, DurableStateIsSavedOnlyWhenGivenAndAfterTheEntries) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 2, 1), std::string("v1")).is_ok());
+    ASSERT_TRUE(s->persist(std::nullopt, entries(3, 4, 1), std::nullopt).is_ok());
+    EXPECT_EQ(s->durable_state(), "v1") << "not given: not written";
+  }
+  env_.crash();
+  auto r = open()->take_recovered();
+  EXPECT_EQ(r.durable_state, "v1");
+  EXPECT_EQ(r.entries, entries(1, 4, 1));
 }
 
 TEST_F(ReplicaStorageTest, ConflictingSuffixIsReplaced) {
@@ -136,7 +132,7 @@ TEST_F(ReplicaStorageTest, SnapshotFromLeaderDiscardsTheStaleSuffix) {
     ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 1, "stale"), std::nullopt).is_ok());
     // The leader's snapshot at 10 (term 2) does not match our entry 10 (term 1).
     ASSERT_TRUE(
-        s->persist(snapshot(10, 2, "leader@10"), {}, HardState{Term(2), kNoNode, LogIndex(10)})
+        s->persist(snapshot(10, 2, "leader@10"), {}, std::string("term 2"))
             .is_ok());
   }
   env_.crash();

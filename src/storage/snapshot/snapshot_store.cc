@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/planted.h"
 #include "chorus/storage.pb.h"
 
 namespace chorus::storage {
@@ -87,9 +88,7 @@ Result<bool> read_chunk(ReadableFile* file, uint64_t* offset, std::string* out, 
   CHORUS_RETURN_IF_ERROR(
       read_exact(file, *offset + kChunkHeaderBytes, length, out->data() + start));
   bool chunk_ok = checksum64(std::string_view(*out).substr(start)) == get_u64(head + 8);
-#ifdef CHORUS_PLANTED_BUG_SNAPSHOT_NO_CHECKSUM
-  chunk_ok = true;  // planted bug (src/core/raft/planted.h): trust the bytes read
-#endif
+  if constexpr (planted::kSnapshotNoChecksum) chunk_ok = true;  // planted bug: trust the bytes
   if (!chunk_ok) return Status::corruption(at(path, *offset) + ": chunk checksum mismatch");
   *offset += kChunkHeaderBytes + length;
   return true;
@@ -97,9 +96,7 @@ Result<bool> read_chunk(ReadableFile* file, uint64_t* offset, std::string* out, 
 
 Status check_footer(const std::string& path, uint64_t offset, const Footer& f, uint64_t chunks,
                     uint64_t bytes, uint64_t sum) {
-#ifdef CHORUS_PLANTED_BUG_SNAPSHOT_NO_CHECKSUM
-  sum = f.data_checksum;  // planted bug: skip the whole-data checksum
-#endif
+  if constexpr (planted::kSnapshotNoChecksum) sum = f.data_checksum;  // planted bug
   if (f.chunks != chunks || f.data_bytes != bytes || f.data_checksum != sum) {
     return Status::corruption(at(path, offset) + ": footer does not match the chunks (" +
                               std::to_string(chunks) + " chunks, " + std::to_string(bytes) +

@@ -22,13 +22,14 @@ constexpr size_t kPayloadAt = 24;
 constexpr uint32_t kSlotVersion = 1;
 constexpr uint64_t kMaxPayloadBytes = kMetadataSlotBytes - kPayloadAt;
 
-std::string encode_slot(uint64_t sequence, const core::HardState& hs) {
+std::string encode_payload(uint64_t sequence, std::string_view state) {
   storagepb::HardStateRecord rec;
   rec.set_sequence(sequence);
-  rec.set_term(hs.term.value());
-  rec.set_voted_for(hs.voted_for.value());
-  rec.set_commit(hs.commit.value());
-  const std::string payload = rec.SerializeAsString();
+  rec.set_engine_state(std::string(state));
+  return rec.SerializeAsString();
+}
+
+std::string encode_slot(std::string_view payload) {
   CHORUS_ASSERT(payload.size() <= kMaxPayloadBytes);
   std::string slot(kMagic);
   put_u64(&slot, 0);  // checksum, filled below
@@ -46,7 +47,7 @@ struct Copy {
   bool unused = false;  // missing or all zeros: never written, not damage
   std::string problem;
   uint64_t sequence = 0;
-  core::HardState state;
+  std::string state;
 };
 
 Copy decode_slot(std::string_view file, size_t slot) {
@@ -78,7 +79,13 @@ Copy decode_slot(std::string_view file, size_t slot) {
   if (rec.sequence() % 2 != slot) return bad("sequence in the wrong copy");
   c.valid = true;
   c.sequence = rec.sequence();
-  c.state = core::HardState{Term(rec.term()), NodeId(rec.voted_for()), LogIndex(rec.commit())};
+  if (rec.has_engine_state()) {
+    c.state = rec.engine_state();
+  } else {
+    // A version-1 record: its fields 2-4 are the engine's (Raft's) bytes.
+    rec.clear_sequence();
+    c.state = rec.SerializeAsString();
+  }
   return c;
 }
 
@@ -126,10 +133,17 @@ Status MetadataFile::fail(Status cause) {
                               " refuses writes after an earlier failure: " + failure_.to_string());
 }
 
-Status MetadataFile::save(const core::HardState& hs) {
+Status MetadataFile::save(std::string_view state) {
   if (!healthy()) return fail(failure_);
   const uint64_t seq = sequence_ + 1;
-  const std::string slot = encode_slot(seq, hs);
+  const std::string payload = encode_payload(seq, state);
+  if (payload.size() > kMaxPayloadBytes) {
+    // Refused before anything is written: the file keeps its state.
+    return Status::invalid_argument("metadata " + path_ + ": engine state of " +
+                                    std::to_string(state.size()) + " bytes does not fit in a " +
+                                    std::to_string(kMetadataSlotBytes) + "-byte copy");
+  }
+  const std::string slot = encode_slot(payload);
   const uint64_t offset = (seq % 2) * kMetadataSlotBytes;
   if (!file_) {
     // First save: create the whole file atomically so that an existing file
@@ -146,7 +160,7 @@ Status MetadataFile::save(const core::HardState& hs) {
     if (s.is_ok()) s = file_->sync();
     if (!s.is_ok()) return fail(s);
   }
-  state_ = hs;
+  state_ = std::string(state);
   sequence_ = seq;
   return Status::ok();
 }

@@ -1,5 +1,7 @@
-// MetadataFile: the hard state (current_term, voted_for, commit) in a
-// double-buffered file (format: docs/formats/metadata.md).
+// MetadataFile: an engine's durable state (for Raft: current_term,
+// voted_for, commit) in a double-buffered file (format:
+// docs/formats/metadata.md). The bytes are the engine's encoding
+// (core/common/engine.h); this file only keeps them safe.
 //
 // What it is. A file of two fixed-size copies ("slots") of 4 KiB each, in
 // separate pages. Each copy holds the state, a sequence number and a
@@ -11,7 +13,7 @@
 //
 // Loading. The valid copy with the higher sequence number wins. A damaged
 // copy that loses is reported in damaged_copy() (the caller logs it). No
-// file at all is a new node: state() is zero and is_new() is true. A file
+// file at all is a new node: state() is empty and is_new() is true. A file
 // where neither copy is valid is an error (kCorruption): the node must not
 // start with a forgotten vote (Raft §5.2: at most one vote per term).
 //
@@ -29,7 +31,6 @@
 #include <optional>
 #include <string>
 
-#include "core/common/types.h"
 #include "storage/env/env.h"
 
 namespace chorus::storage {
@@ -41,7 +42,8 @@ class MetadataFile {
  public:
   static Result<std::unique_ptr<MetadataFile>> open(Env* env, std::string path);
 
-  const core::HardState& state() const { return state_; }
+  // The engine's bytes as last saved; empty for a new node.
+  const std::string& state() const { return state_; }
   // Sequence number of the current state (0: never saved).
   uint64_t sequence() const { return sequence_; }
   // True when open() found no file (a new node).
@@ -49,9 +51,11 @@ class MetadataFile {
   // Why the losing copy was invalid, if it was damaged (not merely unused).
   const std::optional<std::string>& damaged_copy() const { return damaged_copy_; }
 
-  // Durably replaces the state. On error the file keeps the previous state
-  // (or the new one; unknown), and the object is fail-stopped.
-  Status save(const core::HardState& hs);
+  // Durably replaces the state. On a write or sync error the file keeps the
+  // previous state (or the new one; unknown), and the object is
+  // fail-stopped. A state too large for one copy (kMetadataSlotBytes less
+  // the header) is refused with kInvalidArgument before anything is written.
+  Status save(std::string_view state);
   bool healthy() const { return failure_.is_ok(); }
 
  private:
@@ -62,7 +66,7 @@ class MetadataFile {
   Env* env_;
   std::string path_;
   std::unique_ptr<WritableFile> file_;  // null until the file exists
-  core::HardState state_;
+  std::string state_;
   uint64_t sequence_ = 0;
   bool is_new_ = false;
   std::optional<std::string> damaged_copy_;

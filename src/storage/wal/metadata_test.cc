@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "chorus/storage.pb.h"
+#include "storage/env/coding.h"
 #include "storage/env/testing.h"
 
 namespace chorus::storage {
@@ -10,8 +12,10 @@ namespace {
 using testing::EnvKind;
 using testing::TestEnv;
 
-core::HardState hs(uint64_t term, uint64_t vote, uint64_t commit) {
-  return core::HardState{Term(term), NodeId(vote), LogIndex(commit)};
+// Stands for an engine's encoded state; the file treats it as opaque bytes.
+std::string hs(uint64_t term, uint64_t vote, uint64_t commit) {
+  return "term=" + std::to_string(term) + " vote=" + std::to_string(vote) +
+         " commit=" + std::to_string(commit);
 }
 
 class MetadataTest : public ::testing::TestWithParam<EnvKind> {
@@ -40,7 +44,7 @@ class MetadataTest : public ::testing::TestWithParam<EnvKind> {
 TEST_P(MetadataTest, NewNodeHasNoFileAndStartsAtZero) {
   auto m = open();
   EXPECT_TRUE(m->is_new());
-  EXPECT_EQ(m->state(), core::HardState{});
+  EXPECT_EQ(m->state(), "");
   EXPECT_EQ(m->sequence(), 0u);
   EXPECT_FALSE(*t_.env()->exists(path_));  // nothing written until the first save
 }
@@ -117,6 +121,43 @@ TEST_P(MetadataTest, EmptyFileIsCorruptNotNew) {
   EXPECT_EQ(m.status().code(), StatusCode::kCorruption);
 }
 
+// Files written before engines had their own durable state hold Raft's
+// term, vote and commit in fields 2-4 of the record and no engine_state.
+// Such a record, minus its sequence, is handed to the engine unchanged:
+// raftpb.HardState uses the same field numbers.
+TEST_P(MetadataTest, VersionOneRecordIsReadAsTheEnginesBytes) {
+  storagepb::HardStateRecord rec;
+  rec.set_sequence(1);
+  rec.set_legacy_term(3);
+  rec.set_legacy_voted_for(2);
+  rec.set_legacy_commit(7);
+  const std::string payload = rec.SerializeAsString();
+  std::string slot("CHORUSMD");
+  put_u64(&slot, 0);
+  put_u32(&slot, static_cast<uint32_t>(payload.size()));
+  put_u32(&slot, 1);
+  slot += payload;
+  store_u64(slot.data() + 8, checksum64(std::string_view(slot).substr(16, 8 + payload.size())));
+  slot.resize(kMetadataSlotBytes, '\0');
+  std::string file(kMetadataFileBytes, '\0');
+  std::copy(slot.begin(), slot.end(), file.begin() + kMetadataSlotBytes);  // sequence 1: copy 1
+  ASSERT_TRUE(write_file_atomically(t_.env(), path_, file).is_ok());
+
+  auto m = open();
+  rec.clear_sequence();
+  EXPECT_EQ(m->state(), rec.SerializeAsString());
+  EXPECT_EQ(m->sequence(), 1u);
+}
+
+TEST_P(MetadataTest, StateLargerThanACopyIsRefusedAndTheFileKeepsItsState) {
+  auto m = open();
+  ASSERT_TRUE(m->save(hs(1, 1, 1)).is_ok());
+  Status st = m->save(std::string(kMetadataSlotBytes, 'x'));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_TRUE(m->healthy()) << "refused before writing: nothing to fail-stop for";
+  EXPECT_EQ(open()->state(), hs(1, 1, 1));
+}
+
 INSTANTIATE_TEST_SUITE_P(Envs, MetadataTest, ::testing::Values(EnvKind::kPosix, EnvKind::kSim),
                          [](const auto& info) { return testing::env_kind_name(info.param); });
 
@@ -149,7 +190,7 @@ TEST(MetadataSimTest, TornSaveKeepsPreviousOrNewState) {
     auto m = MetadataFile::open(&env, "/d/meta");
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     const auto& st = (*m)->state();
-    EXPECT_TRUE(st == hs(2, 2, 0) || st == hs(3, 3, 0)) << st.term;
+    EXPECT_TRUE(st == hs(2, 2, 0) || st == hs(3, 3, 0)) << st;
   }
 }
 
