@@ -24,6 +24,8 @@ std::string_view status_code_name(StatusCode c) {
       return "TimedOut";
     case StatusCode::kAborted:
       return "Aborted";
+    case StatusCode::kIndeterminate:
+      return "Indeterminate";
   }
   return "Unknown";
 }

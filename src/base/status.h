@@ -25,6 +25,9 @@ enum class StatusCode {
   kUnavailable,  // no leader, quorum lost
   kTimedOut,
   kAborted,
+  // A request was handed on (proposed, forwarded) and then lost sight of:
+  // it may or may not take effect. Never retried blindly by a client.
+  kIndeterminate,
 };
 
 std::string_view status_code_name(StatusCode c);
@@ -46,6 +49,9 @@ class [[nodiscard]] Status {
   static Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status timed_out(std::string m) { return {StatusCode::kTimedOut, std::move(m)}; }
   static Status aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+  static Status indeterminate(std::string m) {
+    return {StatusCode::kIndeterminate, std::move(m)};
+  }
 
   bool is_ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -43,12 +43,14 @@ bool is_status_command(const std::vector<std::string>& args) {
 
 std::string error_for(const Status& st) {
   switch (st.code()) {
+    // Certainly not applied: Redis Cluster clients retry TRYAGAIN, and may.
     case StatusCode::kUnavailable:
-      return "TRYAGAIN " + st.message();
     case StatusCode::kBusy:
       return "TRYAGAIN " + st.message();
+    // Proposed, then lost sight of: may or may not have been applied.
+    case StatusCode::kIndeterminate:
     case StatusCode::kTimedOut:
-      return "TRYAGAIN " + st.message();
+      return "UNCERTAIN " + st.message();
     case StatusCode::kAborted:
       return "ERR " + st.message();
     default:
@@ -56,9 +58,9 @@ std::string error_for(const Status& st) {
   }
 }
 
-ClientServer::ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id,
+ClientServer::ClientServer(asio::io_context& io, ReplicaGroup& group, uint64_t node_id,
                            ClientServerOptions opts)
-    : io_(io), node_(node), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
+    : io_(io), group_(group), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
   // Session ids must never repeat across restarts: the state machine keeps
   // each session's last sequence number. Node id + a random base + a counter.
   std::random_device rd;
@@ -98,10 +100,10 @@ uint64_t ClientServer::new_session_id() {
 ServerView ClientServer::view(bool with_status) const {
   ServerView v;
   v.node_id = node_id_;
-  v.role = std::string(core::role_name(node_.soft_state().role));
-  if (with_status) v.status_json = node_.status_json();
+  v.role = std::string(core::role_name(group_.soft_state().role));
+  if (with_status) v.status_json = status_json(group_, node_id_);
   v.lease_reads_enabled = opts_.lease_reads_enabled;
-  v.time_base_ms = node_.time_base_ms();
+  v.time_base_ms = group_.time_base_ms();
   v.max_bulk_bytes = opts_.limits.bulk_bytes_max;
   v.max_clients = opts_.max_clients;
   v.connected_clients = clients_;
@@ -205,7 +207,7 @@ asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args
     Status st;
     if (!rd->local_ok) st = co_await read_barrier(session.consistency);
     if (st.is_ok()) {
-      const std::string reply = rd->run(node_.state());
+      const std::string reply = rd->run(group_.state());
       ok = reply.empty() || reply[0] != '-';
       out += reply;
     } else {
@@ -220,19 +222,17 @@ asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args
 asio::awaitable<Result<kvpb::Result>> ClientServer::replicate(kvpb::Command cmd) {
   return await_callback<Result<kvpb::Result>>(
       [this, cmd = std::move(cmd)](std::function<void(Result<kvpb::Result>)> done) mutable {
-        node_.write(std::move(cmd), std::move(done));
+        group_.write(std::move(cmd), std::move(done));
       });
 }
 
 asio::awaitable<Status> ClientServer::read_barrier(Consistency c) {
-  const ReadConsistency rc = c == Consistency::kLease      ? ReadConsistency::kLease
-                             : c == Consistency::kFollower ? ReadConsistency::kFollower
-                                                           : ReadConsistency::kLinearizable;
   // Follower reads, and lease reads while the lease holds, need no round
-  // trip through the Raft loop: serve them without suspending.
-  if (node_.read_ready_now(rc)) co_return Status::ok();
-  co_return co_await await_callback<Status>(
-      [this, rc](std::function<void(Status)> done) { node_.read(rc, std::move(done)); });
+  // trip through the replication loop: serve them without suspending.
+  if (group_.read_ready_now(c)) co_return Status::ok();
+  Result<LogIndex> r = co_await await_callback<Result<LogIndex>>(
+      [this, c](std::function<void(Result<LogIndex>)> done) { group_.read(c, std::move(done)); });
+  co_return r.status();
 }
 
 }  // namespace chorus::server

@@ -9,11 +9,16 @@
 //    and complete when the local replica applies them (exactly once, even if
 //    the node re-proposes after a leader change);
 //  - reads wait for the connection's consistency mode (ReadIndex by default).
+// Errors say what happened (error_for): -TRYAGAIN only when the command
+// certainly did not take effect (no leader, a limit reached before it was
+// proposed); -UNCERTAIN when a write was proposed and then lost sight of (a
+// timeout, a refusal on a retry, a shutdown): it may or may not have been
+// applied, and a client must not blindly retry a non-idempotent command.
 // Replies leave in command order; many pipelined replies go out in one write.
 // A protocol error gets "-ERR Protocol error: ..." and the connection is
 // closed; the server keeps running.
 //
-// Threading: everything runs on the event loop thread of the RaftNode.
+// Threading: everything runs on the event loop thread of the replica group.
 #pragma once
 
 #include <asio.hpp>
@@ -25,7 +30,7 @@
 #include "base/status.h"
 #include "net/resp/resp_parser.h"
 #include "server/commands.h"
-#include "server/raft_node.h"
+#include "server/replica_group.h"
 
 namespace chorus::server {
 
@@ -39,7 +44,8 @@ struct ClientServerOptions {
 
 class ClientServer {
  public:
-  ClientServer(asio::io_context& io, RaftNode& node, uint64_t node_id, ClientServerOptions opts);
+  ClientServer(asio::io_context& io, ReplicaGroup& group, uint64_t node_id,
+               ClientServerOptions opts);
   // Binds and starts accepting. Error names the address (e.g. port in use).
   Status start(const std::string& host, uint16_t port);
   void stop();
@@ -57,7 +63,7 @@ class ClientServer {
   uint64_t new_session_id();
 
   asio::io_context& io_;
-  RaftNode& node_;
+  ReplicaGroup& group_;
   uint64_t node_id_;
   ClientServerOptions opts_;
   asio::ip::tcp::acceptor acceptor_;
@@ -69,7 +75,8 @@ class ClientServer {
   bool stopped_ = false;
 };
 
-// The RESP error line for a failed request ("TRYAGAIN no leader", ...), without "-" and CRLF.
+// The RESP error line for a failed request ("TRYAGAIN no leader", "UNCERTAIN
+// request timed out; ..."), without "-" and CRLF.
 std::string error_for(const Status& st);
 
 }  // namespace chorus::server

@@ -38,15 +38,14 @@
 #include <vector>
 
 #include "chorus/kv.pb.h"
+#include "host/consistency.h"
 #include "storage/kv/state_machine.h"
 
 namespace chorus::server {
 
-enum class Consistency {
-  kLinearizable,  // ReadIndex through the leader (the default)
-  kLease,         // the leader's lease; only when raft.lease_reads is on
-  kFollower,      // whatever the local replica has applied (may be stale)
-};
+// A connection's read mode (CHORUS.CONSISTENCY); kLease only when the
+// group's engine has lease reads configured (raft.lease_reads).
+using Consistency = host::Consistency;
 
 // The cursors SCAN handed out on one connection: cursor -> the key the next
 // page starts at. Redis cursors are numbers (redis-cli parses them with

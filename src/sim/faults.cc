@@ -24,6 +24,12 @@ FaultConfig FaultConfig::random(Prng& prng) {
   f.max_fsync_us = f.min_fsync_us + static_cast<Time>(prng.uniform(0, 3000));
   f.max_clock_skew = prng.chance(0.7) ? 1.0 + prng.real() * 0.5 : 1.0;
   f.corrupt_snapshot = prng.chance(0.3) ? 0.5 : 0;
+  if (prng.chance(0.4)) {
+    f.mean_stall_interval_us = static_cast<Time>(prng.uniform(300, 3000)) * kMillisecond;
+    f.min_stall_us = static_cast<Time>(prng.uniform(5, 100)) * kMillisecond;
+    f.max_stall_us = f.min_stall_us + static_cast<Time>(prng.uniform(0, 600)) * kMillisecond;
+    f.stall_leader_bias = prng.real();
+  }
   if (prng.chance(0.25)) {
     f.leader_churn = true;
     f.mean_crash_interval_us = static_cast<Time>(prng.uniform(80, 400)) * kMillisecond;
@@ -55,10 +61,15 @@ std::string FaultConfig::describe() const {
   } else {
     s += "crashes: none\n";
   }
+  if (mean_stall_interval_us > 0) {
+    s += fmt::format("stalls: every ~{}ms for {}..{}ms, leader bias {:.2f}\n",
+                     mean_stall_interval_us / kMillisecond, min_stall_us / kMillisecond,
+                     max_stall_us / kMillisecond, stall_leader_bias);
+  }
   if (corrupt_snapshot > 0)
     s += fmt::format("snapshot media corruption: {:.2f} per crash\n", corrupt_snapshot);
-  s += fmt::format("disk: fsync {}..{}us\nclocks: skew up to {:.2f}x", min_fsync_us, max_fsync_us,
-                   max_clock_skew);
+  s += fmt::format("disk: fsync {}..{}us\nclocks: rates within {:.2f}x of real time",
+                   min_fsync_us, max_fsync_us, max_clock_skew);
   if (leader_churn) {
     s += fmt::format(
         "\nprofile: leader churn; new leaders crash within {}ms with chance {:.2f}, or are "

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,16 @@ struct FaultConfig {
   // Disk: fsync latency range.
   Time min_fsync_us = 50;
   Time max_fsync_us = 1500;
-  // Clocks: each node's tick period is base * a factor in [1/max_skew, max_skew].
+  // Clocks: each node's monotonic clock runs at a rate in [1/max_skew,
+  // max_skew] of virtual time (its ticks, its lease, its timeouts).
   double max_clock_skew = 1.0;
+  // Stalls: a node's event loop stops (SIGSTOP, a long pause) every
+  // mean_stall_interval_us on average, for [min_stall_us, max_stall_us];
+  // everything bound for it waits, its storage executor runs on.
+  Time mean_stall_interval_us = 0;  // 0 = none
+  Time min_stall_us = 20 * kMillisecond;
+  Time max_stall_us = 500 * kMillisecond;
+  double stall_leader_bias = 0.7;  // chance a stall picks the leader when there is one
   // The "leader churn" profile: leaders crash within a few hundred ms of
   // winning, again and again, on 5 nodes with tiny appends — the conditions of
   // Raft's Figure 8, where a rule broken in commit counting shows.
@@ -72,12 +81,13 @@ struct RunOptions {
   FaultConfig faults;
   bool disk_faults_from_seed = true;  // false: use `disk` as given
   storage::SimEnvOptions disk;        // torn writes, fsync failures, bad reads
-  // Engine settings; -1 = chosen by the seed, so a sweep covers each combination.
-  int pre_vote = -1;
-  int check_quorum = -1;
-  int lease_reads = -1;            // only with check_quorum
-  int max_entries_per_append = 0;  // 0 = chosen by the seed
-  int max_inflight_appends = 0;    // 0 = chosen by the seed
+  // The state machine survives crashes (as RocksDB does) instead of being
+  // rebuilt from the snapshot and the log; -1 = chosen by the seed.
+  int durable_state_machine = -1;
+  // Engine settings by name (e.g. "pre_vote" = 0 for Raft); each engine's
+  // simulator traits read its own (sim/raft_sim.h) and let the seed choose
+  // the ones not given, so a sweep covers each combination.
+  std::map<std::string, int> knobs;
   bool trace = false;
 };
 

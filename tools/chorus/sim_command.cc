@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "sim/assertion.h"
-#include "sim/raft_sim.h"
+#include "host/registry.h"
+#include "sim/run.h"
 
 namespace chorus::tools {
 
@@ -56,17 +57,17 @@ sim::RunOptions options_for(const SimArgs& a, uint64_t seed) {
   o.trace = a.trace;
   o.nodes = a.nodes;
   if (a.lease_reads) {
-    o.check_quorum = 1;
-    o.lease_reads = 1;
+    o.knobs["check_quorum"] = 1;
+    o.knobs["lease_reads"] = 1;
   }
   o.safety_phase_us = static_cast<sim::Time>(a.safety_s * 1e6);
   return o;
 }
 
-void print_failure(const sim::RunReport& r) {
+void print_failure(const std::string& strategy, const sim::RunReport& r) {
   std::printf("FAIL seed %llu\n%s\n", static_cast<unsigned long long>(r.seed), r.settings.c_str());
   for (const auto& v : r.violations) std::printf("  violation: %s\n", v.c_str());
-  std::printf("  replay: chorus sim --strategy raft --seed %llu --trace\n",
+  std::printf("  replay: chorus sim --strategy %s --seed %llu --trace\n", strategy.c_str(),
               static_cast<unsigned long long>(r.seed));
   std::fflush(stdout);
 }
@@ -75,17 +76,19 @@ int run_one(const SimArgs& a) {
   sim::RunOptions o = options_for(a, a.seed);
   const auto t0 = std::chrono::steady_clock::now();
   sim::RunReport r =
-      sim::run_raft(o, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+      *sim::run_strategy(a.strategy, o,
+                         [](const std::string& line) { std::printf("%s\n", line.c_str()); });
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s\n", r.settings.c_str());
   std::printf(
       "ops: %llu ok, %llu failed, %llu unknown; entries committed %llu; leader changes %llu; "
-      "crashes %llu; "
-      "partitions %llu; snapshots %llu; messages %llu (%llu dropped); events %llu\n",
+      "crashes %llu; partitions %llu; stalls %llu; lease reads %llu; snapshots %llu; messages "
+      "%llu (%llu dropped); events %llu\n",
       (unsigned long long)r.ops_ok, (unsigned long long)r.ops_failed,
       (unsigned long long)r.ops_unknown, (unsigned long long)r.entries_committed,
       (unsigned long long)r.leader_changes, (unsigned long long)r.crashes,
-      (unsigned long long)r.partitions, (unsigned long long)r.snapshots,
+      (unsigned long long)r.partitions, (unsigned long long)r.stalls,
+      (unsigned long long)r.lease_reads, (unsigned long long)r.snapshots,
       (unsigned long long)r.messages_sent, (unsigned long long)r.messages_dropped,
       (unsigned long long)r.events);
   std::printf("simulated %.3fs in %.3fs wall (%.0fx real time)\n",
@@ -118,7 +121,7 @@ int run_sweep(const SimArgs& a) {
     for (uint64_t s = next++; s <= last; s = next++) {
       SimArgs one = a;
       one.trace = false;
-      sim::RunReport r = sim::run_raft(options_for(one, s));
+      sim::RunReport r = *sim::run_strategy(a.strategy, options_for(one, s));
       ops += r.ops_ok + r.ops_failed + r.ops_unknown;
       sim_us += r.sim_time_us;
       inconclusive += r.checks_inconclusive;
@@ -126,7 +129,7 @@ int run_sweep(const SimArgs& a) {
       std::lock_guard<std::mutex> lk(out_mu);
       if (!r.violations.empty()) {
         ++failed;
-        if (!a.quiet || failed <= 3) print_failure(r);
+        if (!a.quiet || failed <= 3) print_failure(a.strategy, r);
       }
       if (!a.quiet && (d % 500 == 0 || d == total)) {
         std::fprintf(stderr, "  %llu/%llu seeds, %llu with violations\n", (unsigned long long)d,
@@ -159,8 +162,11 @@ void add_sim_command(CLI::App& app) {
   auto args = std::make_shared<SimArgs>();
   CLI::App* sim =
       app.add_subcommand("sim", "Run the deterministic simulator (one seed, or a sweep)");
-  sim->add_option("--strategy", args->strategy, "Replication engine to simulate")
-      ->check(CLI::IsMember({"raft"}))
+  std::vector<std::string> names;
+  for (auto n : host::strategy_names()) names.emplace_back(n);
+  sim->add_option("--strategy", args->strategy,
+                  "Replication strategy to simulate (" + host::strategy_list() + ")")
+      ->check(CLI::IsMember(names))
       ->capture_default_str();
   auto* seeds = sim->add_option("--seeds", args->seeds, "Sweep seeds A..B (or one seed N)");
   auto* seed = sim->add_option("--seed", args->seed,

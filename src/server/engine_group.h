@@ -1,0 +1,115 @@
+// EngineGroup<E>: the ReplicaGroup (replica_group.h) that runs engine E in
+// the server — host::ReplicaHost<E, AsioEffects> plus E's wire codec and its
+// configuration from the node's config file. make_replica_group() picks E by
+// strategy name through the registry (host/registry.h).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string_view>
+
+#include "base/prng.h"
+#include "host/registry.h"
+#include "host/replica_host.h"
+#include "net/transport/transport.h"
+#include "server/asio_effects.h"
+#include "server/config.h"
+#include "server/engine_setup.h"
+#include "server/replica_group.h"
+
+namespace chorus::server {
+
+// What a group is built from.
+struct GroupContext {
+  asio::io_context* io = nullptr;
+  const NodeConfig* config = nullptr;
+  uint32_t group_id = 0;
+  std::unique_ptr<storage::ReplicaStorage> store;
+  std::unique_ptr<kv::StateMachine> sm;
+  net::Transport* transport = nullptr;
+  host::HostMetrics* metrics = nullptr;
+  uint64_t prng_seed = 0;
+};
+
+// The group for `strategy`, or kInvalidArgument naming the strategies there are.
+Result<std::unique_ptr<ReplicaGroup>> make_replica_group(std::string_view strategy,
+                                                         GroupContext ctx);
+
+// Delivers a peer message to the group it belongs to (decoded by that
+// group's engine codec). Unknown groups and undecodable bodies are dropped
+// with a log line; the connection stays up.
+class PeerRouter {
+ public:
+  void add(ReplicaGroup* g) { groups_.push_back(g); }
+  void deliver(net::IncomingMessage m);
+
+ private:
+  std::vector<ReplicaGroup*> groups_;
+};
+
+template <core::Engine E>
+class EngineGroup final : public ReplicaGroup {
+  using Msg = typename E::Message;
+  using Fx = AsioEffects<Msg>;
+  using Host = host::ReplicaHost<E, Fx>;
+
+ public:
+  explicit EngineGroup(GroupContext ctx)
+      : ctx_(std::move(ctx)),
+        fx_(std::make_unique<Fx>(*ctx_.io, [this](Msg m) { send(std::move(m)); })),
+        host_(std::make_unique<Host>(*fx_, EngineSetup<E>::host_options(*ctx_.config),
+                                     std::move(ctx_.store), std::move(ctx_.sm), ctx_.metrics)) {}
+  ~EngineGroup() override {
+    // The host stops first (no new storage job), then the effects finish the
+    // storage thread's queue while the host it uses still exists.
+    host_->stop();
+    fx_.reset();
+    host_.reset();
+  }
+
+  std::string_view strategy() const override { return E::kName; }
+  core::Capabilities capabilities() const override { return E::kCapabilities; }
+  uint32_t group_id() const override { return ctx_.group_id; }
+
+  Status init() override {
+    CHORUS_ASSIGN_OR_RETURN(auto cfg, EngineSetup<E>::engine_config(*ctx_.config));
+    const uint64_t seed = ctx_.prng_seed;
+    return host_->init([&](core::PersistentState<typename E::DurableState> ps) {
+      return std::make_unique<E>(cfg, Prng(seed), std::move(ps));
+    });
+  }
+  void start() override { host_->start(); }
+  void stop() override { host_->stop(); }
+
+  void receive(net::IncomingMessage in) override {
+    auto m = EngineSetup<E>::decode(in);
+    if (!m.is_ok()) {
+      spdlog::warn("group {}: dropping a message from n{}: {}", ctx_.group_id, in.from.value(),
+                   m.status().to_string());
+      return;
+    }
+    host_->receive(std::move(m).value());
+  }
+  void write(kvpb::Command cmd, WriteDone done) override {
+    host_->write(std::move(cmd), std::move(done));
+  }
+  void read(host::Consistency c, ReadDone done) override { host_->read(c, std::move(done)); }
+  bool read_ready_now(host::Consistency c) override { return host_->read_ready_now(c); }
+
+  const kv::StateMachine& state() const override { return host_->state(); }
+  int64_t time_base_ms() const override { return host_->time_base_ms(); }
+  bool healthy() const override { return host_->healthy(); }
+  Status failure() const override { return host_->failure(); }
+  core::SoftState soft_state() const override { return host_->soft_state(); }
+  host::HostStatus status() const override { return host_->status(); }
+
+ private:
+  void send(Msg m) { ctx_.transport->send(EngineSetup<E>::encode(ctx_.group_id, m)); }
+
+  GroupContext ctx_;
+  std::unique_ptr<Fx> fx_;
+  std::unique_ptr<Host> host_;
+};
+
+}  // namespace chorus::server

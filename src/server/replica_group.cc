@@ -1,0 +1,39 @@
+#include "server/replica_group.h"
+
+#include <nlohmann/json.hpp>
+
+namespace chorus::server {
+
+std::string status_json(const ReplicaGroup& g, uint64_t node_id) {
+  const host::HostStatus s = g.status();
+  const core::EngineStatus& e = s.engine;
+  nlohmann::json peers = nlohmann::json::array();
+  for (const auto& p : e.peers) {
+    peers.push_back({{"id", p.id.value()},
+                     {"match_index", p.match_index.value()},
+                     {"next_index", p.next_index.value()},
+                     {"lag", p.lag}});
+  }
+  nlohmann::json j{
+      {"node_id", node_id},
+      {"group", g.group_id()},
+      {"strategy", std::string(g.strategy())},
+      {"role", std::string(core::role_name(e.soft.role))},
+      {"engine_role", std::string(e.role_name)},
+      {"term", e.soft.term.value()},
+      {"leader", e.soft.leader.value()},
+      {"commit_index", e.commit_index.value()},
+      {"applied_index", s.applied_index.value()},
+      {"first_index", e.first_index.value()},
+      {"last_index", e.last_index.value()},
+      {"snapshot_index", e.snapshot_index.value()},
+      {"pending_writes", s.pending_writes},
+      {"pending_reads", s.pending_reads},
+      {"healthy", s.healthy},
+      {"error", s.error},
+      {"peers", std::move(peers)},
+  };
+  return j.dump();
+}
+
+}  // namespace chorus::server

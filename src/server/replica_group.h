@@ -1,0 +1,66 @@
+// ReplicaGroup: one replication group as the rest of the server sees it —
+// a type-erased ReplicaHost (host/replica_host.h) over whichever engine the
+// group's strategy names (host/registry.h). The client front end, the admin
+// status and chorusd's wiring talk to this interface only; none of them
+// knows which engine runs underneath.
+//
+// EngineGroup<E> is the one implementation: the host driving engine E with
+// Asio effects (asio_effects.h), plus E's wire codec (server/engine_wire.h)
+// to turn its messages into peer envelopes and back.
+//
+// Threading: every method runs on the node's event loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "chorus/kv.pb.h"
+#include "core/common/engine.h"
+#include "host/replica_host.h"
+#include "net/transport/transport.h"
+#include "storage/kv/state_machine.h"
+
+namespace chorus::server {
+
+class ReplicaGroup {
+ public:
+  using WriteDone = std::function<void(Result<kvpb::Result>)>;
+  using ReadDone = std::function<void(Result<LogIndex>)>;
+
+  virtual ~ReplicaGroup() = default;
+
+  virtual std::string_view strategy() const = 0;
+  virtual core::Capabilities capabilities() const = 0;
+  virtual uint32_t group_id() const = 0;
+
+  // Recovers from the storage it was given; call once, before start().
+  virtual Status init() = 0;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+
+  // A message from a peer for this group (the engine's codec decodes it).
+  virtual void receive(net::IncomingMessage m) = 0;
+  // A client write (cmd.client_id and cmd.seq identify it: exactly once).
+  virtual void write(kvpb::Command cmd, WriteDone done) = 0;
+  // A read barrier; done(OK) once the state machine may serve the read.
+  virtual void read(host::Consistency c, ReadDone done) = 0;
+  // True when a read of consistency c may be served right now without read().
+  virtual bool read_ready_now(host::Consistency c) = 0;
+
+  virtual const kv::StateMachine& state() const = 0;
+  virtual int64_t time_base_ms() const = 0;
+  virtual bool healthy() const = 0;
+  virtual Status failure() const = 0;
+  virtual core::SoftState soft_state() const = 0;
+  virtual host::HostStatus status() const = 0;
+};
+
+// The /status and CHORUS.STATUS document of a group (admin_http.h describes
+// the fields).
+std::string status_json(const ReplicaGroup& g, uint64_t node_id);
+
+}  // namespace chorus::server
