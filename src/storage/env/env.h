@@ -14,7 +14,11 @@
 //
 //   * Data written through a WritableFile survives a crash only after a
 //     successful WritableFile::sync() (fdatasync). Until then a crash may
-//     lose it entirely or keep any prefix of it (a torn write).
+//     lose it entirely, keep any prefix of it (a torn write), or keep any
+//     subset of the 4 KiB pages it touched — the page cache writes pages
+//     back in any order, so a later page may survive an earlier one; pages
+//     past the durable end that were not kept read as zeros. Nothing written
+//     after the last completed sync() is ordered.
 //   * A new directory entry — a created file, a rename, a removal — survives a
 //     crash only after a successful sync_dir() of the directory that holds it.
 //     Until then a crash may undo it. A file whose data was synced but whose

@@ -195,6 +195,52 @@ TEST_F(SimEnvTest, TornWriteAfterTruncateKeepsOrder) {
   }
 }
 
+// A power loss may persist later pages of an un-synced append without
+// earlier ones. After such a crash every page of the append is either all
+// there or, past the durable end, all zeros; the synced bytes are intact; the
+// file ends at the end of a kept page (or where it ended durably); and over a
+// few rounds a later page does survive an earlier one.
+TEST_F(SimEnvTest, PowerLossKeepsAnArbitrarySubsetOfUnsyncedPages) {
+  env_.set_options(SimEnvOptions{.page_subset_chance = 1.0});
+  const std::string head(1000, 'h');  // synced; the append starts mid-page
+  constexpr uint64_t kPages = 6;
+  std::string tail;
+  for (uint64_t i = 0; tail.size() < kPages * kSimPageBytes - head.size(); ++i) {
+    tail += static_cast<char>('a' + (i / kSimPageBytes) % 26);
+  }
+  const std::string full = head + tail;
+  bool later_page_without_earlier = false;
+  std::set<size_t> sizes;
+  for (int round = 0; round < 30; ++round) {
+    const std::string path = "/d/f" + std::to_string(round);
+    make_durable_file(path, head);
+    write(&env_, path, tail, false);
+    env_.crash();
+    const std::string got = read(&env_, path);
+    ASSERT_GE(got.size(), head.size());
+    ASSERT_LE(got.size(), full.size());
+    ASSERT_EQ(got.substr(0, head.size()), head) << "synced bytes changed";
+    ASSERT_TRUE(got.size() == head.size() || got.size() % kSimPageBytes == 0 ||
+                got.size() == full.size())
+        << "the file must end at a page end: " << got.size();
+    bool lost_earlier = false;
+    for (uint64_t page = 0; page * kSimPageBytes < got.size(); ++page) {
+      const uint64_t lo = std::max<uint64_t>(page * kSimPageBytes, head.size());
+      const uint64_t hi = std::min<uint64_t>((page + 1) * kSimPageBytes, got.size());
+      const std::string piece = got.substr(lo, hi - lo);
+      const bool kept = piece == full.substr(lo, hi - lo);
+      ASSERT_TRUE(kept || piece == std::string(hi - lo, '\0'))
+          << "page " << page << " is neither written nor a hole";
+      if (!kept) lost_earlier = true;
+      if (kept && lost_earlier) later_page_without_earlier = true;
+    }
+    sizes.insert(got.size());
+  }
+  EXPECT_TRUE(later_page_without_earlier);
+  EXPECT_GT(sizes.size(), 2u);
+  EXPECT_EQ(env_.stats().page_subsets, 30u);
+}
+
 TEST_F(SimEnvTest, UnsyncedCreateVanishesOnCrashEvenIfDataWasSynced) {
   write(&env_, "/d/new", "data", /*sync=*/true);
   env_.crash();
@@ -335,6 +381,15 @@ TEST(SimEnvOptionsTest, RandomIsSeededAndDescribed) {
   Prng a(3), b(3);
   EXPECT_EQ(SimEnvOptions::random(a).describe(), SimEnvOptions::random(b).describe());
   EXPECT_NE(SimEnvOptions{}.describe().find("torn=0"), std::string::npos);
+  EXPECT_NE(SimEnvOptions{.page_subset_chance = 0.25}.describe().find("pages=0.25"),
+            std::string::npos);
+  // Some seeds draw the page-subset crash mode, some do not.
+  std::set<bool> drawn;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Prng p(seed);
+    drawn.insert(SimEnvOptions::random(p).page_subset_chance > 0);
+  }
+  EXPECT_EQ(drawn.size(), 2u);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/assert.h"
+
 namespace chorus::storage {
 namespace {
 
@@ -127,15 +129,18 @@ SimEnvOptions SimEnvOptions::random(Prng& prng) {
   // Some seeds make them common, so every reader's checksum is exercised.
   const double dice = prng.real();
   o.read_corruption_rate = dice < 0.1 ? 0.02 : dice < 0.15 ? 0.0005 : 0;
+  // Drawn last, so the settings above stay what they were for a given seed.
+  o.page_subset_chance = prng.chance(0.5) ? prng.real() : 0;
   return o;
 }
 
 std::string SimEnvOptions::describe() const {
   char buf[200];
-  std::snprintf(buf, sizeof buf,
-                "disk: sync_fail=%.4g write_fail=%.4g torn=%.3g dir_keep=%.3g read_flip=%.4g",
-                sync_failure_rate, write_failure_rate, torn_write_chance, dir_keep_chance,
-                read_corruption_rate);
+  std::snprintf(
+      buf, sizeof buf,
+      "disk: sync_fail=%.4g write_fail=%.4g torn=%.3g dir_keep=%.3g read_flip=%.4g pages=%.3g",
+      sync_failure_rate, write_failure_rate, torn_write_chance, dir_keep_chance,
+      read_corruption_rate, page_subset_chance);
   return buf;
 }
 
@@ -359,30 +364,80 @@ void SimEnv::crash_directories() {
   dir_ops_.clear();
 }
 
-// Drops the file's pending operations, or with torn_write_chance keeps a
-// prefix of them: a budget of bytes is drawn, each truncation costs one unit,
-// each write as many units as it has bytes, and the write where the budget
-// runs out is cut there.
+// Drops the file's pending operations, or keeps a prefix of them
+// (torn_write_chance), or a subset of the pages they touched
+// (page_subset_chance).
 void SimEnv::crash_inode(Inode& inode) {
-  if (!inode.pending.empty() && prng_.chance(options_.torn_write_chance)) {
-    uint64_t total = 0;
-    for (const auto& op : inode.pending) total += op.is_truncate ? 1 : op.data.size();
-    uint64_t budget = prng_.uniform(0, total);
-    for (const auto& op : inode.pending) {
-      if (budget == 0) break;
-      if (op.is_truncate) {
-        inode.durable.resize(op.offset, '\0');
-        --budget;
-      } else {
-        const uint64_t n = std::min<uint64_t>(budget, op.data.size());
-        apply_write(inode.durable, op.offset, std::string_view(op.data).substr(0, n));
-        budget -= n;
-      }
+  if (!inode.pending.empty()) {
+    if (prng_.chance(options_.torn_write_chance)) {
+      keep_torn_prefix(inode);
+    } else if (prng_.chance(options_.page_subset_chance)) {
+      keep_page_subset(inode);
     }
-    ++stats_.torn_writes;
   }
   inode.current = inode.durable;
   inode.pending.clear();
+}
+
+// A budget of bytes is drawn, each truncation costs one unit, each write as
+// many units as it has bytes, and the write where the budget runs out is cut
+// there.
+void SimEnv::keep_torn_prefix(Inode& inode) {
+  uint64_t total = 0;
+  for (const auto& op : inode.pending) total += op.is_truncate ? 1 : op.data.size();
+  uint64_t budget = prng_.uniform(0, total);
+  for (const auto& op : inode.pending) {
+    if (budget == 0) break;
+    if (op.is_truncate) {
+      inode.durable.resize(op.offset, '\0');
+      --budget;
+    } else {
+      const uint64_t n = std::min<uint64_t>(budget, op.data.size());
+      apply_write(inode.durable, op.offset, std::string_view(op.data).substr(0, n));
+      budget -= n;
+    }
+  }
+  ++stats_.torn_writes;
+}
+
+// Every page a pending write touched (and that still exists in the current
+// bytes) is kept with a probability drawn for this file; kept pages take
+// their current bytes, in any order relative to each other. Truncations are
+// applied all together, or not at all, before the pages.
+void SimEnv::keep_page_subset(Inode& inode) {
+  const std::string& current = inode.current;
+  std::set<uint64_t> dirty;  // page numbers
+  bool truncates = false;
+  for (const auto& op : inode.pending) {
+    if (op.is_truncate) {
+      truncates = true;
+      continue;
+    }
+    if (op.data.empty()) continue;
+    const uint64_t last = op.offset + op.data.size() - 1;
+    for (uint64_t page = op.offset / kSimPageBytes; page <= last / kSimPageBytes; ++page) {
+      if (page * kSimPageBytes < current.size()) dirty.insert(page);
+    }
+  }
+  if (truncates && prng_.chance(0.5)) {
+    for (const auto& op : inode.pending) {
+      if (op.is_truncate) inode.durable.resize(op.offset, '\0');
+    }
+  }
+  const double keep = prng_.real();
+  for (const uint64_t page : dirty) {
+    if (!prng_.chance(keep)) continue;
+    const uint64_t lo = page * kSimPageBytes;
+    const uint64_t hi = std::min<uint64_t>(lo + kSimPageBytes, current.size());
+    CHORUS_ASSERT(lo < hi);
+    // The file grows to cover the page; pages in between that were not kept
+    // read as zeros.
+    if (inode.durable.size() < hi) inode.durable.resize(hi, '\0');
+    std::copy(current.begin() + static_cast<ptrdiff_t>(lo),
+              current.begin() + static_cast<ptrdiff_t>(hi),
+              inode.durable.begin() + static_cast<ptrdiff_t>(lo));
+  }
+  ++stats_.page_subsets;
 }
 
 Status SimEnv::corrupt(const std::string& raw, uint64_t offset, uint64_t len) {

@@ -9,7 +9,15 @@
 //     operations; sync() makes current durable. crash() throws the pending
 //     operations away — or, with probability torn_write_chance per file, keeps
 //     a random prefix of them measured in bytes (a torn write: the tail of an
-//     append stream is cut at an arbitrary byte).
+//     append stream is cut at an arbitrary byte) — or, failing that, with
+//     probability page_subset_chance keeps an arbitrary subset of the
+//     kSimPageBytes pages the pending writes touched (the page cache writes
+//     dirty pages back in any order, so nothing written after the last
+//     fdatasync is ordered: a later page may survive an earlier one). A kept
+//     page holds its current bytes; the file grows to cover it, and a page
+//     that was not kept keeps its durable bytes, or zeros past the durable
+//     end (a hole). Pending truncations are kept all together or not at all
+//     (file-size changes are metadata, journaled apart from the data).
 //   * The namespace (which name points to which inode) has a durable copy too.
 //     Creates, renames and removals change the current namespace and are
 //     queued per directory; sync_dir() makes that directory's entries durable.
@@ -51,12 +59,20 @@
 
 namespace chorus::storage {
 
+// The unit in which a crash with page_subset_chance keeps or loses un-synced
+// writes: the page size of the page cache.
+inline constexpr uint64_t kSimPageBytes = 4096;
+
 struct SimEnvOptions {
   double sync_failure_rate = 0;     // per sync()/sync_dir() call
   double write_failure_rate = 0;    // per append/write_at/truncate call
   double torn_write_chance = 0;     // per file with pending writes, at crash()
   double dir_keep_chance = 0;       // per directory with pending entries, at crash()
   double read_corruption_rate = 0;  // per read call: one bit flipped in what is returned
+  // Per file with pending writes that was not torn, at crash(): keep a random
+  // subset of the pages they touched (each page with a probability drawn per
+  // file), in no particular order.
+  double page_subset_chance = 0;
 
   // Settings a simulator seed can use: crash faults (torn writes, partially
   // kept directory operations) usually on; fsync failures, write failures and
@@ -64,7 +80,7 @@ struct SimEnvOptions {
   // (fail-stop or a corruption error), which a sweep should see now and then,
   // not on every seed.
   static SimEnvOptions random(Prng& prng);
-  // "disk: sync_fail=0.001 write_fail=0 torn=0.5 dir_keep=0.5 read_flip=0"
+  // "disk: sync_fail=0.001 write_fail=0 torn=0.5 dir_keep=0.5 read_flip=0 pages=0.3"
   std::string describe() const;
 };
 
@@ -109,6 +125,7 @@ class SimEnv final : public Env {
     uint64_t write_failures = 0;
     uint64_t crashes = 0;
     uint64_t torn_writes = 0;
+    uint64_t page_subsets = 0;  // files left with a subset of their un-synced pages
     uint64_t read_corruptions = 0;
     uint64_t bytes_written = 0;
   };
@@ -131,6 +148,8 @@ class SimEnv final : public Env {
   Status sync_inode(Inode& inode, const std::string& path);
   void crash_directories();
   void crash_inode(Inode& inode);
+  void keep_torn_prefix(Inode& inode);
+  void keep_page_subset(Inode& inode);
 
   Prng prng_;
   SimEnvOptions options_;

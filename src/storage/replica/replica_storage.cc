@@ -3,6 +3,43 @@
 #include <fmt/format.h>
 
 namespace chorus::storage {
+namespace {
+
+// Recovery's rule for the log past a snapshot (i, t), see the class comment.
+// Precondition: the log reaches i, and does not start after i + 1.
+Status drop_log_diverging_from(Wal& wal, const core::SnapshotMeta& snap,
+                               std::vector<std::string>* notes) {
+  const LogIndex i = snap.index;
+  CHORUS_ASSERT(wal.last_index() >= i && wal.first_index() <= i.next());
+  // The log starts right after the snapshot: it was cut there for a snapshot
+  // through i (an install, or a compaction past its end), every one of which
+  // covers the committed entry (i, t), and what follows was appended after
+  // the cut.
+  if (wal.first_index() == i.next()) return Status::ok();
+  CHORUS_ASSIGN_OR_RETURN(const auto at_i, wal.entries(i, i.next()));
+  CHORUS_ASSERT(at_i.size() == 1 && at_i[0].index == i);
+  // Raft §5.3 (Log Matching): the same term at the same index means the logs
+  // agree up to it, so the entries after i continue the snapshot's history.
+  if (at_i[0].term == snap.term) return Status::ok();
+  // A crash interrupted the install of a leader's snapshot (persist() step 1)
+  // between the durable snapshot and the dropped log: finish it. The entries
+  // after i are not in the committed history either — had one been, Log
+  // Matching would make our entry i the committed one.
+  const LogIndex first = wal.first_index();
+  const LogIndex last = wal.last_index();
+  CHORUS_ASSIGN_OR_RETURN(const auto first_entry, wal.entries(first, first.next()));
+  CHORUS_ASSIGN_OR_RETURN(const auto last_entry, wal.entries(last, last.next()));
+  notes->push_back(fmt::format(
+      "wal: entry {} has term {} but the snapshot through {} has term {} (a crash interrupted a "
+      "snapshot install): dropped entries {}..{} (terms {}..{}); the log continues at {}",
+      i.value(), at_i[0].term.value(), i.value(), snap.term.value(), first.value(), last.value(),
+      first_entry.front().term.value(), last_entry.front().term.value(), i.next().value()));
+  CHORUS_RETURN_IF_ERROR(wal.replace_with_snapshot(i));
+  CHORUS_ASSERT(wal.first_index() == i.next() && wal.last_index() == i);
+  return Status::ok();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ReplicaStorage>> ReplicaStorage::open(Env* env, std::string dir,
                                                              ReplicaStorageOptions options) {
@@ -42,6 +79,10 @@ Status ReplicaStorage::recover(const ReplicaStorageOptions& options) {
     return Status::corruption(
         fmt::format("{}: the log starts at {} but the snapshot ends at {}: entries are missing",
                     dir_, wal_->first_index().value(), snap_index.value()));
+  }
+  if (recovered_.snapshot) {
+    CHORUS_RETURN_IF_ERROR(
+        drop_log_diverging_from(*wal_, recovered_.snapshot->meta, &recovered_.notes));
   }
   const LogIndex from = std::max(wal_->first_index(), snap_index.next());
   CHORUS_ASSIGN_OR_RETURN(recovered_.entries, wal_->entries(from, wal_->last_index().next()));

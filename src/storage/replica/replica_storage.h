@@ -19,12 +19,27 @@
 // Only when persist() returns OK may the host send messages_after_persist.
 //
 // Recovery (open): the newest snapshot that verifies is loaded (a corrupt
-// one is reported and skipped); the log is opened and verified (a torn tail
-// of the last segment is cut and reported; other damage stops with the file
-// and offset); the log must reach the snapshot, else open fails — a gap
-// would silently lose entries. Because save_snapshot() keeps the log back to
-// the previous snapshot, a corrupt newest snapshot still leaves a complete
-// state: the previous snapshot plus the log after it.
+// one is reported and skipped); the log is opened and verified (a
+// never-synced tail of the last segment is cut and reported; other damage
+// stops with the file and offset); the log must reach the snapshot, else
+// open fails — a gap would silently lose entries. Because save_snapshot()
+// keeps the log back to the previous snapshot, a corrupt newest snapshot
+// still leaves a complete state: the previous snapshot plus the log after it.
+//
+// The log past the snapshot (i, t) (docs/formats/snapshot.md): a crash in
+// persist() step 1, after the leader's snapshot is durable and before the
+// log is dropped, leaves the old log next to the snapshot, and that log may
+// be from a divergent history. Recovery keeps the entries after i only if
+// they provably continue the snapshot's history:
+//   * the log holds entry i with term t: kept (Raft §5.3, Log Matching);
+//   * the log holds entry i with another term: every entry is dropped,
+//     durably, the log continues at i+1 — persist() finished — and a
+//     recovery note names the indexes and terms dropped;
+//   * the log ends before i: it is covered by the snapshot and dropped; the
+//     log continues at i+1;
+//   * the log starts at i+1: kept — it was cut there for a snapshot through
+//     i, and every snapshot through i covers the same committed entry;
+//   * the log starts after i+1: open fails (entries are missing).
 //
 // Fail-stop: after any failed write or sync, every later persist fails
 // (healthy() is false). The node must stop and recover; it never retries.

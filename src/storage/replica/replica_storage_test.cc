@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "storage/env/sim_env.h"
 
 namespace chorus::storage {
@@ -24,13 +26,40 @@ core::SnapshotRef snapshot(uint64_t index, uint64_t term, std::string data) {
                            std::make_shared<const std::string>(std::move(data))};
 }
 
+std::string join(const std::vector<std::string>& notes) {
+  std::string out;
+  for (const auto& n : notes) out += n + "\n";
+  return out;
+}
+
 class ReplicaStorageTest : public ::testing::Test {
  protected:
   SimEnv env_{Prng(7)};
+  ReplicaStorageOptions options_;
+  std::string dir_ = "/node";
   std::unique_ptr<ReplicaStorage> open() {
-    auto s = ReplicaStorage::open(&env_, "/node");
+    auto s = ReplicaStorage::open(&env_, dir_, options_);
     EXPECT_TRUE(s.is_ok()) << s.status().to_string();
     return s.is_ok() ? std::move(s).value() : nullptr;
+  }
+  // What a crash leaves when persist() of a leader's snapshot has made the
+  // snapshot file durable but not yet dropped the log it covers: the
+  // snapshot, durable, next to the whole old log.
+  void write_snapshot_but_keep_the_log(uint64_t index, uint64_t term) {
+    auto store = SnapshotStore::open(&env_, dir_ + "/snapshots", options_.snapshots);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    ASSERT_TRUE(
+        (*store)->write({LogIndex(index), Term(term)}, "leader@" + std::to_string(index)).is_ok());
+  }
+  // The WAL segment files, oldest first.
+  std::vector<std::string> segments() {
+    std::vector<std::string> out;
+    const std::vector<std::string> names = *env_.list_dir(dir_ + "/wal");
+    for (const auto& n : names) {
+      if (n.starts_with("wal-")) out.push_back(dir_ + "/wal/" + n);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
   }
 };
 
@@ -141,6 +170,152 @@ TEST_F(ReplicaStorageTest, SnapshotFromLeaderDiscardsTheStaleSuffix) {
   EXPECT_EQ(r.snapshot->meta.index, LogIndex(10));
   EXPECT_TRUE(r.entries.empty()) << "stale entries after the snapshot came back: "
                                  << r.entries.size();
+}
+
+// The follower's log 1..30 is from term 1; the leader's snapshot through 10
+// is from term 2, so our entry 10 is not the one the snapshot covers, and
+// nothing after it is known to continue the snapshot's history. The crash
+// came after the snapshot was durable and before the log was dropped.
+// Recovery must finish the install: drop the entries past the snapshot
+// (durably) and say so, rather than hand the stale 11..30 to the core.
+TEST_F(ReplicaStorageTest, CrashDuringSnapshotInstallDropsDivergentEntriesPastTheSnapshot) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 1, "stale"), std::nullopt).is_ok());
+  }
+  write_snapshot_but_keep_the_log(10, 2);
+  env_.crash();
+  {
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    Recovered r = s->take_recovered();
+    ASSERT_TRUE(r.snapshot.has_value());
+    EXPECT_EQ(r.snapshot->meta.index, LogIndex(10));
+    EXPECT_EQ(r.snapshot->meta.term, Term(2));
+    EXPECT_TRUE(r.entries.empty())
+        << "stale entries past the snapshot came back: " << r.entries.size();
+    const std::string notes = join(r.notes);
+    EXPECT_NE(notes.find("entry 10 has term 1 but the snapshot through 10 has term 2"),
+              std::string::npos)
+        << notes;
+    EXPECT_NE(notes.find("dropped entries 1..30 (terms 1..1)"), std::string::npos) << notes;
+    EXPECT_NE(notes.find("the log continues at 11"), std::string::npos) << notes;
+    // The log continues right after the snapshot.
+    ASSERT_TRUE(s->persist(std::nullopt, entries(11, 12, 2, "new"), std::nullopt).is_ok());
+  }
+  env_.crash();
+  Recovered r = open()->take_recovered();
+  EXPECT_EQ(r.entries, entries(11, 12, 2, "new"));
+  EXPECT_TRUE(r.notes.empty()) << join(r.notes);
+}
+
+// The same crash, but our entry 10 has the snapshot's term: by Log Matching
+// our log up to 10 is the snapshot's history, and 11..30 continue it.
+TEST_F(ReplicaStorageTest, EntriesPastTheSnapshotWithTheSameTermAtItsIndexAreKept) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 2), std::nullopt).is_ok());
+  }
+  write_snapshot_but_keep_the_log(10, 2);
+  env_.crash();
+  Recovered r = open()->take_recovered();
+  ASSERT_TRUE(r.snapshot.has_value());
+  EXPECT_EQ(r.snapshot->meta.index, LogIndex(10));
+  EXPECT_EQ(r.entries, entries(11, 30, 2));
+  EXPECT_TRUE(r.notes.empty()) << join(r.notes);
+}
+
+// The log ends before the snapshot (1..5, snapshot through 10): nothing is
+// past the snapshot, the old prefix is covered by it, and the log continues
+// at 11.
+TEST_F(ReplicaStorageTest, SnapshotPastTheEndOfTheLogStartsTheLogAfterIt) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 5, 1), std::nullopt).is_ok());
+  }
+  write_snapshot_but_keep_the_log(10, 2);
+  env_.crash();
+  {
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    Recovered r = s->take_recovered();
+    EXPECT_EQ(r.snapshot->meta.index, LogIndex(10));
+    EXPECT_TRUE(r.entries.empty());
+    ASSERT_TRUE(s->persist(std::nullopt, entries(11, 12, 2), std::nullopt).is_ok());
+  }
+  env_.crash();
+  EXPECT_EQ(open()->take_recovered().entries, entries(11, 12, 2));
+}
+
+// A log that starts right after the snapshot has no entry at its index to
+// compare; it was cut there for a snapshot through that index (an install or
+// a compaction past the end), and what follows was written after it: kept.
+TEST_F(ReplicaStorageTest, LogStartingRightAfterTheSnapshotIsKept) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 1), std::nullopt).is_ok());
+    ASSERT_TRUE(s->persist(snapshot(10, 2, "leader@10"), {}, std::nullopt).is_ok());
+    ASSERT_TRUE(s->persist(std::nullopt, entries(11, 15, 2), std::nullopt).is_ok());
+  }
+  env_.crash();
+  Recovered r = open()->take_recovered();
+  EXPECT_EQ(r.snapshot->meta.index, LogIndex(10));
+  EXPECT_EQ(r.entries, entries(11, 15, 2));
+  EXPECT_TRUE(r.notes.empty()) << join(r.notes);
+}
+
+// A log that starts after snapshot index + 1 is missing entries between the
+// two: recovery stops rather than start with a hole.
+TEST_F(ReplicaStorageTest, LogStartingPastTheSnapshotStops) {
+  ASSERT_TRUE(env_.create_dir("/node").is_ok());
+  {
+    auto wal = std::move(Wal::open(&env_, "/node/wal")).value();
+    ASSERT_TRUE(wal->compact(LogIndex(19)).is_ok());  // the log continues at 20
+    ASSERT_TRUE(wal->append(entries(20, 25, 2)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  write_snapshot_but_keep_the_log(10, 1);
+  const Status s = ReplicaStorage::open(&env_, "/node").status();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.to_string();
+  EXPECT_NE(s.message().find("the log starts at 20 but the snapshot ends at 10"), std::string::npos)
+      << s.message();
+}
+
+// persist() of a leader's snapshot deletes the old log's segments newest
+// first after the snapshot is durable. A crash after any number of those
+// deletions leaves a prefix of the old log (1..600, term 1, in 6 segments)
+// next to the snapshot through 300 (term 2). Whatever the prefix, no stale
+// entry past the snapshot comes back, and the log continues at 301.
+TEST_F(ReplicaStorageTest, CrashAtAnyPointOfALogDropForASnapshotRevivesNoStaleEntry) {
+  options_.wal.segment_bytes = 4096;
+  size_t segment_count = 0;
+  for (size_t deleted = 0; deleted == 0 || deleted <= segment_count; ++deleted) {
+    SCOPED_TRACE("segments deleted before the crash: " + std::to_string(deleted));
+    dir_ = "/node" + std::to_string(deleted);
+    {
+      auto s = open();
+      ASSERT_TRUE(s->persist(std::nullopt, entries(1, 600, 1, "stale"), std::nullopt).is_ok());
+    }
+    write_snapshot_but_keep_the_log(300, 2);
+    const std::vector<std::string> files = segments();
+    segment_count = files.size();
+    ASSERT_GT(segment_count, 3u);
+    for (size_t k = 0; k < deleted; ++k) {
+      ASSERT_TRUE(env_.remove(files[files.size() - 1 - k]).is_ok());
+      ASSERT_TRUE(env_.sync_dir(dir_ + "/wal").is_ok());
+    }
+    env_.crash();
+    {
+      auto s = open();
+      ASSERT_NE(s, nullptr);
+      Recovered r = s->take_recovered();
+      EXPECT_EQ(r.snapshot->meta.index, LogIndex(300));
+      EXPECT_TRUE(r.entries.empty()) << r.entries.size() << " stale entries came back";
+      ASSERT_TRUE(s->persist(std::nullopt, entries(301, 301, 2), std::nullopt).is_ok());
+    }
+    env_.crash();
+    EXPECT_EQ(open()->take_recovered().entries, entries(301, 301, 2));
+  }
 }
 
 TEST_F(ReplicaStorageTest, FailedSyncFailStops) {

@@ -9,6 +9,12 @@
 // once, and wakes the waiters: with N appenders in flight one fdatasync
 // covers up to N requests.
 //
+// Sync batches: the syncer appends a round's requests and syncs under
+// wal_mu_, and is the only thread that appends, so the records of round N+1
+// are written only after round N's fdatasync returned. Wal recovery's
+// sync-batch rule (docs/formats/wal.md) depends on this; an appender must
+// never write to the Wal while a sync is in flight.
+//
 // Ordering: requests are applied in the order they were queued. An
 // append_and_wait() batch that starts at or below the last queued index
 // overwrites the suffix (Wal::append). Mixing the two append calls on one

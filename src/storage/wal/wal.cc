@@ -29,7 +29,12 @@ std::string RecoveryReport::to_string(const std::string& dir) const {
   std::string s = buf;
   if (torn_tail) {
     s += "; torn tail cut at " + at(torn_tail->file, torn_tail->offset) + " (" +
-         std::to_string(torn_tail->bytes_dropped) + " bytes dropped: " + torn_tail->reason + ")";
+         std::to_string(torn_tail->bytes_dropped) + " bytes dropped";
+    if (torn_tail->records_dropped > 0) {
+      s += ", " + std::to_string(torn_tail->records_dropped) +
+           " valid records of a never-synced batch among them";
+    }
+    s += ": " + torn_tail->reason + ")";
   }
   return s;
 }
@@ -122,6 +127,7 @@ Status Wal::recover_segment(Segment& seg, bool is_last, std::string* buf) {
   CHORUS_ASSIGN_OR_RETURN(const std::string_view view, read_segment(seg.path, buf));
   uint64_t offset = 0;
   LogIndex expected = seg.first_index;
+  std::optional<LogIndex> batch;  // batch_first() of the previous record in this segment
   while (offset < view.size()) {
     RecordView rec;
     const RecordError err = decode_record(view.substr(offset), &rec);
@@ -130,12 +136,22 @@ Status Wal::recover_segment(Segment& seg, bool is_last, std::string* buf) {
         return Status::corruption(at(seg.path, offset) + ": " +
                                   std::string(record_error_name(err)) + " (not the last segment)");
       }
-      return cut_torn_tail(seg, view, offset, err);
+      return cut_unsynced_tail(seg, view, offset, err,
+                               TailContext{seg.first_index, expected, batch});
     }
     if (rec.index != expected) {
       return Status::corruption(at(seg.path, offset) + ": index gap: expected index " +
                                 idx(expected) + ", found " + idx(rec.index));
     }
+    // A record continues the sync batch of the one before it or starts a new
+    // one; a batch never spans segments (roll() syncs). Recovery's sync-batch
+    // rule depends on it.
+    if (rec.batch_first() != rec.index && rec.batch_first() != batch) {
+      return Status::corruption(at(seg.path, offset) + ": index " + idx(rec.index) +
+                                " says its sync batch began at index " + idx(rec.batch_first()) +
+                                ", which the record before it is not in");
+    }
+    batch = rec.batch_first();
     seg.offsets.push_back(offset);
     offset += rec.size;
     expected = expected.next();
@@ -144,18 +160,21 @@ Status Wal::recover_segment(Segment& seg, bool is_last, std::string* buf) {
   return Status::ok();
 }
 
-Status Wal::cut_torn_tail(Segment& seg, std::string_view bytes, uint64_t offset,
-                          RecordError error) {
-  TailVerdict verdict = classify_bad_tail(bytes, offset, error);
+// The cut is made durable by recover(), which syncs the last segment before
+// anything is reported durable.
+Status Wal::cut_unsynced_tail(Segment& seg, std::string_view bytes, uint64_t offset,
+                              RecordError error, const TailContext& where) {
+  CHORUS_ASSERT(where.expected == seg.first_index + seg.offsets.size());
+  TailVerdict verdict = classify_bad_tail(bytes, offset, error, where);
   if (!verdict.torn) {
     return Status::corruption(at(seg.path, offset) + ": " + std::string(record_error_name(error)) +
                               ": " + verdict.reason);
   }
   CHORUS_RETURN_IF_ERROR(env_->truncate(seg.path, offset));
   recovery_.bytes += offset;
-  recovery_.torn_tail =
-      RecoveryReport::TornTail{seg.path, offset, bytes.size() - offset,
-                               std::string(record_error_name(error)) + ", " + verdict.reason};
+  recovery_.torn_tail = RecoveryReport::TornTail{
+      seg.path, offset, bytes.size() - offset,
+      std::string(record_error_name(error)) + ", " + verdict.reason, verdict.records_dropped};
   return Status::ok();
 }
 
@@ -216,14 +235,19 @@ Status Wal::append_one(const core::Entry& e) {
     CHORUS_RETURN_IF_ERROR(start_segment(e.index));
   } else if (active_bytes() > 0 && active_bytes() + n > options_.segment_bytes) {
     CHORUS_RETURN_IF_ERROR(roll(e.index));
+  } else if (batch_first_ && e.index - *batch_first_ > kMaxBatchOffset) {
+    CHORUS_RETURN_IF_ERROR(sync_all());  // the batch_offset field is full
   }
+  if (!batch_first_) batch_first_ = e.index;
+  CHORUS_ASSERT(*batch_first_ >= segments_.back().first_index && *batch_first_ <= e.index);
   segments_.back().offsets.push_back(active_bytes());
-  encode_record(e, &buffer_);
+  encode_record(e, static_cast<uint32_t>(e.index - *batch_first_), &buffer_);
   last_index_ = e.index;
   return Status::ok();
 }
 
 Status Wal::start_segment(LogIndex first_index) {
+  CHORUS_ASSERT(!batch_first_);  // a sync batch never spans segments
   const uint64_t seq = segments_.empty() ? next_seq_ : segments_.back().seq + 1;
   Segment seg{seq, first_index, join_path(dir_, segment_name(seq, first_index)), {}};
   auto file = env_->open_writable(seg.path, OpenMode::kTruncate);
@@ -277,6 +301,7 @@ Status Wal::sync_all() {
     dir_dirty_ = false;
   }
   durable_index_ = last_index_;
+  batch_first_.reset();  // the next record starts a new sync batch
   return Status::ok();
 }
 
@@ -313,11 +338,16 @@ Status Wal::truncate_suffix(LogIndex from) {
     const Status s = active_->truncate(seg.offsets[keep]);
     if (!s.is_ok()) return fail(s);
     seg.offsets.resize(keep);
+    file_dirty_ = true;
   }
   last_index_ = from.prev();
   durable_index_ = std::min(durable_index_, last_index_);
-  file_dirty_ = true;
-  return Status::ok();
+  // The cut is made durable before the new suffix is written, so no byte of
+  // the old suffix can lie behind the new, un-synced records after a crash:
+  // the un-synced part of a segment only ever holds the last sync batch (the
+  // premise of recovery's sync-batch rule). Overwrites are rare (a follower
+  // after a leader change); the extra fdatasync is cheap.
+  return sync_all();
 }
 
 Status Wal::compact(LogIndex through) {
@@ -358,6 +388,7 @@ Status Wal::reset(LogIndex through) {
   }
   file_dirty_ = false;
   dir_dirty_ = false;
+  batch_first_.reset();
   first_index_ = through.next();
   last_index_ = through;
   durable_index_ = through;  // covered by the durable snapshot (precondition)

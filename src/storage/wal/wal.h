@@ -23,12 +23,22 @@
 // depends on an entry's durability (a vote, an append acknowledgement, a
 // client reply) may go out before sync() returns OK for it.
 //
+// Sync batches. The records appended between two successful syncs form a
+// sync batch; each record stores how many records of its batch precede it
+// (batch_offset), so recovery knows where every batch begins. A record of a
+// new batch is written only after the previous batch's fdatasync returned —
+// sync() is synchronous and one thread owns the Wal — so a valid record of a
+// later batch proves every earlier record was synced. A batch never spans
+// segments (roll() syncs) and holds at most kMaxBatchOffset + 1 records
+// (append syncs first when it would hold more).
+//
 // Overwriting (Raft §5.3). append() whose first index is <= last_index()
 // first deletes the conflicting suffix: whole later segments are removed
 // newest first, each removal made durable (directory fsync) before the next,
-// then the segment holding the first conflicting entry is truncated. A crash
-// in the middle therefore leaves a prefix of the old log, never a log with a
-// hole in it.
+// then the segment holding the first conflicting entry is truncated and the
+// cut synced before the new records are written. A crash in the middle
+// therefore leaves a prefix of the old log, never a log with a hole in it,
+// and no byte of an old suffix lies behind un-synced new records.
 //
 // Compaction. compact(through) deletes whole segments whose entries are all
 // <= through, oldest first, each removal durable before the next (a crash
@@ -39,13 +49,19 @@
 // index) again, so an interrupted compaction is finished and the log
 // continues after the snapshot.
 //
-// Recovery (open). Every segment is read and every record verified. A torn
-// record at the tail of the LAST segment (see classify_bad_tail in record.h)
-// is cut off, the cut made durable, and reported in RecoveryReport::torn_tail
-// with file and offset — the caller logs it. A bad record anywhere else, a
-// gap in the segment sequence, an index gap, or a segment whose first record
-// does not match its name makes open() fail with kCorruption naming the file
-// and offset. Nothing that may have been acknowledged is dropped silently.
+// Recovery (open). Every segment is read and every record verified. A bad
+// record in the LAST segment that belongs to the last sync batch written and
+// looks like a write that never landed — a torn append, or a page the page
+// cache had not written back when the power failed while later pages of the
+// batch had been (see classify_bad_tail in record.h and the "Recovery"
+// section of wal.md) — is cut off together with everything after it, the cut
+// made durable, and reported in RecoveryReport::torn_tail with file, offset
+// and the valid records dropped — the caller logs it. A bad record followed
+// by a valid record of a later sync batch (the bad one had been synced), any
+// other bad record, a gap in the segment sequence, an index gap, or a
+// segment whose first record does not match its name makes open() fail with
+// kCorruption naming the file and offset. Nothing that may have been
+// acknowledged is dropped silently.
 // open() does not check that the log starts right after the host's snapshot:
 // the host compares first_index() with its snapshot index.
 //
@@ -98,6 +114,9 @@ struct RecoveryReport {
     uint64_t offset = 0;  // where the file was cut
     uint64_t bytes_dropped = 0;
     std::string reason;
+    // Valid records among the bytes dropped: records of the last sync batch
+    // that followed a lost page or sector (docs/formats/wal.md, "Recovery").
+    uint64_t records_dropped = 0;
   };
   uint64_t segments = 0;
   uint64_t records = 0;
@@ -174,7 +193,8 @@ class Wal {
   Status recover();
   Result<std::string_view> read_segment(const std::string& path, std::string* buf);
   Status recover_segment(Segment& seg, bool is_last, std::string* buf);
-  Status cut_torn_tail(Segment& seg, std::string_view bytes, uint64_t offset, RecordError error);
+  Status cut_unsynced_tail(Segment& seg, std::string_view bytes, uint64_t offset, RecordError error,
+                           const TailContext& where);
   Status check_batch(std::span<const core::Entry> entries) const;
   Status append_one(const core::Entry& e);
   Status start_segment(LogIndex first_index);
@@ -200,6 +220,11 @@ class Wal {
   LogIndex first_index_{1};
   LogIndex last_index_{0};
   LogIndex durable_index_{0};
+  // The first index of the current sync batch: the records appended since the
+  // last successful sync (or open, or reset). nullopt when there are none.
+  // Invariant: the active segment's records from *batch_first_ on are exactly
+  // what is not yet known to be durable, and they are all in that segment.
+  std::optional<LogIndex> batch_first_;
   bool file_dirty_ = false;  // the active file has writes/truncations not yet synced
   bool dir_dirty_ = false;   // a segment was created and the directory not yet synced
   Status failure_;

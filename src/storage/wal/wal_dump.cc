@@ -91,6 +91,7 @@ Status Dumper::dump_segment(const SegmentFile& seg, bool is_last) {
                                     ", previous segment ends at " + n(expected_->value() - 1));
   }
   LogIndex expected = seg.first_index;
+  std::optional<LogIndex> batch;  // batch_first() of the previous record in this segment
   uint64_t offset = 0;
   while (offset < bytes.size()) {
     RecordView rec;
@@ -103,7 +104,8 @@ Status Dumper::dump_segment(const SegmentFile& seg, bool is_last) {
         what += " (stored " + hex64(rec.checksum) + ")";
       }
       if (is_last) {
-        const TailVerdict v = classify_bad_tail(bytes, offset, err);
+        const TailVerdict v =
+            classify_bad_tail(bytes, offset, err, TailContext{seg.first_index, expected, batch});
         if (v.torn) {
           line_("  TORN " + what + ": torn tail, recovery cuts " + n(bytes.size() - offset) +
                 " bytes here (" + v.reason + ")");
@@ -117,12 +119,17 @@ Status Dumper::dump_segment(const SegmentFile& seg, bool is_last) {
     if (options_.records) {
       line_("  record offset=" + n(offset) + " index=" + n(rec.index.value()) +
             " term=" + n(rec.term.value()) + " type=" + std::string(type_name(rec.type)) +
-            " size=" + n(rec.payload.size()) + " checksum=ok");
+            " size=" + n(rec.payload.size()) +
+            " checksum=ok batch=" + n(rec.batch_first().value()));
     }
     if (rec.index != expected) {
       problem(where,
               "index gap: expected " + n(expected.value()) + ", found " + n(rec.index.value()));
+    } else if (rec.batch_first() != rec.index && rec.batch_first() != batch) {
+      problem(where, "sync batch from index " + n(rec.batch_first().value()) +
+                         " does not include the record before it");
     }
+    batch = rec.batch_first();
     if (!first_) first_ = rec.index;
     last_ = rec.index;
     ++records_;

@@ -8,9 +8,10 @@
 // about it (cut a torn tail of the last segment, or stop). It also reports
 // gaps in the segment sequence and in the indexes.
 //
-// Output format (one line each, stable for scripts):
+// Output format (one line each, stable for scripts; batch= is the first
+// index of the record's sync batch, docs/formats/wal.md):
 //   segment wal-...log seq=1 first_index=1 bytes=4096
-//     record offset=0 index=1 term=1 type=normal size=100 checksum=ok
+//     record offset=0 index=1 term=1 type=normal size=100 checksum=ok batch=1
 //     BAD offset=4064: checksum mismatch: torn tail, recovery cuts it (...)
 //   summary: 1 segments, 40 records, indexes 1..40, first bad record: FILE offset N
 #pragma once

@@ -70,6 +70,32 @@ TEST_F(WalDumpTest, ReportsATornTailAsRecoverable) {
   EXPECT_NE(out.find("recovery cuts 122 bytes here"), std::string::npos) << out;
 }
 
+// A page of the last sync batch that never reached the disk, with later
+// pages of the batch on disk: wal-dump says recovery cuts it, and how many
+// valid records go with it.
+TEST_F(WalDumpTest, ReportsALostPageInTheLastSyncBatchAsRecoverable) {
+  auto wal = std::move(Wal::open(&env_, "/lost", WalOptions{.segment_bytes = 1 << 20})).value();
+  std::vector<core::Entry> es;
+  for (uint64_t i = 1; i <= 80; ++i) {
+    es.push_back({Term(2), LogIndex(i), core::EntryType::kNormal, std::string(100, 'x')});
+  }
+  ASSERT_TRUE(wal->append(es).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  wal.reset();
+  const std::string path = "/lost/" + segment_name(1, LogIndex(1));
+  auto f = env_.open_writable(path, OpenMode::kAppend);
+  ASSERT_TRUE((*f)->write_at(4096, std::string(4096, '\0')).is_ok());
+  std::string out;
+  EXPECT_TRUE(wal_dump(&env_, "/lost", &out).is_ok()) << out;
+  EXPECT_NE(out.find("  record offset=132 index=2 term=2 type=normal size=100 checksum=ok batch=1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("  TORN offset=4092: unknown record type: torn tail, recovery cuts"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("the 17 valid records after it (indexes 64..80)"), std::string::npos) << out;
+}
+
 TEST_F(WalDumpTest, ReportsAMissingSegment) {
   ASSERT_TRUE(env_.remove(segments()[1]).is_ok());
   std::string out;
