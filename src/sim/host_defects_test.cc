@@ -80,7 +80,7 @@ TEST_F(HostDefects, StalledLeaderDoesNotServeAStaleLeaseReadWhenItResumes) {
   // The leader's process stops and the others cannot hear it: they elect a
   // new leader, which overwrites the value.
   c().isolate(old);
-  c().stall(old, 2 * kSecond);
+  c().stall(old, 1 * kSecond);  // ten election timeouts; shorter than a client waits
   const size_t next = wait_for_new_leader(old);
   ASSERT_NE(next, old);
   ASSERT_EQ(put(next, "k1", "new").status, OpStatus::kOk);
@@ -201,24 +201,32 @@ TEST_F(HostDefects, AProposedWriteThatTimesOutIsIndeterminateNotTryAgain) {
 TEST_F(HostDefects, ARetryRefusedForUncommittedBytesIsIndeterminate) {
   RunOptions o = quiet(15);
   o.knobs["max_uncommitted_bytes"] = 100;
+  o.knobs["check_quorum"] = 0;  // the cut-off leader stays leader: its retries meet the limit
   make(o);
   const size_t l = wait_for_leader();
   c().isolate(l);  // nothing commits: the first offer's bytes stay uncommitted
-  std::optional<Status> outcome;
+  std::optional<Status> first;
+  std::optional<Status> second;
+  Time first_at = 0;
   kvpb::Command cmd = kv::make_put("k1", std::string(60, 'v'));
   cmd.set_client_id(1001);
   cmd.set_seq(1);
-  c().host(l).write(cmd, [&](Result<kvpb::Result> r) { outcome = r.status(); });
-  ASSERT_TRUE(c().run_until([&] { return outcome.has_value(); }, 5 * kSecond));
-  EXPECT_EQ(outcome->code(), StatusCode::kIndeterminate) << outcome->to_string();
+  const Time t0 = c().now();
+  c().host(l).write(cmd, [&](Result<kvpb::Result> r) {
+    first = r.status();
+    first_at = c().now();
+  });
   // A write refused at its first offer certainly never entered the log.
-  std::optional<Status> second;
   kvpb::Command cmd2 = kv::make_put("k2", std::string(200, 'v'));
   cmd2.set_client_id(1002);
   cmd2.set_seq(1);
   c().host(l).write(cmd2, [&](Result<kvpb::Result> r) { second = r.status(); });
-  ASSERT_TRUE(c().run_until([&] { return second.has_value(); }, 5 * kSecond));
+  ASSERT_TRUE(c().run_until([&] { return first && second; }, 5 * kSecond));
   EXPECT_EQ(second->code(), StatusCode::kBusy) << second->to_string();
+  // The first was offered, then refused when offered again after the retry
+  // interval (200 ms here), long before its request timeout.
+  EXPECT_EQ(first->code(), StatusCode::kIndeterminate) << first->to_string();
+  EXPECT_LT(first_at - t0, c().options().client_timeout_us / 2) << first->to_string();
   c().heal();
   expect_clean(c().finish());
 }
