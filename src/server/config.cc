@@ -33,7 +33,7 @@ struct StrategyName {
   ReplicationStrategy strategy;
   std::string_view name;
 };
-// Every strategy a keyspace may name. Later issues add paxos, zab, sync-all...
+// Every strategy a keyspace may name; docs/design.md lists the ones planned.
 constexpr std::array<StrategyName, 1> kStrategyNames = {{{ReplicationStrategy::kRaft, "raft"}}};
 
 // ---- The scalar keys of [raft], [storage] and [limits] ----------------------
@@ -487,7 +487,9 @@ Status read_document(const toml::table& doc, NodeConfig* c) {
     if (t == nullptr) return st;
     CHORUS_RETURN_IF_ERROR(read_keyspaces(*t, &c->keyspaces));
   }
-  if (c->keyspaces.empty()) c->keyspaces.push_back({"default", ReplicationStrategy::kRaft});
+  if (c->keyspaces.empty()) {
+    c->keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
+  }
   std::sort(c->keyspaces.begin(), c->keyspaces.end(),
             [](const KeyspaceConfig& a, const KeyspaceConfig& b) { return a.name < b.name; });
   return Status::ok();
@@ -763,7 +765,7 @@ std::vector<PeerConfig> NodeConfig::other_peers() const {
 
 NodeConfig default_node_config() {
   NodeConfig c;
-  c.keyspaces.push_back({"default", ReplicationStrategy::kRaft});
+  c.keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
   return c;
 }
 
@@ -843,7 +845,14 @@ std::string render_config(const NodeConfig& c) {
 }
 
 std::vector<std::string> config_warnings(const NodeConfig& c) {
-  return c.ignored_settings;
+  std::vector<std::string> w = c.ignored_settings;
+  for (const KeyspaceConfig& k : c.keyspaces) {
+    if (k.name == kDefaultKeyspace) continue;
+    w.push_back("keyspace '" + k.name +
+                "' is parsed but not yet served: every key is replicated by the default raft "
+                "group");
+  }
+  return w;
 }
 
 }  // namespace chorus::server

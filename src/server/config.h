@@ -123,6 +123,12 @@ struct LogSection {
   bool operator==(const LogSection&) const = default;
 };
 
+// The keyspace that holds every key the file does not route elsewhere.
+inline constexpr std::string_view kDefaultKeyspace = "default";
+
+// A [keyspace.NAME] table. Parsed and validated, but not yet served: every key
+// is replicated by the one raft group, whatever keyspace it would belong to,
+// and config_warnings() says so for every keyspace other than "default".
 struct KeyspaceConfig {
   std::string name;  // [A-Za-z0-9_-]{1,64}
   ReplicationStrategy strategy = ReplicationStrategy::kRaft;
@@ -177,9 +183,10 @@ Status validate_config(const NodeConfig& c);
 // Precondition: validate_config(c) is ok.
 std::string render_config(const NodeConfig& c);
 
-// Settings that are valid but do not do what the file suggests (keys that
-// have no effect: ignored_settings): one line each, for chorusd to log at
-// warn level at startup.
+// Settings that are valid but do not do what the file suggests: keys that
+// have no effect (ignored_settings) and every keyspace other than "default"
+// (parsed, not yet served). One line each, for chorusd to log at warn level
+// at startup.
 std::vector<std::string> config_warnings(const NodeConfig& c);
 
 }  // namespace chorus::server

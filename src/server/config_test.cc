@@ -14,6 +14,7 @@
 namespace chorus::server {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -231,6 +232,26 @@ TEST(ConfigKeys, FsyncTrueStillLoadsWithAWarningThatItDoesNothing) {
   ASSERT_EQ(w.size(), 1u);
   EXPECT_THAT(w[0], HasSubstr("storage.fsync = true has no effect and can be deleted"));
   EXPECT_THAT(render_config(c), Not(HasSubstr("fsync")));
+}
+
+TEST(ConfigKeys, EveryKeyspaceButDefaultIsWarnedAboutAsNotYetServed) {
+  NodeConfig c = parse_ok(minimal_plus(R"(
+[keyspace.default]
+strategy = "raft"
+[keyspace.orders]
+strategy = "raft"
+[keyspace.carts]
+strategy = "raft"
+)"));
+  EXPECT_THAT(config_warnings(c),
+              ElementsAre("keyspace 'carts' is parsed but not yet served: every key is "
+                          "replicated by the default raft group",
+                          "keyspace 'orders' is parsed but not yet served: every key is "
+                          "replicated by the default raft group"));
+  // Only the implicit default keyspace: nothing to say.
+  EXPECT_TRUE(config_warnings(parse_ok(kMinimal)).empty());
+  EXPECT_TRUE(
+      config_warnings(parse_ok(minimal_plus("[keyspace.default]\nstrategy = \"raft\"\n"))).empty());
 }
 
 TEST(ConfigKeys, PortZeroMeansEphemeralForClientAndAdmin) {
