@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "cluster_fixture.h"
 
@@ -99,6 +100,47 @@ class UpDownTest : public ClusterTest {
   uint16_t base_port_ = 0;
   pid_t up_ = -1;
 };
+
+// The rows of the status table: "n1    127.0.0.1:7001   follower   2   n2 ...".
+struct Row {
+  std::string node, client, role, term, leader;
+};
+std::vector<Row> table_rows(const std::string& out) {
+  std::vector<Row> rows;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() < 2 || line[0] != 'n' || !std::isdigit(static_cast<unsigned char>(line[1])))
+      continue;
+    Row r;
+    std::istringstream fields(line);
+    fields >> r.node >> r.client >> r.role >> r.term >> r.leader;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST_F(UpDownTest, UpPrintsTheTableOnceEveryNodeFollowsTheLeader) {
+  std::string out;
+  ASSERT_EQ(run(chorus() + " " + up_args(), &out), 0) << out;
+  EXPECT_NE(out.find("Chorus is up: 3 nodes, leader n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+  const std::vector<Row> rows = table_rows(out);
+  ASSERT_EQ(rows.size(), 3u) << out;
+  int leaders = 0;
+  for (const Row& r : rows) {
+    EXPECT_TRUE(r.role == "leader" || r.role == "follower") << out;
+    EXPECT_NE(r.term, "0") << out;
+    EXPECT_EQ(r.term, rows[0].term) << out;
+    EXPECT_NE(r.leader, "-") << out;
+    EXPECT_EQ(r.leader, rows[0].leader) << out;
+    if (r.role == "leader") {
+      ++leaders;
+      EXPECT_EQ(r.leader, r.node) << out;
+    }
+  }
+  EXPECT_EQ(leaders, 1) << out;
+}
 
 TEST_F(UpDownTest, ForegroundUpReapsItsNodesAndExitsOnceDownStoppedThem) {
   start_foreground_up();

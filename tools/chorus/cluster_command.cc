@@ -31,6 +31,10 @@ struct ClusterArgs {
   bool lease_reads = false;
 };
 
+// How long `chorus up` waits, once a leader is elected, for every node to
+// report that leader in its term before it prints the table anyway.
+constexpr std::chrono::seconds kJoinWait{10};
+
 std::atomic<bool> g_interrupted{false};
 void on_signal(int) {
   g_interrupted = true;
@@ -76,6 +80,46 @@ void print_status_table(const LocalCluster& c) {
                 (unsigned long long)s->commit_index, (unsigned long long)s->applied_index,
                 s->healthy ? "yes" : ("NO: " + s->error).c_str());
   }
+}
+
+// "n2", "n2 and n3", "n2, n3 and n4".
+std::string node_list(const std::vector<int>& nodes) {
+  std::string out;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (i > 0) out += i + 1 == nodes.size() ? " and " : ", ";
+    out += fmt::format("n{}", nodes[i]);
+  }
+  return out;
+}
+
+// Waits until every node follows the elected leader, then prints the
+// headline and the table; after kJoinWait prints them anyway, with a warning
+// naming the nodes that have not joined.
+void wait_for_followers_and_print(const LocalCluster& c, const std::string& dir) {
+  std::printf("waiting up to %llds for every node to follow the leader ...\n",
+              static_cast<long long>(kJoinWait.count()));
+  std::fflush(stdout);
+  const LeaderAgreement joined = c.wait_for_agreement(kJoinWait);
+  if (joined.agreed()) {
+    std::printf("\nChorus is up: %d nodes, leader n%llu in term %llu.\n\n", c.size(),
+                static_cast<unsigned long long>(joined.leader),
+                static_cast<unsigned long long>(joined.term));
+  } else if (joined.leader == 0) {
+    std::printf(
+        "\nwarning: after %llds no node reports itself leader any more; the table shows what "
+        "each node reports (logs: %s/n*/chorusd.log).\n\n",
+        static_cast<long long>(kJoinWait.count()), dir.c_str());
+  } else {
+    const bool one = joined.not_joined.size() == 1;
+    std::printf(
+        "\nwarning: after %llds %s %s not joined leader n%llu in term %llu; the table shows what "
+        "%s (logs: %s/n*/chorusd.log).\n\n",
+        static_cast<long long>(kJoinWait.count()), node_list(joined.not_joined).c_str(),
+        one ? "has" : "have", static_cast<unsigned long long>(joined.leader),
+        static_cast<unsigned long long>(joined.term), one ? "it reports" : "they report",
+        dir.c_str());
+  }
+  print_status_table(c);
 }
 
 // `chorus up --foreground` after the cluster is up: reaps its nodes as they
@@ -142,8 +186,7 @@ int cmd_up(const ClusterArgs& a) {
     c.stop_children();
     return 1;
   }
-  std::printf("\nChorus is up: %d nodes, leader n%d.\n\n", c.size(), *leader);
-  print_status_table(c);
+  wait_for_followers_and_print(c, a.dir);
   const auto& first = c.config(1).listen.client;
   std::printf("\nConnect with any Redis client, to any node:\n");
   std::printf("  redis-cli -h %s -p %u\n", first.host.c_str(), first.port);

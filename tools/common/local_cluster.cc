@@ -258,6 +258,39 @@ Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout
   return s;
 }
 
+LeaderAgreement leader_agreement(const std::vector<std::optional<NodeStatus>>& statuses) {
+  LeaderAgreement a;
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    const auto& s = statuses[i];
+    if (!s || s->role != "leader") continue;
+    if (a.leader == 0 || s->term > a.term) {
+      a.leader = i + 1;
+      a.term = s->term;
+    }
+  }
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    const auto& s = statuses[i];
+    if (a.leader == 0 || !s || s->term != a.term || s->leader != a.leader) {
+      a.not_joined.push_back(static_cast<int>(i + 1));
+    }
+  }
+  return a;
+}
+
+LeaderAgreement LocalCluster::wait_for_agreement(std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::vector<std::optional<NodeStatus>> all;
+    for (int k = 1; k <= opts_.nodes; ++k) {
+      auto s = status(k, std::chrono::milliseconds(200));
+      all.push_back(s.is_ok() ? std::optional<NodeStatus>(*s) : std::nullopt);
+    }
+    LeaderAgreement a = leader_agreement(all);
+    if (a.agreed() || std::chrono::steady_clock::now() >= deadline) return a;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 std::optional<int> LocalCluster::wait_for_leader(std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   do {

@@ -59,6 +59,23 @@ struct NodeStatus {
   std::string raw;  // the whole JSON document
 };
 
+// Whether the nodes agree on who leads. The leader is the node that reports
+// itself leader in the highest term (an old leader cut off from the others
+// may still report itself leader in a lower one); a node has joined when it
+// reports that leader in that term.
+struct LeaderAgreement {
+  uint64_t leader = 0;  // node id; 0 = no node reports itself leader
+  uint64_t term = 0;    // the leader's term; 0 when leader is 0
+  // 1-based node numbers, ascending: every node when leader is 0.
+  std::vector<int> not_joined;
+
+  bool agreed() const { return leader != 0 && not_joined.empty(); }
+};
+
+// Pure. statuses[k-1] is node k's /status, nullopt if it did not answer.
+// Node k is expected to have node_id k (as LocalCluster configures it).
+LeaderAgreement leader_agreement(const std::vector<std::optional<NodeStatus>>& statuses);
+
 // A child that exited, as waitpid() reported it.
 struct ChildExit {
   int node = 0;  // 1-based
@@ -108,8 +125,11 @@ class LocalCluster {
 
   Result<NodeStatus> status(
       int k, std::chrono::milliseconds timeout = std::chrono::milliseconds(500)) const;
-  // The node that a majority... simply: a node reporting itself leader; nullopt on timeout.
+  // A node reporting itself leader (the first found); nullopt on timeout.
   std::optional<int> wait_for_leader(std::chrono::milliseconds timeout) const;
+  // Polls every node's /status until leader_agreement() is agreed, or until
+  // `timeout`; returns the last agreement seen.
+  LeaderAgreement wait_for_agreement(std::chrono::milliseconds timeout) const;
 
  private:
   server::NodeConfig make_config(int k) const;
