@@ -44,7 +44,7 @@ struct Endpoint {
 // allowed). The error message has no key prefix: `"x" is not host:port`.
 Result<Endpoint> parse_endpoint(std::string_view text);
 
-// A replication strategy a keyspace may use (DESIGN.md). Only raft exists
+// A replication strategy a keyspace may use (docs/design.md). Only raft exists
 // today; later strategies are added here and to kStrategyNames in config.cc.
 enum class ReplicationStrategy {
   kRaft,
