@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails if a pure folder (src/base, src/core, src/check, src/net/resp) includes I/O,
 # threading, clock or global-randomness headers, or calls them. Protocol cores
-# must return what to do in Ready instead (DESIGN.md, "The one rule").
+# must return what to do in Ready instead (docs/design.md, "The one rule").
 # Usage: check_pure.sh [ROOT]   (ROOT defaults to the repository)
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}

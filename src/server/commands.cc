@@ -11,44 +11,33 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "net/resp/resp_encoder.h"
 #include "server/glob.h"
 
 namespace chorus::server {
 namespace {
 
-// ---- RESP2 encoding --------------------------------------------------------------
-// Private stand-ins for the codec in src/net/resp. When it lands, delete this
-// block and write `namespace resp = ::chorus::resp;` (same names, same bytes).
-namespace resp {
+// ---- RESP2 encoding (src/net/resp) ---------------------------------------------
 
-std::string simple(std::string_view s) {
-  return fmt::format("+{}\r\n", s);
-}
+namespace resp = ::chorus::net::resp;
 
-// `line` is the error without its leading '-', e.g. "ERR syntax error". CR and
-// LF become spaces (Redis does the same: user bytes end up in error texts).
-std::string error(std::string_view line) {
-  std::string out = fmt::format("-{}\r\n", line);
-  for (size_t i = 1; i + 2 < out.size(); ++i) {
-    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
-  }
+// A reply that is one RESP value: encode(resp::append_integer, 42) is ":42\r\n".
+// Replies of several values append each one to a single string instead.
+template <typename... Params, typename... Args>
+std::string encode(void (*append)(std::string*, Params...), Args&&... args) {
+  std::string out;
+  append(&out, std::forward<Args>(args)...);
   return out;
 }
 
-std::string integer(int64_t v) {
-  return fmt::format(":{}\r\n", v);
+// A bulk string, or the nil reply when there is no value (GET of a missing key).
+void append_bulk_or_null(std::string* out, const std::optional<std::string>& value) {
+  if (value.has_value()) {
+    resp::append_bulk_string(out, *value);
+  } else {
+    resp::append_null_bulk(out);
+  }
 }
-std::string bulk(std::string_view s) {
-  return fmt::format("${}\r\n{}\r\n", s.size(), s);
-}
-std::string null_bulk() {
-  return "$-1\r\n";
-}
-std::string array_header(size_t n) {
-  return fmt::format("*{}\r\n", n);
-}
-
-}  // namespace resp
 
 // ---- Error texts (Redis 7, byte for byte) ------------------------------------------
 
@@ -161,11 +150,11 @@ Plan reply(std::string resp) {
   return ImmediateReply{std::move(resp)};
 }
 Plan fail(std::string_view line) {
-  return ImmediateReply{resp::error(line)};
+  return ImmediateReply{encode(resp::append_error, line)};
 }
 
 std::string storage_error(const Status& s) {
-  return resp::error("ERR storage error: " + s.to_string());
+  return encode(resp::append_error, "ERR storage error: " + s.to_string());
 }
 
 Plan read_op(std::function<std::string(const kv::StateMachine&)> run) {
@@ -182,20 +171,20 @@ std::optional<std::string> common_write_failure(const kvpb::Result& r, bool cond
       if (conditional) return std::nullopt;
       break;
     case kvpb::Result::NOT_INTEGER:
-      return resp::error(kErrNotInteger);
+      return encode(resp::append_error, kErrNotInteger);
     case kvpb::Result::OVERFLOW:
-      return resp::error(kErrIncrOverflow);
+      return encode(resp::append_error, kErrIncrOverflow);
     case kvpb::Result::STALE_SEQUENCE:
-      return resp::error("ERR stale request");
+      return encode(resp::append_error, "ERR stale request");
     case kvpb::Result::BAD_COMMAND:
-      return resp::error("ERR internal: bad command");
+      return encode(resp::append_error, "ERR internal: bad command");
     case kvpb::Result::TOO_LARGE:
-      return resp::error("ERR value too large");
+      return encode(resp::append_error, "ERR value too large");
     default:
       break;
   }
-  return resp::error(
-      fmt::format("ERR internal: unexpected result {}", kvpb::Result::Code_Name(r.code())));
+  return encode(resp::append_error, fmt::format("ERR internal: unexpected result {}",
+                                                kvpb::Result::Code_Name(r.code())));
 }
 
 // A replicated write whose reply, after the common failures, is `on_applied`.
@@ -211,17 +200,17 @@ Plan write_op(kvpb::Command command, bool conditional,
 }
 
 std::string reply_ok(const kvpb::Result&) {
-  return resp::simple("OK");
+  return encode(resp::append_simple_string, "OK");
 }
 std::string reply_integer(const kvpb::Result& r) {
-  return resp::integer(r.integer());
+  return encode(resp::append_integer, r.integer());
 }
 // :1 if the condition held and the write applied, :0 if not (SETNX, CHORUS.CAS).
 std::string reply_applied_flag(const kvpb::Result& r) {
-  return resp::integer(r.code() == kvpb::Result::OK ? 1 : 0);
+  return encode(resp::append_integer, r.code() == kvpb::Result::OK ? 1 : 0);
 }
 std::string reply_old_value(const kvpb::Result& r) {
-  return r.found() ? resp::bulk(r.value()) : resp::null_bulk();
+  return r.found() ? encode(resp::append_bulk_string, r.value()) : encode(resp::append_null_bulk);
 }
 
 // ---- Strings: GET SET SETNX SETEX PSETEX GETSET APPEND STRLEN MGET MSET ------------
@@ -230,7 +219,7 @@ Plan cmd_get(const Call& c) {
   return read_op([key = c.args[1]](const kv::StateMachine& sm) {
     auto v = sm.read(key);
     if (!v.is_ok()) return storage_error(v.status());
-    return v->has_value() ? resp::bulk(**v) : resp::null_bulk();
+    return encode(append_bulk_or_null, *v);
   });
 }
 
@@ -317,7 +306,8 @@ Plan cmd_set(const Call& c) {
   cmd.mutable_put()->set_return_old(o.get);
   return write_op(std::move(cmd), /*conditional=*/true, [get = o.get](const kvpb::Result& r) {
     if (get) return reply_old_value(r);
-    return r.code() == kvpb::Result::OK ? resp::simple("OK") : resp::null_bulk();
+    if (r.code() == kvpb::Result::OK) return encode(resp::append_simple_string, "OK");
+    return encode(resp::append_null_bulk);
   });
 }
 
@@ -356,18 +346,19 @@ Plan cmd_strlen(const Call& c) {
   return read_op([key = c.args[1]](const kv::StateMachine& sm) {
     auto v = sm.read(key);
     if (!v.is_ok()) return storage_error(v.status());
-    return resp::integer(v->has_value() ? static_cast<int64_t>((*v)->size()) : 0);
+    return encode(resp::append_integer, v->has_value() ? static_cast<int64_t>((*v)->size()) : 0);
   });
 }
 
 Plan cmd_mget(const Call& c) {
   std::vector<std::string> keys(c.args.begin() + 1, c.args.end());
   return read_op([keys = std::move(keys)](const kv::StateMachine& sm) {
-    std::string out = resp::array_header(keys.size());
+    std::string out;
+    resp::append_array_header(&out, keys.size());
     for (const std::string& key : keys) {
       auto v = sm.read(key);
       if (!v.is_ok()) return storage_error(v.status());
-      out += v->has_value() ? resp::bulk(**v) : resp::null_bulk();
+      append_bulk_or_null(&out, *v);
     }
     return out;
   });
@@ -424,7 +415,7 @@ Plan cmd_exists(const Call& c) {
       if (!v.is_ok()) return storage_error(v.status());
       if (v->has_value()) ++n;
     }
-    return resp::integer(n);
+    return encode(resp::append_integer, n);
   });
 }
 
@@ -433,7 +424,7 @@ Plan cmd_type(const Call& c) {
   return read_op([key = c.args[1]](const kv::StateMachine& sm) {
     auto v = sm.read(key);
     if (!v.is_ok()) return storage_error(v.status());
-    return resp::simple(v->has_value() ? "string" : "none");
+    return encode(resp::append_simple_string, v->has_value() ? "string" : "none");
   });
 }
 
@@ -441,7 +432,7 @@ Plan cmd_dbsize(const Call&) {
   return read_op([](const kv::StateMachine& sm) {
     auto n = sm.key_count();
     if (!n.is_ok()) return storage_error(n.status());
-    return resp::integer(static_cast<int64_t>(*n));
+    return encode(resp::append_integer, static_cast<int64_t>(*n));
   });
 }
 
@@ -501,9 +492,11 @@ Plan cmd_scan(const Call& c) {
       keys.push_back(key);
     }
     const uint64_t next = page->next.empty() ? 0 : table->add(session_id, page->next);
-    std::string out =
-        resp::array_header(2) + resp::bulk(std::to_string(next)) + resp::array_header(keys.size());
-    for (std::string_view key : keys) out += resp::bulk(key);
+    std::string out;
+    resp::append_array_header(&out, 2);
+    resp::append_bulk_string(&out, std::to_string(next));
+    resp::append_array_header(&out, keys.size());
+    for (std::string_view key : keys) resp::append_bulk_string(&out, key);
     return out;
   });
 }
@@ -512,15 +505,16 @@ Plan cmd_scan(const Call& c) {
 
 Plan cmd_ping(const Call& c) {
   if (c.args.size() > 2) return fail(arity_error("ping"));
-  return reply(c.args.size() == 1 ? resp::simple("PONG") : resp::bulk(c.args[1]));
+  if (c.args.size() == 1) return reply(encode(resp::append_simple_string, "PONG"));
+  return reply(encode(resp::append_bulk_string, c.args[1]));
 }
 
 Plan cmd_echo(const Call& c) {
-  return reply(resp::bulk(c.args[1]));
+  return reply(encode(resp::append_bulk_string, c.args[1]));
 }
 
 Plan cmd_quit(const Call&) {
-  return ImmediateReply{resp::simple("OK"), /*close_after=*/true};
+  return ImmediateReply{encode(resp::append_simple_string, "OK"), /*close_after=*/true};
 }
 
 // One database, as in Redis cluster mode; its index is 0.
@@ -531,7 +525,7 @@ Plan cmd_select(const Call& c) {
     return fail(kErrNotInteger);
   }
   if (*index != 0) return fail("ERR DB index is out of range");
-  return reply(resp::simple("OK"));
+  return reply(encode(resp::append_simple_string, "OK"));
 }
 
 bool is_leader(const ServerView& view) {
@@ -562,14 +556,23 @@ Plan cmd_hello(const Call& c) {
     }
   }
   if (name != nullptr) c.session.name = *name;
-  std::string out = resp::array_header(14);
-  out += resp::bulk("server") + resp::bulk("redis");
-  out += resp::bulk("version") + resp::bulk(kRedisCompatVersion);
-  out += resp::bulk("proto") + resp::integer(2);
-  out += resp::bulk("id") + resp::integer(static_cast<int64_t>(c.session.id));
-  out += resp::bulk("mode") + resp::bulk("standalone");
-  out += resp::bulk("role") + resp::bulk(is_leader(c.view) ? "master" : "replica");
-  out += resp::bulk("modules") + resp::array_header(0);
+  std::string out;
+  resp::append_array_header(&out, 14);
+  auto field = [&out](std::string_view name) { resp::append_bulk_string(&out, name); };
+  field("server");
+  resp::append_bulk_string(&out, "redis");
+  field("version");
+  resp::append_bulk_string(&out, kRedisCompatVersion);
+  field("proto");
+  resp::append_integer(&out, 2);
+  field("id");
+  resp::append_integer(&out, static_cast<int64_t>(c.session.id));
+  field("mode");
+  resp::append_bulk_string(&out, "standalone");
+  field("role");
+  resp::append_bulk_string(&out, is_leader(c.view) ? "master" : "replica");
+  field("modules");
+  resp::append_array_header(&out, 0);
   return reply(std::move(out));
 }
 
@@ -657,7 +660,7 @@ Plan cmd_info(const Call& c) {
       out += "# Keyspace\r\n";
       if (*n > 0) out += fmt::format("db0:keys={},expires=0,avg_ttl=0\r\n", *n);
     }
-    return resp::bulk(out);
+    return encode(resp::append_bulk_string, out);
   };
   return op;
 }
@@ -665,17 +668,18 @@ Plan cmd_info(const Call& c) {
 // ---- CLIENT ---------------------------------------------------------------------
 
 Plan cmd_client_id(const Call& c) {
-  return reply(resp::integer(static_cast<int64_t>(c.session.id)));
+  return reply(encode(resp::append_integer, static_cast<int64_t>(c.session.id)));
 }
 
 Plan cmd_client_getname(const Call& c) {
-  return reply(c.session.name.empty() ? resp::null_bulk() : resp::bulk(c.session.name));
+  if (c.session.name.empty()) return reply(encode(resp::append_null_bulk));
+  return reply(encode(resp::append_bulk_string, c.session.name));
 }
 
 Plan cmd_client_setname(const Call& c) {
   if (!valid_client_name(c.args[2])) return fail(kErrClientName);
   c.session.name = c.args[2];
-  return reply(resp::simple("OK"));
+  return reply(encode(resp::append_simple_string, "OK"));
 }
 
 // CLIENT SETINFO LIB-NAME|LIB-VER value (Redis 7.2; sent by newer clients on connect).
@@ -696,13 +700,13 @@ Plan cmd_client_setinfo(const Call& c) {
     return fail(fmt::format("ERR {} cannot contain spaces, newlines or special characters.", what));
   }
   *field = value;
-  return reply(resp::simple("OK"));
+  return reply(encode(resp::append_simple_string, "OK"));
 }
 
 // ---- CHORUS.* -------------------------------------------------------------------
 
 Plan cmd_chorus_status(const Call& c) {
-  return reply(resp::bulk(c.view.status_json));
+  return reply(encode(resp::append_bulk_string, c.view.status_json));
 }
 
 // CHORUS.CAS key expected new: :1 if the key held `expected` and now holds
@@ -716,7 +720,8 @@ Plan cmd_chorus_cas(const Call& c) {
 // read mode (+OK), or with no argument returns it (bulk).
 Plan cmd_chorus_consistency(const Call& c) {
   if (c.args.size() > 2) return fail(arity_error("chorus.consistency"));
-  if (c.args.size() == 1) return reply(resp::bulk(consistency_name(c.session.consistency)));
+  if (c.args.size() == 1)
+    return reply(encode(resp::append_bulk_string, consistency_name(c.session.consistency)));
   static constexpr Consistency kModes[] = {Consistency::kLinearizable, Consistency::kLease,
                                            Consistency::kFollower};
   for (Consistency mode : kModes) {
@@ -725,7 +730,7 @@ Plan cmd_chorus_consistency(const Call& c) {
       return fail("ERR lease reads are disabled (raft.lease_reads = false)");
     }
     c.session.consistency = mode;
-    return reply(resp::simple("OK"));
+    return reply(encode(resp::append_simple_string, "OK"));
   }
   return fail(
       fmt::format("ERR unknown consistency mode '{}' (expected linearizable, lease or follower)",
@@ -838,28 +843,31 @@ bool arity_ok(const CommandSpec& spec, size_t argc) {
 // Redis 7's 10-element COMMAND entry: name, arity, flags, first key, last key,
 // step, ACL categories, tips, key specs, subcommands (the last four kept
 // empty except subcommands).
-std::string command_entry(const CommandSpec& spec, std::string_view parent) {
-  std::string out = resp::array_header(10);
-  out +=
-      resp::bulk(parent.empty() ? std::string(spec.name) : fmt::format("{}|{}", parent, spec.name));
-  out += resp::integer(spec.arity);
+void append_command_entry(std::string* out, const CommandSpec& spec, std::string_view parent) {
+  resp::append_array_header(out, 10);
+  resp::append_bulk_string(
+      out, parent.empty() ? std::string(spec.name) : fmt::format("{}|{}", parent, spec.name));
+  resp::append_integer(out, spec.arity);
   std::vector<std::string_view> flags;
   if (spec.flags & kWrite) flags.push_back("write");
   if (spec.flags & kReadOnly) flags.push_back("readonly");
   if (spec.flags & kFast) flags.push_back("fast");
-  out += resp::array_header(flags.size());
-  for (std::string_view f : flags) out += resp::simple(f);
-  out +=
-      resp::integer(spec.first_key) + resp::integer(spec.last_key) + resp::integer(spec.key_step);
-  out += resp::array_header(0) + resp::array_header(0) + resp::array_header(0);
-  out += resp::array_header(spec.subcommands.size());
-  for (const CommandSpec& sub : spec.subcommands) out += command_entry(sub, spec.name);
-  return out;
+  resp::append_array_header(out, flags.size());
+  for (std::string_view f : flags) resp::append_simple_string(out, f);
+  resp::append_integer(out, spec.first_key);
+  resp::append_integer(out, spec.last_key);
+  resp::append_integer(out, spec.key_step);
+  resp::append_array_header(out, 0);  // ACL categories
+  resp::append_array_header(out, 0);  // tips
+  resp::append_array_header(out, 0);  // key specs
+  resp::append_array_header(out, spec.subcommands.size());
+  for (const CommandSpec& sub : spec.subcommands) append_command_entry(out, sub, spec.name);
 }
 
 std::string all_command_entries() {
-  std::string out = resp::array_header(std::size(kCommands));
-  for (const CommandSpec& spec : kCommands) out += command_entry(spec, "");
+  std::string out;
+  resp::append_array_header(&out, std::size(kCommands));
+  for (const CommandSpec& spec : kCommands) append_command_entry(&out, spec, "");
   return out;
 }
 
@@ -867,26 +875,32 @@ Plan cmd_command(const Call&) {
   return reply(all_command_entries());
 }
 Plan cmd_command_count(const Call&) {
-  return reply(resp::integer(static_cast<int64_t>(std::size(kCommands))));
+  return reply(encode(resp::append_integer, static_cast<int64_t>(std::size(kCommands))));
 }
 // Command documentation (redis-cli's hints) is optional; an empty reply is valid.
 Plan cmd_command_docs(const Call&) {
-  return reply(resp::array_header(0));
+  return reply(encode(resp::append_array_header, 0));
 }
 
 Plan cmd_command_info(const Call& c) {
   if (c.args.size() == 2) return reply(all_command_entries());
-  std::string out = resp::array_header(c.args.size() - 2);
+  std::string out;
+  resp::append_array_header(&out, c.args.size() - 2);
   for (size_t i = 2; i < c.args.size(); ++i) {
     const CommandSpec* spec = find_in(kCommands, c.args[i]);
-    out += spec != nullptr ? command_entry(*spec, "") : resp::null_bulk();
+    if (spec != nullptr) {
+      append_command_entry(&out, *spec, "");
+    } else {
+      resp::append_null_bulk(&out);
+    }
   }
   return reply(std::move(out));
 }
 
 Plan cmd_command_list(const Call&) {
-  std::string out = resp::array_header(std::size(kCommands));
-  for (const CommandSpec& spec : kCommands) out += resp::bulk(spec.name);
+  std::string out;
+  resp::append_array_header(&out, std::size(kCommands));
+  for (const CommandSpec& spec : kCommands) resp::append_bulk_string(&out, spec.name);
   return reply(std::move(out));
 }
 
@@ -910,9 +924,12 @@ Plan cmd_config_get(const Call& c) {
       ++n;
     }
   }
-  std::string out = resp::array_header(2 * n);
+  std::string out;
+  resp::append_array_header(&out, 2 * n);
   for (size_t p = 0; p < std::size(params); ++p) {
-    if (matched[p]) out += resp::bulk(params[p].first) + resp::bulk(params[p].second);
+    if (!matched[p]) continue;
+    resp::append_bulk_string(&out, params[p].first);
+    resp::append_bulk_string(&out, params[p].second);
   }
   return reply(std::move(out));
 }

@@ -33,7 +33,7 @@ struct StrategyName {
   ReplicationStrategy strategy;
   std::string_view name;
 };
-// Every strategy a keyspace may name. Later issues add paxos, zab, sync-all...
+// Every strategy a keyspace may name; docs/design.md lists the ones planned.
 constexpr std::array<StrategyName, 1> kStrategyNames = {{{ReplicationStrategy::kRaft, "raft"}}};
 
 // ---- The scalar keys of [raft], [storage] and [limits] ----------------------
@@ -90,7 +90,6 @@ const std::array kScalarKeys = {
                    "log entries kept behind a snapshot for lagging followers"),
     CHORUS_CFG_INT(storage, wal_segment_bytes, kMinWalSegmentBytes, kMaxWalSegmentBytes,
                    "a new WAL segment file starts beyond this size"),
-    CHORUS_CFG_BOOL(storage, fsync, "false loses acknowledged writes on power failure: tests only"),
     CHORUS_CFG_INT(limits, max_clients, 1, 1 << 20, "client connections; more are refused"),
     CHORUS_CFG_INT(limits, max_bulk_bytes, 1, 1ll << 32, "largest RESP bulk string"),
     CHORUS_CFG_INT(limits, max_args, 1, 1 << 24, "most arguments in one command"),
@@ -398,6 +397,26 @@ Status read_keyspaces(const toml::table& t, std::vector<KeyspaceConfig>* out) {
   return Status::ok();
 }
 
+// storage.fsync, a key that no longer exists: every write is synced before
+// it is acknowledged, and nothing turns that off. `false` asked for weaker
+// durability than the node gives, so the operator must hear of it: an error,
+// like any key the node cannot honour. `true` asked for what happens anyway,
+// and older files (docs/config.md's example, `chorus up`) wrote it: a
+// warning, so that an upgrade does not stop a node over a no-op line.
+Status read_retired_fsync(const toml::node& n, NodeConfig* c) {
+  bool on = true;
+  CHORUS_RETURN_IF_ERROR(read_bool(n, "storage.fsync", &on));
+  if (!on) {
+    return config_error("storage.fsync",
+                        "false is not supported: chorusd always syncs the log before it "
+                        "acknowledges a write (delete the line)");
+  }
+  c->ignored_settings.push_back(
+      "storage.fsync = true has no effect and can be deleted: chorusd always syncs the log "
+      "before it acknowledges a write");
+  return Status::ok();
+}
+
 Status read_document(const toml::table& doc, NodeConfig* c) {
   static constexpr std::array<std::string_view, 10> kTop = {
       "node_id", "cluster_id", "data_dir", "listen", "peers",
@@ -429,11 +448,18 @@ Status read_document(const toml::table& doc, NodeConfig* c) {
     }
   }
   if (const toml::node* n = doc.get("storage")) {
-    const toml::table* t = as_section(*n, "storage", &st);
-    if (t == nullptr) return st;
+    const toml::table* section = as_section(*n, "storage", &st);
+    if (section == nullptr) return st;
+    // The keys other than the retired fsync, which is read here and so is
+    // never suggested for a misspelt key.
+    toml::table t = *section;
+    if (const toml::node* fsync = section->get("fsync")) {
+      CHORUS_RETURN_IF_ERROR(read_retired_fsync(*fsync, c));
+      t.erase("fsync");
+    }
     static constexpr std::array<std::string_view, 1> kExtra = {"state_machine"};
-    CHORUS_RETURN_IF_ERROR(read_scalar_section(*t, "storage", c, kExtra));
-    if (const toml::node* sm = t->get("state_machine")) {
+    CHORUS_RETURN_IF_ERROR(read_scalar_section(t, "storage", c, kExtra));
+    if (const toml::node* sm = t.get("state_machine")) {
       std::string name;
       CHORUS_RETURN_IF_ERROR(read_string(*sm, "storage.state_machine", &name));
       if (name == "memory") {
@@ -461,7 +487,9 @@ Status read_document(const toml::table& doc, NodeConfig* c) {
     if (t == nullptr) return st;
     CHORUS_RETURN_IF_ERROR(read_keyspaces(*t, &c->keyspaces));
   }
-  if (c->keyspaces.empty()) c->keyspaces.push_back({"default", ReplicationStrategy::kRaft});
+  if (c->keyspaces.empty()) {
+    c->keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
+  }
   std::sort(c->keyspaces.begin(), c->keyspaces.end(),
             [](const KeyspaceConfig& a, const KeyspaceConfig& b) { return a.name < b.name; });
   return Status::ok();
@@ -737,7 +765,7 @@ std::vector<PeerConfig> NodeConfig::other_peers() const {
 
 NodeConfig default_node_config() {
   NodeConfig c;
-  c.keyspaces.push_back({"default", ReplicationStrategy::kRaft});
+  c.keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
   return c;
 }
 
@@ -817,11 +845,12 @@ std::string render_config(const NodeConfig& c) {
 }
 
 std::vector<std::string> config_warnings(const NodeConfig& c) {
-  std::vector<std::string> w;
-  if (!c.storage.fsync) {
-    w.push_back(
-        "storage.fsync = false: writes are acknowledged before they reach the disk; a power "
-        "failure or kernel crash loses acknowledged data. Use for testing only.");
+  std::vector<std::string> w = c.ignored_settings;
+  for (const KeyspaceConfig& k : c.keyspaces) {
+    if (k.name == kDefaultKeyspace) continue;
+    w.push_back("keyspace '" + k.name +
+                "' is parsed but not yet served: every key is replicated by the default raft "
+                "group");
   }
   return w;
 }

@@ -44,7 +44,7 @@ struct Endpoint {
 // allowed). The error message has no key prefix: `"x" is not host:port`.
 Result<Endpoint> parse_endpoint(std::string_view text);
 
-// A replication strategy a keyspace may use (DESIGN.md). Only raft exists
+// A replication strategy a keyspace may use (docs/design.md). Only raft exists
 // today; later strategies are added here and to kStrategyNames in config.cc.
 enum class ReplicationStrategy {
   kRaft,
@@ -98,9 +98,10 @@ struct StorageSection {
   StateMachineKind state_machine = StateMachineKind::kMemory;
   // Range [4096, 1 GiB], as storage/wal/wal.h (kMinSegmentBytes, kMaxSegmentBytes).
   uint64_t wal_segment_bytes = uint64_t{64} << 20;
-  // false: acknowledged writes can be lost on a power failure. Testing only;
-  // config_warnings() reports it and chorusd logs it at warn level.
-  bool fsync = true;
+  // There is no fsync switch: a write is acknowledged only after the log
+  // holding it is synced (src/storage/env/env.h). The file may still say
+  // `fsync = true` (older files did) and gets a warning; `fsync = false` is
+  // an error.
   bool operator==(const StorageSection&) const = default;
 };
 
@@ -122,6 +123,12 @@ struct LogSection {
   bool operator==(const LogSection&) const = default;
 };
 
+// The keyspace that holds every key the file does not route elsewhere.
+inline constexpr std::string_view kDefaultKeyspace = "default";
+
+// A [keyspace.NAME] table. Parsed and validated, but not yet served: every key
+// is replicated by the one raft group, whatever keyspace it would belong to,
+// and config_warnings() says so for every keyspace other than "default".
 struct KeyspaceConfig {
   std::string name;  // [A-Za-z0-9_-]{1,64}
   ReplicationStrategy strategy = ReplicationStrategy::kRaft;
@@ -141,6 +148,10 @@ struct NodeConfig {
   LogSection log;
   // Sorted by name, never empty: {"default", raft} when the file has none.
   std::vector<KeyspaceConfig> keyspaces;
+  // Keys the file sets that have no effect (`storage.fsync = true`), one
+  // line each. config_warnings() reports them; render_config() drops them,
+  // so a config parsed from such a file renders to one without them.
+  std::vector<std::string> ignored_settings;
 
   // node_id and every peer id, sorted, without duplicates.
   std::vector<uint64_t> voter_ids() const;
@@ -168,11 +179,14 @@ Result<NodeConfig> load_config_file(const std::string& path);
 Status validate_config(const NodeConfig& c);
 
 // Writes `c` as a TOML file (with comments) that parse_config() reads back
-// into an equal NodeConfig. Precondition: validate_config(c) is ok.
+// into an equal NodeConfig (ignored_settings aside: they are not written).
+// Precondition: validate_config(c) is ok.
 std::string render_config(const NodeConfig& c);
 
-// Settings that are valid but dangerous (storage.fsync = false): one line
-// each, for the server to log at warn level at startup.
+// Settings that are valid but do not do what the file suggests: keys that
+// have no effect (ignored_settings) and every keyspace other than "default"
+// (parsed, not yet served). One line each, for chorusd to log at warn level
+// at startup.
 std::vector<std::string> config_warnings(const NodeConfig& c);
 
 }  // namespace chorus::server

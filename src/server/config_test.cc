@@ -14,7 +14,9 @@
 namespace chorus::server {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr std::string_view kMinimal = R"(
@@ -63,7 +65,6 @@ snapshot_trailing_entries = 500
 [storage]
 state_machine = "rocksdb"
 wal_segment_bytes = 8388608
-fsync = false
 
 [limits]
 max_clients = 100
@@ -129,7 +130,6 @@ TEST(ConfigDefaults, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.raft.snapshot_trailing_entries, 10000u);
   EXPECT_EQ(c.storage.state_machine, StateMachineKind::kMemory);
   EXPECT_EQ(c.storage.wal_segment_bytes, 64u << 20);
-  EXPECT_TRUE(c.storage.fsync);
   EXPECT_EQ(c.limits.max_clients, 10000u);
   EXPECT_EQ(c.limits.max_bulk_bytes, 512u << 20);
   EXPECT_EQ(c.limits.max_args, 1u << 20);
@@ -188,7 +188,6 @@ TEST(ConfigKeys, EveryKeyIsRead) {
   EXPECT_EQ(c.raft.snapshot_trailing_entries, 500u);
   EXPECT_EQ(c.storage.state_machine, StateMachineKind::kRocksDb);
   EXPECT_EQ(c.storage.wal_segment_bytes, 8388608u);
-  EXPECT_FALSE(c.storage.fsync);
   EXPECT_EQ(c.limits.max_clients, 100u);
   EXPECT_EQ(c.limits.max_bulk_bytes, 1048576u);
   EXPECT_EQ(c.limits.max_args, 1000u);
@@ -225,11 +224,34 @@ peer = "127.0.0.13:7101"
   EXPECT_EQ(c.other_peers().size(), 2u);
 }
 
-TEST(ConfigKeys, FsyncOffIsWarnedAbout) {
-  NodeConfig c = parse_ok(minimal_plus("[storage]\nfsync = false\n"));
+// storage.fsync is gone (every write is synced before it is acknowledged);
+// `true`, which older files carry, still loads, with a warning.
+TEST(ConfigKeys, FsyncTrueStillLoadsWithAWarningThatItDoesNothing) {
+  NodeConfig c = parse_ok(minimal_plus("[storage]\nfsync = true\n"));
   std::vector<std::string> w = config_warnings(c);
   ASSERT_EQ(w.size(), 1u);
-  EXPECT_THAT(w[0], HasSubstr("storage.fsync = false"));
+  EXPECT_THAT(w[0], HasSubstr("storage.fsync = true has no effect and can be deleted"));
+  EXPECT_THAT(render_config(c), Not(HasSubstr("fsync")));
+}
+
+TEST(ConfigKeys, EveryKeyspaceButDefaultIsWarnedAboutAsNotYetServed) {
+  NodeConfig c = parse_ok(minimal_plus(R"(
+[keyspace.default]
+strategy = "raft"
+[keyspace.orders]
+strategy = "raft"
+[keyspace.carts]
+strategy = "raft"
+)"));
+  EXPECT_THAT(config_warnings(c),
+              ElementsAre("keyspace 'carts' is parsed but not yet served: every key is "
+                          "replicated by the default raft group",
+                          "keyspace 'orders' is parsed but not yet served: every key is "
+                          "replicated by the default raft group"));
+  // Only the implicit default keyspace: nothing to say.
+  EXPECT_TRUE(config_warnings(parse_ok(kMinimal)).empty());
+  EXPECT_TRUE(
+      config_warnings(parse_ok(minimal_plus("[keyspace.default]\nstrategy = \"raft\"\n"))).empty());
 }
 
 TEST(ConfigKeys, PortZeroMeansEphemeralForClientAndAdmin) {
@@ -309,7 +331,7 @@ std::vector<ErrorCase> error_cases() {
       {"UnknownInListen", m + "[listen]\nhttp = \"127.0.0.1:80\"\n",
        "listen.http: unknown key (valid keys: peer, client, admin)"},
       {"UnknownInStorage", m + "[storage]\nfsink = true\n",
-       "storage.fsink: unknown key (did you mean fsync?)"},
+       "storage.fsink: unknown key (valid keys: wal_segment_bytes, state_machine)"},
       {"UnknownInLimits", m + "[limits]\nmaxclients = 3\n",
        "limits.maxclients: unknown key (did you mean max_clients?)"},
       {"UnknownInLog", m + "[log]\nfile = \"x\"\n", "log.file: unknown key"},
@@ -384,6 +406,9 @@ std::vector<ErrorCase> error_cases() {
       {"SegmentTooSmall", m + "[storage]\nwal_segment_bytes = 100\n",
        "storage.wal_segment_bytes: must be between 4096 and 1073741824 (got 100)"},
       {"FsyncNotBool", m + "[storage]\nfsync = 1\n", "storage.fsync: expected a boolean"},
+      {"FsyncFalseCannotBeHonoured", m + "[storage]\nfsync = false\n",
+       "storage.fsync: false is not supported: chorusd always syncs the log before it "
+       "acknowledges a write (delete the line)"},
       // Limits.
       {"MaxClientsZero", m + "[limits]\nmax_clients = 0\n",
        "limits.max_clients: must be between 1"},
@@ -513,7 +538,7 @@ TEST(ConfigRender, OutputLooksLikeTheDocumentedFile) {
   EXPECT_THAT(text, HasSubstr("[[peers]]\nid = 3\npeer = \"node3.example:7103\"\n"));
   EXPECT_THAT(text, HasSubstr("[keyspace.users]\nstrategy = \"raft\""));
   EXPECT_THAT(text, HasSubstr("state_machine = \"rocksdb\"\n"));
-  EXPECT_THAT(text, HasSubstr("fsync = false\n"));
+  EXPECT_THAT(text, Not(HasSubstr("fsync")));
 }
 
 // ---- docs/config.md ------------------------------------------------------------------

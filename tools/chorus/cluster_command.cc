@@ -31,6 +31,10 @@ struct ClusterArgs {
   bool lease_reads = false;
 };
 
+// How long `chorus up` waits, once a leader is elected, for every node to
+// report that leader in its term before it prints the table anyway.
+constexpr std::chrono::seconds kJoinWait{10};
+
 std::atomic<bool> g_interrupted{false};
 void on_signal(int) {
   g_interrupted = true;
@@ -78,6 +82,76 @@ void print_status_table(const LocalCluster& c) {
   }
 }
 
+// "n2", "n2 and n3", "n2, n3 and n4".
+std::string node_list(const std::vector<int>& nodes) {
+  std::string out;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (i > 0) out += i + 1 == nodes.size() ? " and " : ", ";
+    out += fmt::format("n{}", nodes[i]);
+  }
+  return out;
+}
+
+// Waits until every node follows the elected leader, then prints the
+// headline and the table; after kJoinWait prints them anyway, with a warning
+// naming the nodes that have not joined.
+void wait_for_followers_and_print(const LocalCluster& c, const std::string& dir) {
+  std::printf("waiting up to %llds for every node to follow the leader ...\n",
+              static_cast<long long>(kJoinWait.count()));
+  std::fflush(stdout);
+  const LeaderAgreement joined = c.wait_for_agreement(kJoinWait);
+  if (joined.agreed()) {
+    std::printf("\nChorus is up: %d nodes, leader n%llu in term %llu.\n\n", c.size(),
+                static_cast<unsigned long long>(joined.leader),
+                static_cast<unsigned long long>(joined.term));
+  } else if (joined.leader == 0) {
+    std::printf(
+        "\nwarning: after %llds no node reports itself leader any more; the table shows what "
+        "each node reports (logs: %s/n*/chorusd.log).\n\n",
+        static_cast<long long>(kJoinWait.count()), dir.c_str());
+  } else {
+    const bool one = joined.not_joined.size() == 1;
+    std::printf(
+        "\nwarning: after %llds %s %s not joined leader n%llu in term %llu; the table shows what "
+        "%s (logs: %s/n*/chorusd.log).\n\n",
+        static_cast<long long>(kJoinWait.count()), node_list(joined.not_joined).c_str(),
+        one ? "has" : "have", static_cast<unsigned long long>(joined.leader),
+        static_cast<unsigned long long>(joined.term), one ? "it reports" : "they report",
+        dir.c_str());
+  }
+  print_status_table(c);
+}
+
+// `chorus up --foreground` after the cluster is up: reaps its nodes as they
+// exit, and returns once none is left (every node stopped by `chorus down`,
+// crashed or killed) or on Ctrl-C / SIGTERM, after stopping the nodes it
+// started. Exit code 1 if a node ended other than by a clean exit.
+int stay_in_foreground(LocalCluster& c) {
+  std::printf("Press Ctrl-C to stop every node.\n");
+  std::fflush(stdout);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  int unclean = 0;
+  while (!g_interrupted) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (const ChildExit& e : c.reap_exited()) {
+      if (!e.clean()) ++unclean;
+      std::printf("node %d (pid %d) %s; log: %s/chorusd.log\n", e.node, static_cast<int>(e.pid),
+                  e.describe().c_str(), c.node_dir(e.node).c_str());
+      std::fflush(stdout);
+    }
+    if (c.child_count() == 0) {
+      std::printf("all %d nodes have exited%s; chorus up is done\n", c.size(),
+                  unclean > 0 ? fmt::format(" ({} not cleanly)", unclean).c_str() : "");
+      return unclean > 0 ? 1 : 0;
+    }
+  }
+  std::printf("\nstopping...\n");
+  c.stop_children();
+  std::printf("all nodes stopped\n");
+  return 0;
+}
+
 int cmd_up(const ClusterArgs& a) {
   if (a.nodes < 1 || a.nodes > 9) {
     std::fprintf(stderr, "chorus up: --nodes must be between 1 and 9\n");
@@ -101,7 +175,7 @@ int cmd_up(const ClusterArgs& a) {
   std::fflush(stdout);
   if (Status st = c.start_all(); !st.is_ok()) {
     std::fprintf(stderr, "chorus up: %s\n", st.to_string().c_str());
-    c.stop_all();
+    c.stop_children();
     return 1;
   }
   auto leader = c.wait_for_leader(std::chrono::seconds(15));
@@ -109,11 +183,10 @@ int cmd_up(const ClusterArgs& a) {
     std::fprintf(stderr, "chorus up: no leader elected within 15s; see %s/n*/chorusd.log\n",
                  a.dir.c_str());
     print_status_table(c);
-    c.stop_all();
+    c.stop_children();
     return 1;
   }
-  std::printf("\nChorus is up: %d nodes, leader n%d.\n\n", c.size(), *leader);
-  print_status_table(c);
+  wait_for_followers_and_print(c, a.dir);
   const auto& first = c.config(1).listen.client;
   std::printf("\nConnect with any Redis client, to any node:\n");
   std::printf("  redis-cli -h %s -p %u\n", first.host.c_str(), first.port);
@@ -124,24 +197,7 @@ int cmd_up(const ClusterArgs& a) {
     std::printf("Stop it with: chorus down --dir %s\n", a.dir.c_str());
     return 0;
   }
-  std::printf("Press Ctrl-C to stop every node.\n");
-  std::fflush(stdout);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  while (!g_interrupted) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    for (int k = 1; k <= c.size(); ++k) {
-      if (!c.running(k) && !g_interrupted) {
-        std::printf("node %d exited; see %s/chorusd.log\n", k, c.node_dir(k).c_str());
-        std::fflush(stdout);
-        std::remove((c.node_dir(k) + "/chorusd.pid").c_str());
-      }
-    }
-  }
-  std::printf("\nstopping...\n");
-  c.stop_all();
-  std::printf("all nodes stopped\n");
-  return 0;
+  return stay_in_foreground(c);
 }
 
 int cmd_down(const ClusterArgs& a) {

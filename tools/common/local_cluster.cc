@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include "base/assert.h"
 
 namespace chorus::tools {
 
@@ -71,19 +74,32 @@ Status LocalCluster::write_configs() {
   return Status::ok();
 }
 
-std::optional<pid_t> LocalCluster::pid(int k) const {
-  std::ifstream in(pid_file(k));
+namespace {
+
+std::optional<pid_t> read_pid_file(const std::string& path) {
+  std::ifstream in(path);
   long p = 0;
   if (!(in >> p) || p <= 0) return std::nullopt;
   return static_cast<pid_t>(p);
 }
 
+}  // namespace
+
+std::optional<pid_t> LocalCluster::pid(int k) const {
+  if (auto child = children_.find(k); child != children_.end()) return child->second;
+  return read_pid_file(pid_file(k));
+}
+
 bool LocalCluster::running(int k) const {
+  if (auto child = children_.find(k); child != children_.end()) {
+    // Peek without reaping (WNOWAIT): reap_exited() and stop() collect the status.
+    siginfo_t info{};
+    const id_t id = static_cast<id_t>(child->second);
+    if (waitid(P_PID, id, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+    return info.si_pid == 0;
+  }
   auto p = pid(k);
   if (!p) return false;
-  // Reap it if it is our child and has exited.
-  int wstatus = 0;
-  if (waitpid(*p, &wstatus, WNOHANG) == *p) return false;
   if (kill(*p, 0) != 0) return false;
   // The PID may have been reused: check it is still a chorusd with our config.
   std::ifstream cmd(fmt::format("/proc/{}/cmdline", *p));
@@ -99,6 +115,7 @@ bool LocalCluster::running(int k) const {
 Status LocalCluster::start(int k) {
   if (running(k))
     return Status::invalid_argument(fmt::format("node {} is already running (pid {})", k, *pid(k)));
+  if (children_.contains(k)) reap(k);  // an earlier run of node k that has exited
   if (access(opts_.chorusd.c_str(), X_OK) != 0) {
     return Status::not_found(fmt::format("chorusd not found at {}", opts_.chorusd));
   }
@@ -119,6 +136,7 @@ Status LocalCluster::start(int k) {
     execl(opts_.chorusd.c_str(), "chorusd", "--config", conf.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  children_[k] = child;
   std::ofstream(pid_file(k), std::ios::trunc) << child << "\n";
   return Status::ok();
 }
@@ -137,8 +155,12 @@ Status LocalCluster::signal(int k, int sig) {
 
 Status LocalCluster::stop(int k, std::chrono::milliseconds grace) {
   if (!running(k)) {
-    std::error_code ec;
-    fs::remove(pid_file(k), ec);
+    if (children_.contains(k)) {
+      reap(k);
+    } else {
+      std::error_code ec;
+      fs::remove(pid_file(k), ec);
+    }
     return Status::ok();
   }
   const pid_t p = *pid(k);
@@ -152,14 +174,60 @@ Status LocalCluster::stop(int k, std::chrono::milliseconds grace) {
     kill(p, SIGKILL);
     while (running(k)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  waitpid(p, nullptr, WNOHANG);
-  std::error_code ec;
-  fs::remove(pid_file(k), ec);
+  if (children_.contains(k)) {
+    reap(k);
+  } else {
+    std::error_code ec;
+    fs::remove(pid_file(k), ec);
+  }
   return Status::ok();
 }
 
 void LocalCluster::stop_all() {
   for (int k = 1; k <= opts_.nodes; ++k) stop(k).ignore();
+}
+
+void LocalCluster::stop_children() {
+  std::vector<int> nodes;
+  for (const auto& [k, p] : children_) nodes.push_back(k);
+  for (int k : nodes) stop(k).ignore();
+  CHORUS_ASSERT(children_.empty());
+}
+
+ChildExit LocalCluster::reap(int k) {
+  const auto it = children_.find(k);
+  CHORUS_ASSERT(it != children_.end());
+  ChildExit e{k, it->second, 0};
+  while (waitpid(e.pid, &e.wait_status, 0) < 0 && errno == EINTR) {
+  }
+  children_.erase(it);
+  if (read_pid_file(pid_file(k)) == e.pid) {
+    std::error_code ec;
+    fs::remove(pid_file(k), ec);
+  }
+  return e;
+}
+
+std::vector<ChildExit> LocalCluster::reap_exited() {
+  std::vector<int> exited;
+  for (const auto& [k, p] : children_) {
+    if (!running(k)) exited.push_back(k);
+  }
+  std::vector<ChildExit> out;
+  for (int k : exited) out.push_back(reap(k));
+  return out;
+}
+
+bool ChildExit::clean() const {
+  return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+}
+
+std::string ChildExit::describe() const {
+  if (WIFSIGNALED(wait_status)) {
+    const int sig = WTERMSIG(wait_status);
+    return fmt::format("killed by signal {} ({})", sig, strsignal(sig));
+  }
+  return fmt::format("exited with status {}", WEXITSTATUS(wait_status));
 }
 
 Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout) const {
@@ -188,6 +256,39 @@ Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout
   s.healthy = j.value("healthy", false);
   s.error = j.value("error", std::string());
   return s;
+}
+
+LeaderAgreement leader_agreement(const std::vector<std::optional<NodeStatus>>& statuses) {
+  LeaderAgreement a;
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    const auto& s = statuses[i];
+    if (!s || s->role != "leader") continue;
+    if (a.leader == 0 || s->term > a.term) {
+      a.leader = i + 1;
+      a.term = s->term;
+    }
+  }
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    const auto& s = statuses[i];
+    if (a.leader == 0 || !s || s->term != a.term || s->leader != a.leader) {
+      a.not_joined.push_back(static_cast<int>(i + 1));
+    }
+  }
+  return a;
+}
+
+LeaderAgreement LocalCluster::wait_for_agreement(std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::vector<std::optional<NodeStatus>> all;
+    for (int k = 1; k <= opts_.nodes; ++k) {
+      auto s = status(k, std::chrono::milliseconds(200));
+      all.push_back(s.is_ok() ? std::optional<NodeStatus>(*s) : std::nullopt);
+    }
+    LeaderAgreement a = leader_agreement(all);
+    if (a.agreed() || std::chrono::steady_clock::now() >= deadline) return a;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 std::optional<int> LocalCluster::wait_for_leader(std::chrono::milliseconds timeout) const {
