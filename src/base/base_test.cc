@@ -156,6 +156,7 @@ static_assert(!std::is_convertible_v<Term, LogIndex>);
 static_assert(!std::is_convertible_v<LogIndex, Term>);
 static_assert(!std::is_convertible_v<uint64_t, Term>);
 static_assert(!std::is_convertible_v<NodeId, uint64_t>);
+static_assert(!std::is_convertible_v<GroupId, NodeId>);
 
 // ---- Endpoint ---------------------------------------------------------------
 
