@@ -1,8 +1,10 @@
 // libFuzzer target for the peer frame decoder and everything behind it on the
 // receive path: FrameDecoder (src/net/transport/frame.h), the protobuf parse
-// of each payload and the Raft codec's validation (raft_codec.h). Whatever the
-// bytes and however they are split across reads, nothing may crash, hang,
-// allocate beyond the frame limit, or break the decoder's promises.
+// of each payload, the transport's envelope checks (envelope.h), snapshot
+// reassembly (snapshot_stream.h) and the Raft codec's validation
+// (src/net/codec/raft_codec.h). Whatever the bytes and however they are split
+// across reads, nothing may crash, hang, allocate beyond the frame and
+// snapshot limits, or break the decoder's promises.
 //
 // Input layout (so seeds can be written by hand and mutations stay meaningful):
 //
@@ -20,7 +22,8 @@
 //
 // Checked: a decoded payload never exceeds the limit; an error is final; in
 // framed mode without a flipped byte, the payloads come out exactly as put in;
-// a Raft message that decodes re-encodes, decodes again and re-encodes to the
+// a reassembled snapshot stays within its limit; a Raft message that decodes
+// (with its snapshot, if any) re-encodes, decodes again and re-encodes to the
 // same bytes.
 //
 // Seeds: fuzz/seeds/frame_fuzz/. Built with -DCHORUS_FRAME_FUZZ_SEEDS_MAIN,
@@ -38,15 +41,22 @@
 
 #include "base/prng.h"
 #include "chorus/wire.pb.h"
+#include "net/codec/raft_codec.h"
+#include "net/transport/envelope.h"
 #include "net/transport/frame.h"
-#include "net/transport/raft_codec.h"
+#include "net/transport/snapshot_stream.h"
 
 namespace {
 
 using chorus::net::FrameDecoder;
+using chorus::net::IncomingMessage;
+using chorus::net::SnapshotReassembler;
 
 constexpr size_t kPrefixBytes = 13;
 constexpr uint32_t kMaxFrameCap = 4u << 20;
+// The reassembly limit of the harness: small, so the malloc limit catches
+// a buffer sized by an unchecked announced total.
+constexpr uint64_t kMaxSnapshotBytes = 1u << 20;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "frame_fuzz: %s\n", what);
@@ -64,34 +74,53 @@ uint64_t load_u64(const uint8_t* p) {
   return v;
 }
 
-// The receive path after the frame layer, as the transport runs it.
-void check_payload(std::string_view payload) {
+// What was accepted must survive a round trip unchanged.
+void check_raft(const IncomingMessage& in) {
+  auto m = chorus::net::decode_raft_message(in);
+  if (!m.is_ok()) return;
+  const chorus::GroupId group(in.message.group_id());
+  const chorus::net::OutgoingMessage again = chorus::net::encode_raft_message(*m, group);
+  const IncomingMessage again_in{in.from, again.message,
+                                 again.snapshot ? again.snapshot->data : nullptr};
+  auto back = chorus::net::decode_raft_message(again_in);
+  if (!back.is_ok()) fail("a decoded message does not decode after re-encoding");
+  const chorus::net::OutgoingMessage third = chorus::net::encode_raft_message(*back, group);
+  if (again.message.SerializeAsString() != third.message.SerializeAsString()) {
+    fail("round trip changed it");
+  }
+}
+
+// The receive path after the frame layer, as the transport runs it on the
+// connection from the message's sender to its receiver.
+void check_payload(std::string_view payload, SnapshotReassembler* snapshots) {
   chorus::wirepb::Handshake hs;
   (void)hs.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
   chorus::wirepb::HandshakeReply reply;
   (void)reply.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
   chorus::wirepb::PeerMessage pm;
   if (!pm.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return;
-  if (pm.has_snapshot_chunk()) {
-    chorus::net::validate_snapshot_chunk(pm).ignore();
+  const chorus::NodeId from(pm.from());
+  if (!chorus::net::check_envelope(pm, from, chorus::NodeId(pm.to())).is_ok()) return;
+  if (!pm.has_snapshot_chunk()) {
+    check_raft(IncomingMessage{from, std::move(pm), nullptr});
     return;
   }
-  auto m = chorus::net::decode_peer_message(pm);
-  if (!m.is_ok()) return;
-  // What was accepted must survive a round trip unchanged.
-  chorus::wirepb::PeerMessage again;
-  chorus::net::encode_peer_message(*m, &again, pm.group_id());
-  auto back = chorus::net::decode_peer_message(again);
-  if (!back.is_ok()) fail("a decoded message does not decode after re-encoding");
-  chorus::wirepb::PeerMessage third;
-  chorus::net::encode_peer_message(*back, &third, pm.group_id());
-  if (again.SerializeAsString() != third.SerializeAsString()) fail("round trip changed it");
+  auto out = snapshots->add(std::move(pm));
+  if (!out.is_ok()) {
+    snapshots->abandon();  // the transport closes the connection
+    return;
+  }
+  if (!out->complete) return;
+  if (out->complete->snapshot_data->size() > kMaxSnapshotBytes) fail("snapshot over its limit");
+  if (!chorus::net::is_engine_body(out->complete->message.body_case())) fail("bad header");
+  check_raft(*out->complete);
 }
 
 // Feeds `stream` in pseudo-random pieces; returns the payloads decoded.
 std::vector<std::string> feed_in_pieces(std::string_view stream, uint32_t max_frame,
                                         uint64_t split_seed, bool* failed) {
   FrameDecoder d(max_frame);
+  SnapshotReassembler snapshots(kMaxSnapshotBytes);
   chorus::Prng rng(split_seed);
   std::vector<std::string> out;
   *failed = false;
@@ -118,7 +147,7 @@ std::vector<std::string> feed_in_pieces(std::string_view stream, uint32_t max_fr
       }
       if (!r->has_value()) break;
       if ((*r)->size() > max_frame) fail("payload larger than the limit");
-      check_payload(**r);
+      check_payload(**r, &snapshots);
       out.emplace_back(**r);
     }
   }
@@ -220,25 +249,22 @@ std::vector<std::pair<std::string, std::string>> payloads() {
   };
   std::vector<std::pair<std::string, std::string>> out;
   for (size_t i = 0; i < msgs.size(); ++i) {
-    wirepb::PeerMessage pm;
-    net::encode_peer_message(msgs[i], &pm);
-    out.emplace_back(names[i], pm.SerializeAsString());
+    net::OutgoingMessage m = net::encode_raft_message(msgs[i], GroupId(0));
+    if (!m.snapshot) {
+      out.emplace_back(names[i], m.message.SerializeAsString());
+      continue;
+    }
+    // A snapshot travels as chunks: three of 3 bytes for the 8-byte snapshot.
+    net::OutgoingTransfer t(1, std::move(m.message), *m.snapshot, nullptr, 3);
+    for (int k = 0; !t.done(); ++k) {
+      out.emplace_back(std::string(names[i]) + "-chunk" + std::to_string(k),
+                       t.next_chunk().value().SerializeAsString());
+    }
   }
-  wirepb::PeerMessage chunk;
-  chunk.set_from(1);
-  chunk.set_to(2);
-  chunk.set_term(3);
-  chunk.mutable_snapshot_chunk()->set_transfer_id(1);
-  chunk.mutable_snapshot_chunk()->mutable_meta()->set_index(6);
-  chunk.mutable_snapshot_chunk()->mutable_meta()->set_term(3);
-  chunk.mutable_snapshot_chunk()->set_data("snap");
-  chunk.mutable_snapshot_chunk()->set_last(true);
-  chunk.mutable_snapshot_chunk()->set_total_bytes(4);
-  out.emplace_back("SnapshotChunk", chunk.SerializeAsString());
   wirepb::Handshake hs;
   hs.set_magic(0x57524843);
-  hs.set_protocol_version(1);
-  hs.set_min_protocol_version(1);
+  hs.set_protocol_version(2);
+  hs.set_min_protocol_version(2);
   hs.set_cluster_id("chorus-local");
   hs.set_node_id(1);
   hs.set_peer_node_id(2);

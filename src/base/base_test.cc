@@ -1,4 +1,4 @@
-// Tests for the base layer: Status/Result, strong ids, the seeded Prng.
+// Tests for the base layer: Status/Result, strong ids, Endpoint, the seeded Prng.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/endpoint.h"
 #include "base/ids.h"
 #include "base/prng.h"
 #include "base/status.h"
@@ -155,6 +156,37 @@ static_assert(!std::is_convertible_v<Term, LogIndex>);
 static_assert(!std::is_convertible_v<LogIndex, Term>);
 static_assert(!std::is_convertible_v<uint64_t, Term>);
 static_assert(!std::is_convertible_v<NodeId, uint64_t>);
+static_assert(!std::is_convertible_v<GroupId, NodeId>);
+
+// ---- Endpoint ---------------------------------------------------------------
+
+TEST(Endpoint, ParsesIpv4NamesAndBracketedIpv6) {
+  EXPECT_EQ(Endpoint::parse("127.0.0.11:7101").value(), (Endpoint{"127.0.0.11", 7101}));
+  EXPECT_EQ(Endpoint::parse("localhost:1").value(), (Endpoint{"localhost", 1}));
+  EXPECT_EQ(Endpoint::parse("[::1]:65535").value(), (Endpoint{"::1", 65535}));
+  EXPECT_EQ(Endpoint::parse("host:0").value(), (Endpoint{"host", 0}));  // callers decide on 0
+}
+
+TEST(Endpoint, PrintsWhatParseReads) {
+  EXPECT_EQ((Endpoint{"::1", 7001}).to_string(), "[::1]:7001");
+  EXPECT_EQ((Endpoint{"127.0.0.1", 7001}).to_string(), "127.0.0.1:7001");
+  for (const Endpoint& e : {Endpoint{"::1", 7001}, Endpoint{"node-1.example", 80}}) {
+    EXPECT_EQ(Endpoint::parse(e.to_string()).value(), e);
+  }
+}
+
+TEST(Endpoint, RejectsWhatIsNotHostPortAndQuotesIt) {
+  for (std::string_view bad :
+       {"127.0.0.12", "127.0.0.12:", ":7001", "host:70000", "host:12345678", "host:-1", "host:7a",
+        "::1:7001", "[::1]7001", "[::1:7001", "a b:1", "", "[]:1"}) {
+    Result<Endpoint> r = Endpoint::parse(bad);
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("is not host:port"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(Endpoint::parse("a\n\"b:1").status().message(),
+            "\"a\\x0a\\\"b:1\" is not host:port (bad host)");
+}
 
 // ---- Prng -------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ using LogIndex = Tagged<struct LogIndexTag>;
 using NodeId = Tagged<struct NodeIdTag>;
 
 inline constexpr NodeId kNoNode{0};
+// A replication group: one keyspace's engine instance and its members. Peer
+// messages carry it so that many groups share one connection per node pair.
+using GroupId = Tagged<struct GroupIdTag>;
 
 constexpr LogIndex operator+(LogIndex i, uint64_t n) {
   return LogIndex(i.value() + n);

@@ -1,6 +1,7 @@
 #include "bench/driver.h"
 
-#include <charconv>
+#include <algorithm>
+#include <utility>
 
 #include "base/assert.h"
 
@@ -12,18 +13,14 @@ Result<std::vector<Endpoint>> parse_endpoints(std::string_view list) {
   while (start <= list.size()) {
     const size_t comma = std::min(list.find(',', start), list.size());
     const std::string_view item = list.substr(start, comma - start);
-    const size_t colon = item.rfind(':');
-    if (colon == std::string_view::npos || colon == 0 || colon + 1 == item.size()) {
-      return Status::invalid_argument("endpoint '" + std::string(item) + "': expected host:port");
-    }
-    unsigned port = 0;
-    const std::string_view digits = item.substr(colon + 1);
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+    Result<Endpoint> ep = Endpoint::parse(item);
+    if (!ep.is_ok()) return Status::invalid_argument("endpoint " + ep.status().message());
+    // Port 0 means "any free port" when listening; a client cannot connect to it.
+    if (ep->port == 0) {
       return Status::invalid_argument("endpoint '" + std::string(item) +
                                       "': port must be 1..65535");
     }
-    out.push_back(Endpoint{std::string(item.substr(0, colon)), static_cast<uint16_t>(port)});
+    out.push_back(std::move(ep).value());
     start = comma + 1;
   }
   return out;

@@ -43,18 +43,14 @@
 #include <utility>
 #include <vector>
 
+#include "base/endpoint.h"
 #include "base/status.h"
 
 namespace chorus::bench {
 
-struct Endpoint {
-  std::string host;
-  uint16_t port = 0;
-  std::string to_string() const { return host + ":" + std::to_string(port); }
-};
-
-// Parses "host:port[,host:port...]" (hosts: names or IPv4; at least one
-// entry; ports 1..65535). InvalidArgument naming the bad entry otherwise.
+// Parses "host:port[,host:port...]" (each as Endpoint::parse reads it: names,
+// IPv4 or bracketed IPv6; at least one entry; ports 1..65535).
+// InvalidArgument naming the bad entry otherwise.
 Result<std::vector<Endpoint>> parse_endpoints(std::string_view list);
 
 // Which endpoint each client connects to, for drivers that open one

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -279,7 +277,7 @@ Status read_string(const toml::node& n, const std::string& key, std::string* out
 Status read_endpoint(const toml::node& n, const std::string& key, Endpoint* out) {
   const auto* v = n.as_string();
   if (v == nullptr) return type_error(key, "a string \"host:port\"", n);
-  Result<Endpoint> ep = parse_endpoint(v->get());
+  Result<Endpoint> ep = Endpoint::parse(v->get());
   if (!ep.is_ok()) return config_error(key, ep.status().message());
   *out = std::move(ep).value();
   return Status::ok();
@@ -531,11 +529,6 @@ bool is_name(std::string_view s) {
   return !s.empty() && s.size() <= kMaxNameBytes && is_bare_key(s);
 }
 
-bool is_host_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         ch == '-' || ch == '.' || ch == '_';
-}
-
 Status validate_listen(const NodeConfig& c) {
   if (c.listen.peer.port == 0) {
     return config_error("listen.peer", "port must be >= 1 (peers connect to it; got 0)");
@@ -676,50 +669,6 @@ void render_section(std::string_view section, const NodeConfig& c, std::string* 
 }  // namespace
 
 // ---- Public -----------------------------------------------------------------------
-
-std::string Endpoint::to_string() const {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return h + ":" + std::to_string(port);
-}
-
-Result<Endpoint> parse_endpoint(std::string_view text) {
-  auto bad = [&](std::string_view why) {
-    std::string m = quote(text) + " is not host:port";
-    if (!why.empty()) m += " (" + std::string(why) + ")";
-    return Status::invalid_argument(std::move(m));
-  };
-  Endpoint ep;
-  std::string_view rest;
-  if (!text.empty() && text.front() == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos) return bad("missing ']'");
-    ep.host = std::string(text.substr(1, close - 1));
-    bool ok = !ep.host.empty() && std::all_of(ep.host.begin(), ep.host.end(), [](char ch) {
-      return std::isxdigit(static_cast<unsigned char>(ch)) || ch == ':' || ch == '.';
-    });
-    if (!ok) return bad("bad IPv6 address");
-    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("");
-    rest = text.substr(close + 2);
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return bad("");
-    ep.host = std::string(text.substr(0, colon));
-    if (ep.host.find(':') != std::string::npos) return bad("write IPv6 addresses as [addr]:port");
-    if (ep.host.empty() || !std::all_of(ep.host.begin(), ep.host.end(), is_host_char)) {
-      return bad("bad host");
-    }
-    rest = text.substr(colon + 1);
-  }
-  if (rest.empty() || rest.size() > 5 ||
-      !std::all_of(rest.begin(), rest.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    return bad("bad port");
-  }
-  uint32_t port = 0;
-  std::from_chars(rest.data(), rest.data() + rest.size(), port);
-  if (port > 65535) return bad("port above 65535");
-  ep.port = static_cast<uint16_t>(port);
-  return ep;
-}
 
 std::string_view strategy_name(ReplicationStrategy s) {
   for (const StrategyName& n : kStrategyNames) {

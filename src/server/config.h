@@ -25,24 +25,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/endpoint.h"
 #include "base/status.h"
 
 namespace chorus::server {
-
-// "host:port". The host is an IPv4 address, a DNS name, or a bracketed IPv6
-// address ("[::1]:7001"; `host` then holds "::1", without brackets).
-struct Endpoint {
-  std::string host;
-  uint16_t port = 0;
-
-  // "127.0.0.11:7101", "[::1]:7001".
-  std::string to_string() const;
-  bool operator==(const Endpoint&) const = default;
-};
-
-// Parses "host:port". Port 0 is accepted here (callers decide whether it is
-// allowed). The error message has no key prefix: `"x" is not host:port`.
-Result<Endpoint> parse_endpoint(std::string_view text);
 
 // A replication strategy a keyspace may use (docs/design.md). Only raft exists
 // today; later strategies are added here and to kStrategyNames in config.cc.

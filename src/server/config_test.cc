@@ -276,28 +276,6 @@ TEST(ConfigKeys, LoadFileReadsFromDisk) {
   std::remove(path.c_str());
 }
 
-// ---- Endpoints -----------------------------------------------------------------
-
-TEST(ConfigEndpoint, ParsesIpv4NamesAndBracketedIpv6) {
-  EXPECT_EQ(parse_endpoint("127.0.0.11:7101").value(), (Endpoint{"127.0.0.11", 7101}));
-  EXPECT_EQ(parse_endpoint("localhost:1").value(), (Endpoint{"localhost", 1}));
-  EXPECT_EQ(parse_endpoint("[::1]:65535").value(), (Endpoint{"::1", 65535}));
-  EXPECT_EQ((Endpoint{"::1", 7001}).to_string(), "[::1]:7001");
-  EXPECT_EQ((Endpoint{"127.0.0.1", 7001}).to_string(), "127.0.0.1:7001");
-}
-
-TEST(ConfigEndpoint, RejectsWhatIsNotHostPort) {
-  for (std::string_view bad :
-       {"127.0.0.12", "127.0.0.12:", ":7001", "host:70000", "host:12345678", "host:-1", "host:7a",
-        "::1:7001", "[::1]7001", "[::1:7001", "a b:1", "", "[]:1"}) {
-    Result<Endpoint> r = parse_endpoint(bad);
-    EXPECT_FALSE(r.is_ok()) << bad;
-    if (!r.is_ok()) {
-      EXPECT_THAT(r.status().message(), HasSubstr("is not host:port")) << bad;
-    }
-  }
-}
-
 // ---- Validation errors: each names its key ----------------------------------------
 
 struct ErrorCase {

@@ -181,7 +181,7 @@ TEST_F(ClusterTest, PausedLeaderLosesLeadershipAndNeverAcknowledgesAnUncommitted
 }
 
 // Sends raw bytes to host:port and returns what comes back before the peer closes (bounded).
-std::string raw_exchange(const server::Endpoint& ep, const std::string& bytes) {
+std::string raw_exchange(const Endpoint& ep, const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;

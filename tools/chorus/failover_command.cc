@@ -33,7 +33,7 @@ struct FailoverArgs {
   bool json = false;
 };
 
-bool write_once(const server::Endpoint& ep, const std::string& key) {
+bool write_once(const Endpoint& ep, const std::string& key) {
   timeval tv{3, 0};
   redisContext* c = redisConnectWithTimeout(ep.host.c_str(), ep.port, timeval{0, 200000});
   if (c == nullptr || c->err) {

@@ -50,7 +50,7 @@ class Firewall {
   // One direction of peer traffic to drop: from node `from` to node `to`
   // (their listen.peer endpoints).
   struct Link {
-    server::Endpoint from, to;
+    Endpoint from, to;
   };
   // Adds the drop rules for every link, atomically (one iptables-restore).
   Status drop(const std::vector<Link>& links);

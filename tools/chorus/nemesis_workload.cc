@@ -93,7 +93,7 @@ void record_reply(check::Operation& op, const Reply& r) {
   }
 }
 
-Connection::Connection(const server::Endpoint& ep, std::chrono::milliseconds connect_timeout,
+Connection::Connection(const Endpoint& ep, std::chrono::milliseconds connect_timeout,
                        std::chrono::milliseconds op_timeout) {
   redisContext* c = redisConnectWithTimeout(ep.host.c_str(), ep.port, to_timeval(connect_timeout));
   if (c == nullptr) return;

@@ -61,7 +61,7 @@ bool definitely_not_applied(std::string_view error);
 class Connection {
  public:
   Connection() = default;
-  Connection(const server::Endpoint& ep, std::chrono::milliseconds connect_timeout,
+  Connection(const Endpoint& ep, std::chrono::milliseconds connect_timeout,
              std::chrono::milliseconds op_timeout);
   bool ok() const { return ctx_ != nullptr; }
   // Reply::Type::kNone on a timeout or connection error; the connection is
@@ -101,7 +101,7 @@ struct WorkloadOptions {
   // Sent on every new connection before the workload (e.g. CHORUS.CONSISTENCY
   // lease); each must answer +OK.
   std::vector<std::vector<std::string>> session_setup;
-  std::vector<server::Endpoint> nodes;  // client endpoints, node 1 first
+  std::vector<Endpoint> nodes;  // client endpoints, node 1 first
   std::chrono::steady_clock::time_point t0;
 };
 

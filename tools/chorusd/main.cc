@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "net/codec/raft_codec.h"
 #include "net/transport/transport.h"
 #include "server/admin_http.h"
 #include "server/client_server.h"
@@ -26,6 +27,9 @@
 
 namespace chorus {
 namespace {
+
+// The one replication group this node runs (Raft), on the peer wire.
+constexpr GroupId kRaftGroup{0};
 
 raft::Config raft_config(const server::NodeConfig& c) {
   raft::Config r;
@@ -113,9 +117,8 @@ int run(const server::NodeConfig& cfg) {
   net::TransportConfig tc;
   tc.self = NodeId(cfg.node_id);
   tc.cluster_id = cfg.cluster_id;
-  tc.listen = net::Endpoint{cfg.listen.peer.host, cfg.listen.peer.port};
-  for (const auto& p : cfg.other_peers())
-    tc.peers[NodeId(p.id)] = net::Endpoint{p.peer.host, p.peer.port};
+  tc.listen = cfg.listen.peer;
+  for (const auto& p : cfg.other_peers()) tc.peers[NodeId(p.id)] = p.peer;
   if (Status st = tc.validate(); !st.is_ok()) {
     std::fprintf(stderr, "config error: %s\n", st.message().c_str());
     return 2;
@@ -132,12 +135,20 @@ int run(const server::NodeConfig& cfg) {
   std::random_device rd;
   server::RaftNode node(
       io, no, Prng((uint64_t{rd()} << 32) ^ rd()), std::move(store).value(), std::move(recovered),
-      std::move(sm).value(), [&](raft::Message msg) { transport.send(std::move(msg)); }, &hooks);
+      std::move(sm).value(),
+      [&](raft::Message msg) { transport.send(net::encode_raft_message(msg, kRaftGroup)); },
+      &hooks);
   if (Status st = node.init(); !st.is_ok()) {
     spdlog::critical("cannot start: {}", st.to_string());
     return 1;
   }
-  transport.set_receiver([&](raft::Message msg) { node.receive(std::move(msg)); });
+  transport.set_receiver([&](net::IncomingMessage in) -> Status {
+    if (in.message.group_id() != kRaftGroup.value()) return Status::ok();  // not hosted here
+    // A message the codec refuses: the error closes the connection.
+    CHORUS_ASSIGN_OR_RETURN(raft::Message msg, net::decode_raft_message(in));
+    node.receive(std::move(msg));
+    return Status::ok();
+  });
   if (Status st = transport.start(); !st.is_ok()) {
     spdlog::critical("{}", st.to_string());
     return 1;

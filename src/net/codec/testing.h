@@ -1,5 +1,6 @@
-// Test helpers shared by the codec and transport tests: one Raft message of
-// every kind, and a field-by-field comparison.
+// Test helpers shared by the Raft codec and transport tests: one Raft
+// message of every kind, a field-by-field comparison, and what a receiver
+// gets for a sent message.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "core/raft/messages.h"
+#include "net/transport/peer_message.h"
 
 namespace chorus::net::testing_messages {
 
@@ -43,6 +45,16 @@ inline std::vector<raft::Message> every_kind(NodeId from = NodeId(1), NodeId to 
       {from, to, t, raft::ReadIndexRequest{0xdeadbeefcafeull}},
       {from, to, t, raft::ReadIndexResponse{0xdeadbeefcafeull, LogIndex(12)}},
   };
+}
+
+// What the receiving transport delivers for `out` (when nothing is lost):
+// the message through its bytes, as on the wire, and the snapshot's bytes.
+inline IncomingMessage as_received(const OutgoingMessage& out) {
+  IncomingMessage in;
+  in.from = NodeId(out.message.from());
+  EXPECT_TRUE(in.message.ParseFromString(out.message.SerializeAsString()));
+  if (out.snapshot) in.snapshot_data = out.snapshot->data;
+  return in;
 }
 
 // Field-by-field equality: the one-line description plus the fields it omits.
