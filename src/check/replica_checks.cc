@@ -58,9 +58,9 @@ std::vector<std::string> check_acknowledged_present(const std::vector<LogView>& 
       const bool same = offset < log.entries.size() && log.entries[offset].index == index &&
                         log.entries[offset].hash == hash;
       if (!same) {
-        out.push_back(fmt::format(
-            "acknowledged write at index {} is missing from n{}'s log after recovery", index,
-            log.node));
+        out.push_back(
+            fmt::format("acknowledged write at index {} is missing from n{}'s log after recovery",
+                        index, log.node));
         break;
       }
     }
@@ -77,9 +77,9 @@ std::vector<std::string> check_committed_match_applied(const std::vector<LogView
       if (e.index > log.commit) break;
       auto a = applied.at(e.index);
       if (a && a->term != e.term) {
-        out.push_back(fmt::format(
-            "n{} holds committed index {} with term {}, applied elsewhere with term {}", log.node,
-            e.index, e.term, a->term));
+        out.push_back(
+            fmt::format("n{} holds committed index {} with term {}, applied elsewhere with term {}",
+                        log.node, e.index, e.term, a->term));
         break;
       }
     }

@@ -153,7 +153,7 @@ struct HostStatus {
 };
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 class ReplicaHost {
  public:
   using Msg = typename E::Message;

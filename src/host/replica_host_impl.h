@@ -10,8 +10,8 @@ namespace chorus::host {
 // Recovery and lifetime
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
-Status ReplicaHost<E, X>::init(const EngineFactory& make_engine) {
+requires Effects<X, typename E::Message> Status
+ReplicaHost<E, X>::init(const EngineFactory& make_engine) {
   CHORUS_ASSERT_MSG(core_ == nullptr, "init() runs once");
   storage::Recovered rec = store_->take_recovered();
   for (const auto& note : rec.notes) error("recovery: " + note);
@@ -68,7 +68,7 @@ Status ReplicaHost<E, X>::init(const EngineFactory& make_engine) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::start() {
   CHORUS_ASSERT_MSG(core_ != nullptr, "ReplicaHost::init() must succeed before start()");
   started_ = true;
@@ -78,7 +78,7 @@ void ReplicaHost<E, X>::start() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -91,12 +91,13 @@ void ReplicaHost<E, X>::stop() {
                                                             "may or may not have been applied")
                                     : Status::unavailable("server shutting down"));
   }
-  while (!reads_.empty()) complete_read(reads_.begin()->first, Status::unavailable("shutting down"));
+  while (!reads_.empty())
+    complete_read(reads_.begin()->first, Status::unavailable("shutting down"));
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
-int64_t ReplicaHost<E, X>::time_base_ms() const {
+requires Effects<X, typename E::Message> int64_t ReplicaHost<E, X>::time_base_ms()
+const {
   const int64_t replicated = sm_->now_ms();
   if (core_ && core_->soft_state().role == core::Role::kLeader)
     return std::max(replicated, x_.wall_ms());
@@ -104,8 +105,8 @@ int64_t ReplicaHost<E, X>::time_base_ms() const {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
-HostStatus ReplicaHost<E, X>::status() const {
+requires Effects<X, typename E::Message> HostStatus ReplicaHost<E, X>::status()
+const {
   HostStatus s;
   s.engine = core_->status();
   s.applied_index = sm_->applied_index();
@@ -126,7 +127,7 @@ HostStatus ReplicaHost<E, X>::status() const {
 // input, so the engine never decides anything (a lease read, a vote) on a
 // tick count that lags real time by more than one tick.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::sync_clock() {
   if (!started_ || stopped_ || !healthy()) return;
   const Instant now = x_.now();
@@ -143,7 +144,7 @@ void ReplicaHost<E, X>::sync_clock() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::arm_tick() {
   // Wake at the next tick boundary of the monotonic clock (not "one period
   // after this turn's work"): a slow turn does not stretch the period.
@@ -153,7 +154,7 @@ void ReplicaHost<E, X>::arm_tick() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::on_tick() {
   if (stopped_) return;
   if (healthy()) {
@@ -168,7 +169,7 @@ void ReplicaHost<E, X>::on_tick() {
 // The leader publishes its calendar clock now and then, so expiry advances on
 // every replica at the same log position even when nobody writes.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::maybe_publish_clock() {
   if (!opts_.publish_leader_clock || core_->soft_state().role != core::Role::kLeader) return;
   const int64_t now = x_.wall_ms();
@@ -181,7 +182,7 @@ void ReplicaHost<E, X>::maybe_publish_clock() {
 // Inputs
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::receive(Msg m) {
   if (stopped_ || !healthy() || m.to != core_->id()) return;
   sync_clock();
@@ -190,7 +191,7 @@ void ReplicaHost<E, X>::receive(Msg m) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
   if (!healthy() || stopped_) {
     Status st = stopped_ ? Status::unavailable("server shutting down") : failure_;
@@ -227,7 +228,7 @@ void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::read(Consistency c, ReadDone done) {
   if (!healthy() || stopped_) {
     Status st = stopped_ ? Status::unavailable("server shutting down") : failure_;
@@ -255,7 +256,7 @@ void ReplicaHost<E, X>::read(Consistency c, ReadDone done) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 bool ReplicaHost<E, X>::read_ready_now(Consistency c) {
   if (stopped_ || !healthy()) return false;
   if (c == Consistency::kFollower) return true;
@@ -266,7 +267,7 @@ bool ReplicaHost<E, X>::read_ready_now(Consistency c) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
   const auto res = core_->propose(w.data);
   const Instant now = x_.now();
@@ -295,10 +296,10 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::try_read(uint64_t ctx, PendingRead& r) {
-  const auto mode = r.consistency == Consistency::kLease ? core::ReadMode::kLease
-                                                         : core::ReadMode::kLinearizable;
+  const auto mode =
+      r.consistency == Consistency::kLease ? core::ReadMode::kLease : core::ReadMode::kLinearizable;
   const auto res = core_->read_index(ctx, mode);
   const Instant now = x_.now();
   if (res.status == core::ProposeStatus::kAccepted ||
@@ -312,7 +313,7 @@ void ReplicaHost<E, X>::try_read(uint64_t ctx, PendingRead& r) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::retry_and_expire() {
   const Instant now = x_.now();
   for (auto it = writes_.begin(); it != writes_.end();) {
@@ -321,10 +322,10 @@ void ReplicaHost<E, X>::retry_and_expire() {
     ++it;
     if (!w.done) continue;
     if (now >= w.deadline) {
-      complete_write(client, w.proposed ? Status::indeterminate(
-                                              "request timed out; the write may or may not "
-                                              "have been applied")
-                                        : Status::unavailable("no leader within the timeout"));
+      complete_write(
+          client, w.proposed ? Status::indeterminate("request timed out; the write may or may not "
+                                                     "have been applied")
+                             : Status::unavailable("no leader within the timeout"));
     } else if (now >= w.next_try) {
       try_propose(client, w);
     }
@@ -346,7 +347,7 @@ void ReplicaHost<E, X>::retry_and_expire() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::complete_write(uint64_t client, Result<kvpb::Result> r) {
   auto it = writes_.find(client);
   if (it == writes_.end()) return;
@@ -356,7 +357,7 @@ void ReplicaHost<E, X>::complete_write(uint64_t client, Result<kvpb::Result> r) 
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::complete_read(uint64_t ctx, Result<LogIndex> r) {
   auto it = reads_.find(ctx);
   if (it == reads_.end()) return;
@@ -371,7 +372,7 @@ void ReplicaHost<E, X>::complete_read(uint64_t ctx, Result<LogIndex> r) {
 // Runs pump() once, after the handlers already queued: every input of this
 // loop turn (client commands, peer messages) joins one Ready.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::schedule_pump() {
   if (pump_scheduled_) return;
   pump_scheduled_ = true;
@@ -382,7 +383,7 @@ void ReplicaHost<E, X>::schedule_pump() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::pump() {
   if (stopped_ || !healthy()) return;
   if (persisting_) {
@@ -414,7 +415,7 @@ void ReplicaHost<E, X>::pump() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::on_soft_state(const core::SoftState& s, const std::string& why) {
   const std::string_view role_name = core_->status().role_name;
   if (metrics_ && metrics_->role_change) metrics_->role_change(s, role_name, why);
@@ -449,7 +450,7 @@ void ReplicaHost<E, X>::on_soft_state(const core::SoftState& s, const std::strin
 // parallel with persisting this Ready; a client's reply need not wait for
 // the next fdatasync. Entries that arrive in this very Ready wait for it.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::apply_early(ReadyT& rd) {
   size_t early = 0;
   while (early < rd.committed.size() && rd.committed[early].index <= durable_) ++early;
@@ -464,14 +465,15 @@ void ReplicaHost<E, X>::apply_early(ReadyT& rd) {
 // The engine's durable state bytes to write with this Ready: only when the
 // engine says the change needs an fsync.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
-std::optional<std::string> ReplicaHost<E, X>::durable_bytes(const ReadyT& rd) const {
+requires Effects<X, typename E::Message> std::optional<std::string>
+ReplicaHost<E, X>::durable_bytes(const ReadyT& rd)
+const {
   if (!rd.durable_state || !E::durable_needs_sync(synced_, *rd.durable_state)) return std::nullopt;
   return E::encode_durable(*rd.durable_state);
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::persist(ReadyPtr rd) {
   auto bytes = std::make_shared<std::optional<std::string>>(durable_bytes(*rd));
   if (!rd->snapshot && rd->entries.empty() && !*bytes) {
@@ -500,7 +502,7 @@ void ReplicaHost<E, X>::persist(ReadyPtr rd) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Duration took) {
   persisting_ = false;
   if (stopped_) return;
@@ -539,7 +541,7 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
 // Read barriers the engine confirmed get their index; barriers it dropped (a
 // deposed leader) are asked again at the next retry.
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
   for (const auto& rs : rd.reads) {
     auto it = reads_.find(rs.ctx);
@@ -552,7 +554,7 @@ void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::apply(const std::vector<core::Entry>& committed) {
   if (committed.empty()) return;
   if (snapshotting_) {  // the storage executor is reading the state machine
@@ -586,7 +588,7 @@ void ReplicaHost<E, X>::apply(const std::vector<core::Entry>& committed) {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::serve_reads() {
   const LogIndex applied = sm_->applied_index();
   for (auto it = reads_.begin(); it != reads_.end();) {
@@ -598,7 +600,7 @@ void ReplicaHost<E, X>::serve_reads() {
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::maybe_snapshot() {
   const LogIndex applied = sm_->applied_index();
   if (snapshotting_ || applied - last_snapshot_ < opts_.snapshot_every_entries) return;
@@ -629,11 +631,13 @@ void ReplicaHost<E, X>::maybe_snapshot() {
         // behind a snapshot is restored from it, so this needs no sm sync.)
         job->st = store_->save_snapshot(meta, *job->data);
       },
-      [this, meta, job] { on_snapshot_written(meta, job->data, job->st, job->image_ok, job->built); });
+      [this, meta, job] {
+        on_snapshot_written(meta, job->data, job->st, job->image_ok, job->built);
+      });
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::on_snapshot_written(core::SnapshotMeta meta,
                                             std::shared_ptr<const std::string> data, Status st,
                                             bool image_ok, Duration built) {
@@ -665,7 +669,7 @@ void ReplicaHost<E, X>::on_snapshot_written(core::SnapshotMeta meta,
 }
 
 template <core::Engine E, class X>
-  requires Effects<X, typename E::Message>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::fail_stop(const Status& why) {
   if (!failure_.is_ok()) return;
   failure_ = why;

@@ -45,7 +45,7 @@ struct Health {
 
 // ---- The /status document -------------------------------------------------------
 //
-// The owner produces the JSON (RaftNode::status_json()). The dashboard reads
+// The owner produces the JSON (server::status_json()). The dashboard reads
 // these fields and shows "–" for any that is missing; the whole document is
 // also shown raw, so extra fields are visible without changing the page:
 //

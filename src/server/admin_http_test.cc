@@ -47,7 +47,7 @@ struct Fixture {
   }
 };
 
-// What RaftNode::status_json() produces on a leader.
+// What server::status_json() produces on a leader.
 std::string sample_status(uint64_t term = 3, uint64_t commit = 10) {
   nlohmann::json j = {{"node_id", 1},
                       {"role", "leader"},

@@ -13,12 +13,17 @@
 
 #include <toml++/toml.h>
 
+#include "core/raft/raft.h"
+
 namespace chorus::server {
 namespace {
 
 constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
-constexpr size_t kMaxPeers = 64;                      // voters; Raft clusters are 3, 5 or 7 nodes
-constexpr size_t kMaxKeyspaces = 1024;                // each keyspace is a replication group
+constexpr size_t kMaxPeers = 64;        // voters; Raft clusters are 3, 5 or 7 nodes
+constexpr size_t kMaxKeyspaces = 1024;  // each keyspace is a replication group
+// Leases are sized against this bound on the ratio of two nodes' monotonic
+// clock rates (raft::Config::clock_drift_bound, docs/config.md).
+constexpr double kClockDriftBound = 1.1;
 constexpr size_t kMaxNameBytes = 64;                  // cluster_id and keyspace names
 constexpr uint64_t kMinWalSegmentBytes = 4096;        // storage/wal/wal.h kMinSegmentBytes
 constexpr uint64_t kMaxWalSegmentBytes = 1ull << 30;  // storage/wal/wal.h kMaxSegmentBytes
@@ -76,7 +81,8 @@ const std::array kScalarKeys = {
     CHORUS_CFG_BOOL(raft, pre_vote, "Raft thesis 9.6: a partitioned node cannot disrupt"),
     CHORUS_CFG_BOOL(raft, check_quorum, "a leader that loses its quorum steps down"),
     CHORUS_CFG_BOOL(raft, lease_reads, "serve leader reads under a lease (needs check_quorum)"),
-    CHORUS_CFG_INT(raft, lease_ticks, 1, 100000, "lease length; < election_timeout_ticks"),
+    CHORUS_CFG_INT(raft, lease_ticks, 1, 100000,
+                   "lease length; at most (election_timeout_ticks - 1) / 1.21"),
     CHORUS_CFG_INT(raft, max_entries_per_append, 1, 1 << 20, "entries per AppendEntries"),
     CHORUS_CFG_INT(raft, max_bytes_per_append, 1, 1ll << 30, "payload bytes per AppendEntries"),
     CHORUS_CFG_INT(raft, max_inflight_appends, 1, 1 << 16, "unacknowledged appends per follower"),
@@ -607,11 +613,15 @@ Status validate_scalars(const NodeConfig& c) {
   if (r.lease_reads && !r.check_quorum) {
     return config_error("raft.lease_reads", "requires raft.check_quorum = true");
   }
-  if (r.lease_reads && r.lease_ticks >= r.election_timeout_ticks) {
-    return config_error("raft.lease_ticks",
-                        "must be < election_timeout_ticks when lease_reads is on (got " +
-                            std::to_string(r.lease_ticks) + "; election_timeout_ticks is " +
-                            std::to_string(r.election_timeout_ticks) + ")");
+  if (r.lease_reads &&
+      r.lease_ticks > raft::max_safe_lease_ticks(r.election_timeout_ticks, kClockDriftBound)) {
+    return config_error(
+        "raft.lease_ticks",
+        "leaves no margin for clock drift when lease_reads is on: at most " +
+            std::to_string(raft::max_safe_lease_ticks(r.election_timeout_ticks, kClockDriftBound)) +
+            " with election_timeout_ticks " + std::to_string(r.election_timeout_ticks) + " (got " +
+            std::to_string(r.lease_ticks) +
+            "; lease_ticks * 1.1^2 must stay below election_timeout_ticks - 1)");
   }
   const LimitsSection& l = c.limits;
   if (l.max_pipeline_bytes < l.max_bulk_bytes) {

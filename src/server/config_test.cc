@@ -365,7 +365,10 @@ std::vector<ErrorCase> error_cases() {
       {"LeaseWithoutCheckQuorum", m + "[raft]\nlease_reads = true\ncheck_quorum = false\n",
        "raft.lease_reads: requires raft.check_quorum = true"},
       {"LeaseTooLong", m + "[raft]\nlease_reads = true\nlease_ticks = 10\n",
-       "raft.lease_ticks: must be < election_timeout_ticks"},
+       "raft.lease_ticks: leaves no margin for clock drift when lease_reads is on: at most 7 with "
+       "election_timeout_ticks 10 (got 10"},
+      {"LeaseWithoutMarginForDrift", m + "[raft]\nlease_reads = true\nlease_ticks = 8\n",
+       "raft.lease_ticks: leaves no margin for clock drift when lease_reads is on: at most 7"},
       {"MaxEntriesZero", m + "[raft]\nmax_entries_per_append = 0\n",
        "raft.max_entries_per_append: must be between 1 and"},
       {"MaxBytesZero", m + "[raft]\nmax_bytes_per_append = 0\n",

@@ -33,7 +33,7 @@ Result<raft::Config> EngineSetup<raft::Raft>::engine_config(const NodeConfig& c)
   return r;
 }
 
-net::OutgoingMessage EngineSetup<raft::Raft>::encode(uint32_t group, const raft::Message& m) {
+net::OutgoingMessage EngineSetup<raft::Raft>::encode(GroupId group, const raft::Message& m) {
   return net::encode_raft_message(m, group);
 }
 
@@ -53,15 +53,13 @@ Result<std::unique_ptr<ReplicaGroup>> make_replica_group(std::string_view strate
   return g;
 }
 
-void PeerRouter::deliver(net::IncomingMessage m) {
-  const uint32_t group = m.message.group_id();
+Status PeerRouter::deliver(net::IncomingMessage m) {
+  const GroupId group(m.message.group_id());
   for (ReplicaGroup* g : groups_) {
-    if (g->group_id() == group) {
-      g->receive(std::move(m));
-      return;
-    }
+    if (g->group_id() == group) return g->receive(std::move(m));
   }
-  spdlog::warn("peer message from n{} for unknown group {} dropped", m.from.value(), group);
+  ++unknown_group_drops_;
+  return Status::ok();
 }
 
 }  // namespace chorus::server

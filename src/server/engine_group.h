@@ -24,7 +24,7 @@ namespace chorus::server {
 struct GroupContext {
   asio::io_context* io = nullptr;
   const NodeConfig* config = nullptr;
-  uint32_t group_id = 0;
+  GroupId group_id;
   std::unique_ptr<storage::ReplicaStorage> store;
   std::unique_ptr<kv::StateMachine> sm;
   net::Transport* transport = nullptr;
@@ -37,15 +37,19 @@ Result<std::unique_ptr<ReplicaGroup>> make_replica_group(std::string_view strate
                                                          GroupContext ctx);
 
 // Delivers a peer message to the group it belongs to (decoded by that
-// group's engine codec). Unknown groups and undecodable bodies are dropped
-// with a log line; the connection stays up.
+// group's engine codec). A message for a group this node does not host is
+// dropped and counted (a keyspace being created or dropped elsewhere); a
+// body the codec refuses is an error, and the transport closes the
+// connection it came on.
 class PeerRouter {
  public:
   void add(ReplicaGroup* g) { groups_.push_back(g); }
-  void deliver(net::IncomingMessage m);
+  Status deliver(net::IncomingMessage m);
+  uint64_t unknown_group_drops() const { return unknown_group_drops_; }
 
  private:
   std::vector<ReplicaGroup*> groups_;
+  uint64_t unknown_group_drops_ = 0;
 };
 
 template <core::Engine E>
@@ -70,7 +74,7 @@ class EngineGroup final : public ReplicaGroup {
 
   std::string_view strategy() const override { return E::kName; }
   core::Capabilities capabilities() const override { return E::kCapabilities; }
-  uint32_t group_id() const override { return ctx_.group_id; }
+  GroupId group_id() const override { return ctx_.group_id; }
 
   Status init() override {
     CHORUS_ASSIGN_OR_RETURN(auto cfg, EngineSetup<E>::engine_config(*ctx_.config));
@@ -82,14 +86,10 @@ class EngineGroup final : public ReplicaGroup {
   void start() override { host_->start(); }
   void stop() override { host_->stop(); }
 
-  void receive(net::IncomingMessage in) override {
-    auto m = EngineSetup<E>::decode(in);
-    if (!m.is_ok()) {
-      spdlog::warn("group {}: dropping a message from n{}: {}", ctx_.group_id, in.from.value(),
-                   m.status().to_string());
-      return;
-    }
-    host_->receive(std::move(m).value());
+  Status receive(net::IncomingMessage in) override {
+    CHORUS_ASSIGN_OR_RETURN(Msg m, EngineSetup<E>::decode(in));
+    host_->receive(std::move(m));
+    return Status::ok();
   }
   void write(kvpb::Command cmd, WriteDone done) override {
     host_->write(std::move(cmd), std::move(done));

@@ -23,7 +23,7 @@ struct EngineSetup<raft::Raft> {
   // raft.* keys; fails with the reason when the combination is invalid.
   static Result<raft::Config> engine_config(const NodeConfig& c);
   static host::HostOptions host_options(const NodeConfig& c) { return host_options_from(c); }
-  static net::OutgoingMessage encode(uint32_t group, const raft::Message& m);
+  static net::OutgoingMessage encode(GroupId group, const raft::Message& m);
   static Result<raft::Message> decode(const net::IncomingMessage& in);
 };
 

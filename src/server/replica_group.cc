@@ -16,7 +16,7 @@ std::string status_json(const ReplicaGroup& g, uint64_t node_id) {
   }
   nlohmann::json j{
       {"node_id", node_id},
-      {"group", g.group_id()},
+      {"group", g.group_id().value()},
       {"strategy", std::string(g.strategy())},
       {"role", std::string(core::role_name(e.soft.role))},
       {"engine_role", std::string(e.role_name)},

@@ -21,7 +21,7 @@
 #include "chorus/kv.pb.h"
 #include "core/common/engine.h"
 #include "host/replica_host.h"
-#include "net/transport/transport.h"
+#include "net/transport/peer_message.h"
 #include "storage/kv/state_machine.h"
 
 namespace chorus::server {
@@ -35,15 +35,16 @@ class ReplicaGroup {
 
   virtual std::string_view strategy() const = 0;
   virtual core::Capabilities capabilities() const = 0;
-  virtual uint32_t group_id() const = 0;
+  virtual GroupId group_id() const = 0;
 
   // Recovers from the storage it was given; call once, before start().
   virtual Status init() = 0;
   virtual void start() = 0;
   virtual void stop() = 0;
 
-  // A message from a peer for this group (the engine's codec decodes it).
-  virtual void receive(net::IncomingMessage m) = 0;
+  // A message from a peer for this group. An error (the engine's codec
+  // refuses the body) makes the transport close that connection.
+  virtual Status receive(net::IncomingMessage m) = 0;
   // A client write (cmd.client_id and cmd.seq identify it: exactly once).
   virtual void write(kvpb::Command cmd, WriteDone done) = 0;
   // A read barrier; done(OK) once the state machine may serve the read.

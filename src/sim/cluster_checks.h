@@ -13,8 +13,7 @@ void Cluster<E>::before_apply(size_t i, const core::Entry& e) {
   auto bad = applied_.record(i + 1, check::EntryId{e.index.value(), e.term.value(), h});
   if (applied_.distinct() > before) ++report_.entries_committed;
   if (bad) violation(*bad);
-  if (opts_.trace)
-    trace(fmt::format("n{} applies {}/{}", i + 1, e.index.value(), e.term.value()));
+  if (opts_.trace) trace(fmt::format("n{} applies {}/{}", i + 1, e.index.value(), e.term.value()));
 }
 
 // The highest commit index any live node knows, or that anyone applied.
@@ -89,8 +88,7 @@ void Cluster<E>::wait_for_convergence() {
   auto converged = [&] {
     const LogIndex first = up(0) ? state(0).applied_index() : LogIndex(0);
     for (size_t i = 0; i < nodes_.size(); ++i) {
-      if (!up(i) || state(i).applied_index() != first ||
-          engine(i).status().commit_index != first) {
+      if (!up(i) || state(i).applied_index() != first || engine(i).status().commit_index != first) {
         return false;
       }
     }
@@ -103,8 +101,7 @@ void Cluster<E>::wait_for_convergence() {
     std::string s;
     for (size_t i = 0; i < nodes_.size(); ++i)
       s += fmt::format(" n{}:{}", i + 1, up(i) ? state(i).applied_index().value() : 0);
-    violation("convergence: replicas did not reach the same applied index within 3s of quiet:" +
-              s);
+    violation("convergence: replicas did not reach the same applied index within 3s of quiet:" + s);
     return;
   }
   std::vector<check::ReplicaState> states;

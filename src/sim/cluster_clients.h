@@ -211,9 +211,8 @@ void Cluster<E>::complete(size_t op, check::OpStatus status) {
     cl.target = static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
   }
   if (cl.scripted) return;
-  const Time think = status == check::OpStatus::kOk
-                         ? static_cast<Time>(prng_.uniform(0, 2000))
-                         : static_cast<Time>(prng_.uniform(5000, 30000));
+  const Time think = status == check::OpStatus::kOk ? static_cast<Time>(prng_.uniform(0, 2000))
+                                                    : static_cast<Time>(prng_.uniform(5000, 30000));
   const size_t c = static_cast<size_t>(o.client - 1);
   q_.after(think, [this, c] { client_next(c); });
 }

@@ -80,10 +80,9 @@ void Cluster<E>::schedule_crash() {
                                 : static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
       if (up(victim)) {
         crash_node(victim);
-        q_.after(uniform_time(opts_.faults.min_down_us, opts_.faults.max_down_us),
-                 [this, victim] {
-                   if (!nodes_[victim]->loop->up() && faults_on_) start_node(victim);
-                 });
+        q_.after(uniform_time(opts_.faults.min_down_us, opts_.faults.max_down_us), [this, victim] {
+          if (!nodes_[victim]->loop->up() && faults_on_) start_node(victim);
+        });
       }
     }
     schedule_crash();
@@ -101,7 +100,8 @@ void Cluster<E>::schedule_stall() {
     const size_t victim = (l && prng_.chance(opts_.faults.stall_leader_bias))
                               ? *l
                               : static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
-    if (up(victim)) stall(victim, uniform_time(opts_.faults.min_stall_us, opts_.faults.max_stall_us));
+    if (up(victim))
+      stall(victim, uniform_time(opts_.faults.min_stall_us, opts_.faults.max_stall_us));
     schedule_stall();
   });
 }

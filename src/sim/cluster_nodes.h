@@ -190,8 +190,8 @@ void Cluster<E>::start_node(size_t i) {
     return Traits::make(id, voters_, engine_prng, std::move(ps), knobs_);
   });
   if (!st.is_ok()) {
-    violation(fmt::format("n{} cannot start from what it made durable: {}", id.value(),
-                          st.to_string()));
+    violation(
+        fmt::format("n{} cannot start from what it made durable: {}", id.value(), st.to_string()));
     return;
   }
   trace(fmt::format("n{} starts (term {})", id.value(), n.host->soft_state().term.value()));

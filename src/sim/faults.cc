@@ -68,8 +68,8 @@ std::string FaultConfig::describe() const {
   }
   if (corrupt_snapshot > 0)
     s += fmt::format("snapshot media corruption: {:.2f} per crash\n", corrupt_snapshot);
-  s += fmt::format("disk: fsync {}..{}us\nclocks: rates within {:.2f}x of real time",
-                   min_fsync_us, max_fsync_us, max_clock_skew);
+  s += fmt::format("disk: fsync {}..{}us\nclocks: rates within {:.2f}x of real time", min_fsync_us,
+                   max_fsync_us, max_clock_skew);
   if (leader_churn) {
     s += fmt::format(
         "\nprofile: leader churn; new leaders crash within {}ms with chance {:.2f}, or are "

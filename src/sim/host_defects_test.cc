@@ -160,7 +160,8 @@ TEST_F(HostDefects, RestartedHostRecoversTheAppliedTermFromTheLog) {
   c().restart(0);
   ASSERT_TRUE(c().run_until([&] { return c().leader().has_value(); }, 3 * kSecond));
   const Term t2 = c().host(0).soft_state().term;
-  for (int k = 0; k < 12; ++k) ASSERT_EQ(put(0, "k1", "b" + std::to_string(k)).status, OpStatus::kOk);
+  for (int k = 0; k < 12; ++k)
+    ASSERT_EQ(put(0, "k1", "b" + std::to_string(k)).status, OpStatus::kOk);
   c().run_for(100 * kMillisecond);
   const LogIndex applied = c().state(0).applied_index();
   // The newest snapshot is damaged: recovery falls back to the older one, and

@@ -42,10 +42,9 @@ struct EngineTraits<raft::Raft> {
     Knobs k;
     k.pre_vote = given("pre_vote").value_or(setup.chance(0.7) ? 1 : 0) != 0;
     k.check_quorum = given("check_quorum").value_or(setup.chance(0.6) ? 1 : 0) != 0;
-    k.max_entries_per_append = given("max_entries_per_append")
-                                   .value_or(o.faults.leader_churn
-                                                 ? 1
-                                                 : static_cast<int>(1u << setup.uniform(0, 6)));
+    k.max_entries_per_append =
+        given("max_entries_per_append")
+            .value_or(o.faults.leader_churn ? 1 : static_cast<int>(1u << setup.uniform(0, 6)));
     k.max_inflight_appends =
         given("max_inflight_appends").value_or(static_cast<int>(setup.uniform(1, 8)));
     const bool lease = given("lease_reads").value_or(setup.chance(0.3) ? 1 : 0) != 0;

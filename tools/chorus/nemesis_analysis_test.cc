@@ -48,13 +48,19 @@ TEST(NemesisReplyTest, OnlyRefusalsBeforeProposingAreFailures) {
   w.kind = OpKind::kPut;
   record_reply(w, {Reply::Type::kError, "TRYAGAIN no leader", 0});
   EXPECT_EQ(w.status, OpStatus::kFail);
-  record_reply(w, {Reply::Type::kError, "TRYAGAIN too many pending requests", 0});
+  record_reply(w, {Reply::Type::kError, "TRYAGAIN too many pending writes", 0});
   EXPECT_EQ(w.status, OpStatus::kFail);
-  record_reply(w, {Reply::Type::kError, "TRYAGAIN request timed out; it may still be applied", 0});
-  EXPECT_EQ(w.status, OpStatus::kUnknown);
   record_reply(w, {Reply::Type::kError, "TRYAGAIN too many uncommitted writes; retry later", 0});
+  EXPECT_EQ(w.status, OpStatus::kFail) << "refused at its first offer: never in a log";
+  record_reply(w, {Reply::Type::kError,
+                   "UNCERTAIN request timed out; the write may or may not have been applied", 0});
   EXPECT_EQ(w.status, OpStatus::kUnknown);
-  record_reply(w, {Reply::Type::kError, "ERR superseded by a newer request", 0});
+  record_reply(w, {Reply::Type::kError,
+                   "UNCERTAIN too many uncommitted writes on a retry; the write may or may not "
+                   "have been applied",
+                   0});
+  EXPECT_EQ(w.status, OpStatus::kUnknown);
+  record_reply(w, {Reply::Type::kError, "ERR node failed: FailStopped: fsync", 0});
   EXPECT_EQ(w.status, OpStatus::kUnknown);
   record_reply(w, {});  // timeout or connection lost
   EXPECT_EQ(w.status, OpStatus::kUnknown);

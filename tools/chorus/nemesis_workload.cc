@@ -62,10 +62,11 @@ int64_t micros_since(Clock::time_point t0) {
 }
 
 bool definitely_not_applied(std::string_view error) {
-  // src/server/raft_node.cc: "no leader" only for a write never proposed
-  // (w.proposed is false); "too many pending requests" on arrival, before
-  // anything else. Everything else may have been proposed.
-  return error == "TRYAGAIN no leader" || error == "TRYAGAIN too many pending requests";
+  // -TRYAGAIN means the write certainly never entered a log (the host gives
+  // it only to a write it never proposed nor forwarded: no leader, a limit
+  // reached on arrival or at the first offer). -UNCERTAIN, -ERR and no reply
+  // at all may have been applied.
+  return error.starts_with("TRYAGAIN ");
 }
 
 void record_reply(check::Operation& op, const Reply& r) {

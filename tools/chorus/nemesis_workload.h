@@ -5,13 +5,11 @@
 // What a reply means (record_reply): a write is
 //  - kOk when the server acknowledged it;
 //  - kFail only when the server says it was refused before being proposed:
-//    "-TRYAGAIN no leader" (RaftNode::try_propose gives it only to a write it
-//    never proposed nor forwarded) and "-TRYAGAIN too many pending requests"
-//    (refused on arrival);
-//  - kUnknown otherwise: a timeout or lost connection, "-TRYAGAIN request
-//    timed out; it may still be applied", "-TRYAGAIN too many uncommitted
-//    writes" (may come from a re-proposal of a write already in the log),
-//    "-ERR superseded...", "-ERR server shutting down", a fail-stopped node.
+//    any "-TRYAGAIN ..." (the host, host/replica_host.h, gives TRYAGAIN only
+//    to a write it never proposed nor forwarded);
+//  - kUnknown otherwise: a timeout or lost connection, "-UNCERTAIN ..." (a
+//    write proposed and then lost sight of: timed out, refused on a retry,
+//    shutdown), "-ERR ...", a fail-stopped node.
 // A read that did not return a value is kFail (it had no effect either way).
 // After a timeout or a lost connection the client reconnects, to the next
 // node: the old connection's reply stream can no longer be trusted.

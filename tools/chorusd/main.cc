@@ -3,8 +3,12 @@
 // Startup: read and validate the config (any error: one line naming the key,
 // exit 2), recover the node's storage (a damaged log or snapshot: a clear
 // error naming the file and offset, exit 1), open the state machine, then
-// serve peers (Raft), clients (RESP) and operators (admin HTTP) from one
-// event loop. SIGINT/SIGTERM stop it cleanly.
+// serve peers, clients (RESP) and operators (admin HTTP) from one event
+// loop. SIGINT/SIGTERM stop it cleanly.
+//
+// The node runs one replication group today, the `default` keyspace, with
+// the strategy the registry builds for it (host/registry.h); the server
+// knows it only as a server::ReplicaGroup.
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <cstdio>
@@ -14,13 +18,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "net/codec/raft_codec.h"
 #include "net/transport/transport.h"
 #include "server/admin_http.h"
 #include "server/client_server.h"
 #include "server/config.h"
+#include "server/engine_group.h"
 #include "server/metrics.h"
-#include "server/raft_node.h"
 #include "storage/env/posix_env.h"
 #include "storage/kv/rocksdb_state_machine.h"
 #include "storage/replica/replica_storage.h"
@@ -28,26 +31,8 @@
 namespace chorus {
 namespace {
 
-// The one replication group this node runs (Raft), on the peer wire.
-constexpr GroupId kRaftGroup{0};
-
-raft::Config raft_config(const server::NodeConfig& c) {
-  raft::Config r;
-  r.id = NodeId(c.node_id);
-  for (uint64_t v : c.voter_ids()) r.voters.push_back(NodeId(v));
-  r.election_timeout_ticks = c.raft.election_timeout_ticks;
-  r.heartbeat_interval_ticks = c.raft.heartbeat_interval_ticks;
-  r.pre_vote = c.raft.pre_vote;
-  r.check_quorum = c.raft.check_quorum;
-  r.lease_reads = c.raft.lease_reads;
-  r.lease_ticks = c.raft.lease_ticks;
-  r.max_entries_per_append = c.raft.max_entries_per_append;
-  r.max_bytes_per_append = c.raft.max_bytes_per_append;
-  r.max_inflight_appends = c.raft.max_inflight_appends;
-  r.max_uncommitted_bytes = c.raft.max_uncommitted_bytes;
-  r.snapshot_trailing_entries = c.raft.snapshot_trailing_entries;
-  return r;
-}
+// The default keyspace's group on the peer wire.
+constexpr GroupId kDefaultGroup{0};
 
 Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const server::NodeConfig& c) {
   if (c.storage.state_machine == server::StateMachineKind::kRocksDb) {
@@ -61,7 +46,7 @@ Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const server::NodeC
 struct ServerMetrics {
   metrics::Registry reg;
   metrics::Counter& proposals =
-      reg.counter("chorus_proposals_total", "Client writes proposed to Raft");
+      reg.counter("chorus_proposals_total", "Client writes proposed to the replication group");
   metrics::Counter& commits =
       reg.counter("chorus_applied_entries_total", "Log entries applied to the state machine");
   metrics::Counter& elections =
@@ -78,82 +63,44 @@ struct ServerMetrics {
   metrics::Gauge& bytes_received =
       reg.gauge("chorus_peer_bytes_received", "Bytes received from peers");
   metrics::Gauge& clients = reg.gauge("chorus_connected_clients", "Open client connections");
-  metrics::Gauge& term = reg.gauge("chorus_term", "Current Raft term");
+  metrics::Gauge& term = reg.gauge("chorus_term", "Current term (epoch) of the group");
   metrics::Gauge& commit_index = reg.gauge("chorus_commit_index", "Highest committed log index");
   metrics::CounterFamily& commands = reg.counter_family(
       "chorus_client_commands_total", "Client commands by name and result", {"command", "result"});
 };
 
-int run(const server::NodeConfig& cfg) {
-  for (const auto& w : server::config_warnings(cfg)) spdlog::warn("config: {}", w);
-  spdlog::info("chorusd node {} of cluster '{}' starting; data in {}", cfg.node_id, cfg.cluster_id,
-               cfg.data_dir);
+// The host's hooks, bound to the metrics and the log. Every role change is
+// logged with the engine's reason.
+host::HostMetrics host_hooks(ServerMetrics& m) {
+  host::HostMetrics h;
+  h.fsync_latency = [&m](double s) { m.fsync.observe(s); };
+  h.append_batch = [&m](size_t n) { m.batch.observe(static_cast<double>(n)); };
+  h.proposals = [&m](uint64_t n) { m.proposals.inc(n); };
+  h.commits = [&m](uint64_t n) { m.commits.inc(n); };
+  h.elections = [&m] { m.elections.inc(); };
+  h.leader_changes = [&m] { m.leader_changes.inc(); };
+  h.role_change = [](const core::SoftState& s, std::string_view role, std::string_view why) {
+    const std::string leader =
+        s.leader == kNoNode ? "no leader" : fmt::format("leader n{}", s.leader.value());
+    spdlog::info("{} in term {} ({}){}{}", role, s.term.value(), leader, why.empty() ? "" : ": ",
+                 why);
+  };
+  h.info = [](std::string_view line) { spdlog::info("{}", line); };
+  h.error = [](std::string_view line) { spdlog::error("{}", line); };
+  return h;
+}
 
-  storage::Env* env = storage::PosixEnv::get();
-  storage::ReplicaStorageOptions so;
-  so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
-  auto store = storage::ReplicaStorage::open(env, cfg.data_dir + "/raft", so);
-  if (!store.is_ok()) {
-    spdlog::critical("cannot recover storage: {}", store.status().to_string());
-    return 1;
-  }
-  storage::Recovered recovered = (*store)->take_recovered();
-  auto sm = open_state_machine(cfg);
-  if (!sm.is_ok()) {
-    spdlog::critical("cannot open the state machine: {}", sm.status().to_string());
-    return 1;
-  }
-
-  asio::io_context io;
-  ServerMetrics m;
-  server::NodeMetrics hooks;
-  hooks.fsync_latency = [&](double s) { m.fsync.observe(s); };
-  hooks.append_batch = [&](size_t n) { m.batch.observe(static_cast<double>(n)); };
-  hooks.proposals = [&](uint64_t n) { m.proposals.inc(n); };
-  hooks.commits = [&](uint64_t n) { m.commits.inc(n); };
-  hooks.elections = [&] { m.elections.inc(); };
-  hooks.leader_changes = [&] { m.leader_changes.inc(); };
-
+Result<net::TransportConfig> transport_config(const server::NodeConfig& cfg) {
   net::TransportConfig tc;
   tc.self = NodeId(cfg.node_id);
   tc.cluster_id = cfg.cluster_id;
   tc.listen = cfg.listen.peer;
   for (const auto& p : cfg.other_peers()) tc.peers[NodeId(p.id)] = p.peer;
-  if (Status st = tc.validate(); !st.is_ok()) {
-    std::fprintf(stderr, "config error: %s\n", st.message().c_str());
-    return 2;
-  }
-  net::Transport transport(io, tc);
+  CHORUS_RETURN_IF_ERROR(tc.validate());
+  return tc;
+}
 
-  server::RaftNodeOptions no;
-  no.raft = raft_config(cfg);
-  no.tick = std::chrono::milliseconds(cfg.raft.tick_ms);
-  no.request_timeout = std::chrono::milliseconds(cfg.limits.request_timeout_ms);
-  no.no_leader_wait = std::chrono::milliseconds(cfg.limits.no_leader_wait_ms);
-  no.snapshot_every_entries =
-      cfg.raft.snapshot_every_entries == 0 ? UINT64_MAX : cfg.raft.snapshot_every_entries;
-  std::random_device rd;
-  server::RaftNode node(
-      io, no, Prng((uint64_t{rd()} << 32) ^ rd()), std::move(store).value(), std::move(recovered),
-      std::move(sm).value(),
-      [&](raft::Message msg) { transport.send(net::encode_raft_message(msg, kRaftGroup)); },
-      &hooks);
-  if (Status st = node.init(); !st.is_ok()) {
-    spdlog::critical("cannot start: {}", st.to_string());
-    return 1;
-  }
-  transport.set_receiver([&](net::IncomingMessage in) -> Status {
-    if (in.message.group_id() != kRaftGroup.value()) return Status::ok();  // not hosted here
-    // A message the codec refuses: the error closes the connection.
-    CHORUS_ASSIGN_OR_RETURN(raft::Message msg, net::decode_raft_message(in));
-    node.receive(std::move(msg));
-    return Status::ok();
-  });
-  if (Status st = transport.start(); !st.is_ok()) {
-    spdlog::critical("{}", st.to_string());
-    return 1;
-  }
-
+server::ClientServerOptions client_options(const server::NodeConfig& cfg, ServerMetrics& m) {
   server::ClientServerOptions co;
   co.limits.args_max = cfg.limits.max_args;
   co.limits.bulk_bytes_max = cfg.limits.max_bulk_bytes;
@@ -161,52 +108,127 @@ int run(const server::NodeConfig& cfg) {
   co.limits.command_bytes_max = cfg.limits.max_pipeline_bytes;
   co.max_clients = cfg.limits.max_clients;
   co.lease_reads_enabled = cfg.raft.lease_reads;
-  co.on_command = [&](std::string_view name, std::string_view result) {
+  co.on_command = [&m](std::string_view name, std::string_view result) {
     m.commands.with({std::string(name), std::string(result)}).inc();
   };
-  server::ClientServer clients(io, node, cfg.node_id, co);
+  return co;
+}
+
+// The default keyspace's replication group, recovered from the data directory.
+Result<std::unique_ptr<server::ReplicaGroup>> open_group(const server::NodeConfig& cfg,
+                                                         asio::io_context& io,
+                                                         net::Transport& transport,
+                                                         host::HostMetrics& hooks) {
+  storage::ReplicaStorageOptions so;
+  so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
+  auto store = storage::ReplicaStorage::open(storage::PosixEnv::get(), cfg.data_dir + "/raft", so);
+  if (!store.is_ok())
+    return Status::corruption("cannot recover storage: " + store.status().to_string());
+  auto sm = open_state_machine(cfg);
+  if (!sm.is_ok())
+    return Status::io_error("cannot open the state machine: " + sm.status().to_string());
+  std::random_device rd;
+  server::GroupContext ctx;
+  ctx.io = &io;
+  ctx.config = &cfg;
+  ctx.group_id = kDefaultGroup;
+  ctx.store = std::move(store).value();
+  ctx.sm = std::move(sm).value();
+  ctx.transport = &transport;
+  ctx.metrics = &hooks;
+  ctx.prng_seed = (uint64_t{rd()} << 32) ^ rd();
+  CHORUS_ASSIGN_OR_RETURN(auto group, server::make_replica_group("raft", std::move(ctx)));
+  if (Status st = group->init(); !st.is_ok())
+    return Status(st.code(), "cannot start: " + st.to_string());
+  return group;
+}
+
+// Publishes status and gauges for the admin threads every 100 ms.
+class Publisher {
+ public:
+  Publisher(asio::io_context& io, const server::NodeConfig& cfg, ServerMetrics& m,
+            server::ReplicaGroup& group, net::Transport& transport, server::ClientServer& clients)
+      : timer_(io), cfg_(cfg), m_(m), group_(group), transport_(transport), clients_(clients) {}
+  server::StatusPublisher& status() { return status_; }
+  void start() { tick(); }
+  void stop() { timer_.cancel(); }
+
+ private:
+  void tick() {
+    status_.publish(server::status_json(group_, cfg_.node_id));
+    status_.publish_health(
+        server::Health{group_.healthy(), group_.healthy() ? "" : group_.failure().to_string()});
+    uint64_t sent = 0, received = 0;
+    for (const auto& p : transport_.stats().peers) {
+      sent += p.bytes_sent;
+      received += p.bytes_received;
+    }
+    m_.bytes_sent.set(static_cast<double>(sent));
+    m_.bytes_received.set(static_cast<double>(received));
+    m_.clients.set(static_cast<double>(clients_.connected_clients()));
+    const host::HostStatus s = group_.status();
+    m_.term.set(static_cast<double>(s.engine.soft.term.value()));
+    m_.commit_index.set(static_cast<double>(s.engine.commit_index.value()));
+    timer_.expires_after(std::chrono::milliseconds(100));
+    timer_.async_wait([this](std::error_code ec) {
+      if (!ec) tick();
+    });
+  }
+
+  asio::steady_timer timer_;
+  const server::NodeConfig& cfg_;
+  ServerMetrics& m_;
+  server::ReplicaGroup& group_;
+  net::Transport& transport_;
+  server::ClientServer& clients_;
+  server::StatusPublisher status_;
+};
+
+int run(const server::NodeConfig& cfg) {
+  for (const auto& w : server::config_warnings(cfg)) spdlog::warn("config: {}", w);
+  spdlog::info("chorusd node {} of cluster '{}' starting; data in {}", cfg.node_id, cfg.cluster_id,
+               cfg.data_dir);
+  auto tc = transport_config(cfg);
+  if (!tc.is_ok()) {
+    std::fprintf(stderr, "config error: %s\n", tc.status().message().c_str());
+    return 2;
+  }
+  asio::io_context io;
+  ServerMetrics m;
+  host::HostMetrics hooks = host_hooks(m);
+  net::Transport transport(io, *tc);
+  auto opened = open_group(cfg, io, transport, hooks);
+  if (!opened.is_ok()) {
+    spdlog::critical("{}", opened.status().message());
+    return 1;
+  }
+  std::unique_ptr<server::ReplicaGroup> group = std::move(opened).value();
+  server::PeerRouter router;
+  router.add(group.get());
+  transport.set_receiver([&](net::IncomingMessage in) { return router.deliver(std::move(in)); });
+  if (Status st = transport.start(); !st.is_ok()) {
+    spdlog::critical("{}", st.to_string());
+    return 1;
+  }
+  server::ClientServer clients(io, *group, cfg.node_id, client_options(cfg, m));
   if (Status st = clients.start(cfg.listen.client.host, cfg.listen.client.port); !st.is_ok()) {
     spdlog::critical("{}", st.to_string());
     return 1;
   }
-
-  server::StatusPublisher publisher;
+  Publisher publisher(io, cfg, m, *group, transport, clients);
   server::AdminServerOptions ao;
   ao.host = cfg.listen.admin.host;
   ao.port = cfg.listen.admin.port;
-  ao.status_json = publisher.status_callback();
-  ao.health = publisher.health_callback();
+  ao.status_json = publisher.status().status_callback();
+  ao.health = publisher.status().health_callback();
   ao.metrics = &m.reg;
   server::AdminServer admin(ao);
   if (Status st = admin.start(); !st.is_ok()) {
     spdlog::critical("{}", st.to_string());
     return 1;
   }
-
-  // Publish status and gauges for the admin thread every 100 ms.
-  asio::steady_timer publish_timer(io);
-  std::function<void()> publish = [&] {
-    publisher.publish(node.status_json());
-    publisher.publish_health(
-        server::Health{node.healthy(), node.healthy() ? "" : node.failure().to_string()});
-    const auto ts = transport.stats();
-    uint64_t sent = 0, received = 0;
-    for (const auto& p : ts.peers) {
-      sent += p.bytes_sent;
-      received += p.bytes_received;
-    }
-    m.bytes_sent.set(static_cast<double>(sent));
-    m.bytes_received.set(static_cast<double>(received));
-    m.clients.set(static_cast<double>(clients.connected_clients()));
-    m.term.set(static_cast<double>(node.soft_state().term.value()));
-    m.commit_index.set(static_cast<double>(node.core().log().committed().value()));
-    publish_timer.expires_after(std::chrono::milliseconds(100));
-    publish_timer.async_wait([&](std::error_code ec) {
-      if (!ec) publish();
-    });
-  };
-  publish();
-  node.start();
+  publisher.start();
+  group->start();
   spdlog::info("serving clients on {}, peers on {}, admin on {}", cfg.listen.client.to_string(),
                cfg.listen.peer.to_string(), cfg.listen.admin.to_string());
 
@@ -214,9 +236,9 @@ int run(const server::NodeConfig& cfg) {
   signals.async_wait([&](std::error_code, int sig) {
     spdlog::info("signal {}: stopping", sig);
     clients.stop();
-    node.stop();
+    group->stop();
     transport.stop();
-    publish_timer.cancel();
+    publisher.stop();
     io.stop();
   });
   io.run();

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "base/assert.h"
-#include "core/common/quorum.h"
 #include "base/planted.h"
+#include "core/common/quorum.h"
 #include "fmt/format.h"
 
 namespace chorus::raft {
@@ -55,7 +55,8 @@ Status Config::validate() const {
   if (!(clock_drift_bound >= 1.0 && clock_drift_bound <= 4.0)) {
     return Status::invalid_argument("raft: clock_drift_bound must be in [1, 4]");
   }
-  if (lease_reads && lease_ticks > max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound)) {
+  if (lease_reads &&
+      lease_ticks > max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound)) {
     return Status::invalid_argument(fmt::format(
         "raft: lease_ticks {} leaves no margin for clock drift: with election_timeout_ticks {} "
         "and clocks within a factor {} of each other, at most {}",
@@ -316,8 +317,8 @@ void Raft::tick() {
   if (promotable && election_elapsed_ticks_ >= randomized_election_timeout_ticks_) {
     const std::string from =
         leader_ != kNoNode ? fmt::format("leader n{}", leader_.value()) : std::string("a leader");
-    campaign(cfg_.pre_vote, fmt::format("no message from {} for {} ticks", from,
-                                        election_elapsed_ticks_));
+    campaign(cfg_.pre_vote,
+             fmt::format("no message from {} for {} ticks", from, election_elapsed_ticks_));
   }
 }
 
@@ -431,13 +432,13 @@ void Raft::step_follower(const Message& m) {
   if (from_leader) {
     // A (pre-)candidate that hears from a leader of its term steps back (§5.2).
     if (!std::holds_alternative<Follower>(role_)) {
-      become_follower(m.term, m.from,
-                      fmt::format("heard from n{}, leader of term {}", m.from.value(),
-                                  m.term.value()));
+      become_follower(
+          m.term, m.from,
+          fmt::format("heard from n{}, leader of term {}", m.from.value(), m.term.value()));
     }
     if (leader_ != m.from) {
-      role_reason_ = fmt::format("heard from n{}, leader of term {}", m.from.value(),
-                                 m.term.value());
+      role_reason_ =
+          fmt::format("heard from n{}, leader of term {}", m.from.value(), m.term.value());
     }
     leader_ = m.from;
     election_elapsed_ticks_ = 0;
@@ -497,17 +498,17 @@ void Raft::handle_vote_response(const Message& m, const RequestVoteResponse& r) 
   switch (core::tally(cfg_.voters.size(), granted, rejected)) {
     case core::VoteResult::kWon:
       if (std::holds_alternative<PreCandidate>(role_)) {
-        campaign(false, fmt::format("a majority granted the pre-vote for term {}",
-                                    term_.next().value()));
+        campaign(false,
+                 fmt::format("a majority granted the pre-vote for term {}", term_.next().value()));
       } else {
         become_leader();
       }
       break;
     case core::VoteResult::kLost:
-      become_follower(term_, kNoNode,
-                      fmt::format("a majority rejected the {} for term {}",
-                                  r.pre_vote ? "pre-vote" : "vote",
-                                  (r.pre_vote ? term_.next() : term_).value()));
+      become_follower(
+          term_, kNoNode,
+          fmt::format("a majority rejected the {} for term {}", r.pre_vote ? "pre-vote" : "vote",
+                      (r.pre_vote ? term_.next() : term_).value()));
       break;
     case core::VoteResult::kPending:
       break;

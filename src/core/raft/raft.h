@@ -268,7 +268,7 @@ class Raft {
   core::SoftState prev_soft_;
   HardState prev_hard_;
   std::string role_reason_;  // why the role last changed, for the next Ready
-  Term durable_term_;  // the term of the last hard state the host made durable
+  Term durable_term_;        // the term of the last hard state the host made durable
   bool ready_outstanding_ = false;
 };
 

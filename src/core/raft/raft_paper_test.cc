@@ -33,8 +33,7 @@ Raft make_node(uint64_t id, size_t n, PersistentState ps = {},
   return Raft(make_config(id, n, tweak), Prng(seed), std::move(ps));
 }
 
-PersistentState state_with(std::vector<uint64_t> log_terms, uint64_t term,
-                                 uint64_t voted_for = 0) {
+PersistentState state_with(std::vector<uint64_t> log_terms, uint64_t term, uint64_t voted_for = 0) {
   PersistentState ps;
   ps.entries = entries_with_terms(log_terms);
   ps.durable.term = Term(term);
@@ -162,7 +161,8 @@ TEST(RaftPaper, Sec5_1_StaleLeaderStepsDownWhenItLearnsTheNewTerm) {
   ASSERT_TRUE(c.run_until([&] { return c.leader() != 1u; }));
   const uint64_t new_leader = *c.leader();
   EXPECT_GT(c.raft(new_leader).term(), old_term);
-  EXPECT_EQ(c.role(1), RaftRole::kLeader) << "without CheckQuorum, the cut-off leader does not know";
+  EXPECT_EQ(c.role(1), RaftRole::kLeader)
+      << "without CheckQuorum, the cut-off leader does not know";
 
   c.heal();
   c.tick(1);  // its heartbeat reaches the others, whose answers carry the new term

@@ -410,7 +410,8 @@ TEST(RaftHardState, OnlyATermOrVoteChangeNeedsAnFsync) {
       {"new term", HardState{Term(4), kNoNode, LogIndex(10)}, true},
       {"new vote", HardState{Term(3), NodeId(3), LogIndex(10)}, true},
   };
-  for (const auto& c : cases) EXPECT_EQ(hard_state_needs_sync(base, c.next), c.needs_sync) << c.name;
+  for (const auto& c : cases)
+    EXPECT_EQ(hard_state_needs_sync(base, c.next), c.needs_sync) << c.name;
 }
 
 TEST(RaftHardState, EncodingRoundTripsAndRejectsGarbage) {
@@ -425,8 +426,8 @@ TEST(RaftHardState, EncodingRoundTripsAndRejectsGarbage) {
 // Leases are sized against clock drift: L * drift^2 < election_timeout - 1.
 TEST(RaftLease, LeaseTicksLeaveAMarginForClockDrift) {
   EXPECT_EQ(max_safe_lease_ticks(10, 1.0), 8u);
-  EXPECT_EQ(max_safe_lease_ticks(10, 1.1), 7u);   // 9 / 1.21 = 7.4
-  EXPECT_EQ(max_safe_lease_ticks(10, 1.5), 3u);   // 9 / 2.25 = 4, strictly below
+  EXPECT_EQ(max_safe_lease_ticks(10, 1.1), 7u);  // 9 / 1.21 = 7.4
+  EXPECT_EQ(max_safe_lease_ticks(10, 1.5), 3u);  // 9 / 2.25 = 4, strictly below
   EXPECT_EQ(max_safe_lease_ticks(2, 1.1), 0u);
   Config cfg;
   cfg.id = NodeId(1);
