@@ -260,7 +260,7 @@ void Cluster<E>::after_event(size_t i) {
     return;
   }
   auto bad = invariants_->observe(
-      i, n.host->engine(), LogIndex(applied_.max_index()),
+      i, n.host->engine(),
       [this](LogIndex idx) -> std::optional<typename Traits::Invariants::Applied> {
         auto a = applied_.at(idx.value());
         if (!a) return std::nullopt;

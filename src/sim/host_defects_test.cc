@@ -8,8 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "sim/assertion.h"
-#include "sim/raft_sim.h"
+#include "sim/scenario.h"
 
 namespace chorus::sim {
 namespace {
@@ -17,51 +16,8 @@ namespace {
 using check::OpKind;
 using check::OpStatus;
 
-RunOptions quiet(uint64_t seed, int nodes = 3) {
-  RunOptions o;
-  o.seed = seed;
-  o.nodes = nodes;
-  o.clients = -1;
-  o.keys = 1;
-  o.faults_from_seed = false;
-  o.faults = FaultConfig{};
-  o.disk_faults_from_seed = false;
-  o.faults.max_clock_skew = 1.0;
-  o.snapshot_every_entries = 1000000;
-  o.durable_state_machine = 0;
-  o.knobs = {{"pre_vote", 1}, {"check_quorum", 1}, {"lease_reads", 0}};
-  return o;
-}
-
-class HostDefects : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { throw_on_assertion_failure(); }
-  void make(RunOptions o) {
-    cluster_ = std::make_unique<Cluster<raft::Raft>>(o, nullptr);
-    cluster_->start();
-  }
-  Cluster<raft::Raft>& c() { return *cluster_; }
-  size_t wait_for_leader() {
-    EXPECT_TRUE(c().run_until([&] { return c().leader().has_value(); }, 3 * kSecond));
-    return c().leader().value_or(0);
-  }
-  size_t wait_for_new_leader(size_t old) {
-    EXPECT_TRUE(c().run_until(
-        [&] {
-          auto l = c().leader();
-          return l && *l != old;
-        },
-        5 * kSecond));
-    return c().leader().value_or(old);
-  }
-  void expect_clean(RunReport r) {
-    for (const auto& v : r.violations) ADD_FAILURE() << "violation: " << v;
-  }
-  check::Operation put(size_t node, const std::string& key, const std::string& value) {
-    return c().execute(node, OpKind::kPut, key, value);
-  }
-  std::unique_ptr<Cluster<raft::Raft>> cluster_;
-};
+using testing::quiet;
+using HostDefects = testing::RaftScenarioTest;
 
 // Defect 1: the lease was counted in loop turns. A leader whose event loop
 // stalled longer than an election timeout came back believing its lease

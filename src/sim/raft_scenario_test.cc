@@ -10,8 +10,7 @@
 #include <set>
 #include <string>
 
-#include "sim/assertion.h"
-#include "sim/raft_sim.h"
+#include "sim/scenario.h"
 
 namespace chorus::sim {
 namespace {
@@ -19,47 +18,8 @@ namespace {
 using check::OpKind;
 using check::OpStatus;
 
-RunOptions quiet(uint64_t seed, int nodes = 3) {
-  RunOptions o;
-  o.seed = seed;
-  o.nodes = nodes;
-  o.clients = -1;  // no random workload: the test is the only client
-  o.keys = 1;
-  o.faults_from_seed = false;
-  o.faults = FaultConfig{};         // reliable network, no partitions, no crashes
-  o.disk_faults_from_seed = false;  // a disk that loses only what was never synced
-  o.faults.max_clock_skew = 1.0;
-  o.snapshot_every_entries = 1000000;  // no snapshots unless the test wants them
-  return o;
-}
-
-class RaftScenario : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { throw_on_assertion_failure(); }
-
-  void make(RunOptions o) {
-    cluster_ = std::make_unique<Cluster<raft::Raft>>(o, nullptr);
-    cluster_->start();
-  }
-  Cluster<raft::Raft>& c() { return *cluster_; }
-
-  size_t wait_for_leader(Time limit = 3 * kSecond) {
-    EXPECT_TRUE(c().run_until([&] { return c().leader().has_value(); }, limit))
-        << "no leader elected";
-    return c().leader().value_or(0);
-  }
-  void expect_clean(RunReport r) {
-    for (const auto& v : r.violations) ADD_FAILURE() << "violation: " << v;
-  }
-  check::Operation put(size_t node, const std::string& key, const std::string& value) {
-    return c().execute(node, OpKind::kPut, key, value);
-  }
-  check::Operation get(size_t node, const std::string& key) {
-    return c().execute(node, OpKind::kGet, key);
-  }
-
-  std::unique_ptr<Cluster<raft::Raft>> cluster_;
-};
+using testing::quiet;
+using RaftScenario = testing::RaftScenarioTest;
 
 TEST_F(RaftScenario, InitialElection) {
   make(quiet(1));

@@ -4,8 +4,8 @@
 
 namespace chorus::raft {
 
-std::optional<std::string> Invariants::observe(size_t i, const Raft& r, LogIndex max_applied,
-                                               const AppliedAt& applied_at, const EntryHash& hash) {
+std::optional<std::string> Invariants::observe(size_t i, const Raft& r, const AppliedAt& applied_at,
+                                               const EntryHash& hash) {
   const core::SoftState s = r.soft_state();
   const LogIndex commit = r.log().committed();
   Watched& w = watched_[i];
@@ -27,32 +27,42 @@ std::optional<std::string> Invariants::observe(size_t i, const Raft& r, LogIndex
       found = fmt::format("two leaders in term {}: n{} and n{} (Election Safety)", s.term.value(),
                           it->second.value(), r.id().value());
     } else {
-      found = check_completeness(r, max_applied, applied_at, hash);
+      found = check_completeness(r, applied_at, hash);
     }
+  }
+  if (leader) {
+    LogIndex& c = committed_by_term_[s.term.value()];
+    c = std::max(c, commit);
   }
   w.soft = s;
   w.commit = commit;
   return found;
 }
 
-std::optional<std::string> Invariants::check_completeness(const Raft& r, LogIndex max_applied,
-                                                          const AppliedAt& applied_at,
+std::optional<std::string> Invariants::check_completeness(const Raft& r, const AppliedAt& applied_at,
                                                           const EntryHash& hash) const {
   const RaftLog& log = r.log();
-  if (log.last_index() < max_applied) {
-    return fmt::format(
-        "leader completeness: n{} became leader with log ending at {} but index {} was committed",
-        r.id().value(), log.last_index().value(), max_applied.value());
+  const Term term = r.term();
+  LogIndex required;  // committed in a term before this leader's
+  for (auto it = committed_by_term_.begin();
+       it != committed_by_term_.end() && it->first < term.value(); ++it) {
+    required = std::max(required, it->second);
   }
-  for (LogIndex i = log.first_index(); i <= log.last_index(); i = i.next()) {
+  if (log.last_index() < required) {
+    return fmt::format(
+        "leader completeness: n{} became leader of term {} with log ending at {} but index {} was "
+        "committed in an earlier term",
+        r.id().value(), term.value(), log.last_index().value(), required.value());
+  }
+  for (LogIndex i = log.first_index(); i <= std::min(log.last_index(), required); i = i.next()) {
     const auto a = applied_at(i);
     if (!a) continue;
     const core::Entry& e = log.at(i);
     if (a->term != e.term || a->hash != hash(e)) {
       return fmt::format(
-          "leader completeness: n{} became leader holding {}/{} where committed index {} has term "
-          "{}",
-          r.id().value(), i.value(), e.term.value(), i.value(), a->term.value());
+          "leader completeness: n{} became leader of term {} holding {}/{} where index {}, "
+          "committed in an earlier term, has term {}",
+          r.id().value(), term.value(), i.value(), e.term.value(), i.value(), a->term.value());
     }
   }
   return std::nullopt;

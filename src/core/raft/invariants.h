@@ -4,8 +4,12 @@
 // Pure: it only looks at Raft objects and what the caller says was applied.
 //
 //  - Election Safety (§5.2): at most one leader per term.
-//  - Leader Completeness (§5.4): a new leader's log holds every entry
-//    committed before its election (anything applied anywhere was committed).
+//  - Leader Completeness (§5.4): a leader of term T holds every entry
+//    committed in a term before T. (Not every entry committed before its
+//    election: votes granted in term T can reach a candidate after a leader
+//    of T+1 committed more — a stalled or slow candidate — and the stale
+//    leader it becomes holds none of it, harmlessly.) Which entries were
+//    committed in which term is learned from leaders' commit indexes.
 //  - The commit rule (§5.4.2): a leader advances its commit index only onto
 //    an entry of its own term (earlier ones are committed indirectly,
 //    Figure 8). A broken rule here is invisible to a history checker (the
@@ -38,10 +42,10 @@ class Invariants {
 
   explicit Invariants(size_t nodes) : watched_(nodes) {}
 
-  // After any event on node `i` (0-based) whose engine is `r`; `max_applied`
-  // is the highest index applied anywhere. Returns a violation, if any.
-  std::optional<std::string> observe(size_t i, const Raft& r, LogIndex max_applied,
-                                     const AppliedAt& applied_at, const EntryHash& hash);
+  // After any event on node `i` (0-based) whose engine is `r`. Returns a
+  // violation, if any.
+  std::optional<std::string> observe(size_t i, const Raft& r, const AppliedAt& applied_at,
+                                     const EntryHash& hash);
   // The node restarted: forget what was watched on it.
   void reset(size_t i) { watched_[i] = {}; }
 
@@ -54,12 +58,14 @@ class Invariants {
     core::SoftState soft;
     LogIndex commit;
   };
-  std::optional<std::string> check_completeness(const Raft& r, LogIndex max_applied,
-                                                const AppliedAt& applied_at,
+  std::optional<std::string> check_completeness(const Raft& r, const AppliedAt& applied_at,
                                                 const EntryHash& hash) const;
 
   std::vector<Watched> watched_;
   std::map<uint64_t, NodeId> leaders_;  // term -> its leader
+  // term -> the highest commit index its leader reached: entries up to it
+  // were committed in that term or before.
+  std::map<uint64_t, LogIndex> committed_by_term_;
 };
 
 }  // namespace chorus::raft
