@@ -309,7 +309,11 @@ void ReplicaHost<E, X>::try_read(uint64_t ctx, PendingRead& r) {
     return;
   }
   r.asked = false;
-  if (now - r.created >= opts_.no_leader_wait) complete_read(ctx, Status::unavailable("no leader"));
+  if (res.status == core::ProposeStatus::kTooMuchUncommitted) {
+    complete_read(ctx, Status::busy("too many pending reads on the leader"));
+  } else if (now - r.created >= opts_.no_leader_wait) {
+    complete_read(ctx, Status::unavailable("no leader"));
+  }
 }
 
 template <core::Engine E, class X>

@@ -95,7 +95,7 @@ enum class ProposeStatus : uint8_t {
   kForwarded,           // sent to the leader (leader set); completion is seen on apply
   kNotLeader,           // forwarding is off or impossible; leader holds a hint (may be kNoNode)
   kNoLeader,            // no leader is known right now; try again later
-  kTooMuchUncommitted,  // the leader's uncommitted bytes limit is reached; back off
+  kTooMuchUncommitted,  // a limit (uncommitted bytes, forward buffer, pending reads) is reached; back off
   kDropped,             // accepted earlier, now abandoned (e.g. leadership lost)
 };
 std::string_view propose_status_name(ProposeStatus s);

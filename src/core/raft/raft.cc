@@ -64,7 +64,8 @@ Status Config::validate() const {
         max_safe_lease_ticks(election_timeout_ticks, clock_drift_bound)));
   }
   if (max_entries_per_append == 0 || max_bytes_per_append == 0 || max_inflight_appends == 0 ||
-      max_uncommitted_bytes == 0 || max_apply_bytes_per_ready == 0) {
+      max_uncommitted_bytes == 0 || max_apply_bytes_per_ready == 0 || max_forward_bytes == 0 ||
+      max_pending_reads == 0) {
     return Status::invalid_argument("raft: limits must be positive");
   }
   return Status::ok();
@@ -331,12 +332,16 @@ ProposeResult Raft::propose(std::string data) {
   }
   if (leader_ == kNoNode) return {ProposeStatus::kNoLeader, kNoNode, {}, {}};
   if (!cfg_.forward_proposals) return {ProposeStatus::kNotLeader, leader_, {}, {}};
+  if (forward_bytes_ > 0 && forward_bytes_ + data.size() > cfg_.max_forward_bytes)
+    return {ProposeStatus::kTooMuchUncommitted, leader_, {}, {}};
+  forward_bytes_ += data.size();
   forward_buffer_.push_back(std::move(data));
   return {ProposeStatus::kForwarded, leader_, {}, {}};
 }
 
 ProposeResult Raft::read_index(uint64_t ctx, core::ReadMode mode) {
   if (auto* l = std::get_if<Leader>(&role_)) {
+    if (reads_full(*l)) return {ProposeStatus::kTooMuchUncommitted, cfg_.id, {}, term_};
     if (!committed_in_current_term()) {
       // Thesis §6.4 step 1: the commit index is only known to be current once
       // an entry of this term (the no-op) is committed.
@@ -580,6 +585,7 @@ void Raft::step_leader(Leader& l, const Message& m) {
                    }
                  },
                  [&](const ReadIndexRequest& r) {
+                   if (reads_full(l)) return;  // dropped: the asker asks again later
                    if (!committed_in_current_term()) {
                      l.reads_before_commit.push_back(PendingRead{m.from, r.ctx, {}, 0});
                    } else {
@@ -863,7 +869,8 @@ void Raft::flush_outbox() {
     if (leader_ != kNoNode && leader_ != cfg_.id) {
       send(leader_, ForwardProposals{std::move(forward_buffer_)});
     }
-    forward_buffer_.clear();  // no leader any more: dropped, clients time out
+    forward_buffer_.clear();  // no leader any more: dropped; the host offers them again
+    forward_bytes_ = 0;
   }
 }
 

@@ -97,6 +97,13 @@ struct Config {
   size_t max_inflight_appends = 64;
   size_t max_uncommitted_bytes = 64u << 20;
   size_t max_apply_bytes_per_ready = 16u << 20;
+  // A follower holds at most this many proposal bytes to forward at the next
+  // Ready; beyond it propose() refuses (kTooMuchUncommitted).
+  size_t max_forward_bytes = 16u << 20;
+  // A leader holds at most this many reads waiting for a heartbeat round or
+  // for its first commit; beyond it a local read is refused
+  // (kTooMuchUncommitted) and a forwarded one dropped (its host asks again).
+  size_t max_pending_reads = 65536;
   // Entries kept behind a snapshot so slightly lagging followers get entries, not a snapshot.
   uint64_t snapshot_trailing_entries = 0;
 
@@ -233,6 +240,9 @@ class Raft {
   bool maybe_commit(Leader& l);
   void on_commit_advanced(Leader& l, LogIndex old_commit);
   void add_read(Leader& l, NodeId from, uint64_t ctx);
+  bool reads_full(const Leader& l) const {
+    return l.reads.size() + l.reads_before_commit.size() >= cfg_.max_pending_reads;
+  }
   void release_read(const PendingRead& r);
   void release_confirmed_reads(Leader& l);
   bool quorum_active(const Leader& l) const;
@@ -259,6 +269,7 @@ class Raft {
   std::optional<core::SnapshotRef> snapshot_;  // latest snapshot, for lagging followers
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
   std::vector<std::string> forward_buffer_;           // proposals to forward at ready()
+  size_t forward_bytes_ = 0;  // Invariant: sum of forward_buffer_ sizes <= max_forward_bytes
 
   // Output waiting for the next Ready.
   std::vector<Message> msgs_;

@@ -444,3 +444,41 @@ TEST(RaftLease, LeaseTicksLeaveAMarginForClockDrift) {
 
 }  // namespace
 }  // namespace chorus::raft
+
+namespace chorus::raft {
+namespace {
+
+using testing::Cluster;
+
+// Every queue in the core has a limit and a behaviour when it is full.
+TEST(RaftLimits, AFollowersForwardBufferIsBoundedAndDrainsAtTheNextReady) {
+  Cluster c({.nodes = 3, .config = [](Config& cfg) { cfg.max_forward_bytes = 10; }});
+  ASSERT_TRUE(c.elect(1));
+  EXPECT_EQ(c.propose(2, "12345").status, ProposeStatus::kForwarded);
+  EXPECT_EQ(c.propose(2, "12345").status, ProposeStatus::kForwarded);
+  EXPECT_EQ(c.propose(2, "x").status, ProposeStatus::kTooMuchUncommitted) << "10 bytes held";
+  ASSERT_TRUE(c.process_ready(2));  // forwarded: the buffer is empty again
+  EXPECT_EQ(c.propose(2, "x").status, ProposeStatus::kForwarded);
+  // One proposal larger than the whole budget still goes, alone.
+  ASSERT_TRUE(c.process_ready(2));
+  EXPECT_EQ(c.propose(2, std::string(50, 'y')).status, ProposeStatus::kForwarded);
+}
+
+TEST(RaftLimits, ALeadersPendingReadsAreBounded) {
+  Cluster c({.nodes = 3, .config = [](Config& cfg) { cfg.max_pending_reads = 2; }});
+  ASSERT_TRUE(c.elect(1));
+  EXPECT_EQ(c.read_index(1, 1).status, ProposeStatus::kAccepted);
+  EXPECT_EQ(c.read_index(1, 2).status, ProposeStatus::kAccepted);
+  EXPECT_EQ(c.read_index(1, 3).status, ProposeStatus::kTooMuchUncommitted);
+  // A follower's forwarded read is dropped while full (its host asks again).
+  EXPECT_EQ(c.read_index(2, 4).status, ProposeStatus::kForwarded);
+  c.stabilize();  // the round confirms reads 1 and 2; the forwarded one was dropped
+  EXPECT_EQ(c.reads(1).size(), 2u);
+  EXPECT_TRUE(c.reads(2).empty());
+  EXPECT_EQ(c.read_index(2, 5).status, ProposeStatus::kForwarded);
+  c.stabilize();
+  EXPECT_EQ(c.reads(2).size(), 1u) << "room again once the round confirmed";
+}
+
+}  // namespace
+}  // namespace chorus::raft
