@@ -166,15 +166,21 @@ class ReplicaHost {
   // Builds the engine from what recovery found.
   using EngineFactory = std::function<std::unique_ptr<E>(core::PersistentState<DurableState>)>;
 
+  // `prng` seeds what must differ between incarnations (the read barrier
+  // ids: an answer to the previous incarnation's barrier must not confirm a
+  // new one).
   ReplicaHost(X& effects, HostOptions opts, std::unique_ptr<storage::ReplicaStorage> store,
-              std::unique_ptr<kv::StateMachine> sm, HostMetrics* metrics = nullptr,
+              std::unique_ptr<kv::StateMachine> sm, Prng prng, HostMetrics* metrics = nullptr,
               HostProbes probes = {})
       : x_(effects),
         opts_(std::move(opts)),
         store_(std::move(store)),
         sm_(std::move(sm)),
         metrics_(metrics),
-        probes_(std::move(probes)) {}
+        probes_(std::move(probes)),
+        // Random per incarnation, and far from wrapping: ids never repeat
+        // across restarts (a 2^-64 chance per pair).
+        next_read_ctx_((prng.next_u64() >> 1) | 1) {}
   ~ReplicaHost() { stop(); }
   ReplicaHost(const ReplicaHost&) = delete;
   ReplicaHost& operator=(const ReplicaHost&) = delete;
@@ -295,6 +301,7 @@ class ReplicaHost {
   LogIndex last_snapshot_;
   int64_t leader_clock_ms_ = 0;
   NodeId last_leader_;
+  Term last_leader_term_;  // the term of last_leader_ (a re-elected leader is a new one)
   Term last_term_;
 
   // Committed entries waiting while a snapshot image is built (maybe_snapshot).
@@ -302,7 +309,7 @@ class ReplicaHost {
 
   std::unordered_map<uint64_t, PendingWrite> writes_;  // by client session id
   std::map<uint64_t, PendingRead> reads_;              // by read ctx
-  uint64_t next_read_ctx_ = 1;
+  uint64_t next_read_ctx_;
 };
 
 }  // namespace chorus::host

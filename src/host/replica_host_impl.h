@@ -156,14 +156,14 @@ void ReplicaHost<E, X>::arm_tick() {
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::on_tick() {
-  if (stopped_) return;
-  if (healthy()) {
-    sync_clock();
-    maybe_publish_clock();
-    retry_and_expire();
-    pump();
-  }
-  arm_tick();
+  // A fail-stopped host ticks no more: nothing it could do matters, and its
+  // tick count, frozen, would arm the timer in the past forever.
+  if (stopped_ || !healthy()) return;
+  sync_clock();
+  maybe_publish_clock();
+  retry_and_expire();
+  pump();
+  if (healthy()) arm_tick();
 }
 
 // The leader publishes its calendar clock now and then, so expiry advances on
@@ -407,7 +407,13 @@ void ReplicaHost<E, X>::pump() {
   // Entries this Ready replaces are not durable any more (defect found in
   // review: applying from the old durable_ let a follower apply rewritten
   // entries before they, or the truncation, were durable).
-  if (rd->snapshot) durable_ = LogIndex(0);
+  if (rd->snapshot) {
+    durable_ = LogIndex(0);
+    // Committed entries waiting for a local snapshot image are all at or
+    // below the commit index, hence below the leader's snapshot: it holds
+    // them. Applying them after it, or before it is durable, would be wrong.
+    deferred_.clear();
+  }
   if (!rd->entries.empty()) durable_ = std::min(durable_, rd->entries.front().index.prev());
   apply_early(*rd);
   if (!healthy()) return;
@@ -428,12 +434,14 @@ void ReplicaHost<E, X>::on_soft_state(const core::SoftState& s, const std::strin
   if (s.role == core::Role::kLeader && metrics_ && metrics_->leader_changes)
     metrics_->leader_changes();
   last_term_ = std::max(last_term_, s.term);
-  if (s.leader == kNoNode || s.leader == last_leader_) return;
-  // A new leader: writes forwarded to the old one may be lost, and read
-  // barriers asked of it may never be answered; offer them again now rather
-  // than after retry_interval (the state machine's sessions make a duplicate
-  // write apply once; a duplicate barrier answer is ignored).
+  if (s.leader == kNoNode || (s.leader == last_leader_ && s.term == last_leader_term_)) return;
+  // A new leader (or the same node leading a new term): writes forwarded to
+  // the old one may be lost, and read barriers asked of it may never be
+  // answered; offer them again now rather than after retry_interval (the
+  // state machine's sessions make a duplicate write apply once; a duplicate
+  // barrier answer is ignored).
   last_leader_ = s.leader;
+  last_leader_term_ = s.term;
   const Instant now = x_.now();
   for (auto& [client, w] : writes_) {
     if (w.done) w.next_try = now;
@@ -680,8 +688,13 @@ void ReplicaHost<E, X>::fail_stop(const Status& why) {
   error("fail-stop: " + why.to_string() + " — this node stops taking part until restarted");
   for (auto it = writes_.begin(); it != writes_.end();) {
     const uint64_t client = it->first;
+    const bool proposed = it->second.proposed;
     ++it;
-    complete_write(client, why);
+    // A write already handed to the engine may commit through the others.
+    complete_write(client, proposed ? Status::indeterminate("node failed (" + why.to_string() +
+                                                            "); the write may or may not have "
+                                                            "been applied")
+                                    : why);
   }
   while (!reads_.empty()) complete_read(reads_.begin()->first, why);
 }

@@ -63,7 +63,8 @@ class EngineGroup final : public ReplicaGroup {
       : ctx_(std::move(ctx)),
         fx_(std::make_unique<Fx>(*ctx_.io, [this](Msg m) { send(std::move(m)); })),
         host_(std::make_unique<Host>(*fx_, EngineSetup<E>::host_options(*ctx_.config),
-                                     std::move(ctx_.store), std::move(ctx_.sm), ctx_.metrics)) {}
+                                     std::move(ctx_.store), std::move(ctx_.sm),
+                                     Prng(ctx_.prng_seed ^ 0x9e3779b97f4a7c15ULL), ctx_.metrics)) {}
   ~EngineGroup() override {
     // The host stops first (no new storage job), then the effects finish the
     // storage thread's queue while the host it uses still exists.

@@ -72,6 +72,7 @@ struct RunReport {
   uint64_t messages_dropped = 0;
   uint64_t leader_changes = 0;
   uint64_t crashes = 0;
+  uint64_t crashes_mid_fsync = 0;  // crashes that cut a disk job between its writes and fsyncs
   uint64_t partitions = 0;
   uint64_t stalls = 0;
   uint64_t snapshots = 0;

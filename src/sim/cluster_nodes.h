@@ -183,7 +183,7 @@ void Cluster<E>::start_node(size_t i) {
       *n.loop, [this](Msg m) { deliver(std::move(m)); },
       [this] { return uniform_time(opts_.faults.min_fsync_us, opts_.faults.max_fsync_us); });
   n.host = std::make_unique<Host>(*n.fx, host_options(), std::move(opened).value(), std::move(sm),
-                                  &n.metrics, std::move(probes));
+                                  prng_.fork(), &n.metrics, std::move(probes));
   const NodeId id = n.id;
   Prng engine_prng = prng_.fork();
   Status st = n.host->init([&](core::PersistentState<typename E::DurableState> ps) {
@@ -241,7 +241,16 @@ template <core::Engine E>
 void Cluster<E>::crash_node(size_t i) {
   Node& n = *nodes_[i];
   if (!n.loop->up()) return;
-  n.loop->crash();  // an fsync in progress never completes: its data is lost
+  // The power fails in the middle of a disk job (a persist, a snapshot): its
+  // writes reach the disk cache, none of its fsyncs complete, and crash()
+  // below decides what of it survives (nothing, a torn prefix, some pages).
+  if (auto job = n.loop->take_first_disk_job(); job && prng_.chance(0.7)) {
+    n.env->suspend_syncs(true);
+    (*job)();
+    n.env->suspend_syncs(false);
+    ++report_.crashes_mid_fsync;
+  }
+  n.loop->crash();  // whatever else was in flight never completes
   n.host.reset();
   n.env->crash();  // un-synced writes are lost, or torn
   if (n.local_snapshots >= 2 && prng_.chance(opts_.faults.corrupt_snapshot))

@@ -19,10 +19,13 @@
 // the job's latency (a follower's fsync on its loop).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <vector>
 
 #include "base/prng.h"
 #include "host/effects.h"
@@ -40,11 +43,38 @@ class NodeLoop {
     up_ = true;
     stalled_until_ = 0;
     storage_free_at_ = 0;
+    disk_jobs_.clear();
   }
   // A crash: everything queued for the node is dropped.
   void crash() {
     up_ = false;
     ++incarnation_;
+    disk_jobs_.clear();
+  }
+
+  // Disk jobs (persist, snapshot) submitted and not yet run. A job runs at
+  // its completion time in one piece; take_first_disk_job() lets a crash
+  // run the oldest one first with its syncs suspended, so the node dies in
+  // the middle of its fsyncs and the disk keeps un-synced writes.
+  using DiskJob = std::shared_ptr<std::function<void()>>;
+  DiskJob add_disk_job(std::function<void()> job) {
+    auto j = std::make_shared<std::function<void()>>(std::move(job));
+    disk_jobs_.push_back(j);
+    return j;
+  }
+  // Runs `j` unless a crash took it; true when it ran.
+  bool run_disk_job(const DiskJob& j) {
+    auto it = std::find(disk_jobs_.begin(), disk_jobs_.end(), j);
+    if (it == disk_jobs_.end()) return false;
+    disk_jobs_.erase(it);
+    (*j)();
+    return true;
+  }
+  DiskJob take_first_disk_job() {
+    if (disk_jobs_.empty()) return nullptr;
+    DiskJob j = disk_jobs_.front();
+    disk_jobs_.erase(disk_jobs_.begin());
+    return j;
   }
   bool up() const { return up_; }
   uint64_t incarnation() const { return incarnation_; }
@@ -103,6 +133,7 @@ class NodeLoop {
   bool up_ = false;
   Time stalled_until_ = 0;
   Time storage_free_at_ = 0;
+  std::vector<DiskJob> disk_jobs_;
   double rate_ = 1.0;
   int64_t origin_ns_ = 0;
 };
@@ -140,18 +171,20 @@ class SimEffects {
     // runs on); its completion is a loop event. (Captures the loop, which
     // outlives every incarnation, never these effects, which do not.)
     NodeLoop* loop = &loop_;
-    loop_.queue().at(at, [loop, inc, job = std::move(job), done = std::move(done)]() mutable {
+    NodeLoop::DiskJob j = loop_.add_disk_job(std::move(job));
+    loop_.queue().at(at, [loop, inc, j, done = std::move(done)]() mutable {
       if (!loop->up() || loop->incarnation() != inc) return;  // crashed: never completed
-      job();
+      if (!loop->run_disk_job(j)) return;
       loop->at(loop->queue().now(), std::move(done));
     });
   }
   void run_blocking(host::Task job, host::Task done) {
     const Time latency = disk_latency_();
     loop_.stall(latency);
-    loop_.at(loop_.queue().now() + latency, [job = std::move(job), done = std::move(done)] {
-      job();
-      done();
+    NodeLoop::DiskJob j = loop_.add_disk_job(std::move(job));
+    NodeLoop* loop = &loop_;
+    loop_.at(loop_.queue().now() + latency, [loop, j, done = std::move(done)] {
+      if (loop->run_disk_job(j)) done();
     });
   }
   void stop() {

@@ -111,7 +111,7 @@ Raft::Raft(Config cfg, Prng prng, PersistentState state) : cfg_(std::move(cfg)),
   // heartbeat round, on which that leader bases its lease; it has forgotten,
   // so it refuses votes for one election timeout after a restart. (A node that
   // never adopted a term acknowledged nothing.)
-  if (cfg_.lease_reads && term_ > Term(0)) no_vote_until_tick_ = cfg_.election_timeout_ticks;
+  if (cfg_.lease_reads && term_ > Term(0)) vote_fence_until_tick_ = cfg_.election_timeout_ticks;
   prev_hard_ = hard_state();
   prev_soft_ = soft_state();
   durable_term_ = term_;
@@ -370,19 +370,25 @@ std::optional<LogIndex> Raft::lease_read_index() const {
   return log_.committed();
 }
 
+bool Raft::vote_fenced(const Message& m, const RequestVote& rv) const {
+  // Repeating a vote already granted in this term promises nothing new.
+  if (!rv.pre_vote && m.term == term_ && voted_for_ == m.from) return false;
+  if (now_ticks_ < vote_fence_until_tick_) return true;
+  // A leader under CheckQuorum keeps its followers' promises for as long as
+  // it leads (it steps down once a quorum is silent for a timeout).
+  return cfg_.check_quorum && std::holds_alternative<Leader>(role_);
+}
+
 // Applies the term rules of Raft §5.1 (and PreVote's exceptions). Returns true
 // when the message was fully handled here.
 bool Raft::step_stale_or_newer_term(const Message& m) {
   const auto* rv = std::get_if<RequestVote>(&m.body);
   const auto* rvr = std::get_if<RequestVoteResponse>(&m.body);
+  // Leader stickiness (thesis §4.2.3, needed for CheckQuorum and leases):
+  // while a leader may still hold its lease, ignore candidates — before the
+  // term rules, so an ignored candidate cannot raise our term either.
+  if (rv != nullptr && m.term >= term_ && vote_fenced(m, *rv)) return true;
   if (m.term > term_) {
-    if (rv != nullptr) {
-      // Leader stickiness (thesis §4.2.3, needed for CheckQuorum and leases):
-      // while we hear from a leader, ignore candidates.
-      const bool in_lease = cfg_.check_quorum && leader_ != kNoNode &&
-                            election_elapsed_ticks_ < cfg_.election_timeout_ticks;
-      if (in_lease || now_ticks_ < no_vote_until_tick_) return true;
-    }
     if (rv != nullptr && rv->pre_vote) return false;  // a pre-vote changes no term
     if (rvr != nullptr && rvr->pre_vote && rvr->granted) return false;  // nor does its grant
     const bool from_leader = std::holds_alternative<AppendEntries>(m.body) ||
@@ -447,6 +453,7 @@ void Raft::step_follower(const Message& m) {
     }
     leader_ = m.from;
     election_elapsed_ticks_ = 0;
+    if (cfg_.check_quorum) vote_fence_until_tick_ = now_ticks_ + cfg_.election_timeout_ticks;
   }
   std::visit(Overloaded{
                  [&](const AppendEntries& a) { handle_append(m, a); },
@@ -542,6 +549,11 @@ void Raft::handle_append(const Message& m, const AppendEntries& a) {
     send(m.from, AppendEntriesResponse{false, {}, a.prev_log_index, hint_term, hint_index});
     return;
   }
+  // Raft §5.3 / Figure 2: an acknowledgement promises its entries are
+  // durable. Several appends can be stepped before one Ready is persisted; an
+  // earlier one (say from a stale leader) may have been acknowledged, and
+  // this one replaces what it acknowledged: that promise must not leave.
+  if (const LogIndex c = first_conflict(a.entries); c != LogIndex(0)) void_acks_from(c);
   const LogIndex last_new = log_.append_after(a.prev_log_index, a.entries);
   // Raft §5.3 rule 5: commit up to min(leader_commit, index of last new entry).
   log_.commit_to(std::min(a.leader_commit, last_new));
@@ -565,10 +577,28 @@ void Raft::handle_snapshot(const Message& m, const InstallSnapshot& s) {
     send(m.from, AppendEntriesResponse{true, meta.index, {}, {}, {}});
     return;
   }
+  void_acks_from(log_.committed().next());  // everything past the commit index is replaced
   log_.restore(meta);
   snapshot_ = s.snapshot;
   pending_install_ = s.snapshot;
   send(m.from, AppendEntriesResponse{true, meta.index, {}, {}, {}});
+}
+
+LogIndex Raft::first_conflict(const std::vector<core::Entry>& entries) const {
+  for (const core::Entry& e : entries) {
+    if (e.index <= log_.snapshot().index) continue;
+    const auto t = log_.term(e.index);
+    if (!t) return LogIndex(0);  // past our end: nothing is replaced
+    if (*t != e.term) return e.index;
+  }
+  return LogIndex(0);
+}
+
+void Raft::void_acks_from(LogIndex from) {
+  std::erase_if(msgs_after_persist_, [&](const Message& m) {
+    const auto* r = std::get_if<AppendEntriesResponse>(&m.body);
+    return r != nullptr && r->success && r->match_index >= from;
+  });
 }
 
 // ---------------------------------------------------------------------------

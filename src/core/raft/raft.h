@@ -223,11 +223,19 @@ class Raft {
   void handle_append(const Message& m, const AppendEntries& a);
   void handle_heartbeat(const Message& m, const Heartbeat& h);
   void handle_snapshot(const Message& m, const InstallSnapshot& s);
+  // The first index at which `entries` (following `prev`) would replace a
+  // different entry in our log; 0 when they replace nothing.
+  LogIndex first_conflict(const std::vector<core::Entry>& entries) const;
+  // Drops append acknowledgements not yet sent that promise entries from
+  // `from` on: those entries are being replaced within the same Ready.
+  void void_acks_from(LogIndex from);
   void handle_append_response(Leader& l, const Message& m, const AppendEntriesResponse& r);
   void handle_heartbeat_response(Leader& l, const Message& m, const HeartbeatResponse& r);
   void step_leader(Leader& l, const Message& m);
   void step_follower(const Message& m);
   bool step_stale_or_newer_term(const Message& m);
+  // True while a RequestVote (or pre-vote) from `m.from` must be ignored.
+  bool vote_fenced(const Message& m, const RequestVote& rv) const;
 
   // Leader helpers.
   bool append_entry(Leader& l, core::EntryType type, std::string data);
@@ -265,7 +273,13 @@ class Raft {
   uint32_t election_elapsed_ticks_ = 0;  // follower/candidate: since last heard; leader: stickiness
   uint32_t randomized_election_timeout_ticks_ = 0;
   uint64_t now_ticks_ = 0;
-  uint64_t no_vote_until_tick_ = 0;            // lease_reads: ignore candidates after a restart
+  // No vote nor pre-vote is granted, in any term, before this tick: the node
+  // heard a leader less than an election timeout ago (leader stickiness,
+  // thesis §4.2.3, which CheckQuorum and leases rest on), or it restarted
+  // and may have acknowledged a lease round it forgot (§6.4.1). Kept apart
+  // from leader_ and the term: a higher term learned from any other message
+  // must not reopen voting early.
+  uint64_t vote_fence_until_tick_ = 0;
   std::optional<core::SnapshotRef> snapshot_;  // latest snapshot, for lagging followers
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
   std::vector<std::string> forward_buffer_;           // proposals to forward at ready()

@@ -1291,3 +1291,35 @@ TEST(RaftPaper, Sec5_2_RejectedCandidateDoesNotRestartTheFollowersElectionTimer)
 
 }  // namespace
 }  // namespace chorus::raft::testing
+
+namespace chorus::raft {
+namespace {
+
+// Figure 2 / §5.3: an append acknowledgement promises its entries are
+// durable. Two appends stepped before one Ready is persisted: the first (from
+// a stale leader of term 2) is acknowledged, the second (from the leader of
+// term 3) replaces what it acknowledged. The first acknowledgement must not
+// leave: the entries it promises are never written (found by the simulator,
+// seed 17551 of a 20,000-seed sweep, through a stalled follower's batch).
+TEST(RaftPaper, Sec5_3_AnAcknowledgementVoidedWithinTheSameReadyNeverLeaves) {
+  Raft r = make_node(3, 3, state_with({1, 1}, 1));
+  r.step(msg(1, 3, 2, AppendEntries{LogIndex(2), Term(1), entries_with_terms({2}, 3), LogIndex(1)}));
+  r.step(msg(2, 3, 3, AppendEntries{LogIndex(1), Term(1), entries_with_terms({3}, 2), LogIndex(1)}));
+  Ready rd = r.ready();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_EQ(rd.entries[0].index, LogIndex(2));
+  EXPECT_EQ(rd.entries[0].term, Term(3));
+  for (const auto& m : all_messages(rd)) {
+    const auto* a = std::get_if<AppendEntriesResponse>(&m.body);
+    if (a == nullptr || !a->success) continue;
+    EXPECT_LT(a->match_index, LogIndex(3)) << "n3 promised index 3 to n" << m.to
+                                           << ", which this Ready replaces";
+  }
+  const auto acks = of_type<AppendEntriesResponse>(rd.messages_after_persist);
+  ASSERT_EQ(acks.size(), 1u) << "the newer leader's acknowledgement stays";
+  EXPECT_EQ(acks[0].to, NodeId(2));
+  EXPECT_EQ(std::get<AppendEntriesResponse>(acks[0].body).match_index, LogIndex(2));
+}
+
+}  // namespace
+}  // namespace chorus::raft

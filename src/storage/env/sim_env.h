@@ -112,6 +112,10 @@ class SimEnv final : public Env {
   Status corrupt(const std::string& path, uint64_t offset, uint64_t len);
   // The next n sync()/sync_dir() calls fail.
   void fail_next_syncs(int n) { fail_next_syncs_ = n; }
+  // While suspended, sync()/sync_dir() return OK but make nothing durable:
+  // the power fails during them. The simulator runs a disk job this way
+  // right before crash() to crash a node in the middle of its fsyncs.
+  void suspend_syncs(bool on) { syncs_suspended_ = on; }
   void set_options(const SimEnvOptions& options) { options_ = options; }
   const SimEnvOptions& options() const { return options_; }
 
@@ -155,6 +159,7 @@ class SimEnv final : public Env {
   SimEnvOptions options_;
   Stats stats_;
   int fail_next_syncs_ = 0;
+  bool syncs_suspended_ = false;
   uint64_t epoch_ = 0;  // bumped by crash(); handles from an older epoch are dead
   std::set<std::string> dirs_;
   std::map<std::string, std::shared_ptr<Inode>> files_;          // current namespace

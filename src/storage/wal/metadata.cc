@@ -19,7 +19,12 @@ constexpr size_t kChecksumAt = 8;
 constexpr size_t kLengthAt = 16;
 constexpr size_t kVersionAt = 20;
 constexpr size_t kPayloadAt = 24;
-constexpr uint32_t kSlotVersion = 1;
+// Version 2 holds the engine's bytes (engine_state); version 1 held Raft's
+// term, vote and commit in fields 2-4 and is still read. Writing 2 makes a
+// binary from before refuse the file ("unknown version") instead of reading
+// term 0 and no vote — and voting twice in a term.
+constexpr uint32_t kSlotVersion = 2;
+constexpr uint32_t kOldestSlotVersion = 1;
 constexpr uint64_t kMaxPayloadBytes = kMetadataSlotBytes - kPayloadAt;
 
 std::string encode_payload(uint64_t sequence, std::string_view state) {
@@ -71,7 +76,8 @@ Copy decode_slot(std::string_view file, size_t slot) {
       get_u64(s.data() + kChecksumAt)) {
     return bad("checksum mismatch");
   }
-  if (get_u32(s.data() + kVersionAt) != kSlotVersion) return bad("unknown version");
+  const uint32_t version = get_u32(s.data() + kVersionAt);
+  if (version < kOldestSlotVersion || version > kSlotVersion) return bad("unknown version");
   storagepb::HardStateRecord rec;
   if (!rec.ParseFromArray(s.data() + kPayloadAt, static_cast<int>(length))) {
     return bad("undecodable record");

@@ -149,6 +149,16 @@ TEST_P(MetadataTest, VersionOneRecordIsReadAsTheEnginesBytes) {
   EXPECT_EQ(m->sequence(), 1u);
 }
 
+// A build that knows only version 1 must refuse a file written now (and not
+// read term 0 and no vote from it): records are written as version 2.
+TEST_P(MetadataTest, RecordsAreWrittenAsVersionTwoSoOlderBuildsRefuseThem) {
+  ASSERT_TRUE(open()->save(hs(3, 2, 1)).is_ok());
+  auto bytes = t_.env()->read_file(path_, kMetadataFileBytes);
+  ASSERT_TRUE(bytes.is_ok());
+  const size_t slot = 1 * kMetadataSlotBytes;  // sequence 1
+  EXPECT_EQ(get_u32(bytes->data() + slot + 20), 2u);
+}
+
 TEST_P(MetadataTest, StateLargerThanACopyIsRefusedAndTheFileKeepsItsState) {
   auto m = open();
   ASSERT_TRUE(m->save(hs(1, 1, 1)).is_ok());
