@@ -13,8 +13,10 @@
 //      kill -9 (the leader more often) and restart later, SIGSTOP/SIGCONT,
 //      iptables partitions (nemesis_firewall.h), crash-restarts;
 //   4. heals everything, waits for a leader, reads every key, and checks the
-//      history (nemesis_analysis.h): linearizability per key, no acknowledged
-//      write missing, replicas converged; plus availability figures.
+//      history (nemesis_analysis.h): linearizability per key (with follower
+//      reads, of the writes, and the reads against what follower reads
+//      promise), no acknowledged write missing, replicas converged; plus
+//      availability figures.
 //
 // Times in this header are microseconds since the run started (t0), the clock
 // of the recorded history.
@@ -26,6 +28,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "host/consistency.h"
 
 namespace chorus::tools::nemesis {
 
@@ -39,6 +43,13 @@ inline constexpr FaultKind kAllFaultKinds[] = {FaultKind::kKill, FaultKind::kPau
                                                FaultKind::kPartition, FaultKind::kRestart};
 std::string_view fault_kind_name(FaultKind k);
 std::optional<FaultKind> parse_fault_kind(std::string_view name);
+
+// The read mode every client connection sets (CHORUS.CONSISTENCY). What the
+// check proves depends on it: kLinearizable and kLease reads are checked for
+// linearizability like the writes; kFollower reads promise less, and are
+// checked by check_follower_reads (nemesis_analysis.h).
+using host::Consistency;
+std::optional<Consistency> parse_consistency(std::string_view name);
 
 enum class WorkloadKind : uint8_t {
   kRegister,  // GET / SET / CHORUS.CAS on a few keys
@@ -77,11 +88,11 @@ struct Options {
   // A fresh key after this many operations on a key (register) or appends to
   // it (append): bounds the values' length and each key's history.
   int ops_per_key = 0;  // 0: the workload's default
-  // Server settings under test (docs/config.md): raft.check_quorum, and
-  // raft.lease_reads with every client reading under the lease
-  // (CHORUS.CONSISTENCY lease).
+  // Server settings under test (docs/config.md): raft.check_quorum.
   bool check_quorum = true;
-  bool lease_reads = false;
+  // Every client connection's read mode. kLease also runs the nodes with
+  // raft.lease_reads = true (which needs check_quorum).
+  Consistency consistency = Consistency::kLinearizable;
   // Partitions asked for but impossible here: do not run at all
   // (RunResult::skipped) rather than run without them.
   bool require_partitions = false;

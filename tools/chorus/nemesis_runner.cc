@@ -20,6 +20,7 @@
 #include "local_cluster.h"
 #include "nemesis_firewall.h"
 #include "nemesis_workload.h"
+#include "server/commands.h"
 
 namespace chorus::tools::nemesis {
 namespace {
@@ -423,7 +424,8 @@ LocalClusterOptions cluster_options(const Options& o, const std::string& dir, ui
   c.base_port = base;
   c.ip_per_node = true;
   c.chorusd = o.chorusd;
-  c.tune = [check_quorum = o.check_quorum, lease = o.lease_reads](server::NodeConfig& cfg) {
+  const bool lease = o.consistency == Consistency::kLease;
+  c.tune = [check_quorum = o.check_quorum, lease](server::NodeConfig& cfg) {
     cfg.raft.check_quorum = check_quorum;
     cfg.raft.lease_reads = lease;
     // Snapshots often enough that a node down for a few seconds catches up
@@ -443,7 +445,8 @@ WorkloadOptions workload_options(const Options& o, const LocalCluster& c, Clock:
   w.ops_per_key = o.ops_per_key;
   w.op_timeout = o.op_timeout;
   w.seed = o.seed;
-  if (o.lease_reads) w.session_setup.push_back({"CHORUS.CONSISTENCY", "lease"});
+  w.session_setup.push_back(
+      {"CHORUS.CONSISTENCY", std::string(server::consistency_name(o.consistency))});
   for (int k = 1; k <= c.size(); ++k) w.nodes.push_back(c.config(k).listen.client);
   w.t0 = t0;
   return w;
@@ -625,6 +628,7 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
   w.stop();
   r.workload_end_us = micros_since(t0);
   r.history = w.history();
+  r.workload_ops = r.history.size();
   r.errors = w.error_counts();
   if (!interrupted) finish(cluster, inj, w, o.clients, t0, interrupted, &r);
   inj.heal_everything(&r.problems);
