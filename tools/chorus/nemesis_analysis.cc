@@ -315,6 +315,8 @@ std::string_view fault_kind_name(FaultKind k) {
       return "kill";
     case FaultKind::kPause:
       return "pause";
+    case FaultKind::kStall:
+      return "stall";
     case FaultKind::kPartition:
       return "partition";
     case FaultKind::kRestart:
@@ -328,6 +330,40 @@ std::optional<FaultKind> parse_fault_kind(std::string_view name) {
     if (fault_kind_name(k) == name) return k;
   }
   return std::nullopt;
+}
+
+std::optional<std::vector<FaultKind>> parse_fault_list(std::string_view list, std::string* bad) {
+  std::vector<FaultKind> kinds;
+  auto add = [&kinds](FaultKind k) {
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  };
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (name == "all") {
+      for (FaultKind k : kAllFaultKinds) add(k);
+    } else if (auto k = parse_fault_kind(name)) {
+      add(*k);
+    } else if (!name.empty() && name != "none") {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+  }
+  return kinds;
+}
+
+std::string fault_kind_names() {
+  std::string out;
+  for (FaultKind k : kAllFaultKinds)
+    out += fmt::format("{}{}", out.empty() ? "" : ", ", fault_kind_name(k));
+  return out;
+}
+
+StallRange stall_range(uint32_t tick_ms, uint32_t election_timeout_ticks) {
+  CHORUS_ASSERT(tick_ms > 0 && election_timeout_ticks > 0);
+  const auto timeout = std::chrono::milliseconds(uint64_t{tick_ms} * election_timeout_ticks);
+  return {timeout * 3 / 2, timeout * 6};
 }
 
 std::optional<Consistency> parse_consistency(std::string_view name) {

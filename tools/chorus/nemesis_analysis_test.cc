@@ -188,7 +188,23 @@ TEST(NemesisFiguresTest, UnavailabilityIsTimeToTheNextAcknowledgedWrite) {
 }
 
 // ---------------------------------------------------------------------------
-// Arguments
+// Arguments and fault timing
+
+TEST(NemesisArgsTest, FaultListKeepsOrderDropsRepeatsAndKnowsStall) {
+  std::string bad;
+  EXPECT_EQ(parse_fault_list("stall,kill,partition,stall", &bad),
+            (std::vector<FaultKind>{FaultKind::kStall, FaultKind::kKill, FaultKind::kPartition}));
+  EXPECT_EQ(parse_fault_list("all", &bad),
+            (std::vector<FaultKind>{FaultKind::kKill, FaultKind::kPause, FaultKind::kStall,
+                                    FaultKind::kPartition, FaultKind::kRestart}));
+  EXPECT_EQ(parse_fault_list("none", &bad), std::vector<FaultKind>{});
+  EXPECT_EQ(parse_fault_list("", &bad), std::vector<FaultKind>{});
+  EXPECT_EQ(parse_fault_list("kill,,pause", &bad),
+            (std::vector<FaultKind>{FaultKind::kKill, FaultKind::kPause}));
+  EXPECT_FALSE(parse_fault_list("kill,sleep", &bad).has_value());
+  EXPECT_EQ(bad, "sleep");
+  EXPECT_EQ(fault_kind_names(), "kill, pause, stall, partition, restart");
+}
 
 TEST(NemesisArgsTest, ConsistencyModesAreTheServersNames) {
   EXPECT_EQ(parse_consistency("linearizable"), Consistency::kLinearizable);
@@ -196,6 +212,16 @@ TEST(NemesisArgsTest, ConsistencyModesAreTheServersNames) {
   EXPECT_EQ(parse_consistency("follower"), Consistency::kFollower);
   EXPECT_FALSE(parse_consistency("strong").has_value());
   EXPECT_FALSE(parse_consistency("").has_value());
+}
+
+TEST(NemesisStallTest, StallOutlastsTheElectionTimeoutButNotByMuch) {
+  using std::chrono::milliseconds;
+  const StallRange defaults = stall_range(10, 10);  // the default config: 100 ms
+  EXPECT_EQ(defaults.min, milliseconds(150));
+  EXPECT_EQ(defaults.max, milliseconds(600));
+  const StallRange slow = stall_range(20, 25);  // 500 ms
+  EXPECT_EQ(slow.min, milliseconds(750));
+  EXPECT_EQ(slow.max, milliseconds(3000));
 }
 
 // ---------------------------------------------------------------------------

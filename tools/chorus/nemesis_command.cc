@@ -92,18 +92,13 @@ Options options_from(const NemesisArgs& a) {
   auto d = parse_duration(a.duration);
   if (!d) throw CLI::ValidationError("--duration", "expected e.g. 60s, 10m, 500ms (at most 24h)");
   o.duration = *d;
-  std::stringstream in(a.faults);
-  for (std::string name; std::getline(in, name, ',');) {
-    if (name == "all") {
-      o.faults.assign(std::begin(kAllFaultKinds), std::end(kAllFaultKinds));
-    } else if (auto k = parse_fault_kind(name)) {
-      if (std::find(o.faults.begin(), o.faults.end(), *k) == o.faults.end()) o.faults.push_back(*k);
-    } else if (!name.empty() && name != "none") {
-      throw CLI::ValidationError(
-          "--faults",
-          fmt::format("unknown fault '{}' (kill, pause, partition, restart, all, none)", name));
-    }
+  std::string bad;
+  auto faults = parse_fault_list(a.faults, &bad);
+  if (!faults) {
+    throw CLI::ValidationError(
+        "--faults", fmt::format("unknown fault '{}' ({}, all, none)", bad, fault_kind_names()));
   }
+  o.faults = std::move(*faults);
   o.workload = a.workload == "append" ? WorkloadKind::kAppend : WorkloadKind::kRegister;
   o.clients = a.clients;
   o.keys = a.keys;
@@ -421,7 +416,7 @@ void add_nemesis_command(CLI::App& app) {
   cmd->add_option("--duration", args->duration, "How long the workload runs (60s, 10m...)")
       ->capture_default_str();
   cmd->add_option("--faults", args->faults,
-                  "Comma list: kill, pause, partition, restart (or all, none)")
+                  fmt::format("Comma list: {} (or all, none)", fault_kind_names()))
       ->capture_default_str();
   cmd->add_option("--workload", args->workload, "register (GET/SET/CAS) or append (APPEND/GET)")
       ->check(CLI::IsMember({"register", "append"}))

@@ -30,6 +30,7 @@ struct RunResult {
   // Every client operation (by invoke time), then the final reads.
   check::History history;
   size_t workload_ops = 0;  // history[0, workload_ops) are the clients' operations
+  StallRange stall{};       // the lengths stalls were drawn from
   std::vector<FaultEvent> faults;
   // Key -> final value read through the leader after healing (nullopt: absent).
   std::map<std::string, std::optional<std::string>> finals;
