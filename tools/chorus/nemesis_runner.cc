@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "base/assert.h"
 #include "base/prng.h"
 #include "local_cluster.h"
 #include "nemesis_firewall.h"
@@ -392,6 +393,7 @@ void FaultInjector::heal(FaultEvent& ev, std::vector<std::string>* problems) {
         paused_.erase(k);
       }
       if (deaf_) {
+        CHORUS_ASSERT(fw_ != nullptr);  // stall() makes a stall deaf only with a firewall
         nap(deaf_after_, interrupted_);
         if (Status st = fw_->heal(); !st.is_ok()) problems->push_back(st.to_string());
         deaf_ = false;
