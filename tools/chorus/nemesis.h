@@ -10,11 +10,14 @@
 //      since the run started) and what the client learned (ok / failed /
 //      unknown);
 //   3. meanwhile injects a seeded random schedule of faults, one at a time:
-//      kill -9 (the leader more often) and restart later, SIGSTOP/SIGCONT,
-//      iptables partitions (nemesis_firewall.h), crash-restarts;
+//      kill -9 (the leader more often) and restart later, SIGSTOP/SIGCONT
+//      held for seconds (pause) or for under a second (stall), iptables
+//      partitions (nemesis_firewall.h), crash-restarts;
 //   4. heals everything, waits for a leader, reads every key, and checks the
-//      history (nemesis_analysis.h): linearizability per key, no acknowledged
-//      write missing, replicas converged; plus availability figures.
+//      history (nemesis_analysis.h): linearizability per key (with follower
+//      reads, of the writes, and the reads against what follower reads
+//      promise), no acknowledged write missing, replicas converged; plus
+//      availability figures.
 //
 // Times in this header are microseconds since the run started (t0), the clock
 // of the recorded history.
@@ -27,18 +30,50 @@
 #include <string_view>
 #include <vector>
 
+#include "host/consistency.h"
+
 namespace chorus::tools::nemesis {
 
 enum class FaultKind : uint8_t {
-  kKill,       // kill -9 one node; restarted when the fault heals
-  kPause,      // SIGSTOP one node; SIGCONT when it heals
+  kKill,   // kill -9 one node; restarted when the fault heals
+  kPause,  // SIGSTOP one node for seconds; SIGCONT when it heals
+  // SIGSTOP one node (the leader more often) for under a second, but longer
+  // than an election timeout (stall_range): a stalled event loop. It resumes
+  // while another leader may already exist, the window in which a leader that
+  // measured time by its own loop turns would trust an expired lease. With
+  // the firewall, half the stalls are deaf: the peers' traffic to the node is
+  // dropped until a lease's length after SIGCONT (nemesis_runner.cc).
+  kStall,
   kPartition,  // iptables drops between node addresses; flushed when it heals
   kRestart,    // kill -9 one node (or all of them) and start it again at once
 };
 inline constexpr FaultKind kAllFaultKinds[] = {FaultKind::kKill, FaultKind::kPause,
-                                               FaultKind::kPartition, FaultKind::kRestart};
+                                               FaultKind::kStall, FaultKind::kPartition,
+                                               FaultKind::kRestart};
 std::string_view fault_kind_name(FaultKind k);
 std::optional<FaultKind> parse_fault_kind(std::string_view name);
+// "kill,stall,partition", "all", "none" or "" -> the kinds, each once, in the
+// order given; nullopt if a name is unknown (*bad names it).
+std::optional<std::vector<FaultKind>> parse_fault_list(std::string_view list, std::string* bad);
+// "kill, pause, stall, partition, restart": the names --faults accepts.
+std::string fault_kind_names();
+
+// How long a stall holds the node stopped, from the cluster's timing: at
+// least 1.5 election timeouts (tick_ms * election_timeout_ticks; the core
+// randomizes the timeout in [T, 2T), so the others often, not always, elect
+// a new leader meanwhile) and at most 6 (it resumes while that leader is
+// young, still sending its first heartbeats). 150-600 ms with the defaults.
+struct StallRange {
+  std::chrono::milliseconds min, max;
+};
+StallRange stall_range(uint32_t tick_ms, uint32_t election_timeout_ticks);
+
+// The read mode every client connection sets (CHORUS.CONSISTENCY). What the
+// check proves depends on it: kLinearizable and kLease reads are checked for
+// linearizability like the writes; kFollower reads promise less, and are
+// checked by check_follower_reads (nemesis_analysis.h).
+using host::Consistency;
+std::optional<Consistency> parse_consistency(std::string_view name);
 
 enum class WorkloadKind : uint8_t {
   kRegister,  // GET / SET / CHORUS.CAS on a few keys
@@ -77,11 +112,11 @@ struct Options {
   // A fresh key after this many operations on a key (register) or appends to
   // it (append): bounds the values' length and each key's history.
   int ops_per_key = 0;  // 0: the workload's default
-  // Server settings under test (docs/config.md): raft.check_quorum, and
-  // raft.lease_reads with every client reading under the lease
-  // (CHORUS.CONSISTENCY lease).
+  // Server settings under test (docs/config.md): raft.check_quorum.
   bool check_quorum = true;
-  bool lease_reads = false;
+  // Every client connection's read mode. kLease also runs the nodes with
+  // raft.lease_reads = true (which needs check_quorum).
+  Consistency consistency = Consistency::kLinearizable;
   // Partitions asked for but impossible here: do not run at all
   // (RunResult::skipped) rather than run without them.
   bool require_partitions = false;

@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "base/assert.h"
+#include "server/commands.h"
+
 namespace chorus::tools::nemesis {
 namespace {
 
@@ -157,6 +160,146 @@ class KeyChecker {
   const std::vector<const Operation*>& ops_;
 };
 
+// ---------------------------------------------------------------------------
+// Follower reads (see the header for the rules)
+
+// Acknowledged writes of one key by invoke time, to ask: did one that was
+// invoked after `after_us` complete before `before_us`?
+class AckedWrites {
+ public:
+  void add(const Operation& op) { writes_.emplace_back(op.invoke_us, op.complete_us); }
+  void seal() {
+    std::sort(writes_.begin(), writes_.end());
+    suffix_min_.assign(writes_.size() + 1, INT64_MAX);
+    for (size_t i = writes_.size(); i-- > 0;)
+      suffix_min_[i] = std::min(suffix_min_[i + 1], writes_[i].second);
+  }
+  bool completed_between(int64_t after_us, int64_t before_us) const {
+    CHORUS_ASSERT(suffix_min_.size() == writes_.size() + 1);  // sealed
+    const auto it =
+        std::upper_bound(writes_.begin(), writes_.end(), std::make_pair(after_us, INT64_MAX));
+    return suffix_min_[static_cast<size_t>(it - writes_.begin())] < before_us;
+  }
+
+ private:
+  std::vector<std::pair<int64_t, int64_t>> writes_;  // (invoke, complete)
+  std::vector<int64_t> suffix_min_;                  // min complete of writes_[i..]
+};
+
+class FollowerReads {
+ public:
+  explicit FollowerReads(FollowerReadCheck& out) : out_(out) {}
+
+  void check_register_key(const std::string& key, const std::vector<const Operation*>& ops) {
+    std::unordered_map<std::string, const Operation*> writer;  // value -> its SET or CAS
+    AckedWrites acked;
+    for (const Operation* op : ops) {
+      if (op->kind != OpKind::kPut && op->kind != OpKind::kCas) continue;
+      writer[op->value] = op;
+      if (op->status == OpStatus::kOk && (op->kind == OpKind::kPut || op->cas_ok)) acked.add(*op);
+    }
+    acked.seal();
+    for (const Operation* r : ops) {
+      if (r->kind != OpKind::kGet || r->status != OpStatus::kOk) continue;
+      ++out_.reads;
+      // When the write of the value read was certainly done: absent is the
+      // initial state, before every write; an unknown write never certainly.
+      int64_t written_by_us = INT64_MIN;
+      if (r->found) {
+        auto it = writer.find(r->output);
+        const Operation* w = it == writer.end() ? nullptr : it->second;
+        if (!register_value_possible(key, *r, w)) continue;
+        written_by_us = w->status == OpStatus::kOk ? w->complete_us : INT64_MAX;
+      }
+      if (written_by_us != INT64_MAX && acked.completed_between(written_by_us, r->invoke_us))
+        ++out_.stale;
+    }
+  }
+
+  void check_append_key(const std::string& key, const std::vector<const Operation*>& ops,
+                        const std::string& final) {
+    std::unordered_map<std::string, const Operation*> append_of;
+    for (const Operation* op : ops) {
+      if (op->kind == OpKind::kAppend) append_of[op->value.substr(1)] = op;
+    }
+    const std::vector<std::string> elements =
+        split_list(final).value_or(std::vector<std::string>{});
+    // acked_from[p]: the earliest completion of an acknowledged append at
+    // position p or later (1-based; INT64_MAX: none).
+    std::vector<int64_t> acked_from(elements.size() + 2, INT64_MAX);
+    for (size_t i = elements.size(); i-- > 0;) {
+      auto it = append_of.find(elements[i]);
+      const bool acked = it != append_of.end() && it->second->status == OpStatus::kOk;
+      acked_from[i + 1] = std::min(acked_from[i + 2], acked ? it->second->complete_us : INT64_MAX);
+    }
+    for (const Operation* r : ops) {
+      if (r->kind != OpKind::kGet || r->status != OpStatus::kOk) continue;
+      ++out_.reads;
+      const std::string v = r->found ? r->output : std::string();
+      if (!append_read_possible(key, *r, v, final, append_of)) continue;
+      const auto p = static_cast<size_t>(std::count(v.begin(), v.end(), ','));
+      if (acked_from[p + 1] < r->invoke_us) ++out_.stale;
+    }
+  }
+
+ private:
+  bool register_value_possible(const std::string& key, const Operation& r, const Operation* w) {
+    if (w == nullptr) {
+      problem(fmt::format("key {}: follower read returned a value no client wrote: {}", key,
+                          check::describe(r)),
+              {&r});
+    } else if (w->status == OpStatus::kFail ||
+               (w->kind == OpKind::kCas && !w->cas_ok && w->status == OpStatus::kOk)) {
+      problem(fmt::format("key {}: follower read returned the value of a write that did not "
+                          "take effect: {}",
+                          key, check::describe(r)),
+              {w, &r});
+    } else if (w->invoke_us > r.complete_us) {
+      problem(fmt::format("key {}: follower read returned a value written only after it "
+                          "completed: {}",
+                          key, check::describe(r)),
+              {&r, w});
+    } else {
+      return true;
+    }
+    return false;
+  }
+
+  bool append_read_possible(const std::string& key, const Operation& r, const std::string& v,
+                            const std::string& final,
+                            const std::unordered_map<std::string, const Operation*>& append_of) {
+    if (!is_list_prefix(v, final)) {
+      problem(fmt::format("key {}: follower read is not a prefix of the final read {}: {}", key,
+                          check::describe_value(final), check::describe(r)),
+              {&r});
+      return false;
+    }
+    for (const std::string& e : split_list(v).value_or(std::vector<std::string>{})) {
+      auto it = append_of.find(e);
+      if (it != append_of.end() && it->second->invoke_us > r.complete_us) {
+        problem(fmt::format("key {}: follower read holds {}, appended only after it completed: {}",
+                            key, e, check::describe(r)),
+                {&r, it->second});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void problem(std::string line, std::vector<const Operation*> ops) {
+    out_.violation = true;
+    if (out_.problems.size() < FollowerReadCheck::kMaxProblems)
+      out_.problems.push_back(std::move(line));
+    if (out_.window.empty()) {
+      for (const Operation* op : ops) out_.window.push_back(*op);
+      std::sort(out_.window.begin(), out_.window.end(),
+                [](const Operation& a, const Operation& b) { return a.invoke_us < b.invoke_us; });
+    }
+  }
+
+  FollowerReadCheck& out_;
+};
+
 double median_of(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -172,6 +315,8 @@ std::string_view fault_kind_name(FaultKind k) {
       return "kill";
     case FaultKind::kPause:
       return "pause";
+    case FaultKind::kStall:
+      return "stall";
     case FaultKind::kPartition:
       return "partition";
     case FaultKind::kRestart:
@@ -183,6 +328,47 @@ std::string_view fault_kind_name(FaultKind k) {
 std::optional<FaultKind> parse_fault_kind(std::string_view name) {
   for (FaultKind k : kAllFaultKinds) {
     if (fault_kind_name(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<FaultKind>> parse_fault_list(std::string_view list, std::string* bad) {
+  std::vector<FaultKind> kinds;
+  auto add = [&kinds](FaultKind k) {
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  };
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (name == "all") {
+      for (FaultKind k : kAllFaultKinds) add(k);
+    } else if (auto k = parse_fault_kind(name)) {
+      add(*k);
+    } else if (!name.empty() && name != "none") {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+  }
+  return kinds;
+}
+
+std::string fault_kind_names() {
+  std::string out;
+  for (FaultKind k : kAllFaultKinds)
+    out += fmt::format("{}{}", out.empty() ? "" : ", ", fault_kind_name(k));
+  return out;
+}
+
+StallRange stall_range(uint32_t tick_ms, uint32_t election_timeout_ticks) {
+  CHORUS_ASSERT(tick_ms > 0 && election_timeout_ticks > 0);
+  const auto timeout = std::chrono::milliseconds(uint64_t{tick_ms} * election_timeout_ticks);
+  return {timeout * 3 / 2, timeout * 6};
+}
+
+std::optional<Consistency> parse_consistency(std::string_view name) {
+  for (Consistency c : {Consistency::kLinearizable, Consistency::kLease, Consistency::kFollower}) {
+    if (server::consistency_name(c) == name) return c;
   }
   return std::nullopt;
 }
@@ -205,6 +391,32 @@ AppendCheck check_appends(const check::History& h,
     }
     KeyChecker(out, key, ops).run(f->second.value_or(""));
   }
+  return out;
+}
+
+FollowerReadCheck check_follower_reads(
+    std::span<const check::Operation> ops, WorkloadKind workload,
+    const std::map<std::string, std::optional<std::string>>& finals) {
+  std::map<std::string, std::vector<const Operation*>> by_key;
+  for (const auto& op : ops) by_key[op.key].push_back(&op);
+  FollowerReadCheck out;
+  FollowerReads reads(out);
+  for (const auto& [key, key_ops] : by_key) {
+    if (workload == WorkloadKind::kRegister) {
+      reads.check_register_key(key, key_ops);
+      continue;
+    }
+    auto f = finals.find(key);
+    if (f == finals.end()) {
+      out.unchecked += static_cast<uint64_t>(
+          std::count_if(key_ops.begin(), key_ops.end(), [](const Operation* op) {
+            return op->kind == OpKind::kGet && op->status == OpStatus::kOk;
+          }));
+      continue;
+    }
+    reads.check_append_key(key, key_ops, f->second.value_or(""));
+  }
+  CHORUS_ASSERT(out.stale <= out.reads);
   return out;
 }
 

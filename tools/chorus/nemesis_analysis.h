@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,53 @@ struct AppendCheck {
 // history missing from `finals` had no final read.
 AppendCheck check_appends(const check::History& h,
                           const std::map<std::string, std::optional<std::string>>& finals);
+
+// ---------------------------------------------------------------------------
+// Follower reads (--consistency follower)
+//
+// A follower read (CHORUS.CONSISTENCY follower) is answered from the state
+// the node has applied: the state after some prefix of the committed log,
+// possibly an old one. Such reads are not linearizable by design, so a stale
+// one is counted, not reported as a fault. What they do promise is checked,
+// per key, for every successful read of the workload:
+//   - register: the read returns no value, or a value written by a SET or
+//     CHORUS.CAS that was not refused (nor a CAS known not to have swapped)
+//     and that was invoked before the read completed. That is: a value the
+//     key held at some point, never one no client wrote, one whose write was
+//     refused, or one from the future;
+//   - append: the read is a list prefix of the key's final read (which lists
+//     every append that took effect, in log order: a committed prefix), and
+//     every element in it was appended by an operation invoked before the
+//     read completed.
+// The writes and the final reads (which are linearizable reads) are checked
+// for linearizability as in the other modes, without these reads.
+//
+// Stale: a read that certainly missed a write acknowledged before it began.
+//   - register: the value read was written by W (or is absent), and some
+//     acknowledged write W2 (a SET, or a CAS that swapped) was invoked after
+//     W was acknowledged — so W2 follows W in every linearization of the
+//     writes — and was itself acknowledged before the read was invoked (for
+//     an absent value: any acknowledged write before the read). Writes whose
+//     order the history does not fix are not counted: a lower bound;
+//   - append: an acknowledged append at a position past the read's length
+//     was acknowledged before the read was invoked (exact: the final read
+//     fixes the order).
+struct FollowerReadCheck {
+  bool violation = false;
+  uint64_t reads = 0;                 // successful reads checked
+  uint64_t stale = 0;                 // of those, certainly stale
+  uint64_t unchecked = 0;             // append reads of a key without a final read
+  std::vector<std::string> problems;  // one line each, at most kMaxProblems
+  // The operations behind the first problem, for the report (by invoke time).
+  std::vector<check::Operation> window;
+  static constexpr size_t kMaxProblems = 20;
+};
+
+// `ops`: the workload's operations, whose every kGet is a follower read (not
+// the final reads). `finals` as for check_appends; used for kAppend only.
+FollowerReadCheck check_follower_reads(
+    std::span<const check::Operation> ops, WorkloadKind workload,
+    const std::map<std::string, std::optional<std::string>>& finals);
 
 // ---------------------------------------------------------------------------
 // Figures

@@ -187,5 +187,173 @@ TEST(NemesisFiguresTest, UnavailabilityIsTimeToTheNextAcknowledgedWrite) {
   EXPECT_EQ(a.ok_during_faults, 3u);
 }
 
+// ---------------------------------------------------------------------------
+// Arguments and fault timing
+
+TEST(NemesisArgsTest, FaultListKeepsOrderDropsRepeatsAndKnowsStall) {
+  std::string bad;
+  EXPECT_EQ(parse_fault_list("stall,kill,partition,stall", &bad),
+            (std::vector<FaultKind>{FaultKind::kStall, FaultKind::kKill, FaultKind::kPartition}));
+  EXPECT_EQ(parse_fault_list("all", &bad),
+            (std::vector<FaultKind>{FaultKind::kKill, FaultKind::kPause, FaultKind::kStall,
+                                    FaultKind::kPartition, FaultKind::kRestart}));
+  EXPECT_EQ(parse_fault_list("none", &bad), std::vector<FaultKind>{});
+  EXPECT_EQ(parse_fault_list("", &bad), std::vector<FaultKind>{});
+  EXPECT_EQ(parse_fault_list("kill,,pause", &bad),
+            (std::vector<FaultKind>{FaultKind::kKill, FaultKind::kPause}));
+  EXPECT_FALSE(parse_fault_list("kill,sleep", &bad).has_value());
+  EXPECT_EQ(bad, "sleep");
+  EXPECT_EQ(fault_kind_names(), "kill, pause, stall, partition, restart");
+}
+
+TEST(NemesisArgsTest, ConsistencyModesAreTheServersNames) {
+  EXPECT_EQ(parse_consistency("linearizable"), Consistency::kLinearizable);
+  EXPECT_EQ(parse_consistency("lease"), Consistency::kLease);
+  EXPECT_EQ(parse_consistency("follower"), Consistency::kFollower);
+  EXPECT_FALSE(parse_consistency("strong").has_value());
+  EXPECT_FALSE(parse_consistency("").has_value());
+}
+
+TEST(NemesisStallTest, StallOutlastsTheElectionTimeoutButNotByMuch) {
+  using std::chrono::milliseconds;
+  const StallRange defaults = stall_range(10, 10);  // the default config: 100 ms
+  EXPECT_EQ(defaults.min, milliseconds(150));
+  EXPECT_EQ(defaults.max, milliseconds(600));
+  const StallRange slow = stall_range(20, 25);  // 500 ms
+  EXPECT_EQ(slow.min, milliseconds(750));
+  EXPECT_EQ(slow.max, milliseconds(3000));
+}
+
+// ---------------------------------------------------------------------------
+// Follower reads
+
+Operation reg_write(uint64_t id, OpKind kind, const std::string& v, int64_t inv, int64_t cmp,
+                    OpStatus st = OpStatus::kOk, bool cas_ok = true) {
+  Operation op;
+  op.id = id;
+  op.client = id;
+  op.kind = kind;
+  op.key = "r0.0";
+  op.value = v;
+  op.cas_ok = kind == OpKind::kCas && cas_ok;
+  op.invoke_us = inv;
+  op.complete_us = cmp;
+  op.status = st;
+  return op;
+}
+
+Operation reg_read(uint64_t id, const std::optional<std::string>& out, int64_t inv, int64_t cmp) {
+  Operation op = read(id, out.value_or(""), inv, cmp);
+  op.key = "r0.0";
+  op.found = out.has_value();
+  return op;
+}
+
+FollowerReadCheck follower_registers(const check::History& h) {
+  return check_follower_reads(h, WorkloadKind::kRegister, {});
+}
+
+TEST(NemesisFollowerReadTest, RegisterReadOfAnOverwrittenValueIsStaleNotAViolation) {
+  // x acknowledged at 10; y invoked after that, acknowledged at 30; a read
+  // invoked at 40 still returns x.
+  check::History h = {reg_write(1, OpKind::kPut, "x", 0, 10),
+                      reg_write(2, OpKind::kPut, "y", 20, 30), reg_read(3, "x", 40, 50),
+                      reg_read(4, "y", 41, 51)};
+  const FollowerReadCheck c = follower_registers(h);
+  EXPECT_FALSE(c.violation) << (c.problems.empty() ? "" : c.problems[0]);
+  EXPECT_EQ(c.reads, 2u);
+  EXPECT_EQ(c.stale, 1u);
+}
+
+TEST(NemesisFollowerReadTest, RegisterWritesOfUnknownOrderDoNotCountAsStale) {
+  // y was invoked before x was acknowledged: either may be the later one.
+  check::History h = {reg_write(1, OpKind::kPut, "x", 0, 10),
+                      reg_write(2, OpKind::kPut, "y", 5, 30), reg_read(3, "x", 40, 50)};
+  EXPECT_EQ(follower_registers(h).stale, 0u);
+  // Nor does a value whose write has no known completion.
+  check::History u = {reg_write(1, OpKind::kPut, "x", 0, 10, OpStatus::kUnknown),
+                      reg_write(2, OpKind::kPut, "y", 20, 30), reg_read(3, "x", 40, 50)};
+  const FollowerReadCheck c = follower_registers(u);
+  EXPECT_FALSE(c.violation);
+  EXPECT_EQ(c.stale, 0u);
+}
+
+TEST(NemesisFollowerReadTest, RegisterAbsentAfterAnAcknowledgedWriteIsStale) {
+  check::History h = {reg_write(1, OpKind::kCas, "x", 0, 10), reg_read(2, std::nullopt, 5, 8),
+                      reg_read(3, std::nullopt, 20, 30)};
+  const FollowerReadCheck c = follower_registers(h);
+  EXPECT_FALSE(c.violation);
+  EXPECT_EQ(c.reads, 2u);
+  EXPECT_EQ(c.stale, 1u);  // only the read invoked after the CAS was acknowledged
+}
+
+TEST(NemesisFollowerReadTest, RegisterValueNoClientWroteIsAViolation) {
+  check::History h = {reg_write(1, OpKind::kPut, "x", 0, 10), reg_read(2, "zz", 20, 30)};
+  const FollowerReadCheck c = follower_registers(h);
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("no client wrote"), std::string::npos) << c.problems[0];
+}
+
+TEST(NemesisFollowerReadTest, RegisterValueOfAWriteThatDidNotTakeEffectIsAViolation) {
+  check::History refused = {reg_write(1, OpKind::kPut, "x", 0, 10, OpStatus::kFail),
+                            reg_read(2, "x", 20, 30)};
+  EXPECT_TRUE(follower_registers(refused).violation);
+  check::History not_swapped = {reg_write(1, OpKind::kCas, "x", 0, 10, OpStatus::kOk, false),
+                                reg_read(2, "x", 20, 30)};
+  EXPECT_TRUE(follower_registers(not_swapped).violation);
+  // A CAS of unknown outcome may have swapped: reading its value proves it did.
+  check::History maybe = {reg_write(1, OpKind::kCas, "x", 0, 10, OpStatus::kUnknown, false),
+                          reg_read(2, "x", 20, 30)};
+  EXPECT_FALSE(follower_registers(maybe).violation);
+}
+
+TEST(NemesisFollowerReadTest, RegisterValueFromTheFutureIsAViolation) {
+  check::History h = {reg_read(1, "x", 10, 20), reg_write(2, OpKind::kPut, "x", 30, 40)};
+  const FollowerReadCheck c = follower_registers(h);
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("only after it completed"), std::string::npos) << c.problems[0];
+  EXPECT_EQ(c.window.size(), 2u);
+  // Overlapping is fine: the write may have been applied before the read.
+  check::History overlap = {reg_read(1, "x", 10, 35), reg_write(2, OpKind::kPut, "x", 30, 40)};
+  EXPECT_FALSE(follower_registers(overlap).violation);
+}
+
+FollowerReadCheck follower_appends(const check::History& h, const std::string& final) {
+  return check_follower_reads(h, WorkloadKind::kAppend, {{"a0.0", final}});
+}
+
+TEST(NemesisFollowerReadTest, AppendReadMissingAnAcknowledgedAppendIsStale) {
+  check::History h = {append(1, "x", 0, 10),   append(2, "y", 20, 30),
+                      read(3, ",x", 40, 50),  // misses y, acknowledged at 30
+                      read(4, ",x,y", 41, 51), read(5, "", 5, 8),
+                      read(6, ",x", 25, 35)};  // y not yet acknowledged when it began
+  const FollowerReadCheck c = follower_appends(h, ",x,y");
+  EXPECT_FALSE(c.violation) << (c.problems.empty() ? "" : c.problems[0]);
+  EXPECT_EQ(c.reads, 4u);
+  EXPECT_EQ(c.stale, 1u);
+}
+
+TEST(NemesisFollowerReadTest, AppendReadThatIsNotACommittedPrefixIsAViolation) {
+  check::History h = {append(1, "x", 0, 10), append(2, "y", 0, 10), read(3, ",y", 20, 30)};
+  const FollowerReadCheck c = follower_appends(h, ",x,y");
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("not a prefix"), std::string::npos) << c.problems[0];
+}
+
+TEST(NemesisFollowerReadTest, AppendReadHoldingALaterAppendIsAViolation) {
+  check::History h = {read(1, ",x", 10, 20), append(2, "x", 30, 40)};
+  const FollowerReadCheck c = follower_appends(h, ",x");
+  ASSERT_TRUE(c.violation);
+  EXPECT_NE(c.problems[0].find("appended only after"), std::string::npos) << c.problems[0];
+}
+
+TEST(NemesisFollowerReadTest, AppendKeyWithoutFinalReadIsCountedNotJudged) {
+  check::History h = {append(1, "x", 0, 10), read(2, ",zz", 20, 30)};
+  const FollowerReadCheck c = check_follower_reads(h, WorkloadKind::kAppend, {});
+  EXPECT_FALSE(c.violation);
+  EXPECT_EQ(c.reads, 0u);
+  EXPECT_EQ(c.unchecked, 1u);
+}
+
 }  // namespace
 }  // namespace chorus::tools::nemesis

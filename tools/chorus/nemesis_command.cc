@@ -21,10 +21,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/assert.h"
 #include "check/linearizability.h"
 #include "nemesis.h"
 #include "nemesis_analysis.h"
 #include "nemesis_runner.h"
+#include "server/commands.h"
 
 namespace chorus::tools {
 namespace {
@@ -53,7 +55,8 @@ struct NemesisArgs {
   bool quiet = false;
   bool expect_violation = false;
   bool no_check_quorum = false;
-  bool lease_reads = false;
+  std::string consistency = "linearizable";
+  bool lease_reads = false;  // the older spelling of --consistency lease
   bool require_partitions = false;
 };
 
@@ -89,18 +92,13 @@ Options options_from(const NemesisArgs& a) {
   auto d = parse_duration(a.duration);
   if (!d) throw CLI::ValidationError("--duration", "expected e.g. 60s, 10m, 500ms (at most 24h)");
   o.duration = *d;
-  std::stringstream in(a.faults);
-  for (std::string name; std::getline(in, name, ',');) {
-    if (name == "all") {
-      o.faults.assign(std::begin(kAllFaultKinds), std::end(kAllFaultKinds));
-    } else if (auto k = parse_fault_kind(name)) {
-      if (std::find(o.faults.begin(), o.faults.end(), *k) == o.faults.end()) o.faults.push_back(*k);
-    } else if (!name.empty() && name != "none") {
-      throw CLI::ValidationError(
-          "--faults",
-          fmt::format("unknown fault '{}' (kill, pause, partition, restart, all, none)", name));
-    }
+  std::string bad;
+  auto faults = parse_fault_list(a.faults, &bad);
+  if (!faults) {
+    throw CLI::ValidationError(
+        "--faults", fmt::format("unknown fault '{}' ({}, all, none)", bad, fault_kind_names()));
   }
+  o.faults = std::move(*faults);
   o.workload = a.workload == "append" ? WorkloadKind::kAppend : WorkloadKind::kRegister;
   o.clients = a.clients;
   o.keys = a.keys;
@@ -115,7 +113,14 @@ Options options_from(const NemesisArgs& a) {
   o.rate_per_client = a.rate;
   o.ops_per_key = a.ops_per_key;
   o.check_quorum = !a.no_check_quorum;
-  o.lease_reads = a.lease_reads;
+  auto consistency = parse_consistency(a.lease_reads ? "lease" : a.consistency);
+  if (!consistency) throw CLI::ValidationError("--consistency", "linearizable, lease or follower");
+  o.consistency = *consistency;
+  if (o.consistency == Consistency::kLease && !o.check_quorum) {
+    throw CLI::ValidationError("--consistency",
+                               "lease needs raft.check_quorum (raft.lease_reads requires it): drop "
+                               "--no-check-quorum");
+  }
   o.require_partitions = a.require_partitions;
   return o;
 }
@@ -128,11 +133,13 @@ struct Analysis {
   Availability avail;
   std::vector<std::optional<double>> unavail_ms;  // parallel to the faults
   std::vector<Spread> by_kind, by_shape;
+  bool searched = false;  // the general search ran (see analyze())
   size_t keys = 0;
   size_t keys_out_of_budget = 0;  // the general search gave no verdict
   uint64_t steps = 0;
   std::optional<check::CheckResult> violation;  // the first key that is not linearizable
   std::optional<AppendCheck> append;
+  std::optional<FollowerReadCheck> follower;  // --consistency follower
   bool violated = false;
   bool failed = false;  // problems: crashes, no leader, unreadable keys
   bool inconclusive = false;
@@ -157,6 +164,20 @@ void check_keys(const check::History& h, Analysis* a) {
   }
 }
 
+// The history without the workload's reads: what must be linearizable when
+// the clients read from followers (the writes, and the final reads, which go
+// through the leader with a read barrier).
+check::History without_follower_reads(const RunResult& r) {
+  CHORUS_ASSERT(r.workload_ops <= r.history.size());
+  check::History h;
+  h.reserve(r.history.size());
+  for (size_t i = 0; i < r.history.size(); ++i) {
+    if (i < r.workload_ops && r.history[i].kind == check::OpKind::kGet) continue;
+    h.push_back(r.history[i]);
+  }
+  return h;
+}
+
 Analysis analyze(const Options& o, const RunResult& r) {
   Analysis a;
   a.counts = count_ops(r.history);
@@ -164,10 +185,22 @@ Analysis analyze(const Options& o, const RunResult& r) {
   a.unavail_ms = unavailability_ms(r.history, r.faults);
   a.by_kind = unavailability_spread(r.faults, a.unavail_ms, false);
   a.by_shape = unavailability_spread(r.faults, a.unavail_ms, true);
-  check_keys(r.history, &a);
-  if (o.workload == WorkloadKind::kAppend) a.append = check_appends(r.history, r.finals);
-  a.violated =
-      a.violation.has_value() || (a.append && a.append->violation) || !r.divergence.empty();
+  const bool follower = o.consistency == Consistency::kFollower;
+  check::History writes_and_finals;
+  if (follower) {
+    a.follower =
+        check_follower_reads(std::span(r.history.data(), r.workload_ops), o.workload, r.finals);
+    writes_and_finals = without_follower_reads(r);
+  }
+  const check::History& linearizable = follower ? writes_and_finals : r.history;
+  // Appends without the reads that prune it send the general search through
+  // every order of concurrent appends (over 15 GB in one 60 s run); the list
+  // check is complete for them, so it decides alone.
+  a.searched = !(follower && o.workload == WorkloadKind::kAppend);
+  if (a.searched) check_keys(linearizable, &a);
+  if (o.workload == WorkloadKind::kAppend) a.append = check_appends(linearizable, r.finals);
+  a.violated = a.violation.has_value() || (a.append && a.append->violation) ||
+               (a.follower && a.follower->violation) || !r.divergence.empty();
   a.failed = !r.problems.empty();
   // For appends the list check is complete, so a key the search could not
   // finish is still decided; for registers it is not.
@@ -175,6 +208,7 @@ Analysis analyze(const Options& o, const RunResult& r) {
   a.verdict = a.violated       ? "VIOLATION"
               : a.failed       ? "FAILED"
               : a.inconclusive ? "INCONCLUSIVE"
+              : follower       ? "writes linearizable, follower reads valid"
                                : "linearizable";
   return a;
 }
@@ -199,6 +233,12 @@ void print_violation(const RunResult& r, const Analysis& a) {
     for (const auto& p : a.append->problems) std::printf("  %s\n", p.c_str());
     for (const auto& op : a.append->window) std::printf("    %s\n", check::describe(op).c_str());
     show_window(a.append->window);
+  }
+  if (a.follower && a.follower->violation) {
+    std::printf("\nfollower-read check:\n");
+    for (const auto& p : a.follower->problems) std::printf("  %s\n", p.c_str());
+    for (const auto& op : a.follower->window) std::printf("    %s\n", check::describe(op).c_str());
+    show_window(a.follower->window);
   }
   for (const auto& d : r.divergence) std::printf("replicas diverge: %s\n", d.c_str());
 }
@@ -257,10 +297,15 @@ void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
   for (const auto& [what, n] : r.errors) {
     if (shown++ < 6) std::printf("  not ok: %-60s %llu\n", what.c_str(), (unsigned long long)n);
   }
-  std::printf("checker: %zu keys, %llu search steps%s\n", a.keys, (unsigned long long)a.steps,
-              a.keys_out_of_budget
-                  ? fmt::format(", {} keys out of budget", a.keys_out_of_budget).c_str()
-                  : "");
+  if (a.searched) {
+    std::printf("checker: %zu keys, %llu search steps%s\n", a.keys, (unsigned long long)a.steps,
+                a.keys_out_of_budget
+                    ? fmt::format(", {} keys out of budget", a.keys_out_of_budget).c_str()
+                    : "");
+  } else {
+    std::printf(
+        "checker: general search not run (appends without reads: the list check decides)\n");
+  }
   if (a.append) {
     std::printf(
         "list-append check: %zu keys, %llu acknowledged appends, %llu appends in the final reads, "
@@ -268,11 +313,20 @@ void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
         a.append->keys, (unsigned long long)a.append->acked_appends,
         (unsigned long long)a.append->appends_in_final, a.append->violation ? "VIOLATION" : "ok");
   }
+  if (a.follower) {
+    const FollowerReadCheck& f = *a.follower;
+    std::printf(
+        "follower-read check: %llu reads, %llu stale (%.2f%%; allowed in this mode)%s, %s\n",
+        (unsigned long long)f.reads, (unsigned long long)f.stale,
+        f.reads ? 100.0 * static_cast<double>(f.stale) / static_cast<double>(f.reads) : 0.0,
+        f.unchecked ? fmt::format(", {} without a final read to check", f.unchecked).c_str() : "",
+        f.violation ? "VIOLATION" : "ok");
+  }
   for (const auto& p : r.problems) std::printf("problem: %s\n", p.c_str());
   if (a.violated) print_violation(r, a);
-  std::printf("verdict: %s (seed %llu, %s workload, data in %s)\n", a.verdict.c_str(),
+  std::printf("verdict: %s (seed %llu, %s workload, %s reads, data in %s)\n", a.verdict.c_str(),
               (unsigned long long)o.seed, std::string(workload_name(o.workload)).c_str(),
-              r.dir.c_str());
+              std::string(server::consistency_name(o.consistency)).c_str(), r.dir.c_str());
 }
 
 std::string json_summary(const Options& o, const RunResult& r, const Analysis& a) {
@@ -288,6 +342,7 @@ std::string json_summary(const Options& o, const RunResult& r, const Analysis& a
   nlohmann::json j{{"seed", o.seed},
                    {"nodes", o.nodes},
                    {"workload", std::string(workload_name(o.workload))},
+                   {"consistency", std::string(server::consistency_name(o.consistency))},
                    {"duration_s", o.duration.count() / 1000.0},
                    {"clients", o.clients},
                    {"ops",
@@ -303,6 +358,14 @@ std::string json_summary(const Options& o, const RunResult& r, const Analysis& a
                    {"keys", a.keys},
                    {"problems", r.problems},
                    {"verdict", a.verdict}};
+  nlohmann::json by_kind = nlohmann::json::object();
+  for (const auto& s : a.by_kind) by_kind[s.label] = s.faults;
+  j["faults_by_kind"] = by_kind;
+  if (a.follower) {
+    j["follower_reads"] = {{"reads", a.follower->reads},
+                           {"stale", a.follower->stale},
+                           {"unchecked", a.follower->unchecked}};
+  }
   return j.dump();
 }
 
@@ -318,9 +381,11 @@ int run_nemesis(const NemesisArgs& args) {
   std::string faults;
   for (FaultKind k : o.faults)
     faults += fmt::format("{}{}", faults.empty() ? "" : ",", fault_kind_name(k));
-  std::printf("nemesis: seed %llu, %d nodes, %s workload, %d clients, %.0f s, faults %s\n",
-              (unsigned long long)o.seed, o.nodes, std::string(workload_name(o.workload)).c_str(),
-              o.clients, o.duration.count() / 1000.0, faults.empty() ? "none" : faults.c_str());
+  std::printf(
+      "nemesis: seed %llu, %d nodes, %s workload, %s reads, %d clients, %.0f s, faults %s\n",
+      (unsigned long long)o.seed, o.nodes, std::string(workload_name(o.workload)).c_str(),
+      std::string(server::consistency_name(o.consistency)).c_str(), o.clients,
+      o.duration.count() / 1000.0, faults.empty() ? "none" : faults.c_str());
   std::fflush(stdout);
   auto r = nemesis::run(o, g_interrupted, args.quiet);
   if (!r.is_ok()) {
@@ -361,7 +426,7 @@ void add_nemesis_command(CLI::App& app) {
   cmd->add_option("--duration", args->duration, "How long the workload runs (60s, 10m...)")
       ->capture_default_str();
   cmd->add_option("--faults", args->faults,
-                  "Comma list: kill, pause, partition, restart (or all, none)")
+                  fmt::format("Comma list: {} (or all, none)", fault_kind_names()))
       ->capture_default_str();
   cmd->add_option("--workload", args->workload, "register (GET/SET/CAS) or append (APPEND/GET)")
       ->check(CLI::IsMember({"register", "append"}))
@@ -388,8 +453,15 @@ void add_nemesis_command(CLI::App& app) {
   cmd->add_flag(
       "--no-check-quorum", args->no_check_quorum,
       "Run the nodes with raft.check_quorum = false (a partitioned leader keeps its role)");
-  cmd->add_flag("--lease-reads", args->lease_reads,
-                "Run the nodes with raft.lease_reads = true; clients read under the lease");
+  CLI::Option* consistency =
+      cmd->add_option("--consistency", args->consistency,
+                      "Every client's read mode (CHORUS.CONSISTENCY); lease also runs the nodes "
+                      "with raft.lease_reads = true; follower reads are checked for what they "
+                      "promise, not for linearizability")
+          ->check(CLI::IsMember({"linearizable", "lease", "follower"}))
+          ->capture_default_str();
+  cmd->add_flag("--lease-reads", args->lease_reads, "The same as --consistency lease")
+      ->excludes(consistency);
   cmd->add_flag(
       "--require-partitions", args->require_partitions,
       "Exit 77 without running if partitions are impossible here (for tests that need them)");

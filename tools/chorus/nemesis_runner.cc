@@ -16,10 +16,12 @@
 
 #include <fmt/format.h>
 
+#include "base/assert.h"
 #include "base/prng.h"
 #include "local_cluster.h"
 #include "nemesis_firewall.h"
 #include "nemesis_workload.h"
+#include "server/commands.h"
 
 namespace chorus::tools::nemesis {
 namespace {
@@ -111,10 +113,20 @@ struct ClusterGuard {
 
 class FaultInjector {
  public:
-  FaultInjector(LocalCluster& c, Firewall* fw, uint64_t seed, Clock::time_point t0, bool quiet)
-      : c_(c), fw_(fw), prng_(seed), t0_(t0), quiet_(quiet) {}
+  // `deaf_after`: how long a deaf stall keeps the node deaf after SIGCONT
+  // (stall()); `interrupted` cuts that short.
+  FaultInjector(LocalCluster& c, Firewall* fw, uint64_t seed, Clock::time_point t0, bool quiet,
+                std::chrono::milliseconds deaf_after, const std::atomic<bool>& interrupted)
+      : c_(c),
+        fw_(fw),
+        prng_(seed),
+        t0_(t0),
+        quiet_(quiet),
+        deaf_after_(deaf_after),
+        interrupted_(interrupted) {}
 
-  FaultEvent inject(FaultKind k);
+  // `hold`: how long the fault will be held (named in a stall's description).
+  FaultEvent inject(FaultKind k, std::chrono::milliseconds hold);
   void heal(FaultEvent& ev, std::vector<std::string>* problems);
   // SIGCONT every paused node, start every killed one, flush the firewall.
   void heal_everything(std::vector<std::string>* problems);
@@ -130,8 +142,10 @@ class FaultInjector {
   std::optional<int> leader() const;
   Target pick(double p_leader);
   std::vector<int> shuffled();
+  std::vector<int> all_but(int node) const;
   FaultEvent kill();
   FaultEvent pause();
+  FaultEvent stall(std::chrono::milliseconds hold);
   FaultEvent partition();
   FaultEvent restart();
   // Drops traffic from every node of a to every node of b (and back if both_ways).
@@ -143,8 +157,11 @@ class FaultInjector {
   Prng prng_;
   Clock::time_point t0_;
   bool quiet_;
+  std::chrono::milliseconds deaf_after_;
+  const std::atomic<bool>& interrupted_;
   std::set<int> killed_, paused_;
   std::vector<int> current_;  // the nodes the active fault acts on
+  bool deaf_ = false;         // the active stall also drops the peers' traffic to the node
 };
 
 std::optional<int> FaultInjector::leader() const {
@@ -171,6 +188,14 @@ FaultInjector::Target FaultInjector::pick(double p_leader) {
   return {others[prng_.uniform(0, others.size() - 1)], false};
 }
 
+std::vector<int> FaultInjector::all_but(int node) const {
+  std::vector<int> v;
+  for (int k = 1; k <= c_.size(); ++k) {
+    if (k != node) v.push_back(k);
+  }
+  return v;
+}
+
 std::vector<int> FaultInjector::shuffled() {
   std::vector<int> v;
   for (int k = 1; k <= c_.size(); ++k) v.push_back(k);
@@ -178,7 +203,7 @@ std::vector<int> FaultInjector::shuffled() {
   return v;
 }
 
-FaultEvent FaultInjector::inject(FaultKind k) {
+FaultEvent FaultInjector::inject(FaultKind k, std::chrono::milliseconds hold) {
   FaultEvent ev;
   switch (k) {
     case FaultKind::kKill:
@@ -186,6 +211,9 @@ FaultEvent FaultInjector::inject(FaultKind k) {
       break;
     case FaultKind::kPause:
       ev = pause();
+      break;
+    case FaultKind::kStall:
+      ev = stall(hold);
       break;
     case FaultKind::kPartition:
       ev = partition();
@@ -218,6 +246,35 @@ FaultEvent FaultInjector::pause() {
   ev.what = fmt::format("SIGSTOP n{}{}", t.node, t.leader ? " (leader)" : "");
   (void)c_.signal(t.node, SIGSTOP);
   ev.start_us = micros_since(t0_);
+  paused_.insert(t.node);
+  current_ = {t.node};
+  return ev;
+}
+
+// A stall is a pause too short for the node to be replaced for long: it
+// targets the leader more often than pause does, since only a leader's lease
+// can go stale while it is stopped.
+//
+// Deaf stalls. On one machine the new leader's messages are already in the
+// stalled node's socket buffers when it resumes, and its first loop turn
+// hands them over before it reads any request sent after a write of the new
+// leader completed: it is deposed before its lease could be misused. Across a
+// real network those messages can take longer than the lease. So when the
+// firewall is available, half the stalls also drop the peers' traffic to the
+// node, from the stop until deaf_after_ (a lease's length) after SIGCONT: the
+// resumed node must decide alone whether its lease still holds.
+FaultEvent FaultInjector::stall(std::chrono::milliseconds hold) {
+  const Target t = pick(0.75);
+  deaf_ = fw_ != nullptr && prng_.chance(0.5);
+  FaultEvent ev;
+  ev.shape = fmt::format("stall-{}{}", t.leader ? "leader" : "follower", deaf_ ? "-deaf" : "");
+  ev.what = fmt::format(
+      "stall n{}{}: SIGSTOP for {} ms{}", t.node, t.leader ? " (leader)" : "", hold.count(),
+      deaf_ ? fmt::format(", deaf to its peers until {} ms after SIGCONT", deaf_after_.count())
+            : "");
+  (void)c_.signal(t.node, SIGSTOP);
+  ev.start_us = micros_since(t0_);
+  if (deaf_) cut(all_but(t.node), {t.node}, false);
   paused_.insert(t.node);
   current_ = {t.node};
   return ev;
@@ -330,9 +387,16 @@ void FaultInjector::heal(FaultEvent& ev, std::vector<std::string>* problems) {
       }
       break;
     case FaultKind::kPause:
+    case FaultKind::kStall:
       for (int k : current_) {
         (void)c_.signal(k, SIGCONT);
         paused_.erase(k);
+      }
+      if (deaf_) {
+        CHORUS_ASSERT(fw_ != nullptr);  // stall() makes a stall deaf only with a firewall
+        nap(deaf_after_, interrupted_);
+        if (Status st = fw_->heal(); !st.is_ok()) problems->push_back(st.to_string());
+        deaf_ = false;
       }
       break;
     case FaultKind::kPartition:
@@ -356,6 +420,7 @@ void FaultInjector::heal_everything(std::vector<std::string>* problems) {
   }
   killed_.clear();
   current_.clear();
+  deaf_ = false;
   if (fw_) (void)fw_->heal();
 }
 
@@ -398,19 +463,21 @@ Result<std::string> make_dir(const Options& o) {
   return tmpl;
 }
 
-// The firewall when partitions are asked for and possible; otherwise drops
-// kPartition from *kinds and says why in *note.
+// The firewall when partitions or stalls (some of them deaf) are asked for
+// and it can be used; otherwise drops kPartition from *kinds and says why in
+// *note.
 std::unique_ptr<Firewall> open_firewall(std::vector<FaultKind>* kinds, std::string* note) {
-  auto it = std::find(kinds->begin(), kinds->end(), FaultKind::kPartition);
-  if (it == kinds->end()) return nullptr;
+  auto has = [kinds](FaultKind k) { return std::find(kinds->begin(), kinds->end(), k); };
+  const bool stalls = has(FaultKind::kStall) != kinds->end();
+  if (has(FaultKind::kPartition) == kinds->end() && !stalls) return nullptr;
   if (int stale = Firewall::remove_stale_chains(); stale > 0) {
     std::printf("nemesis: removed %d iptables chain(s) left by nemesis runs that died\n", stale);
   }
   std::string why;
   auto fw = Firewall::open(&why);
   if (!fw) {
-    kinds->erase(it);
-    *note = fmt::format("partitions skipped: {}", why);
+    if (auto it = has(FaultKind::kPartition); it != kinds->end()) kinds->erase(it);
+    *note = fmt::format("partitions{} skipped: {}", stalls ? " and deaf stalls" : "", why);
     std::printf("nemesis: %s\n", note->c_str());
   }
   return fw;
@@ -423,7 +490,8 @@ LocalClusterOptions cluster_options(const Options& o, const std::string& dir, ui
   c.base_port = base;
   c.ip_per_node = true;
   c.chorusd = o.chorusd;
-  c.tune = [check_quorum = o.check_quorum, lease = o.lease_reads](server::NodeConfig& cfg) {
+  const bool lease = o.consistency == Consistency::kLease;
+  c.tune = [check_quorum = o.check_quorum, lease](server::NodeConfig& cfg) {
     cfg.raft.check_quorum = check_quorum;
     cfg.raft.lease_reads = lease;
     // Snapshots often enough that a node down for a few seconds catches up
@@ -443,7 +511,8 @@ WorkloadOptions workload_options(const Options& o, const LocalCluster& c, Clock:
   w.ops_per_key = o.ops_per_key;
   w.op_timeout = o.op_timeout;
   w.seed = o.seed;
-  if (o.lease_reads) w.session_setup.push_back({"CHORUS.CONSISTENCY", "lease"});
+  w.session_setup.push_back(
+      {"CHORUS.CONSISTENCY", std::string(server::consistency_name(o.consistency))});
   for (int k = 1; k <= c.size(); ++k) w.nodes.push_back(c.config(k).listen.client);
   w.t0 = t0;
   return w;
@@ -453,6 +522,20 @@ std::chrono::milliseconds draw(Prng& prng, std::chrono::milliseconds lo,
                                std::chrono::milliseconds hi) {
   return std::chrono::milliseconds(prng.uniform(static_cast<uint64_t>(lo.count()),
                                                 static_cast<uint64_t>(std::max(lo, hi).count())));
+}
+
+// How long a fault of this kind is held: a restart not at all (it heals at
+// once), a stall within the stall range, the others within hold_min..max.
+std::chrono::milliseconds hold_for(FaultKind kind, const Options& o, const StallRange& stall,
+                                   Prng& prng) {
+  switch (kind) {
+    case FaultKind::kRestart:
+      return 0ms;
+    case FaultKind::kStall:
+      return draw(prng, stall.min, stall.max);
+    default:
+      return draw(prng, o.hold_min, o.hold_max);
+  }
 }
 
 // Quiet gap, one fault, heal; again until too little time is left for a
@@ -466,11 +549,11 @@ void fault_loop(const Options& o, const std::vector<FaultKind>& kinds, FaultInje
   while (!interrupted && !kinds.empty()) {
     const auto gap = draw(prng, o.quiet_min, o.quiet_max);
     const FaultKind kind = kinds[prng.uniform(0, kinds.size() - 1)];
-    const auto hold = kind == FaultKind::kRestart ? 0ms : draw(prng, o.hold_min, o.hold_max);
+    const auto hold = hold_for(kind, o, r->stall, prng);
     if (Clock::now() + gap + hold + 1s > end) break;
     if (!nap(gap, interrupted)) break;
     inj.check_nodes(&r->problems);
-    FaultEvent ev = inj.inject(kind);
+    FaultEvent ev = inj.inject(kind, hold);
     nap(hold, interrupted);
     inj.heal(ev, &r->problems);
     r->faults.push_back(std::move(ev));
@@ -617,14 +700,25 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
   }
   r.cluster_note = fmt::format("{} nodes on {}..{}, client ports {}..{}", o.nodes, node_host(1),
                                node_host(o.nodes), base, base + o.nodes - 1);
+  const server::RaftSection& raft = cluster.config(1).raft;
+  r.stall = stall_range(raft.tick_ms, raft.election_timeout_ticks);
+  if (!quiet && std::find(kinds.begin(), kinds.end(), FaultKind::kStall) != kinds.end()) {
+    const uint32_t timeout_ms = raft.tick_ms * raft.election_timeout_ticks;
+    std::printf("nemesis: stalls last %lld-%lld ms (election timeout %u-%u ms)\n",
+                static_cast<long long>(r.stall.min.count()),
+                static_cast<long long>(r.stall.max.count()), timeout_ms, 2 * timeout_ms);
+    std::fflush(stdout);
+  }
   const auto t0 = Clock::now();
   Workload w(workload_options(o, cluster, t0));
-  FaultInjector inj(cluster, fw.get(), o.seed, t0, quiet);
+  FaultInjector inj(cluster, fw.get(), o.seed, t0, quiet,
+                    std::chrono::milliseconds(raft.tick_ms * raft.lease_ticks), interrupted);
   w.start();
   fault_loop(o, kinds, inj, w, t0, interrupted, quiet, &r);
   w.stop();
   r.workload_end_us = micros_since(t0);
   r.history = w.history();
+  r.workload_ops = r.history.size();
   r.errors = w.error_counts();
   if (!interrupted) finish(cluster, inj, w, o.clients, t0, interrupted, &r);
   inj.heal_everything(&r.problems);

@@ -27,7 +27,10 @@ struct RunResult {
   std::string dir;
   std::string partition_note;  // why partitions were skipped, or empty
   std::string cluster_note;    // addresses and ports, for the header line
-  check::History history;      // every client operation, then the final reads
+  // Every client operation (by invoke time), then the final reads.
+  check::History history;
+  size_t workload_ops = 0;  // history[0, workload_ops) are the clients' operations
+  StallRange stall{};       // the lengths stalls were drawn from
   std::vector<FaultEvent> faults;
   // Key -> final value read through the leader after healing (nullopt: absent).
   std::map<std::string, std::optional<std::string>> finals;
