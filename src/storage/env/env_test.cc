@@ -292,6 +292,29 @@ TEST_F(SimEnvTest, FailedSyncReturnsErrorAndLeavesDataUndurable) {
   EXPECT_EQ(read(&env_, "/d/f"), "a");
 }
 
+// A crash in the middle of a job: the power fails during its second sync.
+// What it wrote before that sync is on the disk un-synced; the rename it
+// would have done after never happens (never a final name for a file whose
+// data was not synced).
+TEST_F(SimEnvTest, PowerFailureAtASyncStopsEveryLaterMutationUntilTheCrash) {
+  make_durable_file("/d/f", "a");
+  env_.power_fail_at_sync(2);
+  auto f = env_.open_writable("/d/f", OpenMode::kAppend);
+  ASSERT_TRUE((*f)->append("b").is_ok());
+  ASSERT_TRUE((*f)->sync().is_ok()) << "the first sync completes";
+  ASSERT_TRUE((*f)->append("c").is_ok());
+  EXPECT_EQ((*f)->sync().code(), StatusCode::kIoError) << "the power fails during the second";
+  EXPECT_TRUE(env_.powered_off());
+  EXPECT_EQ((*f)->append("d").code(), StatusCode::kIoError);
+  EXPECT_EQ(env_.rename("/d/f", "/d/g").code(), StatusCode::kIoError);
+  EXPECT_EQ(env_.open_writable("/d/h", OpenMode::kTruncate).status().code(), StatusCode::kIoError);
+  env_.crash();
+  EXPECT_FALSE(env_.powered_off());
+  const std::string after = read(&env_, "/d/f");
+  EXPECT_TRUE(after == "ab" || after == "abc") << after;  // "c" was never synced
+  EXPECT_FALSE(*env_.exists("/d/g"));
+}
+
 TEST_F(SimEnvTest, SyncFailureRateFailsSomeSyncs) {
   env_.set_options(SimEnvOptions{.sync_failure_rate = 0.5});
   auto f = env_.open_writable("/d/f", OpenMode::kAppend);

@@ -166,6 +166,7 @@ Result<std::shared_ptr<SimEnv::Inode>> SimEnv::find(const std::string& path,
 
 Status SimEnv::create_dir(const std::string& raw) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   if (files_.count(path))
     return Status::io_error("mkdir " + path + ": exists and is not a directory");
   const std::string parent = parent_dir(path);
@@ -195,6 +196,7 @@ Result<bool> SimEnv::exists(const std::string& raw) {
 
 Result<std::unique_ptr<WritableFile>> SimEnv::open_writable(const std::string& raw, OpenMode mode) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   const std::string dir = parent_dir(path);
   if (!dir_exists(dir)) return Status::not_found("open " + path + ": No such file or directory");
   if (dir_exists(path)) return Status::io_error("open " + path + ": Is a directory");
@@ -240,6 +242,7 @@ Result<uint64_t> SimEnv::file_size(const std::string& raw) {
 Status SimEnv::rename(const std::string& raw_from, const std::string& raw_to) {
   const std::string from = normalize(raw_from);
   const std::string to = normalize(raw_to);
+  if (powered_off_) return powered_off_error(from);
   CHORUS_ASSIGN_OR_RETURN(auto inode, find(from, "rename"));
   const std::string dir = parent_dir(from);
   if (parent_dir(to) != dir) {
@@ -256,6 +259,7 @@ Status SimEnv::rename(const std::string& raw_from, const std::string& raw_to) {
 
 Status SimEnv::remove(const std::string& raw) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   CHORUS_ASSIGN_OR_RETURN(auto inode, find(path, "unlink"));
   files_.erase(path);
   dir_ops_.push_back(DirOp{DirOp::kRemove, parent_dir(path), path, "", nullptr});
@@ -271,7 +275,6 @@ Status SimEnv::truncate(const std::string& raw, uint64_t size) {
 Status SimEnv::sync_dir(const std::string& raw) {
   const std::string path = normalize(raw);
   if (!dir_exists(path)) return Status::not_found("open " + path + ": No such file or directory");
-  if (syncs_suspended_) return Status::ok();
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
   for (auto it = durable_files_.begin(); it != durable_files_.end();) {
     it = parent_dir(it->first) == path ? durable_files_.erase(it) : std::next(it);
@@ -283,7 +286,16 @@ Status SimEnv::sync_dir(const std::string& raw) {
   return Status::ok();
 }
 
+Status SimEnv::powered_off_error(const std::string& path) const {
+  return Status::io_error(path + ": the power failed (simulated)");
+}
+
 Status SimEnv::maybe_fail_sync(const std::string& path) {
+  if (powered_off_) return powered_off_error(path);
+  if (power_fail_countdown_ > 0 && --power_fail_countdown_ == 0) {
+    powered_off_ = true;
+    return powered_off_error(path);
+  }
   ++stats_.syncs;
   if (fail_next_syncs_ > 0 || prng_.chance(options_.sync_failure_rate)) {
     if (fail_next_syncs_ > 0) --fail_next_syncs_;
@@ -302,6 +314,7 @@ void SimEnv::maybe_flip_bit(char* data, size_t n) {
 
 Status SimEnv::write_inode(Inode& inode, const std::string& path, uint64_t offset,
                            std::string_view data) {
+  if (powered_off_) return powered_off_error(path);
   if (prng_.chance(options_.write_failure_rate)) {
     ++stats_.write_failures;
     return Status::io_error("write " + path + " offset " + std::to_string(offset) +
@@ -314,6 +327,7 @@ Status SimEnv::write_inode(Inode& inode, const std::string& path, uint64_t offse
 }
 
 Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t size) {
+  if (powered_off_) return powered_off_error(path);
   if (prng_.chance(options_.write_failure_rate)) {
     ++stats_.write_failures;
     return Status::io_error("truncate " + path + ": Input/output error (simulated)");
@@ -324,7 +338,6 @@ Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t si
 }
 
 Status SimEnv::sync_inode(Inode& inode, const std::string& path) {
-  if (syncs_suspended_) return Status::ok();
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
   inode.durable = inode.current;
   inode.pending.clear();
@@ -333,6 +346,8 @@ Status SimEnv::sync_inode(Inode& inode, const std::string& path) {
 
 void SimEnv::crash() {
   ++stats_.crashes;
+  powered_off_ = false;
+  power_fail_countdown_ = 0;
   ++epoch_;
   crash_directories();
   files_ = durable_files_;
