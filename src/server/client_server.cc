@@ -7,6 +7,7 @@
 #include <random>
 
 #include "net/resp/resp_encoder.h"
+#include "server/routed_state.h"
 
 namespace chorus::server {
 
@@ -58,9 +59,9 @@ std::string error_for(const Status& st) {
   }
 }
 
-ClientServer::ClientServer(asio::io_context& io, ReplicaGroup& group, uint64_t node_id,
+ClientServer::ClientServer(asio::io_context& io, Node& node, uint64_t node_id,
                            ClientServerOptions opts)
-    : io_(io), group_(group), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
+    : io_(io), node_(node), node_id_(node_id), opts_(std::move(opts)), acceptor_(io) {
   // Session ids must never repeat across restarts: the state machine keeps
   // each session's last sequence number. Node id + a random base + a counter.
   std::random_device rd;
@@ -100,10 +101,13 @@ uint64_t ClientServer::new_session_id() {
 ServerView ClientServer::view(bool with_status) const {
   ServerView v;
   v.node_id = node_id_;
-  v.role = std::string(core::role_name(group_.soft_state().role));
-  if (with_status) v.status_json = status_json(group_, node_id_);
+  v.role = std::string(core::role_name(node_.default_group().soft_state().role));
+  if (with_status) v.status_json = node_.status_json();
   v.lease_reads_enabled = opts_.lease_reads_enabled;
-  v.time_base_ms = group_.time_base_ms();
+  // The latest base of every group: a TTL never counts from a replicated
+  // time some group has already passed, whichever keyspace the key is in.
+  for (ReplicaGroup* g : node_.data_groups())
+    v.time_base_ms = std::max(v.time_base_ms, g->time_base_ms());
   v.max_bulk_bytes = opts_.limits.bulk_bytes_max;
   v.max_clients = opts_.max_clients;
   v.connected_clients = clients_;
@@ -191,47 +195,137 @@ asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args
     ok = imm->resp.empty() || imm->resp[0] != '-';
     keep_open = !imm->close_after;
   } else if (auto* w = std::get_if<WriteOp>(&plan)) {
-    w->command.set_client_id(session.id);
-    w->command.set_seq(++seq);
-    Result<kvpb::Result> r = co_await replicate(std::move(w->command));
-    if (r.is_ok()) {
-      const std::string reply = w->reply(*r);
-      ok = reply.empty() || reply[0] != '-';
-      out += reply;
-    } else {
-      ok = false;
-      resp::append_error(&out, error_for(r.status()));
-    }
+    co_await execute_write(*w, session, seq, out, ok);
   } else if (auto* rd = std::get_if<ReadOp>(&plan)) {
-    // (Not a ?: around co_await: GCC 12 miscompiles temporaries there.)
-    Status st;
-    if (!rd->local_ok) st = co_await read_barrier(session.consistency);
-    if (st.is_ok()) {
-      const std::string reply = rd->run(group_.state());
-      ok = reply.empty() || reply[0] != '-';
-      out += reply;
-    } else {
-      ok = false;
-      resp::append_error(&out, error_for(st));
-    }
+    co_await execute_read(*rd, session, out, ok);
+  } else if (auto* k = std::get_if<KeyspaceOp>(&plan)) {
+    co_await execute_keyspace(*k, out, ok);
   }
   if (opts_.on_command) opts_.on_command(name, ok ? "ok" : "error");
   co_return keep_open;
 }
 
-asio::awaitable<Result<kvpb::Result>> ClientServer::replicate(kvpb::Command cmd) {
+namespace {
+
+void append_reply_or_error(std::string* out, const std::string& reply, bool* ok) {
+  *ok = reply.empty() || reply[0] != '-';
+  *out += reply;
+}
+
+}  // namespace
+
+asio::awaitable<void> ClientServer::execute_write(WriteOp& w, Session& session, uint64_t& seq,
+                                                  std::string& out, bool& ok) {
+  ok = false;
+  if (!node_.routing_ready()) {
+    resp::append_error(&out, "TRYAGAIN the keyspace table is not known on this node yet");
+    co_return;
+  }
+  const KeyspaceTable& table = node_.table();
+  GroupId gid = kDefaultGroup;
+  for (size_t i = 0; i < w.keys.size(); ++i) {
+    const GroupId g = table.group_of(w.keys[i]);
+    if (i > 0 && g != gid) {
+      // All or nothing: never a write applied in one keyspace and not another.
+      resp::append_error(&out, "CROSSKEYSPACE keys of keyspaces '" +
+                                   std::string(table.name_of(w.keys[0])) + "' and '" +
+                                   std::string(table.name_of(w.keys[i])) +
+                                   "' in one write; transactions across keyspaces are not built "
+                                   "yet");
+      co_return;
+    }
+    gid = g;
+  }
+  ReplicaGroup* group = node_.group(gid);
+  CHORUS_ASSERT(group != nullptr);
+  w.command.set_client_id(session.id);
+  w.command.set_seq(++seq);
+  Result<kvpb::Result> r = co_await replicate(*group, std::move(w.command));
+  if (r.is_ok()) {
+    append_reply_or_error(&out, w.reply(*r), &ok);
+  } else {
+    resp::append_error(&out, error_for(r.status()));
+  }
+}
+
+asio::awaitable<void> ClientServer::execute_read(ReadOp& rd, Session& session, std::string& out,
+                                                 bool& ok) {
+  ok = false;
+  if (!node_.routing_ready() && !rd.local_ok) {
+    resp::append_error(&out, "TRYAGAIN the keyspace table is not known on this node yet");
+    co_return;
+  }
+  // The groups it reads: its keys' (every data group for whole-keyspace reads).
+  const KeyspaceTable& table = node_.table();
+  std::map<GroupId, const kv::StateMachine*> states;
+  std::vector<ReplicaGroup*> groups;
+  if (rd.keys.empty()) {
+    groups = node_.data_groups();
+  } else {
+    for (const std::string& key : rd.keys) {
+      ReplicaGroup* g = node_.group(table.group_of(key));
+      if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+    }
+  }
+  for (ReplicaGroup* g : groups) {
+    if (!rd.local_ok) {
+      // (Not a ?: around co_await: GCC 12 miscompiles temporaries there.)
+      Status st = co_await read_barrier(*g, session.consistency);
+      if (!st.is_ok()) {
+        resp::append_error(&out, error_for(st));
+        co_return;
+      }
+    }
+    states[g->group_id()] = &g->state();
+  }
+  if (groups.size() == 1 && !rd.keys.empty()) {
+    append_reply_or_error(&out, rd.run(groups[0]->state()), &ok);
+  } else {
+    if (!states.contains(kDefaultGroup)) states[kDefaultGroup] = &node_.default_group().state();
+    RoutedState all(table, std::move(states));
+    append_reply_or_error(&out, rd.run(all), &ok);
+  }
+}
+
+asio::awaitable<void> ClientServer::execute_keyspace(KeyspaceOp& k, std::string& out, bool& ok) {
+  auto start = [this, &k](Node::Done done) {
+    switch (k.kind) {
+      case KeyspaceOp::Kind::kCreate:
+        return node_.create_keyspace(k.spec, std::move(done));
+      case KeyspaceOp::Kind::kDrop:
+        return node_.drop_keyspace(k.name, std::move(done));
+      case KeyspaceOp::Kind::kList:
+        return node_.list_keyspaces(std::move(done));
+      case KeyspaceOp::Kind::kInfo:
+        return node_.keyspace_info(k.name, std::move(done));
+    }
+  };
+  Result<KeyspaceAnswer> r = co_await await_callback<Result<KeyspaceAnswer>>(std::move(start));
+  ok = r.is_ok();
+  if (ok) {
+    out += keyspace_reply(*r);
+  } else if (r.status().code() == StatusCode::kInvalidArgument ||
+             r.status().code() == StatusCode::kNotFound) {
+    resp::append_error(&out, "ERR " + r.status().message());
+  } else {
+    resp::append_error(&out, error_for(r.status()));
+  }
+}
+
+asio::awaitable<Result<kvpb::Result>> ClientServer::replicate(ReplicaGroup& group,
+                                                              kvpb::Command cmd) {
   return await_callback<Result<kvpb::Result>>(
-      [this, cmd = std::move(cmd)](std::function<void(Result<kvpb::Result>)> done) mutable {
-        group_.write(std::move(cmd), std::move(done));
+      [&group, cmd = std::move(cmd)](std::function<void(Result<kvpb::Result>)> done) mutable {
+        group.write(std::move(cmd), std::move(done));
       });
 }
 
-asio::awaitable<Status> ClientServer::read_barrier(Consistency c) {
+asio::awaitable<Status> ClientServer::read_barrier(ReplicaGroup& group, Consistency c) {
   // Follower reads, and lease reads while the lease holds, need no round
   // trip through the replication loop: serve them without suspending.
-  if (group_.read_ready_now(c)) co_return Status::ok();
+  if (group.read_ready_now(c)) co_return Status::ok();
   Result<LogIndex> r = co_await await_callback<Result<LogIndex>>(
-      [this, c](std::function<void(Result<LogIndex>)> done) { group_.read(c, std::move(done)); });
+      [&group, c](std::function<void(Result<LogIndex>)> done) { group.read(c, std::move(done)); });
   co_return r.status();
 }
 

@@ -5,10 +5,15 @@
 // anything is allocated; each command is planned by the command layer
 // (commands.h) and executed in order:
 //  - immediate replies (PING, CLIENT, INFO...) are answered at once;
-//  - writes carry the connection's session id and the next sequence number
-//    and complete when the local replica applies them (exactly once, even if
-//    the node re-proposes after a leader change);
-//  - reads wait for the connection's consistency mode (ReadIndex by default).
+//  - writes go to the replication group of their keys' keyspace (node.h);
+//    a write whose keys span keyspaces is refused (-CROSSKEYSPACE), never
+//    partly applied. They carry the connection's session id and the next
+//    sequence number and complete when the local replica applies them
+//    (exactly once, even if the node re-proposes after a leader change);
+//  - reads wait for the connection's consistency mode (ReadIndex by default)
+//    on every group their keys belong to (every group for SCAN and DBSIZE),
+//    then read them all as one state (routed_state.h);
+//  - CHORUS.KEYSPACE runs on the node's metadata group.
 // Errors say what happened (error_for): -TRYAGAIN only when the command
 // certainly did not take effect (no leader, a limit reached before it was
 // proposed); -UNCERTAIN when a write was proposed and then lost sight of (a
@@ -18,7 +23,7 @@
 // A protocol error gets "-ERR Protocol error: ..." and the connection is
 // closed; the server keeps running.
 //
-// Threading: everything runs on the event loop thread of the replica group.
+// Threading: everything runs on the node's event loop thread.
 #pragma once
 
 #include <asio.hpp>
@@ -30,7 +35,7 @@
 #include "base/status.h"
 #include "net/resp/resp_parser.h"
 #include "server/commands.h"
-#include "server/replica_group.h"
+#include "server/node.h"
 
 namespace chorus::server {
 
@@ -44,8 +49,7 @@ struct ClientServerOptions {
 
 class ClientServer {
  public:
-  ClientServer(asio::io_context& io, ReplicaGroup& group, uint64_t node_id,
-               ClientServerOptions opts);
+  ClientServer(asio::io_context& io, Node& node, uint64_t node_id, ClientServerOptions opts);
   // Binds and starts accepting. Error names the address (e.g. port in use).
   Status start(const std::string& host, uint16_t port);
   void stop();
@@ -57,13 +61,17 @@ class ClientServer {
   asio::awaitable<void> serve(asio::ip::tcp::socket socket);
   asio::awaitable<bool> execute(const std::vector<std::string>& args, Session& session,
                                 uint64_t& seq, std::string& out);
-  asio::awaitable<Result<kvpb::Result>> replicate(kvpb::Command cmd);
-  asio::awaitable<Status> read_barrier(Consistency c);
+  asio::awaitable<Result<kvpb::Result>> replicate(ReplicaGroup& group, kvpb::Command cmd);
+  asio::awaitable<Status> read_barrier(ReplicaGroup& group, Consistency c);
+  asio::awaitable<void> execute_write(WriteOp& w, Session& session, uint64_t& seq, std::string& out,
+                                      bool& ok);
+  asio::awaitable<void> execute_read(ReadOp& r, Session& session, std::string& out, bool& ok);
+  asio::awaitable<void> execute_keyspace(KeyspaceOp& k, std::string& out, bool& ok);
   ServerView view(bool with_status) const;
   uint64_t new_session_id();
 
   asio::io_context& io_;
-  ReplicaGroup& group_;
+  Node& node_;
   uint64_t node_id_;
   ClientServerOptions opts_;
   asio::ip::tcp::acceptor acceptor_;

@@ -158,7 +158,9 @@ std::string storage_error(const Status& s) {
 }
 
 Plan read_op(std::function<std::string(const kv::StateMachine&)> run) {
-  return ReadOp{std::move(run)};
+  ReadOp op;
+  op.run = std::move(run);
+  return op;
 }
 
 // The reply for result codes that mean the same for every write. OK is the
@@ -767,6 +769,69 @@ Plan cmd_command_list(const Call& c);
 Plan cmd_config_get(const Call& c);
 Plan cmd_config_set(const Call& c);
 
+// ---- CHORUS.KEYSPACE ------------------------------------------------------------
+//
+//   CHORUS.KEYSPACE CREATE name PREFIX p STRATEGY s [option value ...]
+//   CHORUS.KEYSPACE DROP name
+//   CHORUS.KEYSPACE LIST
+//   CHORUS.KEYSPACE INFO name
+// Checked here as far as the arguments go (keyspaces.h); the node checks
+// the rest against the table (a name or prefix taken).
+
+Plan cmd_keyspace_create(const Call& c) {
+  KeyspaceOp op;
+  op.kind = KeyspaceOp::Kind::kCreate;
+  op.spec.name = c.args[2];
+  bool has_prefix = false;
+  bool has_strategy = false;
+  for (size_t i = 3; i < c.args.size(); i += 2) {
+    if (i + 1 >= c.args.size()) {
+      return fail(
+          fmt::format("ERR CHORUS.KEYSPACE CREATE: '{}' has no value", c_prefix(c.args[i], 64)));
+    }
+    const std::string& value = c.args[i + 1];
+    if (iequals(c.args[i], "prefix")) {
+      op.spec.prefix = value;
+      has_prefix = true;
+    } else if (iequals(c.args[i], "strategy")) {
+      op.spec.strategy = value;
+      has_strategy = true;
+    } else {
+      std::string option = c.args[i];
+      for (char& ch : option) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      op.spec.options[option] = value;
+    }
+  }
+  if (!has_prefix) return fail("ERR CHORUS.KEYSPACE CREATE: PREFIX is required");
+  if (!has_strategy) return fail("ERR CHORUS.KEYSPACE CREATE: STRATEGY is required");
+  if (Status st = validate_keyspace(op.spec); !st.is_ok()) {
+    return fail("ERR invalid keyspace: " + st.message());
+  }
+  return op;
+}
+
+Plan cmd_keyspace_drop(const Call& c) {
+  if (iequals(c.args[2], kDefaultKeyspaceName)) {
+    return fail("ERR the default keyspace cannot be dropped");
+  }
+  return KeyspaceOp{KeyspaceOp::Kind::kDrop, {}, c.args[2]};
+}
+
+Plan cmd_keyspace_list(const Call&) {
+  return KeyspaceOp{KeyspaceOp::Kind::kList, {}, {}};
+}
+
+Plan cmd_keyspace_info(const Call& c) {
+  return KeyspaceOp{KeyspaceOp::Kind::kInfo, {}, c.args[2]};
+}
+
+constexpr CommandSpec kKeyspaceSubcommands[] = {
+    {"create", -7, 0, 0, 0, 0, cmd_keyspace_create, {}},
+    {"drop", 3, 0, 0, 0, 0, cmd_keyspace_drop, {}},
+    {"list", 2, 0, 0, 0, 0, cmd_keyspace_list, {}},
+    {"info", 3, 0, 0, 0, 0, cmd_keyspace_info, {}},
+};
+
 constexpr CommandSpec kClientSubcommands[] = {
     {"id", 2, kFast, 0, 0, 0, cmd_client_id, {}},
     {"getname", 2, kFast, 0, 0, 0, cmd_client_getname, {}},
@@ -824,6 +889,7 @@ constexpr CommandSpec kCommands[] = {
     {"chorus.status", 1, kFast, 0, 0, 0, cmd_chorus_status, {}},
     {"chorus.cas", 4, kWF, 1, 1, 1, cmd_chorus_cas, {}},
     {"chorus.consistency", -1, kFast, 0, 0, 0, cmd_chorus_consistency, {}},
+    {"chorus.keyspace", -2, 0, 0, 0, 0, nullptr, kKeyspaceSubcommands},
 };
 
 const CommandSpec* find_in(std::span<const CommandSpec> table, std::string_view name) {
@@ -942,10 +1008,31 @@ Plan cmd_config_set(const Call&) {
 // ---- Dispatch --------------------------------------------------------------------
 
 // Checks arity and resolves a subcommand, then runs the handler.
+// The keys a command names, from its table entry (Redis's first key, last
+// key, step; a negative last key counts from the end).
+std::vector<std::string> command_keys(const CommandSpec& spec,
+                                      const std::vector<std::string>& args) {
+  std::vector<std::string> keys;
+  if (spec.first_key <= 0 || spec.key_step <= 0) return keys;
+  const int argc = static_cast<int>(args.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+    keys.push_back(args[static_cast<size_t>(i)]);
+  }
+  return keys;
+}
+
+// A data command's plan carries its keys, for routing.
+Plan with_keys(Plan p, const CommandSpec& spec, const std::vector<std::string>& args) {
+  if (auto* w = std::get_if<WriteOp>(&p)) w->keys = command_keys(spec, args);
+  if (auto* r = std::get_if<ReadOp>(&p)) r->keys = command_keys(spec, args);
+  return p;
+}
+
 Plan dispatch(const CommandSpec& spec, const Call& c) {
   if (!arity_ok(spec, c.args.size())) return fail(arity_error(spec.name));
   if (spec.subcommands.empty() || (c.args.size() == 1 && spec.handler != nullptr)) {
-    return spec.handler(c);
+    return with_keys(spec.handler(c), spec, c.args);
   }
   const CommandSpec* sub = find_in(spec.subcommands, c.args[1]);
   if (sub == nullptr) {
@@ -1026,6 +1113,29 @@ bool command_is_write(std::string_view name) {
 std::string_view command_metric_name(std::string_view name) {
   const CommandSpec* spec = find_in(kCommands, name);
   return spec != nullptr ? spec->name : std::string_view("unknown");
+}
+
+std::string keyspace_reply(const KeyspaceAnswer& answer) {
+  std::string out;
+  if (std::holds_alternative<std::monostate>(answer)) {
+    resp::append_simple_string(&out, "OK");
+  } else if (const auto* list = std::get_if<std::vector<KeyspaceSpec>>(&answer)) {
+    resp::append_array_header(&out, list->size());
+    for (const KeyspaceSpec& k : *list) {
+      resp::append_array_header(&out, 3);
+      resp::append_bulk_string(&out, k.name);
+      resp::append_bulk_string(&out, k.prefix);
+      resp::append_bulk_string(&out, k.strategy);
+    }
+  } else {
+    const auto& f = std::get<KeyspaceFields>(answer).fields;
+    resp::append_array_header(&out, 2 * f.size());
+    for (const auto& [k, v] : f) {
+      resp::append_bulk_string(&out, k);
+      resp::append_bulk_string(&out, v);
+    }
+  }
+  return out;
 }
 
 std::string_view consistency_name(Consistency c) {

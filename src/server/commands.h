@@ -39,6 +39,7 @@
 
 #include "chorus/kv.pb.h"
 #include "host/consistency.h"
+#include "server/keyspaces.h"
 #include "storage/kv/state_machine.h"
 
 namespace chorus::server {
@@ -122,19 +123,45 @@ struct ImmediateReply {
 struct WriteOp {
   kvpb::Command command;
   std::function<std::string(const kvpb::Result&)> reply;
+  // The keys it writes (from the command table): the node routes the write
+  // to their keyspace, and refuses one whose keys span keyspaces.
+  std::vector<std::string> keys;
 };
 
 // A read executed against the local state machine once the consistency mode
 // allows it. A storage error becomes "-ERR storage error: ...".
 struct ReadOp {
   std::function<std::string(const kv::StateMachine&)> run;
+  // The keys it reads (from the command table); empty for reads of the
+  // whole keyspace (SCAN, DBSIZE), which span every keyspace.
+  std::vector<std::string> keys;
   // Diagnostics (INFO): run at once against the local state, without a read
   // barrier, whatever the session's mode, so INFO answers on a node that has
   // no leader.
   bool local_ok = false;
 };
 
-using Plan = std::variant<ImmediateReply, WriteOp, ReadOp>;
+// CHORUS.KEYSPACE: run by the node against the metadata group (node.h).
+// `reply` turns the outcome into RESP.
+struct KeyspaceOp {
+  enum class Kind : uint8_t { kCreate, kDrop, kList, kInfo };
+  Kind kind = Kind::kList;
+  KeyspaceSpec spec;  // kCreate
+  std::string name;   // kDrop, kInfo
+};
+
+using Plan = std::variant<ImmediateReply, WriteOp, ReadOp, KeyspaceOp>;
+
+// What a KeyspaceOp answers: OK (create, drop), the keyspaces (list), or one
+// keyspace's fields (info).
+struct KeyspaceFields {
+  std::vector<std::pair<std::string, std::string>> fields;
+};
+using KeyspaceAnswer = std::variant<std::monostate, std::vector<KeyspaceSpec>, KeyspaceFields>;
+
+// The RESP reply for a KeyspaceOp's answer; `error` renders a failure
+// ("TRYAGAIN no leader", without "-" and CRLF).
+std::string keyspace_reply(const KeyspaceAnswer& answer);
 
 // Plans one command. `args[0]` is the command name (any case). Never fails:
 // every error is an ImmediateReply carrying a RESP error.

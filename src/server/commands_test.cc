@@ -774,6 +774,53 @@ TEST_F(CommandsTest, ChorusCas) {
   EXPECT_EQ(run({"GET", "k"}), "$3\r\nnew\r\n");
 }
 
+// Every data command's plan names its keys, so the node can route it to its
+// keyspace (and refuse a write whose keys span keyspaces).
+TEST_F(CommandsTest, PlansCarryTheirKeysForRouting) {
+  auto write_keys = [&](const Args& a) { return std::get<WriteOp>(plan(a)).keys; };
+  auto read_keys = [&](const Args& a) { return std::get<ReadOp>(plan(a)).keys; };
+  EXPECT_EQ(write_keys({"SET", "k", "v"}), (Args{"k"}));
+  EXPECT_EQ(write_keys({"MSET", "a", "1", "b", "2"}), (Args{"a", "b"}));
+  EXPECT_EQ(write_keys({"DEL", "a", "b", "c"}), (Args{"a", "b", "c"}));
+  EXPECT_EQ(write_keys({"CHORUS.CAS", "k", "old", "new"}), (Args{"k"}));
+  EXPECT_EQ(read_keys({"GET", "k"}), (Args{"k"}));
+  EXPECT_EQ(read_keys({"MGET", "a", "b"}), (Args{"a", "b"}));
+  EXPECT_TRUE(read_keys({"DBSIZE"}).empty()) << "the whole keyspace: every group";
+  EXPECT_TRUE(read_keys({"SCAN", "0"}).empty());
+}
+
+TEST_F(CommandsTest, ChorusKeyspaceArgumentsAreCheckedBeforeTheNodeSeesThem) {
+  Plan p = plan({"CHORUS.KEYSPACE", "CREATE", "orders", "PREFIX", "orders:", "strategy", "raft"});
+  ASSERT_TRUE(std::holds_alternative<KeyspaceOp>(p));
+  const auto& op = std::get<KeyspaceOp>(p);
+  EXPECT_EQ(op.kind, KeyspaceOp::Kind::kCreate);
+  EXPECT_EQ(op.spec, (KeyspaceSpec{"orders", "orders:", "raft", {}}));
+  EXPECT_EQ(std::get<KeyspaceOp>(plan({"chorus.keyspace", "drop", "orders"})).kind,
+            KeyspaceOp::Kind::kDrop);
+  EXPECT_EQ(std::get<KeyspaceOp>(plan({"CHORUS.KEYSPACE", "LIST"})).kind, KeyspaceOp::Kind::kList);
+  EXPECT_EQ(std::get<KeyspaceOp>(plan({"CHORUS.KEYSPACE", "INFO", "x"})).name, "x");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "semi-sync",
+                       "acks", "1"}),
+            "-ERR invalid keyspace: strategy: 'semi-sync' is not built yet (built: raft)\r\n");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "raft", "acks",
+                       "1"}),
+            "-ERR invalid keyspace: option 'acks': unknown for strategy raft (its options: "
+            "none)\r\n");
+  EXPECT_EQ(
+      immediate({"CHORUS.KEYSPACE", "CREATE", "o", "STRATEGY", "raft", "PREFIX", "p:", "acks"}),
+      "-ERR CHORUS.KEYSPACE CREATE: 'acks' has no value\r\n");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "STRATEGY", "raft"}),
+            "-ERR wrong number of arguments for 'chorus.keyspace|create' command\r\n");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "STRATEGY", "raft", "x", "y"}),
+            "-ERR CHORUS.KEYSPACE CREATE: PREFIX is required\r\n");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "DROP", "default"}),
+            "-ERR the default keyspace cannot be dropped\r\n");
+  EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "RENAME", "a"}),
+            "-ERR unknown subcommand 'RENAME'. Try CHORUS.KEYSPACE HELP.\r\n");
+  EXPECT_EQ(keyspace_reply(KeyspaceAnswer{std::vector<KeyspaceSpec>{{"a", "a:", "raft", {}}}}),
+            "*1\r\n*3\r\n$1\r\na\r\n$2\r\na:\r\n$4\r\nraft\r\n");
+}
+
 TEST_F(CommandsTest, ChorusConsistency) {
   EXPECT_EQ(immediate({"CHORUS.CONSISTENCY"}), "$12\r\nlinearizable\r\n");
   EXPECT_EQ(immediate({"CHORUS.CONSISTENCY", "FOLLOWER"}), "+OK\r\n");

@@ -19,8 +19,7 @@ namespace chorus::server {
 namespace {
 
 constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
-constexpr size_t kMaxPeers = 64;        // voters; Raft clusters are 3, 5 or 7 nodes
-constexpr size_t kMaxKeyspaces = 1024;  // each keyspace is a replication group
+constexpr size_t kMaxPeers = 64;  // voters; Raft clusters are 3, 5 or 7 nodes
 // Leases are sized against this bound on the ratio of two nodes' monotonic
 // clock rates (raft::Config::clock_drift_bound, docs/config.md).
 constexpr double kClockDriftBound = 1.1;
@@ -31,13 +30,6 @@ constexpr uint64_t kMaxConfigFileBytes = 1 << 20;
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
-
-struct StrategyName {
-  ReplicationStrategy strategy;
-  std::string_view name;
-};
-// Every strategy a keyspace may name; docs/design.md lists the ones planned.
-constexpr std::array<StrategyName, 1> kStrategyNames = {{{ReplicationStrategy::kRaft, "raft"}}};
 
 // ---- The scalar keys of [raft], [storage] and [limits] ----------------------
 //
@@ -367,35 +359,72 @@ Status read_peers(const toml::node& n, std::vector<PeerConfig>* peers) {
   return Status::ok();
 }
 
-Result<ReplicationStrategy> parse_strategy(std::string_view name) {
-  for (const StrategyName& s : kStrategyNames) {
-    if (s.name == name) return s.strategy;
+// A scalar TOML value as an option string: strings as they are, integers in
+// decimal, booleans as true/false. Strategies parse their options themselves.
+Status read_option(const toml::node& n, const std::string& key, std::string* out) {
+  if (const auto* v = n.as_string()) {
+    *out = v->get();
+  } else if (const auto* v = n.as_integer()) {
+    *out = std::to_string(v->get());
+  } else if (const auto* v = n.as_boolean()) {
+    *out = v->get() ? "true" : "false";
+  } else {
+    return config_error(key, "expected a string, an integer or a boolean");
   }
-  return Status::invalid_argument("unknown strategy \"" + std::string(name) +
-                                  "\" (valid: " + valid_strategy_names() + ")");
+  return Status::ok();
 }
 
-Status read_keyspaces(const toml::table& t, std::vector<KeyspaceConfig>* out) {
+// [keyspace.default] may only restate what default is.
+Status read_default_keyspace(const toml::table& ks) {
   static constexpr std::array<std::string_view, 1> kKnown = {"strategy"};
-  for (const auto& [name_key, node] : t) {
-    std::string name(name_key.str());
-    std::string prefix = join_key("keyspace", name);
-    Status st;
-    const toml::table* ks = as_section(node, prefix, &st);
-    if (ks == nullptr) return st;
-    CHORUS_RETURN_IF_ERROR(check_known_keys(*ks, prefix, kKnown));
-    KeyspaceConfig k;
-    k.name = name;
-    const toml::node* strategy = ks->get("strategy");
-    if (strategy == nullptr) {
-      return config_error(prefix + ".strategy",
-                          "missing (valid strategies: " + valid_strategy_names() + ")");
-    }
+  const std::string prefix = join_key("keyspace", kDefaultKeyspace);
+  CHORUS_RETURN_IF_ERROR(check_known_keys(ks, prefix, kKnown));
+  if (const toml::node* strategy = ks.get("strategy")) {
     std::string s;
     CHORUS_RETURN_IF_ERROR(read_string(*strategy, prefix + ".strategy", &s));
-    Result<ReplicationStrategy> parsed = parse_strategy(s);
-    if (!parsed.is_ok()) return config_error(prefix + ".strategy", parsed.status().message());
-    k.strategy = parsed.value();
+    if (s != "raft") {
+      return config_error(prefix + ".strategy",
+                          "the default keyspace is replicated by raft (got \"" + s + "\")");
+    }
+  }
+  return Status::ok();
+}
+
+Status read_keyspace(const std::string& name, const toml::table& ks, KeyspaceSpec* k) {
+  const std::string prefix = join_key("keyspace", name);
+  k->name = name;
+  for (const auto& [key, node] : ks) {
+    const std::string field(key.str());
+    const std::string full = prefix + "." + field;
+    if (field == "prefix") {
+      CHORUS_RETURN_IF_ERROR(read_string(node, full, &k->prefix));
+    } else if (field == "strategy") {
+      CHORUS_RETURN_IF_ERROR(read_string(node, full, &k->strategy));
+    } else {
+      CHORUS_RETURN_IF_ERROR(read_option(node, full, &k->options[field]));
+    }
+  }
+  if (k->prefix.empty() && ks.get("prefix") == nullptr)
+    return config_error(prefix + ".prefix", "missing");
+  if (ks.get("strategy") == nullptr) {
+    return config_error(prefix + ".strategy",
+                        "missing (valid strategies: " + valid_strategy_names() + ")");
+  }
+  return Status::ok();
+}
+
+Status read_keyspaces(const toml::table& t, std::vector<KeyspaceSpec>* out) {
+  for (const auto& [name_key, node] : t) {
+    std::string name(name_key.str());
+    Status st;
+    const toml::table* ks = as_section(node, join_key("keyspace", name), &st);
+    if (ks == nullptr) return st;
+    if (name == kDefaultKeyspace) {
+      CHORUS_RETURN_IF_ERROR(read_default_keyspace(*ks));
+      continue;
+    }
+    KeyspaceSpec k;
+    CHORUS_RETURN_IF_ERROR(read_keyspace(name, *ks, &k));
     out->push_back(std::move(k));
   }
   return Status::ok();
@@ -491,11 +520,8 @@ Status read_document(const toml::table& doc, NodeConfig* c) {
     if (t == nullptr) return st;
     CHORUS_RETURN_IF_ERROR(read_keyspaces(*t, &c->keyspaces));
   }
-  if (c->keyspaces.empty()) {
-    c->keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
-  }
   std::sort(c->keyspaces.begin(), c->keyspaces.end(),
-            [](const KeyspaceConfig& a, const KeyspaceConfig& b) { return a.name < b.name; });
+            [](const KeyspaceSpec& a, const KeyspaceSpec& b) { return a.name < b.name; });
   return Status::ok();
 }
 
@@ -643,22 +669,29 @@ Status validate_scalars(const NodeConfig& c) {
   return Status::ok();
 }
 
+// Each keyspace on its own (keyspaces.h says what is valid), then the set:
+// the table the metadata group would build from them must build.
 Status validate_keyspaces(const NodeConfig& c) {
-  if (c.keyspaces.empty()) return config_error("keyspace", "at least one keyspace is needed");
   if (c.keyspaces.size() > kMaxKeyspaces) {
     return config_error("keyspace", "at most " + std::to_string(kMaxKeyspaces) +
                                         " keyspaces (got " + std::to_string(c.keyspaces.size()) +
                                         ")");
   }
-  std::set<std::string_view> seen;
-  for (const KeyspaceConfig& k : c.keyspaces) {
-    if (!is_name(k.name)) {
-      return config_error(join_key("keyspace", k.name),
-                          "keyspace names are 1 to 64 characters from [A-Za-z0-9_-]");
+  KeyspaceTable table;
+  for (const KeyspaceSpec& k : c.keyspaces) {
+    auto next = table.with(k);
+    if (!next.is_ok()) {
+      // "strategy: 'x' is not built yet" -> "keyspace.orders.strategy: ..."
+      const std::string& m = next.status().message();
+      const size_t colon = m.find(": ");
+      const std::string field = colon == std::string::npos ? "" : m.substr(0, colon);
+      const bool named = field == "name" || field == "prefix" || field == "strategy";
+      std::string key = join_key("keyspace", k.name);
+      if (named) key += "." + field;
+      if (field.starts_with("option '")) key += "." + field.substr(8, field.size() - 9);
+      return config_error(key, colon == std::string::npos ? m : m.substr(colon + 2));
     }
-    if (!seen.insert(k.name).second) {
-      return config_error(join_key("keyspace", k.name), "duplicate keyspace");
-    }
+    table = std::move(next).value();
   }
   return Status::ok();
 }
@@ -680,18 +713,11 @@ void render_section(std::string_view section, const NodeConfig& c, std::string* 
 
 // ---- Public -----------------------------------------------------------------------
 
-std::string_view strategy_name(ReplicationStrategy s) {
-  for (const StrategyName& n : kStrategyNames) {
-    if (n.strategy == s) return n.name;
-  }
-  CHORUS_UNREACHABLE();
-}
-
 std::string valid_strategy_names() {
   std::string out;
-  for (const StrategyName& n : kStrategyNames) {
+  for (std::string_view n : built_strategies()) {
     if (!out.empty()) out += ", ";
-    out += n.name;
+    out += n;
   }
   return out;
 }
@@ -723,9 +749,7 @@ std::vector<PeerConfig> NodeConfig::other_peers() const {
 }
 
 NodeConfig default_node_config() {
-  NodeConfig c;
-  c.keyspaces.push_back({std::string(kDefaultKeyspace), ReplicationStrategy::kRaft});
-  return c;
+  return NodeConfig{};
 }
 
 Result<NodeConfig> parse_config(std::string_view toml_text) {
@@ -795,23 +819,17 @@ std::string render_config(const NodeConfig& c) {
   out += "\n[log]\n";
   out += "# " + join(kLogLevels) + "\n";
   out += "level = " + quote(c.log.level) + "\n";
-  for (const KeyspaceConfig& k : c.keyspaces) {
+  for (const KeyspaceSpec& k : c.keyspaces) {
     out += "\n[" + join_key("keyspace", k.name) + "]\n";
-    out += "strategy = " + quote(strategy_name(k.strategy)) +
-           "  # valid: " + valid_strategy_names() + "\n";
+    out += "prefix = " + quote(k.prefix) + "\n";
+    out += "strategy = " + quote(k.strategy) + "  # valid: " + valid_strategy_names() + "\n";
+    for (const auto& [option, value] : k.options) out += option + " = " + quote(value) + "\n";
   }
   return out;
 }
 
 std::vector<std::string> config_warnings(const NodeConfig& c) {
-  std::vector<std::string> w = c.ignored_settings;
-  for (const KeyspaceConfig& k : c.keyspaces) {
-    if (k.name == kDefaultKeyspace) continue;
-    w.push_back("keyspace '" + k.name +
-                "' is parsed but not yet served: every key is replicated by the default raft "
-                "group");
-  }
-  return w;
+  return c.ignored_settings;
 }
 
 }  // namespace chorus::server

@@ -27,16 +27,11 @@
 
 #include "base/endpoint.h"
 #include "base/status.h"
+#include "server/keyspaces.h"
 
 namespace chorus::server {
 
-// A replication strategy a keyspace may use (docs/design.md). Only raft exists
-// today; later strategies are added here and to kStrategyNames in config.cc.
-enum class ReplicationStrategy {
-  kRaft,
-};
-std::string_view strategy_name(ReplicationStrategy s);
-// "raft": the valid names, comma-separated, for error messages and docs.
+// The strategies a keyspace may name ("raft"; the registry's, host/registry.h).
 std::string valid_strategy_names();
 
 struct ListenConfig {
@@ -112,15 +107,6 @@ struct LogSection {
 // The keyspace that holds every key the file does not route elsewhere.
 inline constexpr std::string_view kDefaultKeyspace = "default";
 
-// A [keyspace.NAME] table. Parsed and validated, but not yet served: every key
-// is replicated by the one raft group, whatever keyspace it would belong to,
-// and config_warnings() says so for every keyspace other than "default".
-struct KeyspaceConfig {
-  std::string name;  // [A-Za-z0-9_-]{1,64}
-  ReplicationStrategy strategy = ReplicationStrategy::kRaft;
-  bool operator==(const KeyspaceConfig&) const = default;
-};
-
 struct NodeConfig {
   uint64_t node_id = 0;  // required, >= 1
   std::string cluster_id = "chorus";
@@ -132,8 +118,12 @@ struct NodeConfig {
   StorageSection storage;
   LimitsSection limits;
   LogSection log;
-  // Sorted by name, never empty: {"default", raft} when the file has none.
-  std::vector<KeyspaceConfig> keyspaces;
+  // The [keyspace.NAME] tables other than default, sorted by name: each a
+  // prefix, a strategy and its options (the other keys of the table). The
+  // metadata group takes them when the cluster first starts; afterwards
+  // CHORUS.KEYSPACE changes keyspaces and these are not read again.
+  // `[keyspace.default]` may only say `strategy = "raft"`.
+  std::vector<KeyspaceSpec> keyspaces;
   // Keys the file sets that have no effect (`storage.fsync = true`), one
   // line each. config_warnings() reports them; render_config() drops them,
   // so a config parsed from such a file renders to one without them.
@@ -170,9 +160,8 @@ Status validate_config(const NodeConfig& c);
 std::string render_config(const NodeConfig& c);
 
 // Settings that are valid but do not do what the file suggests: keys that
-// have no effect (ignored_settings) and every keyspace other than "default"
-// (parsed, not yet served). One line each, for chorusd to log at warn level
-// at startup.
+// have no effect (ignored_settings). One line each, for chorusd to log at
+// warn level at startup.
 std::vector<std::string> config_warnings(const NodeConfig& c);
 
 }  // namespace chorus::server

@@ -79,9 +79,11 @@ no_leader_wait_ms = 1000
 level = "debug"
 
 [keyspace.users]
+prefix = "user:"
 strategy = "raft"
 
 [keyspace.sessions]
+prefix = "session:"
 strategy = "raft"
 )";
 
@@ -138,9 +140,7 @@ TEST(ConfigDefaults, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.limits.request_timeout_ms, 5000u);
   EXPECT_EQ(c.limits.no_leader_wait_ms, 2000u);
   EXPECT_EQ(c.log.level, "info");
-  ASSERT_EQ(c.keyspaces.size(), 1u);
-  EXPECT_EQ(c.keyspaces[0].name, "default");
-  EXPECT_EQ(c.keyspaces[0].strategy, ReplicationStrategy::kRaft);
+  EXPECT_TRUE(c.keyspaces.empty()) << "only the implicit default keyspace";
   EXPECT_TRUE(config_warnings(c).empty());
 }
 
@@ -198,8 +198,9 @@ TEST(ConfigKeys, EveryKeyIsRead) {
   EXPECT_EQ(c.log.level, "debug");
   ASSERT_EQ(c.keyspaces.size(), 2u);  // sorted by name
   EXPECT_EQ(c.keyspaces[0].name, "sessions");
+  EXPECT_EQ(c.keyspaces[0].prefix, "session:");
   EXPECT_EQ(c.keyspaces[1].name, "users");
-  EXPECT_EQ(c.keyspaces[1].strategy, ReplicationStrategy::kRaft);
+  EXPECT_EQ(c.keyspaces[1].strategy, "raft");
 }
 
 TEST(ConfigKeys, VotersIncludeSelfOnceAndOtherPeersExcludeIt) {
@@ -234,24 +235,19 @@ TEST(ConfigKeys, FsyncTrueStillLoadsWithAWarningThatItDoesNothing) {
   EXPECT_THAT(render_config(c), Not(HasSubstr("fsync")));
 }
 
-TEST(ConfigKeys, EveryKeyspaceButDefaultIsWarnedAboutAsNotYetServed) {
+TEST(ConfigKeys, KeyspacesCarryAPrefixAStrategyAndItsOptions) {
   NodeConfig c = parse_ok(minimal_plus(R"(
 [keyspace.default]
 strategy = "raft"
 [keyspace.orders]
-strategy = "raft"
-[keyspace.carts]
+prefix = "orders:"
 strategy = "raft"
 )"));
-  EXPECT_THAT(config_warnings(c),
-              ElementsAre("keyspace 'carts' is parsed but not yet served: every key is "
-                          "replicated by the default raft group",
-                          "keyspace 'orders' is parsed but not yet served: every key is "
-                          "replicated by the default raft group"));
-  // Only the implicit default keyspace: nothing to say.
-  EXPECT_TRUE(config_warnings(parse_ok(kMinimal)).empty());
-  EXPECT_TRUE(
-      config_warnings(parse_ok(minimal_plus("[keyspace.default]\nstrategy = \"raft\"\n"))).empty());
+  ASSERT_EQ(c.keyspaces.size(), 1u) << "default is implicit; it is not listed";
+  EXPECT_EQ(c.keyspaces[0], (KeyspaceSpec{"orders", "orders:", "raft", {}}));
+  EXPECT_TRUE(config_warnings(c).empty());
+  // Rendering and parsing again gives the same keyspaces.
+  EXPECT_EQ(parse_ok(render_config(c)).keyspaces, c.keyspaces);
 }
 
 TEST(ConfigKeys, PortZeroMeansEphemeralForClientAndAdmin) {
@@ -315,8 +311,9 @@ std::vector<ErrorCase> error_cases() {
       {"UnknownInLog", m + "[log]\nfile = \"x\"\n", "log.file: unknown key"},
       {"UnknownInPeer", m + "[[peers]]\nid = 2\npeer = \"h:1\"\nweight = 3\n",
        "peers[0].weight: unknown key"},
-      {"UnknownInKeyspace", m + "[keyspace.users]\nstrategy = \"raft\"\nreplicas = 3\n",
-       "keyspace.users.replicas: unknown key"},
+      {"UnknownOptionInKeyspace",
+       m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"raft\"\nreplicas = 3\n",
+       "keyspace.users.replicas: unknown for strategy raft (its options: none)"},
       {"UnknownQuotedKeyIsShownQuoted", m + "\"odd key\" = 1\n", "\"odd key\": unknown key"},
       // Addresses.
       {"ListenNotHostPort", m + "[listen]\nclient = \"127.0.0.11\"\n",
@@ -413,14 +410,26 @@ std::vector<ErrorCase> error_cases() {
        "log.level: \"verbose\" is not a level (valid: trace, debug, info, warn, error, critical, "
        "off)"},
       // Keyspaces.
-      {"UnknownStrategy", m + "[keyspace.users]\nstrategy = \"paxos\"\n",
-       "keyspace.users.strategy: unknown strategy \"paxos\" (valid: raft)"},
-      {"MissingStrategy", m + "[keyspace.users]\n",
+      {"PlannedStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"paxos\"\n",
+       "keyspace.users.strategy: 'paxos' is not built yet (built: raft)"},
+      {"UnknownStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"quorum\"\n",
+       "keyspace.users.strategy: 'quorum' is not a strategy (built: raft)"},
+      {"MissingStrategy", m + "[keyspace.users]\nprefix = \"u:\"\n",
        "keyspace.users.strategy: missing (valid strategies: raft)"},
+      {"MissingPrefix", m + "[keyspace.users]\nstrategy = \"raft\"\n",
+       "keyspace.users.prefix: missing"},
+      {"EmptyPrefix", m + "[keyspace.users]\nprefix = \"\"\nstrategy = \"raft\"\n",
+       "keyspace.users.prefix: must not be empty"},
+      {"SharedPrefix",
+       m + "[keyspace.a]\nprefix = \"x:\"\nstrategy = \"raft\"\n[keyspace.b]\nprefix = "
+           "\"x:\"\nstrategy = \"raft\"\n",
+       "keyspace.b.prefix: 'x:' is the prefix of keyspace 'a'"},
+      {"DefaultNotRaft", m + "[keyspace.default]\nstrategy = \"zab\"\n",
+       "keyspace.default.strategy: the default keyspace is replicated by raft (got \"zab\")"},
       {"KeyspaceNotTable", m + "[keyspace]\nusers = \"raft\"\n",
        "keyspace.users: expected a table, got string"},
-      {"KeyspaceBadName", m + "[keyspace.\"a b\"]\nstrategy = \"raft\"\n",
-       "keyspace.\"a b\": keyspace names are"},
+      {"KeyspaceBadName", m + "[keyspace.\"a b\"]\nprefix = \"u:\"\nstrategy = \"raft\"\n",
+       "keyspace.\"a b\".name: keyspace names are"},
       // Syntax.
       {"SyntaxError", m + "[raft\n", "config error: line "},
       {"DuplicateKeyIsSyntaxError", m + "node_id = 2\n", "config error: line "},
@@ -469,11 +478,10 @@ TEST(ConfigValidate, CodeBuiltConfigsAreChecked) {
   c.raft.max_uncommitted_bytes = ~uint64_t{0};
   EXPECT_THAT(validate_config(c).message(), HasSubstr("raft.max_uncommitted_bytes: must be"));
   c = parse_ok(kMinimal);
-  c.keyspaces.clear();
-  EXPECT_THAT(validate_config(c).message(), HasSubstr("keyspace: at least one"));
-  c = parse_ok(kMinimal);
-  c.keyspaces.push_back(c.keyspaces[0]);
-  EXPECT_THAT(validate_config(c).message(), HasSubstr("keyspace.default: duplicate"));
+  c.keyspaces.push_back(KeyspaceSpec{"orders", "o:", "raft", {}});
+  c.keyspaces.push_back(KeyspaceSpec{"orders", "p:", "raft", {}});
+  EXPECT_THAT(validate_config(c).message(),
+              HasSubstr("keyspace.orders.name: keyspace 'orders' exists"));
   c = parse_ok(kMinimal);
   c.listen.admin.host = "";
   EXPECT_THAT(validate_config(c).message(), HasSubstr("listen.admin: host must not be empty"));
@@ -517,7 +525,7 @@ TEST(ConfigRender, OutputLooksLikeTheDocumentedFile) {
   std::string text = render_config(c);
   EXPECT_THAT(text, HasSubstr("node_id = 2\n"));
   EXPECT_THAT(text, HasSubstr("[[peers]]\nid = 3\npeer = \"node3.example:7103\"\n"));
-  EXPECT_THAT(text, HasSubstr("[keyspace.users]\nstrategy = \"raft\""));
+  EXPECT_THAT(text, HasSubstr("[keyspace.users]\nprefix = \"user:\"\nstrategy = \"raft\""));
   EXPECT_THAT(text, HasSubstr("state_machine = \"rocksdb\"\n"));
   EXPECT_THAT(text, Not(HasSubstr("fsync")));
 }

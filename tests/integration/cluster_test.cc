@@ -300,3 +300,65 @@ TEST_F(ClusterTest, RedisBenchmarkRunsCleanAgainstLeaderAndFollower) {
 
 }  // namespace
 }  // namespace chorus::tests
+
+namespace chorus::tests {
+namespace {
+
+// Keyspaces: each its own replication group on every node; keys route by
+// their longest prefix; a write spanning keyspaces is refused whole; the
+// table survives a restart of every node.
+TEST_F(ClusterTest, KeyspacesRouteKeysToTheirOwnGroupsAndSurviveARestart) {
+  make(3, [](server::NodeConfig& cfg) {
+    cfg.keyspaces.push_back(server::KeyspaceSpec{"carts", "cart:", "raft", {}});
+  });
+  auto cl = connect(2);
+  ASSERT_TRUE(cl && cl->err == 0);
+  // From the config, on first start; and one created at run time.
+  EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.KEYSPACE", "CREATE", "orders", "PREFIX",
+                               "orders:", "STRATEGY", "raft"})),
+            "OK");
+  EXPECT_EQ(str(cmd(cl.get(),
+                    {"CHORUS.KEYSPACE", "CREATE", "orders", "PREFIX", "o2:", "STRATEGY", "raft"})),
+            "ERR name: keyspace 'orders' exists");
+  auto list = cmd(cl.get(), {"CHORUS.KEYSPACE", "LIST"});
+  ASSERT_TRUE(list && list->type == REDIS_REPLY_ARRAY);
+  EXPECT_EQ(list->elements, 3u) << "default, carts, orders";
+  EXPECT_EQ(str(cmd(cl.get(), {"SET", "orders:1", "a"})), "OK");
+  EXPECT_EQ(str(cmd(cl.get(), {"SET", "cart:1", "b"})), "OK");
+  EXPECT_EQ(str(cmd(cl.get(), {"SET", "plain", "c"})), "OK");
+  // Never a partial write across keyspaces.
+  EXPECT_EQ(str(cmd(cl.get(), {"MSET", "orders:2", "x", "cart:2", "y"})).rfind("CROSSKEYSPACE", 0),
+            0u);
+  EXPECT_EQ(str(cmd(cl.get(), {"EXISTS", "orders:2", "cart:2"})), "0");
+  // Reads may span keyspaces, from any node.
+  for (int k = 1; k <= 3; ++k) {
+    auto other = connect(k);
+    auto r = cmd(other.get(), {"MGET", "orders:1", "cart:1", "plain"});
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) << "node " << k;
+    EXPECT_EQ(std::string(r->element[0]->str, r->element[0]->len), "a");
+    EXPECT_EQ(std::string(r->element[1]->str, r->element[1]->len), "b");
+    EXPECT_EQ(std::string(r->element[2]->str, r->element[2]->len), "c");
+    EXPECT_EQ(str(cmd(other.get(), {"DBSIZE"})), "3") << "node " << k;
+  }
+  // Each keyspace has its own group and log.
+  auto info = cmd(cl.get(), {"CHORUS.KEYSPACE", "INFO", "orders"});
+  ASSERT_TRUE(info && info->type == REDIS_REPLY_ARRAY);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "n1" / "data" / "groups"));
+
+  // Every node restarts: the table, the groups and the keys are still there.
+  c().stop_all();
+  ASSERT_TRUE(c().start_all().is_ok());
+  ASSERT_TRUE(c().wait_for_leader(15s).has_value());
+  EXPECT_TRUE(c().wait_for_agreement(15s).agreed());
+  auto again = connect(3);
+  EXPECT_EQ(str(cmd(again.get(), {"GET", "orders:1"})), "a");
+  EXPECT_EQ(str(cmd(again.get(), {"GET", "cart:1"})), "b");
+  // Dropping a keyspace deletes its data; its keys route to default again.
+  EXPECT_EQ(str(cmd(again.get(), {"CHORUS.KEYSPACE", "DROP", "orders"})), "OK");
+  EXPECT_EQ(str(cmd(again.get(), {"GET", "orders:1"})), "<nil>");
+  EXPECT_EQ(str(cmd(again.get(), {"CHORUS.KEYSPACE", "DROP", "orders"})),
+            "ERR no keyspace 'orders'");
+}
+
+}  // namespace
+}  // namespace chorus::tests

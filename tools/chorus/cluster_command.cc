@@ -29,6 +29,7 @@ struct ClusterArgs {
   bool foreground = false;
   std::string state_machine = "memory";
   bool lease_reads = false;
+  std::vector<std::string> keyspaces;  // NAME:STRATEGY, prefix "NAME:"
 };
 
 // How long `chorus up` waits, once a leader is elected, for every node to
@@ -47,6 +48,21 @@ int nodes_in(const std::string& dir) {
   return n;
 }
 
+// --keyspace orders:raft -> keyspace "orders", prefix "orders:", strategy raft.
+Result<server::KeyspaceSpec> parse_keyspace_flag(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::invalid_argument("--keyspace " + text +
+                                    ": expected NAME:STRATEGY (prefix NAME:), e.g. orders:raft");
+  }
+  server::KeyspaceSpec k{
+      text.substr(0, colon), text.substr(0, colon) + ":", text.substr(colon + 1), {}};
+  if (Status st = server::validate_keyspace(k); !st.is_ok()) {
+    return Status::invalid_argument("--keyspace " + text + ": " + st.message());
+  }
+  return k;
+}
+
 LocalClusterOptions options_from(const ClusterArgs& a, int nodes) {
   LocalClusterOptions o;
   o.nodes = nodes;
@@ -55,11 +71,14 @@ LocalClusterOptions options_from(const ClusterArgs& a, int nodes) {
   o.ip_per_node = a.ip_per_node;
   const std::string sm = a.state_machine;
   const bool lease = a.lease_reads;
-  o.tune = [sm, lease](server::NodeConfig& c) {
+  std::vector<server::KeyspaceSpec> keyspaces;
+  for (const std::string& k : a.keyspaces) keyspaces.push_back(*parse_keyspace_flag(k));
+  o.tune = [sm, lease, keyspaces](server::NodeConfig& c) {
     c.storage.state_machine =
         sm == "rocksdb" ? server::StateMachineKind::kRocksDb : server::StateMachineKind::kMemory;
     // Allows CHORUS.CONSISTENCY lease; connections still default to ReadIndex.
     if (lease) c.raft.lease_reads = true;
+    c.keyspaces = keyspaces;
   };
   return o;
 }
@@ -256,6 +275,12 @@ void add_cluster_commands(CLI::App& app) {
   up->add_option("--state-machine", args->state_machine, "memory or rocksdb")
       ->check(CLI::IsMember({"memory", "rocksdb"}))
       ->capture_default_str();
+  up->add_option("--keyspace", args->keyspaces,
+                 "A keyspace NAME:STRATEGY with prefix NAME: (repeatable), e.g. orders:raft")
+      ->check([](const std::string& v) {
+        auto k = parse_keyspace_flag(v);
+        return k.is_ok() ? std::string() : k.status().message();
+      });
   up->add_flag("--lease-reads", args->lease_reads,
                "Allow leader-lease reads (raft.lease_reads; clients opt in with CHORUS.CONSISTENCY "
                "lease)");

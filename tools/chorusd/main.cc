@@ -6,9 +6,9 @@
 // serve peers, clients (RESP) and operators (admin HTTP) from one event
 // loop. SIGINT/SIGTERM stop it cleanly.
 //
-// The node runs one replication group today, the `default` keyspace, with
-// the strategy the registry builds for it (host/registry.h); the server
-// knows it only as a server::ReplicaGroup.
+// The node (server/node.h) runs the metadata group, the default keyspace's
+// group and one group per keyspace, each with the strategy the registry
+// builds for it (host/registry.h).
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <cstdio>
@@ -22,25 +22,12 @@
 #include "server/admin_http.h"
 #include "server/client_server.h"
 #include "server/config.h"
-#include "server/engine_group.h"
 #include "server/metrics.h"
+#include "server/node.h"
 #include "storage/env/posix_env.h"
-#include "storage/kv/rocksdb_state_machine.h"
-#include "storage/replica/replica_storage.h"
 
 namespace chorus {
 namespace {
-
-// The default keyspace's group on the peer wire.
-constexpr GroupId kDefaultGroup{0};
-
-Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const server::NodeConfig& c) {
-  if (c.storage.state_machine == server::StateMachineKind::kRocksDb) {
-    CHORUS_ASSIGN_OR_RETURN(auto sm, kv::RocksDbStateMachine::open(c.data_dir + "/rocksdb", {}));
-    return std::unique_ptr<kv::StateMachine>(std::move(sm));
-  }
-  return std::unique_ptr<kv::StateMachine>(std::make_unique<kv::MemoryStateMachine>());
-}
 
 // Everything the node exports on /metrics.
 struct ServerMetrics {
@@ -114,50 +101,20 @@ server::ClientServerOptions client_options(const server::NodeConfig& cfg, Server
   return co;
 }
 
-// The default keyspace's replication group, recovered from the data directory.
-Result<std::unique_ptr<server::ReplicaGroup>> open_group(const server::NodeConfig& cfg,
-                                                         asio::io_context& io,
-                                                         net::Transport& transport,
-                                                         host::HostMetrics& hooks) {
-  storage::ReplicaStorageOptions so;
-  so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
-  auto store = storage::ReplicaStorage::open(storage::PosixEnv::get(), cfg.data_dir + "/raft", so);
-  if (!store.is_ok())
-    return Status::corruption("cannot recover storage: " + store.status().to_string());
-  auto sm = open_state_machine(cfg);
-  if (!sm.is_ok())
-    return Status::io_error("cannot open the state machine: " + sm.status().to_string());
-  std::random_device rd;
-  server::GroupContext ctx;
-  ctx.io = &io;
-  ctx.config = &cfg;
-  ctx.group_id = kDefaultGroup;
-  ctx.store = std::move(store).value();
-  ctx.sm = std::move(sm).value();
-  ctx.transport = &transport;
-  ctx.metrics = &hooks;
-  ctx.prng_seed = (uint64_t{rd()} << 32) ^ rd();
-  CHORUS_ASSIGN_OR_RETURN(auto group, server::make_replica_group("raft", std::move(ctx)));
-  if (Status st = group->init(); !st.is_ok())
-    return Status(st.code(), "cannot start: " + st.to_string());
-  return group;
-}
-
 // Publishes status and gauges for the admin threads every 100 ms.
 class Publisher {
  public:
-  Publisher(asio::io_context& io, const server::NodeConfig& cfg, ServerMetrics& m,
-            server::ReplicaGroup& group, net::Transport& transport, server::ClientServer& clients)
-      : timer_(io), cfg_(cfg), m_(m), group_(group), transport_(transport), clients_(clients) {}
+  Publisher(asio::io_context& io, ServerMetrics& m, server::Node& node, net::Transport& transport,
+            server::ClientServer& clients)
+      : timer_(io), m_(m), node_(node), transport_(transport), clients_(clients) {}
   server::StatusPublisher& status() { return status_; }
   void start() { tick(); }
   void stop() { timer_.cancel(); }
 
  private:
   void tick() {
-    status_.publish(server::status_json(group_, cfg_.node_id));
-    status_.publish_health(
-        server::Health{group_.healthy(), group_.healthy() ? "" : group_.failure().to_string()});
+    status_.publish(node_.status_json());
+    status_.publish_health(server::Health{node_.healthy(), node_.failure()});
     uint64_t sent = 0, received = 0;
     for (const auto& p : transport_.stats().peers) {
       sent += p.bytes_sent;
@@ -166,7 +123,7 @@ class Publisher {
     m_.bytes_sent.set(static_cast<double>(sent));
     m_.bytes_received.set(static_cast<double>(received));
     m_.clients.set(static_cast<double>(clients_.connected_clients()));
-    const host::HostStatus s = group_.status();
+    const host::HostStatus s = node_.default_group().status();
     m_.term.set(static_cast<double>(s.engine.soft.term.value()));
     m_.commit_index.set(static_cast<double>(s.engine.commit_index.value()));
     timer_.expires_after(std::chrono::milliseconds(100));
@@ -176,9 +133,8 @@ class Publisher {
   }
 
   asio::steady_timer timer_;
-  const server::NodeConfig& cfg_;
   ServerMetrics& m_;
-  server::ReplicaGroup& group_;
+  server::Node& node_;
   net::Transport& transport_;
   server::ClientServer& clients_;
   server::StatusPublisher status_;
@@ -197,25 +153,31 @@ int run(const server::NodeConfig& cfg) {
   ServerMetrics m;
   host::HostMetrics hooks = host_hooks(m);
   net::Transport transport(io, *tc);
-  auto opened = open_group(cfg, io, transport, hooks);
+  std::random_device rd;
+  server::Node::Options no;
+  no.io = &io;
+  no.config = &cfg;
+  no.transport = &transport;
+  no.hooks = &hooks;
+  no.env = storage::PosixEnv::get();
+  no.prng_seed = (uint64_t{rd()} << 32) ^ rd();
+  auto opened = server::Node::open(no);
   if (!opened.is_ok()) {
     spdlog::critical("{}", opened.status().message());
     return 1;
   }
-  std::unique_ptr<server::ReplicaGroup> group = std::move(opened).value();
-  server::PeerRouter router;
-  router.add(group.get());
-  transport.set_receiver([&](net::IncomingMessage in) { return router.deliver(std::move(in)); });
+  std::unique_ptr<server::Node> node = std::move(opened).value();
+  transport.set_receiver([&](net::IncomingMessage in) { return node->deliver(std::move(in)); });
   if (Status st = transport.start(); !st.is_ok()) {
     spdlog::critical("{}", st.to_string());
     return 1;
   }
-  server::ClientServer clients(io, *group, cfg.node_id, client_options(cfg, m));
+  server::ClientServer clients(io, *node, cfg.node_id, client_options(cfg, m));
   if (Status st = clients.start(cfg.listen.client.host, cfg.listen.client.port); !st.is_ok()) {
     spdlog::critical("{}", st.to_string());
     return 1;
   }
-  Publisher publisher(io, cfg, m, *group, transport, clients);
+  Publisher publisher(io, m, *node, transport, clients);
   server::AdminServerOptions ao;
   ao.host = cfg.listen.admin.host;
   ao.port = cfg.listen.admin.port;
@@ -228,7 +190,7 @@ int run(const server::NodeConfig& cfg) {
     return 1;
   }
   publisher.start();
-  group->start();
+  node->start();
   spdlog::info("serving clients on {}, peers on {}, admin on {}", cfg.listen.client.to_string(),
                cfg.listen.peer.to_string(), cfg.listen.admin.to_string());
 
@@ -236,7 +198,7 @@ int run(const server::NodeConfig& cfg) {
   signals.async_wait([&](std::error_code, int sig) {
     spdlog::info("signal {}: stopping", sig);
     clients.stop();
-    group->stop();
+    node->stop();
     transport.stop();
     publisher.stop();
     io.stop();

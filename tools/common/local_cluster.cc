@@ -254,6 +254,7 @@ Result<NodeStatus> LocalCluster::status(int k, std::chrono::milliseconds timeout
   s.applied_index = j.value("applied_index", uint64_t{0});
   s.last_index = j.value("last_index", uint64_t{0});
   s.healthy = j.value("healthy", false);
+  s.routing_ready = j.value("routing_ready", true);
   s.error = j.value("error", std::string());
   return s;
 }
@@ -270,7 +271,7 @@ LeaderAgreement leader_agreement(const std::vector<std::optional<NodeStatus>>& s
   }
   for (size_t i = 0; i < statuses.size(); ++i) {
     const auto& s = statuses[i];
-    if (a.leader == 0 || !s || s->term != a.term || s->leader != a.leader) {
+    if (a.leader == 0 || !s || s->term != a.term || s->leader != a.leader || !s->routing_ready) {
       a.not_joined.push_back(static_cast<int>(i + 1));
     }
   }
@@ -296,7 +297,7 @@ std::optional<int> LocalCluster::wait_for_leader(std::chrono::milliseconds timeo
   do {
     for (int k = 1; k <= opts_.nodes; ++k) {
       auto s = status(k, std::chrono::milliseconds(200));
-      if (s.is_ok() && s->role == "leader") return k;
+      if (s.is_ok() && s->role == "leader" && s->routing_ready) return k;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   } while (std::chrono::steady_clock::now() < deadline);

@@ -55,6 +55,9 @@ struct NodeStatus {
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
   bool healthy = false;
+  // The node follows a keyspace table, so it serves data commands (a node
+  // before keyspaces has no such field: it always routes).
+  bool routing_ready = true;
   std::string error;
   std::string raw;  // the whole JSON document
 };
@@ -125,7 +128,8 @@ class LocalCluster {
 
   Result<NodeStatus> status(
       int k, std::chrono::milliseconds timeout = std::chrono::milliseconds(500)) const;
-  // A node reporting itself leader (the first found); nullopt on timeout.
+  // A node reporting itself leader of the default group and following the
+  // keyspace table (the first found); nullopt on timeout.
   std::optional<int> wait_for_leader(std::chrono::milliseconds timeout) const;
   // Polls every node's /status until leader_agreement() is agreed, or until
   // `timeout`; returns the last agreement seen.

@@ -1,0 +1,370 @@
+#include "server/node.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/prng.h"
+#include "storage/kv/rocksdb_state_machine.h"
+
+namespace chorus::server {
+
+namespace {
+
+constexpr auto kTickInterval = std::chrono::milliseconds(20);
+constexpr int kTableChangeAttempts = 5;
+
+Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const NodeConfig& c,
+                                                             const std::string& dir,
+                                                             bool metadata) {
+  if (!metadata && c.storage.state_machine == StateMachineKind::kRocksDb) {
+    CHORUS_ASSIGN_OR_RETURN(auto sm, kv::RocksDbStateMachine::open(dir + "/rocksdb", {}));
+    return std::unique_ptr<kv::StateMachine>(std::move(sm));
+  }
+  return std::unique_ptr<kv::StateMachine>(std::make_unique<kv::MemoryStateMachine>());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::open(Options opts) {
+  std::unique_ptr<Node> n(new Node(opts));
+  Prng prng(opts.prng_seed);
+  // 16 bits of node id, 48 random: never repeated across restarts.
+  n->session_ = (opts.config->node_id << 48) | (prng.next_u64() >> 16) | 1;
+  CHORUS_ASSIGN_OR_RETURN(n->meta_,
+                          n->open_group(kMetadataGroup, "raft", n->group_dir(kMetadataGroup)));
+  CHORUS_ASSIGN_OR_RETURN(n->default_,
+                          n->open_group(kDefaultGroup, "raft", n->group_dir(kDefaultGroup)));
+  n->reconcile();
+  return n;
+}
+
+Node::~Node() {
+  stop();
+}
+
+std::string Node::group_dir(GroupId id) const {
+  const std::string& d = opts_.config->data_dir;
+  if (id == kDefaultGroup) return d + "/raft";  // where a node kept its one group before keyspaces
+  if (id == kMetadataGroup) return d + "/meta";
+  return fmt::format("{}/groups/{}", d, id.value());
+}
+
+Result<std::unique_ptr<ReplicaGroup>> Node::open_group(GroupId id, std::string_view strategy,
+                                                       const std::string& dir) {
+  const NodeConfig& cfg = *opts_.config;
+  storage::ReplicaStorageOptions so;
+  so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
+  auto store = storage::ReplicaStorage::open(opts_.env, dir, so);
+  if (!store.is_ok()) {
+    return Status::corruption(fmt::format("group {} ({}): cannot recover storage: {}", id.value(),
+                                          dir, store.status().to_string()));
+  }
+  auto sm = open_state_machine(cfg, dir, id == kMetadataGroup);
+  if (!sm.is_ok()) {
+    return Status::io_error(fmt::format("group {}: cannot open the state machine: {}", id.value(),
+                                        sm.status().to_string()));
+  }
+  GroupContext ctx;
+  ctx.io = opts_.io;
+  ctx.config = opts_.config;
+  ctx.group_id = id;
+  ctx.store = std::move(store).value();
+  ctx.sm = std::move(sm).value();
+  ctx.transport = opts_.transport;
+  ctx.metrics = opts_.hooks;
+  ctx.prng_seed = opts_.prng_seed ^ (id.value() * 0x9e3779b97f4a7c15ULL);
+  CHORUS_ASSIGN_OR_RETURN(auto group, make_replica_group(strategy, std::move(ctx)));
+  if (Status st = group->init(); !st.is_ok()) {
+    return Status(st.code(), fmt::format("group {}: cannot start: {}", id.value(), st.to_string()));
+  }
+  return group;
+}
+
+void Node::start() {
+  meta_->start();
+  default_->start();
+  for (auto& [id, g] : keyspaces_) g->start();
+  arm_timer();
+}
+
+void Node::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  timer_.cancel();
+  for (auto& [id, g] : keyspaces_) g->stop();
+  if (default_) default_->stop();
+  if (meta_) meta_->stop();
+}
+
+Status Node::deliver(net::IncomingMessage m) {
+  if (ReplicaGroup* g = group(GroupId(m.message.group_id()))) return g->receive(std::move(m));
+  return Status::ok();  // a group this node does not host (yet, or any more): dropped
+}
+
+ReplicaGroup* Node::group(GroupId id) {
+  if (id == kMetadataGroup) return meta_.get();
+  if (id == kDefaultGroup) return default_.get();
+  auto it = keyspaces_.find(id);
+  return it == keyspaces_.end() ? nullptr : it->second.get();
+}
+
+ReplicaGroup& Node::group_for_key(std::string_view key) {
+  ReplicaGroup* g = group(table_.group_of(key));
+  // A keyspace in the table always has its group here (reconcile creates
+  // it before the table is adopted).
+  CHORUS_ASSERT(g != nullptr);
+  return *g;
+}
+
+std::vector<ReplicaGroup*> Node::data_groups() {
+  std::vector<ReplicaGroup*> out{default_.get()};
+  for (auto& [id, g] : keyspaces_) out.push_back(g.get());
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Following the table
+
+void Node::arm_timer() {
+  if (stopped_) return;
+  timer_.expires_after(kTickInterval);
+  timer_.async_wait([this](std::error_code ec) {
+    if (!ec) on_timer();
+  });
+}
+
+void Node::on_timer() {
+  if (stopped_) return;
+  reconcile();
+  maybe_write_initial_table();
+  arm_timer();
+}
+
+Result<KeyspaceTable> Node::applied_table() const {
+  auto bytes = meta_->state().read(kKeyspaceTableKey);
+  if (!bytes.is_ok()) return bytes.status();
+  if (!bytes->has_value()) return Status::not_found("no keyspace table yet");
+  return KeyspaceTable::parse(**bytes);
+}
+
+bool Node::reconcile() {
+  auto next = applied_table();
+  if (!next.is_ok()) {
+    if (next.status().code() != StatusCode::kNotFound) {
+      spdlog::error("keyspace table unreadable: {}", next.status().to_string());
+    }
+    return false;
+  }
+  if (table_known_ && *next == table_) return false;
+  // New keyspaces get their groups before the table routes keys to them.
+  for (const auto& d : next->proto().keyspaces()) {
+    const GroupId id(d.group_id());
+    if (keyspaces_.contains(id)) continue;
+    auto g = open_group(id, d.strategy(), group_dir(id));
+    if (!g.is_ok()) {
+      // Not adopted: keys keep routing by the old table; tried again next tick.
+      spdlog::error("keyspace '{}': {}", d.name(), g.status().to_string());
+      return false;
+    }
+    if (!stopped_) (*g)->start();
+    spdlog::info("keyspace '{}' (prefix '{}', {}) served by group {}", d.name(), d.prefix(),
+                 d.strategy(), id.value());
+    keyspaces_.emplace(id, std::move(g).value());
+  }
+  // Dropped keyspaces: stop routing to them first, then stop and delete.
+  std::vector<GroupId> gone;
+  for (const auto& [id, g] : keyspaces_) {
+    bool kept = false;
+    for (const auto& d : next->proto().keyspaces()) kept = kept || GroupId(d.group_id()) == id;
+    if (!kept) gone.push_back(id);
+  }
+  table_ = std::move(next).value();
+  table_known_ = true;
+  for (GroupId id : gone) {
+    keyspaces_[id]->stop();
+    keyspaces_.erase(id);
+    std::error_code ec;
+    std::filesystem::remove_all(group_dir(id), ec);
+    spdlog::info("keyspace group {} dropped{}", id.value(),
+                 ec ? "; its directory could not be removed: " + ec.message() : "");
+  }
+  return true;
+}
+
+kvpb::Command Node::own(kvpb::Command cmd) {
+  cmd.set_client_id(session_);
+  cmd.set_seq(++seq_);
+  return cmd;
+}
+
+// When the cluster first starts, the metadata leader writes the table from
+// the config (if-absent: a table written meanwhile by another leader wins).
+void Node::maybe_write_initial_table() {
+  if (table_known_ || init_in_flight_ || !meta_->healthy() ||
+      meta_->soft_state().role != core::Role::kLeader) {
+    return;
+  }
+  KeyspaceTable t;
+  for (const KeyspaceSpec& k : opts_.config->keyspaces) {
+    auto next = t.with(k);
+    if (!next.is_ok()) {
+      spdlog::error("config keyspace '{}': {}", k.name, next.status().to_string());
+      return;
+    }
+    t = std::move(next).value();
+  }
+  kvpb::Command cmd = kv::make_put(std::string(kKeyspaceTableKey), t.serialize());
+  cmd.mutable_put()->set_condition(kvpb::Put::IF_ABSENT);
+  init_in_flight_ = true;
+  meta_->write(own(std::move(cmd)), [this](Result<kvpb::Result> r) {
+    init_in_flight_ = false;
+    if (!r.is_ok()) {
+      spdlog::warn("writing the initial keyspace table: {}", r.status().to_string());
+      return;
+    }
+    if (reconcile()) {
+      spdlog::info("keyspace table initialized: {} keyspace(s) from the config",
+                   table_.proto().keyspaces_size());
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// CHORUS.KEYSPACE
+
+void Node::change_table(std::function<Result<KeyspaceTable>(const KeyspaceTable&)> next,
+                        int attempts, Done done) {
+  meta_->read(host::Consistency::kLinearizable, [this, next = std::move(next), attempts,
+                                                 done = std::move(done)](Result<LogIndex> r) {
+    if (!r.is_ok()) return done(r.status());
+    auto current_bytes = meta_->state().read(kKeyspaceTableKey);
+    if (!current_bytes.is_ok()) return done(current_bytes.status());
+    if (!current_bytes->has_value())
+      return done(Status::unavailable("keyspace table not written yet"));
+    auto current = KeyspaceTable::parse(**current_bytes);
+    if (!current.is_ok()) return done(current.status());
+    auto wanted = next(*current);
+    if (!wanted.is_ok()) return done(wanted.status());
+    kvpb::Command cas =
+        kv::make_cas(std::string(kKeyspaceTableKey), **current_bytes, wanted->serialize());
+    meta_->write(own(std::move(cas)), [this, next, attempts, done](Result<kvpb::Result> w) mutable {
+      if (!w.is_ok()) return done(w.status());
+      if (w->code() == kvpb::Result::CONDITION_FAILED) {
+        // The table changed between our read and our write: start over.
+        if (attempts > 1) return change_table(std::move(next), attempts - 1, std::move(done));
+        return done(Status::busy("the keyspace table kept changing; try again"));
+      }
+      if (w->code() != kvpb::Result::OK) {
+        return done(Status::invalid_argument(
+            fmt::format("keyspace table write refused ({})", kvpb::Result::Code_Name(w->code()))));
+      }
+      // Applied here: follow it now, so this node routes by it before the
+      // client hears OK.
+      reconcile();
+      done(KeyspaceAnswer{});
+    });
+  });
+}
+
+void Node::create_keyspace(KeyspaceSpec spec, Done done) {
+  change_table([spec](const KeyspaceTable& t) { return t.with(spec); }, kTableChangeAttempts,
+               std::move(done));
+}
+
+void Node::drop_keyspace(std::string name, Done done) {
+  change_table([name](const KeyspaceTable& t) { return t.without(name); }, kTableChangeAttempts,
+               std::move(done));
+}
+
+void Node::list_keyspaces(Done done) {
+  meta_->read(host::Consistency::kLinearizable, [this, done = std::move(done)](Result<LogIndex> r) {
+    if (!r.is_ok()) return done(r.status());
+    auto t = applied_table();
+    if (!t.is_ok()) return done(t.status());
+    std::vector<KeyspaceSpec> out{KeyspaceSpec{std::string(kDefaultKeyspaceName), "", "raft", {}}};
+    for (const auto& d : t->proto().keyspaces()) out.push_back(spec_of(d));
+    done(KeyspaceAnswer{std::move(out)});
+  });
+}
+
+void Node::keyspace_info(std::string name, Done done) {
+  meta_->read(host::Consistency::kLinearizable,
+              [this, name = std::move(name), done = std::move(done)](Result<LogIndex> r) {
+                if (!r.is_ok()) return done(r.status());
+                reconcile();
+                GroupId id = kDefaultGroup;
+                KeyspaceSpec spec{std::string(kDefaultKeyspaceName), "", "raft", {}};
+                if (name != kDefaultKeyspaceName) {
+                  const auto* d = table_.find(name);
+                  if (d == nullptr) return done(Status::not_found("no keyspace '" + name + "'"));
+                  spec = spec_of(*d);
+                  id = GroupId(d->group_id());
+                }
+                ReplicaGroup* g = group(id);
+                if (g == nullptr) return done(Status::unavailable("its group is starting"));
+                const host::HostStatus s = g->status();
+                KeyspaceFields f;
+                f.fields = {{"name", spec.name},
+                            {"prefix", spec.prefix},
+                            {"strategy", spec.strategy},
+                            {"group", std::to_string(id.value())},
+                            {"role", std::string(core::role_name(s.engine.soft.role))},
+                            {"leader", std::to_string(s.engine.soft.leader.value())},
+                            {"term", std::to_string(s.engine.soft.term.value())},
+                            {"commit_index", std::to_string(s.engine.commit_index.value())},
+                            {"applied_index", std::to_string(s.applied_index.value())}};
+                for (const auto& [k, v] : spec.options) f.fields.emplace_back("option." + k, v);
+                done(KeyspaceAnswer{std::move(f)});
+              });
+}
+
+// ---------------------------------------------------------------------------
+// Status
+
+std::string Node::status_json() const {
+  nlohmann::json j = nlohmann::json::parse(server::status_json(*default_, opts_.config->node_id));
+  j["metadata"] = nlohmann::json::parse(server::status_json(*meta_, opts_.config->node_id));
+  nlohmann::json ks = nlohmann::json::array();
+  ks.push_back({{"name", std::string(kDefaultKeyspaceName)},
+                {"prefix", ""},
+                {"strategy", "raft"},
+                {"group", j}});
+  for (const auto& d : table_.proto().keyspaces()) {
+    auto it = keyspaces_.find(GroupId(d.group_id()));
+    nlohmann::json g =
+        it == keyspaces_.end()
+            ? nlohmann::json::object()
+            : nlohmann::json::parse(server::status_json(*it->second, opts_.config->node_id));
+    ks.push_back({{"name", d.name()},
+                  {"prefix", d.prefix()},
+                  {"strategy", d.strategy()},
+                  {"group", std::move(g)}});
+  }
+  j["keyspaces"] = std::move(ks);
+  j["keyspace_table_version"] = table_.version();
+  j["routing_ready"] = table_known_;
+  // Prefixes are bytes: anything that is not UTF-8 is shown as U+FFFD.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool Node::healthy() const {
+  if (!meta_->healthy() || !default_->healthy()) return false;
+  for (const auto& [id, g] : keyspaces_) {
+    if (!g->healthy()) return false;
+  }
+  return true;
+}
+
+std::string Node::failure() const {
+  if (!meta_->healthy()) return "metadata group: " + meta_->failure().to_string();
+  if (!default_->healthy()) return "default group: " + default_->failure().to_string();
+  for (const auto& [id, g] : keyspaces_) {
+    if (!g->healthy()) return fmt::format("group {}: {}", id.value(), g->failure().to_string());
+  }
+  return "";
+}
+
+}  // namespace chorus::server
