@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "base/status.h"
+
 namespace chorus::host {
 
 // A node's monotonic time. The server reads steady_clock; the simulator
@@ -24,9 +26,15 @@ using Instant = std::chrono::steady_clock::time_point;
 using Duration = std::chrono::nanoseconds;
 
 using Task = std::function<void()>;
+// Disk work (a persist, a snapshot): runs off the loop and returns its
+// outcome. DiskDone gets it on the loop — or the failure of a sync the
+// executor shared between several jobs, which overrides an OK: a job's
+// writes are durable only once the executor says so.
+using DiskJob = std::function<Status()>;
+using DiskDone = std::function<void(Status)>;
 
 template <class X, class Msg>
-concept Effects = requires(X& x, Msg m, Task task, Duration d) {
+concept Effects = requires(X& x, Msg m, Task task, Duration d, DiskJob job, DiskDone done) {
   // This node's monotonic clock: never goes back, and runs at a rate within
   // raft::Config::clock_drift_bound of real time.
   { x.now() } -> std::same_as<Instant>;
@@ -39,13 +47,14 @@ concept Effects = requires(X& x, Msg m, Task task, Duration d) {
   { x.arm_timer(d, std::move(task)) } -> std::same_as<void>;
   // Hands a message to the network; never blocks, may drop.
   { x.send(std::move(m)) } -> std::same_as<void>;
-  // Runs `job` on the storage executor — one job at a time, in submission
-  // order — then `done` on the loop. The loop keeps running meanwhile.
-  { x.run_on_storage(std::move(task), std::move(task)) } -> std::same_as<void>;
+  // Runs `job` on the storage executor — jobs complete in submission order
+  // — then `done` on the loop with the outcome. The loop keeps running
+  // meanwhile.
+  { x.run_on_storage(std::move(job), std::move(done)) } -> std::same_as<void>;
   // Runs `job` with the loop blocked (nothing else on this node runs until
   // it is over), then `done`. The server calls both at once; the simulator
   // holds the node for the job's simulated disk latency first.
-  { x.run_blocking(std::move(task), std::move(task)) } -> std::same_as<void>;
+  { x.run_blocking(std::move(job), std::move(done)) } -> std::same_as<void>;
   // Stops the timer; later post/arm_timer/done callbacks may be dropped.
   { x.stop() } -> std::same_as<void>;
 };

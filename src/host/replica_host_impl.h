@@ -495,14 +495,14 @@ void ReplicaHost<E, X>::persist(ReadyPtr rd) {
   persisting_ = true;
   if (metrics_ && metrics_->append_batch && !rd->entries.empty())
     metrics_->append_batch(rd->entries.size());
-  auto st = std::make_shared<Status>();
   auto took = std::make_shared<Duration>();
-  auto job = [this, rd, bytes, st, took] {
+  DiskJob job = [this, rd, bytes, took] {
     const Instant t0 = x_.now();
-    *st = store_->persist(rd->snapshot, rd->entries, *bytes);
+    Status st = store_->persist(rd->snapshot, rd->entries, *bytes);
     *took = x_.now() - t0;
+    return st;
   };
-  auto done = [this, rd, st, took] { on_persisted(rd, *st, *took); };
+  DiskDone done = [this, rd, took](Status st) { on_persisted(rd, st, *took); };
   if (opts_.followers_persist_inline && !snapshotting_ &&
       core_->soft_state().role != core::Role::kLeader) {
     // The storage executor is idle here (no persist in flight, no snapshot
@@ -625,26 +625,24 @@ void ReplicaHost<E, X>::maybe_snapshot() {
   const core::SnapshotMeta meta{applied, applied_term_};
   struct Job {
     std::shared_ptr<const std::string> data;
-    Status st;
     bool image_ok = false;
     Duration built{};
   };
   auto job = std::make_shared<Job>();
   x_.run_on_storage(
-      [this, meta, job] {
+      [this, meta, job]() -> Status {
         const Instant t0 = x_.now();
         auto image = sm_->snapshot();
         job->built = x_.now() - t0;
         job->image_ok = image.is_ok();
-        job->st = image.status();
-        if (!job->image_ok) return;
+        if (!job->image_ok) return image.status();
         job->data = std::make_shared<const std::string>(std::move(image).value());
         // (The log is kept back to the previous snapshot, and a state machine
         // behind a snapshot is restored from it, so this needs no sm sync.)
-        job->st = store_->save_snapshot(meta, *job->data);
+        return store_->save_snapshot(meta, *job->data);
       },
-      [this, meta, job] {
-        on_snapshot_written(meta, job->data, job->st, job->image_ok, job->built);
+      [this, meta, job](Status st) {
+        on_snapshot_written(meta, job->data, std::move(st), job->image_ok, job->built);
       });
 }
 

@@ -33,7 +33,7 @@ struct AssertionThrown : std::runtime_error {
 
 struct ManualEffects {
   std::deque<Task> posted;
-  std::deque<std::pair<Task, Task>> storage;
+  std::deque<std::pair<DiskJob, DiskDone>> storage;
   std::vector<raft::Message> sent;
   std::vector<Duration> armed;
   Task timer;
@@ -47,11 +47,10 @@ struct ManualEffects {
     timer = std::move(task);
   }
   void send(raft::Message m) { sent.push_back(std::move(m)); }
-  void run_on_storage(Task job, Task done) { storage.emplace_back(std::move(job), std::move(done)); }
-  void run_blocking(Task job, Task done) {
-    job();
-    done();
+  void run_on_storage(DiskJob job, DiskDone done) {
+    storage.emplace_back(std::move(job), std::move(done));
   }
+  void run_blocking(DiskJob job, DiskDone done) { done(job()); }
   void stop() {}
 
   void drain() {
@@ -65,8 +64,8 @@ struct ManualEffects {
     while (!storage.empty()) {
       auto [job, done] = std::move(storage.front());
       storage.pop_front();
-      job();
-      posted.push_back(std::move(done));
+      Status st = job();
+      posted.push_back([done = std::move(done), st] { done(st); });
     }
   }
 };

@@ -21,7 +21,7 @@ StorageThread::~StorageThread() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StorageThread::submit(host::Task job, host::Task done) {
+void StorageThread::submit(host::DiskJob job, host::DiskDone done) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     jobs_.emplace_back(std::move(job), std::move(done));
@@ -31,7 +31,7 @@ void StorageThread::submit(host::Task job, host::Task done) {
 
 void StorageThread::main() {
   for (;;) {
-    std::pair<host::Task, host::Task> next;
+    std::pair<host::DiskJob, host::DiskDone> next;
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });
@@ -39,8 +39,8 @@ void StorageThread::main() {
       next = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    next.first();
-    asio::post(io_, std::move(next.second));
+    Status st = next.first();
+    asio::post(io_, [done = std::move(next.second), st = std::move(st)] { done(st); });
   }
 }
 

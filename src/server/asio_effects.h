@@ -29,8 +29,8 @@ class StorageThread {
   StorageThread(const StorageThread&) = delete;
   StorageThread& operator=(const StorageThread&) = delete;
 
-  // Runs `job` on the storage thread, then posts `done` to the loop.
-  void submit(host::Task job, host::Task done);
+  // Runs `job` on the storage thread, then posts `done` with its outcome to the loop.
+  void submit(host::DiskJob job, host::DiskDone done);
 
  private:
   void main();
@@ -38,7 +38,7 @@ class StorageThread {
   asio::io_context& io_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<host::Task, host::Task>> jobs_;
+  std::deque<std::pair<host::DiskJob, host::DiskDone>> jobs_;
   bool stop_ = false;
   std::thread thread_;
 };
@@ -66,14 +66,11 @@ class AsioEffects {
   void send(Msg m) {
     if (!stopped_) send_(std::move(m));
   }
-  void run_on_storage(host::Task job, host::Task done) {
+  void run_on_storage(host::DiskJob job, host::DiskDone done) {
     storage_.submit(std::move(job), std::move(done));
   }
   // The loop is blocked for the job: nothing to simulate, just run it.
-  void run_blocking(host::Task job, host::Task done) {
-    job();
-    done();
-  }
+  void run_blocking(host::DiskJob job, host::DiskDone done) { done(job()); }
   void stop() {
     stopped_ = true;
     timer_.cancel();

@@ -246,7 +246,7 @@ void Cluster<E>::crash_node(size_t i) {
   // below decides what of it survives (nothing, a torn prefix, some pages).
   if (auto job = n.loop->take_first_disk_job(); job && prng_.chance(0.7)) {
     n.env->suspend_syncs(true);
-    (*job)();
+    (*job)().ignore();  // its outcome dies with the node
     n.env->suspend_syncs(false);
     ++report_.crashes_mid_fsync;
   }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/prng.h"
@@ -56,19 +57,18 @@ class NodeLoop {
   // its completion time in one piece; take_first_disk_job() lets a crash
   // run the oldest one first with its syncs suspended, so the node dies in
   // the middle of its fsyncs and the disk keeps un-synced writes.
-  using DiskJob = std::shared_ptr<std::function<void()>>;
-  DiskJob add_disk_job(std::function<void()> job) {
-    auto j = std::make_shared<std::function<void()>>(std::move(job));
+  using DiskJob = std::shared_ptr<host::DiskJob>;
+  DiskJob add_disk_job(host::DiskJob job) {
+    auto j = std::make_shared<host::DiskJob>(std::move(job));
     disk_jobs_.push_back(j);
     return j;
   }
-  // Runs `j` unless a crash took it; true when it ran.
-  bool run_disk_job(const DiskJob& j) {
+  // Runs `j` unless a crash took it; its outcome, or nullopt when it was taken.
+  std::optional<Status> run_disk_job(const DiskJob& j) {
     auto it = std::find(disk_jobs_.begin(), disk_jobs_.end(), j);
-    if (it == disk_jobs_.end()) return false;
+    if (it == disk_jobs_.end()) return std::nullopt;
     disk_jobs_.erase(it);
-    (*j)();
-    return true;
+    return (*j)();
   }
   DiskJob take_first_disk_job() {
     if (disk_jobs_.empty()) return nullptr;
@@ -164,7 +164,7 @@ class SimEffects {
   void send(Msg m) {
     if (!stopped_) send_(std::move(m));
   }
-  void run_on_storage(host::Task job, host::Task done) {
+  void run_on_storage(host::DiskJob job, host::DiskDone done) {
     const Time at = loop_.storage_slot(disk_latency_());
     const uint64_t inc = loop_.incarnation();
     // The job itself does not wait for a stalled loop (the storage thread
@@ -174,17 +174,18 @@ class SimEffects {
     NodeLoop::DiskJob j = loop_.add_disk_job(std::move(job));
     loop_.queue().at(at, [loop, inc, j, done = std::move(done)]() mutable {
       if (!loop->up() || loop->incarnation() != inc) return;  // crashed: never completed
-      if (!loop->run_disk_job(j)) return;
-      loop->at(loop->queue().now(), std::move(done));
+      std::optional<Status> st = loop->run_disk_job(j);
+      if (!st) return;
+      loop->at(loop->queue().now(), [done = std::move(done), st = std::move(*st)] { done(st); });
     });
   }
-  void run_blocking(host::Task job, host::Task done) {
+  void run_blocking(host::DiskJob job, host::DiskDone done) {
     const Time latency = disk_latency_();
     loop_.stall(latency);
     NodeLoop::DiskJob j = loop_.add_disk_job(std::move(job));
     NodeLoop* loop = &loop_;
     loop_.at(loop_.queue().now() + latency, [loop, j, done = std::move(done)] {
-      if (loop->run_disk_job(j)) done();
+      if (std::optional<Status> st = loop->run_disk_job(j)) done(std::move(*st));
     });
   }
   void stop() {
