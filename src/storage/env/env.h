@@ -27,9 +27,9 @@
 //   * A failed sync() leaves the data in an unknown state. Callers must not
 //     retry and assume success (Linux may already have dropped the dirty
 //     pages); the WAL treats it as fatal (fail-stop).
-//   * Inside a sync batch (SyncBatch below) on the calling thread, sync() and
-//     sync_dir() returning OK mean only "recorded": NOTHING the batch
-//     recorded is durable until SyncBatch::commit() returns OK, and a crash
+//   * Under a shared sync (SharedSync below) on the calling thread, sync()
+//     and sync_dir() returning OK mean only "recorded": NOTHING recorded
+//     is durable until SharedSync::commit() returns OK, and a crash
 //     before that may lose all of it (with the same latitude as un-synced
 //     writes above). Orders inside one owner's code still hold: a mutating
 //     call by an owner with recorded syncs performs them first.
@@ -39,7 +39,7 @@
 //
 // Thread-safety: PosixEnv may be used from several threads; one WritableFile
 // must be used by one thread at a time. SimEnv is single-threaded (the
-// simulator's thread, or callers that serialize access). A sync batch
+// simulator's thread, or callers that serialize access). A shared sync
 // belongs to the thread that began it: other threads' syncs are not
 // affected (PosixEnv keeps it thread-local; SimEnv has one thread).
 #pragma once
@@ -69,8 +69,8 @@ class WritableFile {
   virtual Status truncate(uint64_t size) = 0;
   // fdatasync: everything written so far becomes durable, or an error is
   // returned and the durable state is unknown. Never retried by callers.
-  // Inside a sync batch on this thread: recorded, durable only once the
-  // batch's commit() returns OK (see SyncBatch).
+  // Under a shared sync on this thread: recorded, durable only once its
+  // commit() returns OK (see SharedSync).
   virtual Status sync() = 0;
   // Closes the handle without syncing. Idempotent; the destructor closes too.
   virtual Status close() = 0;
@@ -95,11 +95,11 @@ enum class OpenMode : uint8_t {
   kAppend,    // create if missing, otherwise keep the contents; size() = current length
 };
 
-// SyncBatch: several disk jobs of different owners (a node's replication
+// SharedSync: several disk jobs of different owners (a node's replication
 // groups, each with its own directory) share ONE durability point, so N busy
 // groups do not cost N device syncs per round.
 //
-// Contract. Env::begin_sync_batch() opens a batch on the calling thread; it
+// Contract. Env::begin_shared_sync() opens one on the calling thread; it
 // ends when the object is destroyed. While it is open, on that thread:
 //   * WritableFile::sync() and Env::sync_dir() record what needs syncing
 //     under the current owner (set_owner()) and return OK without making
@@ -109,8 +109,8 @@ enum class OpenMode : uint8_t {
 //     rename, remove, create_dir — by an owner that has recorded syncs first
 //     performs that owner's recorded syncs for real (a "barrier"); their
 //     failure is the call's. So every "sync A, then write B" order inside one
-//     owner's code holds exactly as without a batch: the WAL's rule that a
-//     sync batch is written only after the previous one is durable, a
+//     owner's code holds exactly as without a shared sync: the WAL's rule that
+//     a sync batch is written only after the previous one is durable, a
 //     segment synced before the next is created, a temp file synced before
 //     its rename, removals durable one by one. Owners are independent:
 //     owner B's writes never wait for owner A's syncs.
@@ -119,20 +119,20 @@ enum class OpenMode : uint8_t {
 //     OK only then. Nothing recorded is durable before commit() returns OK;
 //     a crash before it may lose all of it.
 //   * A failed commit leaves every recorded write of every owner in an
-//     unknown state: every job of the batch has failed (fail-stop), even one
+//     unknown state: every job under it has failed (fail-stop), even one
 //     whose own calls all returned OK. Never retry a commit.
 // Owners must not share files or directories (a barrier syncs only the
 // current owner's records). Reads are not barriers. create_dir() stays
-// durable on return. A batch must be committed before it is destroyed unless
-// it recorded nothing; batches do not nest.
+// durable on return. A shared sync must be committed before it is destroyed
+// unless it recorded nothing; shared syncs do not nest.
 //
 // What callers must not do: act on "durable" state a storage object reports
-// inside the batch (Wal::durable_index(), ReplicaStorage::durable_index())
+// under it (Wal::durable_index(), ReplicaStorage::durable_index())
 // before commit() returned OK — the host learns the outcome from its job's
 // DiskDone, which the executor gives the commit's failure.
-class SyncBatch {
+class SharedSync {
  public:
-  virtual ~SyncBatch() = default;
+  virtual ~SharedSync() = default;
   // The calls that follow on this thread are `owner`'s (0 until set).
   virtual void set_owner(uint64_t owner) = 0;
   // Makes every recorded sync durable, with as few device syncs as the
@@ -181,9 +181,9 @@ class Env {
   // fsync of the directory: makes its entries (creates, renames, removals) durable.
   virtual Status sync_dir(const std::string& path) = 0;
 
-  // Opens a sync batch on the calling thread (SyncBatch above); it ends
+  // Opens a shared sync on the calling thread (SharedSync above); it ends
   // when the returned object is destroyed. Precondition: none is open.
-  virtual std::unique_ptr<SyncBatch> begin_sync_batch() = 0;
+  virtual std::unique_ptr<SharedSync> begin_shared_sync() = 0;
 };
 
 // "dir/name" (no doubled separator).

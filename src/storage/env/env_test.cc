@@ -137,7 +137,7 @@ TEST(PosixEnvTest, CreateDirOnAFileFails) {
   EXPECT_FALSE(PosixEnv::get()->create_dir(tmp.path() + "/f").is_ok());
 }
 
-TEST(PosixEnvTest, SyncBatchOfTwoOwnersCommitsWithOneSyncfs) {
+TEST(PosixEnvTest, SharedSyncOfTwoOwnersCommitsWithOneSyncfs) {
   testing::TempDir tmp;
   Env* env = PosixEnv::get();
   ASSERT_TRUE(env->create_dir(tmp.path() + "/a").is_ok());
@@ -147,7 +147,7 @@ TEST(PosixEnvTest, SyncBatchOfTwoOwnersCommitsWithOneSyncfs) {
   ASSERT_TRUE(fa.is_ok() && fb.is_ok());
   const PosixEnv::SyncCounts before = PosixEnv::sync_counts();
   {
-    auto batch = env->begin_sync_batch();
+    auto batch = env->begin_shared_sync();
     batch->set_owner(1);
     ASSERT_TRUE((*fa)->append("a").is_ok());
     ASSERT_TRUE((*fa)->sync().is_ok());
@@ -174,12 +174,12 @@ TEST(PosixEnvTest, SyncBatchOfTwoOwnersCommitsWithOneSyncfs) {
   EXPECT_EQ(PosixEnv::sync_counts().fdatasyncs - after.fdatasyncs, 1u);
 }
 
-TEST(PosixEnvTest, SyncBatchBarrierSyncsTheOwnersRecordsBeforeItsNextWrite) {
+TEST(PosixEnvTest, SharedSyncBarrierSyncsTheOwnersRecordsBeforeItsNextWrite) {
   testing::TempDir tmp;
   Env* env = PosixEnv::get();
   auto f = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
   ASSERT_TRUE(f.is_ok());
-  auto batch = env->begin_sync_batch();
+  auto batch = env->begin_shared_sync();
   batch->set_owner(7);
   ASSERT_TRUE((*f)->append("one").is_ok());
   ASSERT_TRUE((*f)->sync().is_ok());
@@ -193,12 +193,12 @@ TEST(PosixEnvTest, SyncBatchBarrierSyncsTheOwnersRecordsBeforeItsNextWrite) {
   EXPECT_EQ(batch->stats().device_syncs, 0u);
 }
 
-TEST(PosixEnvTest, SyncBatchIsThreadLocal) {
+TEST(PosixEnvTest, SharedSyncIsThreadLocal) {
   testing::TempDir tmp;
   Env* env = PosixEnv::get();
   auto f = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
   ASSERT_TRUE(f.is_ok());
-  auto batch = env->begin_sync_batch();
+  auto batch = env->begin_shared_sync();
   Status other;
   std::thread t([&] {
     other = (*f)->append("x");
@@ -431,13 +431,13 @@ TEST_F(SimEnvTest, RenameAcrossDirectoriesIsRefused) {
 }
 
 // The same seed and the same calls give the same disk after crashes.
-// ---------------------------------------------------------------- SimEnv sync batches
+// ---------------------------------------------------------------- SimEnv shared syncs
 
-TEST_F(SimEnvTest, SyncBatchMakesNothingDurableBeforeCommit) {
+TEST_F(SimEnvTest, SharedSyncMakesNothingDurableBeforeCommit) {
   make_durable_file("/d/a", "A");
   ASSERT_TRUE(env_.create_dir("/e").is_ok());
   {
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     batch->set_owner(1);
     write(&env_, "/d/a", "+1", true);
     batch->set_owner(2);
@@ -452,11 +452,11 @@ TEST_F(SimEnvTest, SyncBatchMakesNothingDurableBeforeCommit) {
   EXPECT_FALSE(*env_.exists("/e/new"));
 }
 
-TEST_F(SimEnvTest, SyncBatchCommitIsOneDeviceSyncForEveryOwner) {
+TEST_F(SimEnvTest, SharedSyncCommitIsOneDeviceSyncForEveryOwner) {
   make_durable_file("/d/a", "A");
   ASSERT_TRUE(env_.create_dir("/e").is_ok());
   const uint64_t syncs = env_.stats().syncs;
-  auto batch = env_.begin_sync_batch();
+  auto batch = env_.begin_shared_sync();
   batch->set_owner(1);
   write(&env_, "/d/a", "+1", true);
   batch->set_owner(2);
@@ -465,7 +465,7 @@ TEST_F(SimEnvTest, SyncBatchCommitIsOneDeviceSyncForEveryOwner) {
   EXPECT_EQ(env_.stats().syncs, syncs);
   ASSERT_TRUE(batch->commit().is_ok());
   EXPECT_EQ(env_.stats().syncs, syncs + 1);
-  EXPECT_EQ(env_.stats().batch_commits, 1u);
+  EXPECT_EQ(env_.stats().shared_sync_commits, 1u);
   EXPECT_EQ(batch->stats().committed, 3u);
   EXPECT_EQ(batch->stats().device_syncs, 1u);
   env_.crash();
@@ -473,11 +473,11 @@ TEST_F(SimEnvTest, SyncBatchCommitIsOneDeviceSyncForEveryOwner) {
   EXPECT_EQ(read(&env_, "/e/new"), "fresh");
 }
 
-TEST_F(SimEnvTest, FailedSyncBatchCommitLeavesEveryRecordUndurable) {
+TEST_F(SimEnvTest, FailedSharedSyncCommitLeavesEveryRecordUndurable) {
   make_durable_file("/d/a", "A");
   make_durable_file("/d/b", "B");
   {
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     batch->set_owner(1);
     write(&env_, "/d/a", "+1", true);
     batch->set_owner(2);
@@ -485,7 +485,7 @@ TEST_F(SimEnvTest, FailedSyncBatchCommitLeavesEveryRecordUndurable) {
     env_.fail_next_syncs(1);
     const Status s = batch->commit();
     EXPECT_EQ(s.code(), StatusCode::kIoError);
-    EXPECT_NE(s.message().find("sync batch"), std::string::npos);
+    EXPECT_NE(s.message().find("shared sync"), std::string::npos);
   }
   EXPECT_EQ(env_.durable_size("/d/a"), 1u);
   EXPECT_EQ(env_.durable_size("/d/b"), 1u);
@@ -494,10 +494,10 @@ TEST_F(SimEnvTest, FailedSyncBatchCommitLeavesEveryRecordUndurable) {
   EXPECT_EQ(read(&env_, "/d/b"), "B");
 }
 
-TEST_F(SimEnvTest, SyncBatchBarrierKeepsTheOwnersOrder) {
+TEST_F(SimEnvTest, SharedSyncBarrierKeepsTheOwnersOrder) {
   make_durable_file("/d/a", "");
   make_durable_file("/d/b", "");
-  auto batch = env_.begin_sync_batch();
+  auto batch = env_.begin_shared_sync();
   batch->set_owner(1);
   auto a = env_.open_writable("/d/a", OpenMode::kAppend);
   ASSERT_TRUE((*a)->append("first").is_ok());
@@ -514,7 +514,7 @@ TEST_F(SimEnvTest, SyncBatchBarrierKeepsTheOwnersOrder) {
   EXPECT_EQ(batch->stats().device_syncs, 0u);
 }
 
-TEST_F(SimEnvTest, AtomicWriteInsideASyncBatchIsAllOrNothingAtACrash) {
+TEST_F(SimEnvTest, AtomicWriteInsideASharedSyncIsAllOrNothingAtACrash) {
   // write_file_atomically syncs the temporary file, renames it, syncs the
   // directory: the rename is a barrier, so the new name never points at
   // un-synced bytes, and the directory sync waits for the commit.
@@ -522,7 +522,7 @@ TEST_F(SimEnvTest, AtomicWriteInsideASyncBatchIsAllOrNothingAtACrash) {
   env_.set_options(SimEnvOptions{.torn_write_chance = 1, .dir_keep_chance = 1});
   for (int round = 0; round < 20; ++round) {
     {
-      auto batch = env_.begin_sync_batch();
+      auto batch = env_.begin_shared_sync();
       batch->set_owner(3);
       ASSERT_TRUE(write_file_atomically(&env_, "/d/m", "new contents").is_ok());
       env_.crash();

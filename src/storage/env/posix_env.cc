@@ -105,7 +105,7 @@ Status sync_fd(int fd, SyncKind kind, const std::string& path) {
       break;
     case SyncKind::kSyncfs:
       g_syncfs.fetch_add(1, std::memory_order_relaxed);
-      if (rc < 0) return posix_error("syncfs (sync batch) via", path, err);
+      if (rc < 0) return posix_error("syncfs (shared sync) via", path, err);
       break;
   }
   return Status::ok();
@@ -119,32 +119,32 @@ Status fsync_path(const std::string& path, int flags) {
   return st;
 }
 
-// The calling thread's open sync batch (env.h, SyncBatch), or null.
-class PosixSyncBatch;
-thread_local PosixSyncBatch* t_batch = nullptr;
+// The calling thread's open shared sync (env.h, SharedSync), or null.
+class PosixSharedSync;
+thread_local PosixSharedSync* t_shared = nullptr;
 
-class PosixSyncBatch final : public SyncBatch {
+class PosixSharedSync final : public SharedSync {
  public:
-  PosixSyncBatch() {
-    CHORUS_ASSERT_MSG(t_batch == nullptr, "sync batches do not nest");
-    t_batch = this;
+  PosixSharedSync() {
+    CHORUS_ASSERT_MSG(t_shared == nullptr, "shared syncs do not nest");
+    t_shared = this;
   }
-  ~PosixSyncBatch() override {
-    CHORUS_ASSERT(t_batch == this);
+  ~PosixSharedSync() override {
+    CHORUS_ASSERT(t_shared == this);
     CHORUS_ASSERT_MSG(commit_called_ || records_.empty(),
-                      "a sync batch that recorded syncs was destroyed without commit()");
+                      "a shared sync that recorded syncs was destroyed without commit()");
     for (auto& [owner, recs] : records_) close_all(recs);
-    t_batch = nullptr;
+    t_shared = nullptr;
   }
 
   void set_owner(uint64_t owner) override { owner_ = owner; }
   const Stats& stats() const override { return stats_; }
 
-  // sync() of `fd` inside the batch: keeps a duplicate of the descriptor
+  // sync() of `fd` under the shared sync: keeps a duplicate of the descriptor
   // (the file may be closed before the commit).
   Status record_file(int fd, const std::string& path) {
     const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) return posix_error("dup (sync batch)", path, errno);
+    if (dup < 0) return posix_error("dup (shared sync)", path, errno);
     return add(Record{dup, 0, 0, SyncKind::kFdatasync, path});
   }
   Status record_dir(const std::string& path) {
@@ -171,7 +171,7 @@ class PosixSyncBatch final : public SyncBatch {
   }
 
   Status commit() override {
-    CHORUS_ASSERT_MSG(!commit_called_, "a sync batch is committed once");
+    CHORUS_ASSERT_MSG(!commit_called_, "a shared sync is committed once");
     commit_called_ = true;
     std::vector<Record> all;
     for (auto& [owner, recs] : records_) {
@@ -185,7 +185,7 @@ class PosixSyncBatch final : public SyncBatch {
 
  private:
   struct Record {
-    int fd;  // owned by the batch
+    int fd;  // owned by this object
     dev_t dev;
     ino_t ino;
     SyncKind kind;
@@ -197,7 +197,7 @@ class PosixSyncBatch final : public SyncBatch {
     if (::fstat(r.fd, &st) < 0) {
       const int err = errno;
       ::close(r.fd);
-      return posix_error("fstat (sync batch)", r.path, err);
+      return posix_error("fstat (shared sync)", r.path, err);
     }
     r.dev = st.st_dev;
     r.ino = st.st_ino;
@@ -238,14 +238,14 @@ class PosixSyncBatch final : public SyncBatch {
 
   uint64_t owner_ = 0;
   bool commit_called_ = false;
-  // Invariant: every fd here is open and owned by the batch.
+  // Invariant: every fd here is open and owned by this object.
   std::map<uint64_t, std::vector<Record>> records_;
   Stats stats_;
 };
 
-// Every mutating call begins here (env.h, SyncBatch: the barrier).
+// Every mutating call begins here (env.h, SharedSync: the barrier).
 Status before_mutation() {
-  return t_batch ? t_batch->barrier() : Status::ok();
+  return t_shared ? t_shared->barrier() : Status::ok();
 }
 
 class PosixWritableFile final : public WritableFile {
@@ -278,7 +278,7 @@ class PosixWritableFile final : public WritableFile {
 
   Status sync() override {
     if (fd_ < 0) return Status::io_error("fdatasync " + path_ + ": file is closed");
-    if (t_batch) return t_batch->record_file(fd_, path_);
+    if (t_shared) return t_shared->record_file(fd_, path_);
     return sync_fd(fd_, SyncKind::kFdatasync, path_);
   }
 
@@ -338,11 +338,11 @@ bool PosixEnv::syncfs_reports_errors() {
   return reports;
 }
 
-std::unique_ptr<SyncBatch> PosixEnv::begin_sync_batch() {
-  return std::make_unique<PosixSyncBatch>();
+std::unique_ptr<SharedSync> PosixEnv::begin_shared_sync() {
+  return std::make_unique<PosixSharedSync>();
 }
 
-// Durable on return even inside a sync batch (env.h): the parent's fsync is
+// Durable on return even inside a shared sync (env.h): the parent's fsync is
 // made here, not recorded.
 Status PosixEnv::create_dir(const std::string& path) {
   struct stat st;
@@ -458,7 +458,7 @@ Status PosixEnv::truncate(const std::string& path, uint64_t size) {
 }
 
 Status PosixEnv::sync_dir(const std::string& path) {
-  if (t_batch) return t_batch->record_dir(path);
+  if (t_shared) return t_shared->record_dir(path);
   return fsync_path(path, O_RDONLY | O_DIRECTORY);
 }
 

@@ -8,7 +8,7 @@
 //   sync_dir        -> open(O_DIRECTORY) + fsync
 //   create_dir      -> mkdir per missing component, then fsync of its parent
 //
-// Sync batches (SyncBatch in env.h) are thread-local: begin_sync_batch()
+// Shared syncs (SharedSync in env.h) are thread-local: begin_shared_sync()
 // opens one for the calling thread only. Inside it sync() and sync_dir()
 // dup() the descriptor (or open the directory) and record it with its
 // st_dev; a barrier fdatasyncs / fsyncs the current owner's records. The
@@ -53,13 +53,13 @@ class PosixEnv final : public Env {
   Status remove(const std::string& path) override;
   Status truncate(const std::string& path, uint64_t size) override;
   Status sync_dir(const std::string& path) override;
-  std::unique_ptr<SyncBatch> begin_sync_batch() override;
+  std::unique_ptr<SharedSync> begin_shared_sync() override;
 
   // Device syncs this process made through any PosixEnv, by kind (all
   // threads; relaxed counters for benchmarks and metrics).
   struct SyncCounts {
     uint64_t fdatasyncs = 0;
-    uint64_t fsyncs = 0;  // directories (and a batch's directory records)
+    uint64_t fsyncs = 0;  // directories (and a shared sync's directory records)
     uint64_t syncfs = 0;
     uint64_t total() const { return fdatasyncs + fsyncs + syncfs; }
   };

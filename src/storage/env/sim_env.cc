@@ -119,19 +119,19 @@ class SimEnv::Reader final : public ReadableFile {
   uint64_t epoch_;
 };
 
-// A sync batch (env.h): records per owner, made durable by one simulated
+// A shared sync (env.h): records per owner, made durable by one simulated
 // device sync at commit().
-class SimEnv::Batch final : public SyncBatch {
+class SimEnv::Shared final : public SharedSync {
  public:
-  explicit Batch(SimEnv* env) : env_(env), epoch_(env->epoch_) {
-    CHORUS_ASSERT_MSG(env_->batch_ == nullptr, "sync batches do not nest");
-    env_->batch_ = this;
+  explicit Shared(SimEnv* env) : env_(env), epoch_(env->epoch_) {
+    CHORUS_ASSERT_MSG(env_->shared_ == nullptr, "shared syncs do not nest");
+    env_->shared_ = this;
   }
-  ~Batch() override {
-    CHORUS_ASSERT(env_->batch_ == this);
+  ~Shared() override {
+    CHORUS_ASSERT(env_->shared_ == this);
     CHORUS_ASSERT_MSG(commit_called_ || records_.empty(),
-                      "a sync batch that recorded syncs was destroyed without commit()");
-    env_->batch_ = nullptr;
+                      "a shared sync that recorded syncs was destroyed without commit()");
+    env_->shared_ = nullptr;
   }
 
   void set_owner(uint64_t owner) override { owner_ = owner; }
@@ -146,7 +146,7 @@ class SimEnv::Batch final : public SyncBatch {
     records_[owner_].dirs.insert(path);
   }
 
-  // The current owner's records, synced one by one as without a batch.
+  // The current owner's records, synced one by one as without a shared sync.
   Status barrier() {
     auto it = records_.find(owner_);
     if (it == records_.end()) return Status::ok();
@@ -167,7 +167,7 @@ class SimEnv::Batch final : public SyncBatch {
   }
 
   Status commit() override {
-    CHORUS_ASSERT_MSG(!commit_called_, "a sync batch is committed once");
+    CHORUS_ASSERT_MSG(!commit_called_, "a shared sync is committed once");
     commit_called_ = true;
     std::map<uint64_t, Records> recs = std::move(records_);
     records_.clear();
@@ -175,10 +175,10 @@ class SimEnv::Batch final : public SyncBatch {
     if (stats_.committed == 0) return Status::ok();
     if (crashed()) return crashed_error();
     ++stats_.device_syncs;
-    ++env_->stats_.batch_commits;
+    ++env_->stats_.shared_sync_commits;
     if (env_->syncs_suspended_) return Status::ok();  // the power fails during it
     // One device sync: all of it, or (failed) none of it.
-    CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync("sync batch"));
+    CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync("shared sync"));
     for (const auto& [owner, r] : recs) {
       for (const auto& [inode, path] : r.files) {
         inode->durable = inode->current;
@@ -196,11 +196,11 @@ class SimEnv::Batch final : public SyncBatch {
   };
   bool crashed() const { return epoch_ != env_->epoch_; }
   static Status crashed_error() {
-    return Status::io_error("sync batch: the simulated disk crashed before its commit");
+    return Status::io_error("shared sync: the simulated disk crashed before its commit");
   }
 
   SimEnv* env_;
-  uint64_t epoch_;  // a crash() since the batch began loses its records
+  uint64_t epoch_;  // a crash() since it began loses its records
   uint64_t owner_ = 0;
   bool commit_called_ = false;
   std::map<uint64_t, Records> records_;
@@ -252,12 +252,12 @@ Result<std::shared_ptr<SimEnv::Inode>> SimEnv::find(const std::string& path,
   return it->second;
 }
 
-std::unique_ptr<SyncBatch> SimEnv::begin_sync_batch() {
-  return std::make_unique<Batch>(this);
+std::unique_ptr<SharedSync> SimEnv::begin_shared_sync() {
+  return std::make_unique<Shared>(this);
 }
 
 Status SimEnv::before_mutation() {
-  return batch_ ? batch_->barrier() : Status::ok();
+  return shared_ ? shared_->barrier() : Status::ok();
 }
 
 Status SimEnv::create_dir(const std::string& raw) {
@@ -372,8 +372,8 @@ Status SimEnv::truncate(const std::string& raw, uint64_t size) {
 Status SimEnv::sync_dir(const std::string& raw) {
   const std::string path = normalize(raw);
   if (!dir_exists(path)) return Status::not_found("open " + path + ": No such file or directory");
-  if (batch_) {
-    batch_->record_dir(path);
+  if (shared_) {
+    shared_->record_dir(path);
     return Status::ok();
   }
   if (syncs_suspended_) return Status::ok();
@@ -435,8 +435,8 @@ Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t si
 }
 
 Status SimEnv::sync_file(const std::shared_ptr<Inode>& inode, const std::string& path) {
-  if (batch_) {
-    batch_->record_file(inode, path);
+  if (shared_) {
+    shared_->record_file(inode, path);
     return Status::ok();
   }
   return sync_inode(*inode, path);

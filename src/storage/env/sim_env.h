@@ -27,7 +27,7 @@
 //     never made durable vanishes with its data, even if the data was synced.
 //   * Directories are durable as soon as create_dir() returns (PosixEnv syncs
 //     the parent).
-//   * Sync batches (env.h, SyncBatch): while one is open, sync() and
+//   * Shared syncs (env.h, SharedSync): while one is open, sync() and
 //     sync_dir() record the inode or directory under the current owner and
 //     change nothing on the simulated disk; a barrier (a mutating call by an
 //     owner with records) syncs that owner's records one by one, as sync()
@@ -111,7 +111,7 @@ class SimEnv final : public Env {
   Status remove(const std::string& path) override;
   Status truncate(const std::string& path, uint64_t size) override;
   Status sync_dir(const std::string& path) override;
-  std::unique_ptr<SyncBatch> begin_sync_batch() override;
+  std::unique_ptr<SharedSync> begin_shared_sync() override;
 
   // --- Faults ---
   // A power failure: un-synced data and directory entries are lost (or kept
@@ -142,7 +142,7 @@ class SimEnv final : public Env {
     uint64_t page_subsets = 0;  // files left with a subset of their un-synced pages
     uint64_t read_corruptions = 0;
     uint64_t bytes_written = 0;
-    uint64_t batch_commits = 0;  // SyncBatch commits (each also one of `syncs`)
+    uint64_t shared_sync_commits = 0;  // SharedSync commits (each also one of `syncs`)
   };
   const Stats& stats() const { return stats_; }
 
@@ -151,10 +151,10 @@ class SimEnv final : public Env {
   struct DirOp;
   class File;
   class Reader;
-  class Batch;
+  class Shared;
   friend class File;
   friend class Reader;
-  friend class Batch;
+  friend class Shared;
 
   bool dir_exists(const std::string& path) const;
   Result<std::shared_ptr<Inode>> find(const std::string& path, std::string_view op) const;
@@ -176,8 +176,8 @@ class SimEnv final : public Env {
   Stats stats_;
   int fail_next_syncs_ = 0;
   bool syncs_suspended_ = false;
-  Batch* batch_ = nullptr;  // the open sync batch, if any
-  uint64_t epoch_ = 0;      // bumped by crash(); handles from an older epoch are dead
+  Shared* shared_ = nullptr;  // the open shared sync, if any
+  uint64_t epoch_ = 0;        // bumped by crash(); handles from an older epoch are dead
   std::set<std::string> dirs_;
   std::map<std::string, std::shared_ptr<Inode>> files_;          // current namespace
   std::map<std::string, std::shared_ptr<Inode>> durable_files_;  // what a crash leaves

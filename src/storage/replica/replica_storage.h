@@ -46,11 +46,11 @@
 //
 // Many groups, one disk: each group has its own ReplicaStorage directory; the
 // node's storage executor may run several groups' persist() calls inside one
-// sync batch (env.h, SyncBatch), each group its own owner. Then persist()
+// shared sync (env.h, SharedSync), each group its own owner. Then persist()
 // returning OK means "written, syncs recorded": the Ready is durable only
-// when the batch's commit returns OK (the job's DiskDone says which), and
+// when the shared sync's commit returns OK (the job's DiskDone says so), and
 // durable_index() runs ahead of the disk until then. The order above holds
-// inside a batch — writing the metadata is a barrier that performs the log's
+// under a shared sync — writing the metadata is a barrier that performs the log's
 // recorded fdatasync first — so a Ready with entries and the engine's state
 // costs one real fdatasync plus its share of the commit. A failed commit
 // does not mark this object unhealthy; the host fail-stops on its DiskDone.

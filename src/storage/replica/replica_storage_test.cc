@@ -84,16 +84,16 @@ TEST_F(ReplicaStorageTest, PersistedReadySurvivesACrash) {
   EXPECT_EQ(r.entries, entries(1, 5, 1));
 }
 
-// Two groups' storages persisting in one sync batch (env.h): nothing is
+// Two groups' storages persisting in one shared sync (env.h): nothing is
 // durable until the commit — a crash before it leaves both exactly as they
 // were, and both recover — and after the commit both Readies are.
-TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
+TEST_F(ReplicaStorageTest, TwoGroupsInOneSharedSyncAreDurableOnlyAtTheCommit) {
   auto open_at = [&](const std::string& dir) {
     auto s = ReplicaStorage::open(&env_, dir, options_);
     EXPECT_TRUE(s.is_ok()) << s.status().to_string();
     return std::move(s).value();
   };
-  auto persist_both = [&](SyncBatch& batch, ReplicaStorage& a, ReplicaStorage& b, uint64_t lo,
+  auto persist_both = [&](SharedSync& batch, ReplicaStorage& a, ReplicaStorage& b, uint64_t lo,
                           uint64_t hi, bool state = true) {
     auto st = [&](const char* g) {
       return state ? std::optional<std::string>(g + std::to_string(hi)) : std::nullopt;
@@ -106,7 +106,7 @@ TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
   {
     auto a = open_at("/g1");
     auto b = open_at("/g2");
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     persist_both(*batch, *a, *b, 1, 3);
     ASSERT_TRUE(batch->commit().is_ok());
   }
@@ -116,7 +116,7 @@ TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
   {
     auto a = open_at("/g1");
     auto b = open_at("/g2");
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     persist_both(*batch, *a, *b, 4, 6, /*state=*/false);
     EXPECT_EQ(a->durable_index(), LogIndex(6)) << "the WAL's view, before the commit";
     env_.crash();
@@ -134,7 +134,7 @@ TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
   {
     auto a = open_at("/g1");
     auto b = open_at("/g2");
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     persist_both(*batch, *a, *b, 4, 6);
     EXPECT_EQ(batch->stats().barrier_syncs, 2u);
     env_.crash();
@@ -151,7 +151,7 @@ TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
   for (int round = 0; round < 10; ++round) {
     auto a = open_at("/g1");
     auto b = open_at("/g2");
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     persist_both(*batch, *a, *b, 4, 6);
     env_.crash();
     EXPECT_FALSE(batch->commit().is_ok());
@@ -165,7 +165,7 @@ TEST_F(ReplicaStorageTest, TwoGroupsInOneSyncBatchAreDurableOnlyAtTheCommit) {
   ASSERT_GE(ra.entries.size(), 3u);
   ASSERT_GE(rb.entries.size(), 3u);
   {
-    auto batch = env_.begin_sync_batch();
+    auto batch = env_.begin_shared_sync();
     persist_both(*batch, *a, *b, ra.entries.size() + 1, 9);
     ASSERT_TRUE(batch->commit().is_ok());
   }

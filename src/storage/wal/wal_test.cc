@@ -579,11 +579,11 @@ struct CrashLoopCounts {
   uint64_t lost_pages_cut = 0;
 };
 
-// With `batched`, the log (owner 1) runs inside sync batches (env.h) shared
-// with a second log (owner 2) that is appended to and synced now and then;
-// a batch is committed at random, and what counts as durable is the log's
-// durable index at the last successful commit (lowered by overwrites), never
-// what durable_index() says inside the batch.
+// With `batched`, the log (owner 1) runs inside shared syncs (env.h,
+// SharedSync) with a second log (owner 2) that is appended to and synced
+// now and then; a shared sync is committed at random, and what counts as
+// durable is the log's durable index at the last successful commit (lowered
+// by overwrites), never what durable_index() says before it.
 class BatchedRun {
  public:
   BatchedRun(SimEnv* env, WalOptions options, bool on) : env_(env), options_(options), on_(on) {
@@ -641,13 +641,13 @@ class BatchedRun {
  private:
   void begin() {
     if (!on_) return;
-    batch_ = env_->begin_sync_batch();
+    batch_ = env_->begin_shared_sync();
     batch_->set_owner(1);
   }
   SimEnv* env_;
   WalOptions options_;
   bool on_;
-  std::unique_ptr<SyncBatch> batch_;
+  std::unique_ptr<SharedSync> batch_;
   std::unique_ptr<Wal> other_;
   uint64_t durable_ = 0;
   uint64_t other_durable_ = 0;
@@ -758,12 +758,12 @@ TEST(WalCrashTest, PowerLossKeepingAnySubsetOfUnsyncedPagesNeverLosesASyncedEntr
       << counts.crashes << " crashes, " << counts.tails_cut << " tails cut";
 }
 
-// The same inside sync batches shared with a second log: a sync inside a
-// batch is only recorded, yet no crash before the commit may leave a log that
+// The same inside shared syncs (env.h) with a second log: a sync inside one
+// is only recorded, yet no crash before the commit may leave a log that
 // recovery refuses (a segment rolled over, a suffix cut, segments removed —
-// every "sync, then write" order is kept by the batch's barrier), and nothing
+// every "sync, then write" order is kept by the barrier), and nothing
 // committed is lost.
-TEST(WalCrashTest, CrashesInsideSharedSyncBatchesNeverLoseCommittedEntries) {
+TEST(WalCrashTest, CrashesInsideSharedSyncsNeverLoseCommittedEntries) {
   CrashLoopCounts counts;
   for (uint64_t seed = 1; seed <= 150; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
