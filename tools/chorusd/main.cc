@@ -117,6 +117,7 @@ server::ClientServerOptions client_options(const server::NodeConfig& cfg, Server
 // The default keyspace's replication group, recovered from the data directory.
 Result<std::unique_ptr<server::ReplicaGroup>> open_group(const server::NodeConfig& cfg,
                                                          asio::io_context& io,
+                                                         server::StorageExecutor& storage,
                                                          net::Transport& transport,
                                                          host::HostMetrics& hooks) {
   storage::ReplicaStorageOptions so;
@@ -130,6 +131,7 @@ Result<std::unique_ptr<server::ReplicaGroup>> open_group(const server::NodeConfi
   std::random_device rd;
   server::GroupContext ctx;
   ctx.io = &io;
+  ctx.storage = &storage;
   ctx.config = &cfg;
   ctx.group_id = kDefaultGroup;
   ctx.store = std::move(store).value();
@@ -197,7 +199,9 @@ int run(const server::NodeConfig& cfg) {
   ServerMetrics m;
   host::HostMetrics hooks = host_hooks(m);
   net::Transport transport(io, *tc);
-  auto opened = open_group(cfg, io, transport, hooks);
+  // Before the groups, so that it outlives them: they queue jobs on it.
+  server::StorageExecutor storage_executor(storage::PosixEnv::get());
+  auto opened = open_group(cfg, io, storage_executor, transport, hooks);
   if (!opened.is_ok()) {
     spdlog::critical("{}", opened.status().message());
     return 1;
