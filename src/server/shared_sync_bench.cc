@@ -7,15 +7,19 @@
 // arrives. Two ways to run the storage jobs, alternated in one run:
 //
 //   PerGroup  one StorageExecutor per group (a storage thread per group,
-//             every WAL sync its own fdatasync: today's server);
-//   Shared    one StorageExecutor for all groups, jobs of several groups in
-//             one shared sync committed with one syncfs.
+//             every WAL sync its own fdatasync: the server before the
+//             shared executor);
+//   Shared    one StorageExecutor for all groups, one storage thread: the
+//             jobs of several groups under one shared sync, committed with
+//             one syncfs;
+//   SharedT<k> (8 groups) the shared executor with k threads, each group
+//             pinned to one: k commits in flight.
 //
 // Per run: device syncs per second (PosixEnv::sync_counts(), every
 // fdatasync, fsync and syncfs of the process), entries per second across all
 // groups, and p50/p99 of the persist latency (submit to DiskDone on the
 // loop). Each (groups, variant) pair runs CHORUS_BENCH_ROUNDS times, the
-// variants alternating, after a warm-up of 0.5 s per run that is not counted;
+// variants alternating within a round, after a warm-up of 0.5 s per run that is not counted;
 // the summary gives medians and Shared/PerGroup ratios.
 //
 // Files go to CHORUS_BENCH_DIR (default /tmp/chorus-shared-sync-bench-<pid>),
@@ -161,7 +165,9 @@ void submit_next(Group& g, const std::atomic<bool>& stop, Clock::time_point warm
                  });
 }
 
-Run run_groups(int groups, bool shared, benchmark::State& state) {
+// threads == 0: an executor per group; else one executor with that many threads.
+Run run_groups(int groups, int threads, benchmark::State& state) {
+  const bool shared = threads > 0;
   const std::string root = g_dir + "/run";
   std::filesystem::remove_all(root);
   std::vector<std::unique_ptr<Group>> gs;
@@ -177,8 +183,11 @@ Run run_groups(int groups, bool shared, benchmark::State& state) {
   }
   Loop loop;
   std::vector<std::unique_ptr<StorageExecutor>> executors;
-  for (int i = 0; i < (shared ? 1 : groups); ++i)
-    executors.push_back(std::make_unique<StorageExecutor>(PosixEnv::get()));
+  for (int i = 0; i < (shared ? 1 : groups); ++i) {
+    StorageExecutorOptions o;
+    o.threads = shared ? static_cast<size_t>(threads) : 1;
+    executors.push_back(std::make_unique<StorageExecutor>(PosixEnv::get(), o));
+  }
   for (int i = 0; i < groups; ++i) {
     gs[i]->lane =
         executors[shared ? 0 : i]->open_lane([&loop](host::Task t) { loop.post(std::move(t)); });
@@ -225,13 +234,19 @@ Run run_groups(int groups, bool shared, benchmark::State& state) {
   return r;
 }
 
-// Args: groups, shared (0/1), round (only to alternate the variants).
+std::string variant_name(int threads) {
+  if (threads == 0) return "PerGroup";
+  if (threads == 1) return "Shared";
+  return "SharedT" + std::to_string(threads);
+}
+
+// Args: groups, threads (0: an executor per group), round (only to alternate).
 void BM_Groups(benchmark::State& state) {
   const int groups = static_cast<int>(state.range(0));
-  const bool shared = state.range(1) != 0;
+  const int threads = static_cast<int>(state.range(1));
   Run r;
   for (auto _ : state) {
-    r = run_groups(groups, shared, state);
+    r = run_groups(groups, threads, state);
     state.SetIterationTime(r.seconds);
   }
   state.counters["syncs/s"] = r.syncs_per_s;
@@ -240,7 +255,7 @@ void BM_Groups(benchmark::State& state) {
   state.counters["entries/s"] = r.entries_per_s;
   state.counters["p50_us"] = r.p50_us;
   state.counters["p99_us"] = r.p99_us;
-  g_runs[std::to_string(groups) + (shared ? "/Shared" : "/PerGroup")].push_back(r);
+  g_runs[std::to_string(groups) + "/" + variant_name(threads)].push_back(r);
 }
 
 double median(std::vector<double> v) {
@@ -271,21 +286,20 @@ void print_summary() {
                 m.fdatasyncs_per_s, m.syncfs_per_s, m.entries_per_s, m.p50_us / 1e3,
                 m.p99_us / 1e3);
   }
-  for (const char* n : {"1", "8"}) {
-    const std::string a = std::string(n) + "/PerGroup", b = std::string(n) + "/Shared";
-    if (!med.count(a) || !med.count(b)) continue;
+  for (const auto& [name, m] : med) {
+    const std::string n = name.substr(0, name.find('/'));
+    const std::string a = n + "/PerGroup";
+    if (name == a || !med.count(a)) continue;
     std::printf(
-        "%s groups, Shared / PerGroup: syncs/s %.2fx, entries/s %.2fx, p50 %.2fx, p99 %.2fx\n", n,
-        med[b].syncs_per_s / med[a].syncs_per_s, med[b].entries_per_s / med[a].entries_per_s,
-        med[b].p50_us / med[a].p50_us, med[b].p99_us / med[a].p99_us);
-  }
-  // Per-round ratios, to see the spread on a noisy disk.
-  for (const char* n : {"1", "8"}) {
-    const auto& a = g_runs[std::string(n) + "/PerGroup"];
-    const auto& b = g_runs[std::string(n) + "/Shared"];
-    std::printf("%s groups, entries/s ratio per round:", n);
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-      std::printf(" %.2f", b[i].entries_per_s / a[i].entries_per_s);
+        "%-14s / PerGroup: syncs/s %.2fx, entries/s %.2fx, p50 %.2fx, p99 %.2fx; per round "
+        "entries/s:",
+        name.c_str(), m.syncs_per_s / med[a].syncs_per_s, m.entries_per_s / med[a].entries_per_s,
+        m.p50_us / med[a].p50_us, m.p99_us / med[a].p99_us);
+    // Per-round ratios, to see the spread on a noisy disk.
+    const auto& ra = g_runs[a];
+    const auto& rb = g_runs[name];
+    for (size_t i = 0; i < std::min(ra.size(), rb.size()); ++i)
+      std::printf(" %.2f", rb[i].entries_per_s / ra[i].entries_per_s);
     std::printf("\n");
   }
 }
@@ -310,16 +324,17 @@ int main(int argc, char** argv) {
       "syncfs reports errors: %s\n",
       g_dir.c_str(), g_seconds, kWarmupSeconds, g_rounds, g_entries_per_ready, g_entry_bytes,
       PosixEnv::syncfs_reports_errors() ? "yes" : "no (per-file syncs)");
-  // Alternate: round r runs 1/PerGroup, 1/Shared, 8/PerGroup, 8/Shared.
+  // Alternate: round r runs 1/PerGroup, 1/Shared, 8/PerGroup, 8/Shared,
+  // 8/SharedT2, 8/SharedT4.
   for (int r = 0; r < g_rounds; ++r) {
     for (int groups : {1, 8}) {
-      for (int shared : {0, 1}) {
-        benchmark::RegisterBenchmark(
-            (std::string("Groups/") + std::to_string(groups) + (shared ? "/Shared" : "/PerGroup") +
-             "/round:" + std::to_string(r + 1))
-                .c_str(),
-            BM_Groups)
-            ->Args({groups, shared, r})
+      for (int threads : {0, 1, 2, 4}) {
+        if (groups == 1 && threads > 1) continue;
+        benchmark::RegisterBenchmark((std::string("Groups/") + std::to_string(groups) + "/" +
+                                      variant_name(threads) + "/round:" + std::to_string(r + 1))
+                                         .c_str(),
+                                     BM_Groups)
+            ->Args({groups, threads, r})
             ->Iterations(1)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);

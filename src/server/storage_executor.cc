@@ -10,6 +10,7 @@ namespace chorus::server {
 
 struct StorageExecutor::LaneState {
   uint64_t id = 0;
+  size_t worker = 0;  // index into workers_: the thread that runs its jobs
   Post post;
   // Jobs submitted and not yet finished (run and their DiskDone posted).
   // Guarded by the executor's mu_.
@@ -35,8 +36,13 @@ uint64_t StorageExecutor::Lane::id() const {
 StorageExecutor::StorageExecutor(storage::Env* env, StorageExecutorOptions options)
     : env_(env), options_(options) {
   CHORUS_ASSERT(env_ != nullptr);
+  CHORUS_ASSERT(options_.threads >= 1 && options_.threads <= StorageExecutorOptions::kMaxThreads);
   CHORUS_ASSERT(options_.batch_jobs_max >= 1 && options_.queue_jobs_max >= 1);
-  thread_ = std::thread([this] { main(); });
+  for (size_t i = 0; i < options_.threads; ++i) workers_.push_back(std::make_unique<Worker>());
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    w->thread = std::thread([this, wp] { main(*wp); });
+  }
 }
 
 StorageExecutor::~StorageExecutor() {
@@ -45,8 +51,10 @@ StorageExecutor::~StorageExecutor() {
     CHORUS_ASSERT_MSG(lanes_open_ == 0, "every Lane must be destroyed before its executor");
     stop_ = true;
   }
-  work_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& w : workers_) {
+    w->work_cv.notify_all();
+    w->thread.join();
+  }
 }
 
 std::unique_ptr<StorageExecutor::Lane> StorageExecutor::open_lane(Post post) {
@@ -57,6 +65,7 @@ std::unique_ptr<StorageExecutor::Lane> StorageExecutor::open_lane(Post post) {
     std::lock_guard<std::mutex> lk(mu_);
     CHORUS_ASSERT(!stop_);
     state->id = next_lane_id_++;
+    state->worker = (state->id - 1) % workers_.size();
     ++lanes_open_;
   }
   return std::unique_ptr<Lane>(new Lane(this, std::move(state)));
@@ -72,15 +81,16 @@ void StorageExecutor::close_lane(LaneState& lane) {
 
 void StorageExecutor::submit(const std::shared_ptr<LaneState>& lane, host::DiskJob job,
                              host::DiskDone done) {
+  Worker& w = *workers_[lane->worker];
   {
     std::lock_guard<std::mutex> lk(mu_);
     CHORUS_ASSERT(!lane->closed && !stop_);
-    CHORUS_ASSERT_MSG(queue_.size() < options_.queue_jobs_max,
+    CHORUS_ASSERT_MSG(w.queue.size() < options_.queue_jobs_max,
                       "storage queue full: hosts keep at most two jobs in flight each");
     ++lane->outstanding;
-    queue_.push_back(Item{lane, std::move(job), std::move(done)});
+    w.queue.push_back(Item{lane, std::move(job), std::move(done)});
   }
-  work_cv_.notify_one();
+  w.work_cv.notify_one();
 }
 
 StorageExecutor::Stats StorageExecutor::stats() const {
@@ -88,18 +98,19 @@ StorageExecutor::Stats StorageExecutor::stats() const {
   return stats_;
 }
 
-// Takes every queued job (up to batch_jobs_max) each time it wakes.
-void StorageExecutor::main() {
+// One storage thread: takes every job queued for it (up to
+// batch_jobs_max) each time it wakes.
+void StorageExecutor::main(Worker& w) {
   std::vector<Item> batch;
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mu_);
-      work_cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, nothing left
-      const size_t n = std::min(queue_.size(), options_.batch_jobs_max);
+      w.work_cv.wait(lk, [&] { return stop_ || !w.queue.empty(); });
+      if (w.queue.empty()) return;  // stopping, nothing left
+      const size_t n = std::min(w.queue.size(), options_.batch_jobs_max);
       for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+        batch.push_back(std::move(w.queue.front()));
+        w.queue.pop_front();
       }
       ++stats_.batches;
       stats_.jobs += n;

@@ -4,18 +4,26 @@
 //
 // Why shared. Each group persists its Readies through host::Effects::
 // run_on_storage (host/effects.h). With a thread per group, N busy groups
-// cost N fdatasyncs per round, one per WAL, and a disk does about as many
-// device syncs per second whatever they cover. Here one thread takes every
-// job queued when it wakes and, when they come from two or more groups, runs
-// them inside one shared sync (storage/env/env.h, SharedSync): each group's
-// syncs are recorded, then ONE commit (PosixEnv: a syncfs) makes the whole
-// batch durable.
+// cost N fdatasyncs per round, one per WAL, and a disk that serializes its
+// cache flushes does about as many device syncs per second whatever they
+// cover. Here a storage thread takes every job queued when it wakes and,
+// when they come from two or more groups, runs them under one shared sync
+// (storage/env/env.h, SharedSync): each group's syncs are recorded, then ONE
+// commit (PosixEnv: a syncfs) makes the whole batch durable.
+//
+// Threads. `threads` storage threads (default 1: every group shares one
+// commit per batch); each group is pinned to one of them (lane id modulo
+// `threads`), so its jobs stay in order. More threads mean more commits in
+// flight at once, for disks whose syncs run in parallel rather than in
+// series (docs/benchmarks.md, "Many groups, one disk", has both kinds of
+// evidence); `threads` >= the number of groups is a thread per group.
 //
 // Contract.
 //   * A group talks to the executor through its Lane (open_lane()); jobs of
 //     one lane run and complete in submission order. A batch keeps the
 //     submission order of all its jobs.
-//   * A batch holds at most batch_jobs_max jobs. Jobs are opaque closures, so
+//   * A batch (the jobs one thread takes at once) holds at most
+//     batch_jobs_max jobs. Jobs are opaque closures, so
 //     their bytes cannot be bounded here; the hosts bound them (a Ready's
 //     entries are limited by raft::Config's append limits).
 //   * Single-group batches run as a per-group thread would: each job alone,
@@ -30,13 +38,14 @@
 //   * DiskDone callbacks are posted through the lane's Post (the group's
 //     loop), in completion order.
 //
-// Limits: at most queue_jobs_max jobs queued. The hosts keep far fewer (one
+// Limits: at most queue_jobs_max jobs queued per thread. The hosts keep far fewer (one
 // persist and one snapshot in flight per group), so reaching it is a bug
 // (asserted), not back-pressure.
 //
 // Threading: submit(), open_lane() and a Lane's destructor may be called from
 // any thread (the node's loop). Jobs run on the executor's thread; a job of
-// one lane never runs concurrently with another job of the same lane.
+// one lane never runs concurrently with another job of the same lane (one
+// thread runs them all).
 // Lifetime: a Lane's destructor waits until its queued jobs have run and
 // their DiskDone has been posted; every Lane must be destroyed before the
 // executor, whose destructor finishes the queue and joins.
@@ -58,9 +67,12 @@
 namespace chorus::server {
 
 struct StorageExecutorOptions {
+  // Storage threads; each group is pinned to one. Range [1, kMaxThreads].
+  size_t threads = 1;
+  static constexpr size_t kMaxThreads = 64;
   // Most jobs one batch takes, and so shares one commit.
   size_t batch_jobs_max = 64;
-  // Most jobs queued at once (a bug beyond: see the class comment).
+  // Most jobs queued at once on one thread (a bug beyond: the class comment).
   size_t queue_jobs_max = 4096;
   // False: never share a sync, every job runs alone (a per-group thread).
   bool share_syncs = true;
@@ -115,10 +127,16 @@ class StorageExecutor {
     host::DiskJob job;
     host::DiskDone done;
   };
+  // One storage thread and its queue (guarded by mu_).
+  struct Worker {
+    std::condition_variable work_cv;  // the thread waits for jobs
+    std::deque<Item> queue;           // Invariant: size() <= options_.queue_jobs_max
+    std::thread thread;
+  };
 
   void submit(const std::shared_ptr<LaneState>& lane, host::DiskJob job, host::DiskDone done);
   void close_lane(LaneState& lane);
-  void main();
+  void main(Worker& w);
   void run_batch(std::vector<Item>& batch);
   void run_shared(std::vector<Item>& batch, size_t lanes);
   void finish(Item& item, Status st);
@@ -126,14 +144,13 @@ class StorageExecutor {
   storage::Env* env_;
   const StorageExecutorOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // the executor waits for jobs
   std::condition_variable idle_cv_;  // lanes wait for their jobs to finish
-  std::deque<Item> queue_;           // Invariant: size() <= options_.queue_jobs_max
   uint64_t next_lane_id_ = 1;
   size_t lanes_open_ = 0;
   bool stop_ = false;
   Stats stats_;
-  std::thread thread_;  // last: started once everything above exists
+  // Last: their threads start once everything above exists.
+  std::vector<std::unique_ptr<Worker>> workers_;
 };
 
 }  // namespace chorus::server

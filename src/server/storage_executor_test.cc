@@ -111,18 +111,24 @@ class StorageExecutorTest : public ::testing::Test {
   std::vector<std::pair<std::string, Status>> done_;  // in the order the loop ran them
 };
 
-TEST_F(StorageExecutorTest, JobsOfEachGroupCompleteInSubmissionOrder) {
-  StorageExecutor ex(&env_);
+class StorageExecutorThreadsTest : public StorageExecutorTest,
+                                   public ::testing::WithParamInterface<size_t> {};
+
+TEST_P(StorageExecutorThreadsTest, JobsOfEachGroupCompleteInSubmissionOrder) {
+  // Jobs that touch no disk: SimEnv is single-threaded, and with several
+  // threads only the order is under test here.
+  StorageExecutor ex(&env_, StorageExecutorOptions{.threads = GetParam()});
   auto a = ex.open_lane(loop_.poster());
   auto b = ex.open_lane(loop_.poster());
-  std::map<uint64_t, std::vector<int>> ran;  // lane -> jobs in the order they ran
+  // lane -> jobs in the order they ran; each thread touches its own lane's vector
+  std::map<uint64_t, std::vector<int>> ran{{a->id(), {}}, {b->id(), {}}};
   constexpr int kJobs = 200;
   for (int i = 0; i < kJobs; ++i) {
     auto& lane = (i % 3 == 0) ? a : b;
     const uint64_t id = lane->id();
     lane->submit(
         [&ran, id, i] {
-          ran[id].push_back(i);
+          ran.at(id).push_back(i);
           return Status::ok();
         },
         record(std::to_string(id) + ":" + std::to_string(i)));
@@ -139,6 +145,32 @@ TEST_F(StorageExecutorTest, JobsOfEachGroupCompleteInSubmissionOrder) {
   }
   for (const auto& [lane, order] : ran) EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
   EXPECT_EQ(ex.stats().jobs, uint64_t{kJobs});
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, StorageExecutorThreadsTest, ::testing::Values(1, 2, 3));
+
+TEST_F(StorageExecutorTest, GroupsOnDifferentThreadsDoNotShareACommit) {
+  StorageExecutor ex(&env_, StorageExecutorOptions{.threads = 2});
+  auto a = ex.open_lane(loop_.poster());  // thread 0
+  auto b = ex.open_lane(loop_.poster());  // thread 1
+  auto c = ex.open_lane(loop_.poster());  // thread 0, with a
+  Gate gate;
+  a->submit(gate.job(), record("gate"));
+  gate.wait_started();
+  // b runs at once on the other thread; c waits behind the gate with a.
+  b->submit([] { return Status::ok(); }, record("b"));
+  loop_.run_until(1);
+  ASSERT_EQ(done_.size(), 1u);
+  EXPECT_EQ(done_[0].first, "b");
+  a->submit([] { return Status::ok(); }, record("a"));
+  c->submit([] { return Status::ok(); }, record("c"));
+  gate.open();
+  loop_.run_until(4);
+  ASSERT_EQ(done_.size(), 4u);
+  EXPECT_EQ(done_[1].first, "gate");
+  EXPECT_EQ(done_[2].first, "a");
+  EXPECT_EQ(done_[3].first, "c");
+  EXPECT_EQ(ex.stats().shared_batches, 1u) << "a and c shared a batch on thread 0";
 }
 
 TEST_F(StorageExecutorTest, JobsOfTwoGroupsInOneBatchShareOneCommit) {
