@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -172,6 +174,39 @@ TEST(PosixEnvTest, SharedSyncOfTwoOwnersCommitsWithOneSyncfs) {
   // Outside a batch, sync() is an fdatasync again.
   ASSERT_TRUE((*fa)->sync().is_ok());
   EXPECT_EQ(PosixEnv::sync_counts().fdatasyncs - after.fdatasyncs, 1u);
+}
+
+// Records on two file systems: syncfs of one would not cover the other, so
+// the commit syncs each record. Skipped where /dev/shm is absent or on the
+// same file system as /tmp.
+TEST(PosixEnvTest, SharedSyncAcrossFileSystemsSyncsEachRecord) {
+  struct stat shm, tmp_st;
+  if (::stat("/dev/shm", &shm) != 0 || ::stat("/tmp", &tmp_st) != 0 ||
+      shm.st_dev == tmp_st.st_dev) {
+    GTEST_SKIP() << "needs /dev/shm on a file system of its own";
+  }
+  testing::TempDir tmp;
+  const std::string other = "/dev/shm/chorus-env-test-" + std::to_string(::getpid());
+  Env* env = PosixEnv::get();
+  auto fa = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
+  auto fb = env->open_writable(other, OpenMode::kTruncate);
+  ASSERT_TRUE(fa.is_ok() && fb.is_ok());
+  const PosixEnv::SyncCounts before = PosixEnv::sync_counts();
+  {
+    auto shared = env->begin_shared_sync();
+    shared->set_owner(1);
+    ASSERT_TRUE((*fa)->append("a").is_ok());
+    ASSERT_TRUE((*fa)->sync().is_ok());
+    shared->set_owner(2);
+    ASSERT_TRUE((*fb)->append("b").is_ok());
+    ASSERT_TRUE((*fb)->sync().is_ok());
+    ASSERT_TRUE(shared->commit().is_ok());
+    EXPECT_EQ(shared->stats().device_syncs, 2u);
+  }
+  const PosixEnv::SyncCounts after = PosixEnv::sync_counts();
+  EXPECT_EQ(after.syncfs - before.syncfs, 0u);
+  EXPECT_EQ(after.fdatasyncs - before.fdatasyncs, 2u);
+  ::unlink(other.c_str());
 }
 
 TEST(PosixEnvTest, SharedSyncBarrierSyncsTheOwnersRecordsBeforeItsNextWrite) {
