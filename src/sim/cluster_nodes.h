@@ -241,13 +241,13 @@ template <core::Engine E>
 void Cluster<E>::crash_node(size_t i) {
   Node& n = *nodes_[i];
   if (!n.loop->up()) return;
-  // The power fails in the middle of a disk job (a persist, a snapshot): its
-  // writes reach the disk cache, none of its fsyncs complete, and crash()
-  // below decides what of it survives (nothing, a torn prefix, some pages).
+  // The power fails in the middle of a disk job (a persist, a snapshot):
+  // during one of its first fsyncs. What it wrote before is in the disk
+  // cache, un-synced; nothing after happens; crash() below decides what
+  // survives (nothing, a torn prefix, some pages).
   if (auto job = n.loop->take_first_disk_job(); job && prng_.chance(0.7)) {
-    n.env->suspend_syncs(true);
+    n.env->power_fail_at_sync(static_cast<int>(prng_.uniform(1, 3)));
     (*job)().ignore();  // its outcome dies with the node
-    n.env->suspend_syncs(false);
     ++report_.crashes_mid_fsync;
   }
   n.loop->crash();  // whatever else was in flight never completes

@@ -401,6 +401,29 @@ TEST_F(SimEnvTest, FailedSyncReturnsErrorAndLeavesDataUndurable) {
   EXPECT_EQ(read(&env_, "/d/f"), "a");
 }
 
+// A crash in the middle of a job: the power fails during its second sync.
+// What it wrote before that sync is on the disk un-synced; the rename it
+// would have done after never happens (never a final name for a file whose
+// data was not synced).
+TEST_F(SimEnvTest, PowerFailureAtASyncStopsEveryLaterMutationUntilTheCrash) {
+  make_durable_file("/d/f", "a");
+  env_.power_fail_at_sync(2);
+  auto f = env_.open_writable("/d/f", OpenMode::kAppend);
+  ASSERT_TRUE((*f)->append("b").is_ok());
+  ASSERT_TRUE((*f)->sync().is_ok()) << "the first sync completes";
+  ASSERT_TRUE((*f)->append("c").is_ok());
+  EXPECT_EQ((*f)->sync().code(), StatusCode::kIoError) << "the power fails during the second";
+  EXPECT_TRUE(env_.powered_off());
+  EXPECT_EQ((*f)->append("d").code(), StatusCode::kIoError);
+  EXPECT_EQ(env_.rename("/d/f", "/d/g").code(), StatusCode::kIoError);
+  EXPECT_EQ(env_.open_writable("/d/h", OpenMode::kTruncate).status().code(), StatusCode::kIoError);
+  env_.crash();
+  EXPECT_FALSE(env_.powered_off());
+  const std::string after = read(&env_, "/d/f");
+  EXPECT_TRUE(after == "ab" || after == "abc") << after;  // "c" was never synced
+  EXPECT_FALSE(*env_.exists("/d/g"));
+}
+
 TEST_F(SimEnvTest, SyncFailureRateFailsSomeSyncs) {
   env_.set_options(SimEnvOptions{.sync_failure_rate = 0.5});
   auto f = env_.open_writable("/d/f", OpenMode::kAppend);
@@ -521,6 +544,28 @@ TEST_F(SimEnvTest, FailedSharedSyncCommitLeavesEveryRecordUndurable) {
     const Status s = batch->commit();
     EXPECT_EQ(s.code(), StatusCode::kIoError);
     EXPECT_NE(s.message().find("shared sync"), std::string::npos);
+  }
+  EXPECT_EQ(env_.durable_size("/d/a"), 1u);
+  EXPECT_EQ(env_.durable_size("/d/b"), 1u);
+  env_.crash();
+  EXPECT_EQ(read(&env_, "/d/a"), "A");
+  EXPECT_EQ(read(&env_, "/d/b"), "B");
+}
+
+// The power fails during the commit, the one sync call of the shared sync:
+// nothing recorded became durable, and the disk takes no more writes.
+TEST_F(SimEnvTest, PowerFailureDuringASharedSyncCommitKeepsNothing) {
+  make_durable_file("/d/a", "A");
+  make_durable_file("/d/b", "B");
+  {
+    auto shared = env_.begin_shared_sync();
+    shared->set_owner(1);
+    write(&env_, "/d/a", "+1", true);
+    shared->set_owner(2);
+    write(&env_, "/d/b", "+2", true);
+    env_.power_fail_at_sync(1);
+    EXPECT_FALSE(shared->commit().is_ok());
+    EXPECT_TRUE(env_.powered_off());
   }
   EXPECT_EQ(env_.durable_size("/d/a"), 1u);
   EXPECT_EQ(env_.durable_size("/d/b"), 1u);

@@ -159,7 +159,6 @@ class SimEnv::Shared final : public SharedSync {
     }
     for (const auto& dir : recs.dirs) {
       ++stats_.barrier_syncs;
-      if (env_->syncs_suspended_) continue;
       CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync(dir));
       env_->make_dir_durable(dir);
     }
@@ -176,8 +175,8 @@ class SimEnv::Shared final : public SharedSync {
     if (crashed()) return crashed_error();
     ++stats_.device_syncs;
     ++env_->stats_.shared_sync_commits;
-    if (env_->syncs_suspended_) return Status::ok();  // the power fails during it
-    // One device sync: all of it, or (failed) none of it.
+    // One device sync: all of it, or (failed, or the power failed during
+    // it) none of it.
     CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync("shared sync"));
     for (const auto& [owner, r] : recs) {
       for (const auto& [inode, path] : r.files) {
@@ -262,6 +261,7 @@ Status SimEnv::before_mutation() {
 
 Status SimEnv::create_dir(const std::string& raw) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   if (files_.count(path))
     return Status::io_error("mkdir " + path + ": exists and is not a directory");
   if (dir_exists(path)) return Status::ok();
@@ -293,6 +293,7 @@ Result<bool> SimEnv::exists(const std::string& raw) {
 
 Result<std::unique_ptr<WritableFile>> SimEnv::open_writable(const std::string& raw, OpenMode mode) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   const std::string dir = parent_dir(path);
   if (!dir_exists(dir)) return Status::not_found("open " + path + ": No such file or directory");
   if (dir_exists(path)) return Status::io_error("open " + path + ": Is a directory");
@@ -339,6 +340,7 @@ Result<uint64_t> SimEnv::file_size(const std::string& raw) {
 Status SimEnv::rename(const std::string& raw_from, const std::string& raw_to) {
   const std::string from = normalize(raw_from);
   const std::string to = normalize(raw_to);
+  if (powered_off_) return powered_off_error(from);
   CHORUS_ASSIGN_OR_RETURN(auto inode, find(from, "rename"));
   const std::string dir = parent_dir(from);
   if (parent_dir(to) != dir) {
@@ -356,6 +358,7 @@ Status SimEnv::rename(const std::string& raw_from, const std::string& raw_to) {
 
 Status SimEnv::remove(const std::string& raw) {
   const std::string path = normalize(raw);
+  if (powered_off_) return powered_off_error(path);
   CHORUS_ASSIGN_OR_RETURN(auto inode, find(path, "unlink"));
   CHORUS_RETURN_IF_ERROR(before_mutation());
   files_.erase(path);
@@ -372,11 +375,11 @@ Status SimEnv::truncate(const std::string& raw, uint64_t size) {
 Status SimEnv::sync_dir(const std::string& raw) {
   const std::string path = normalize(raw);
   if (!dir_exists(path)) return Status::not_found("open " + path + ": No such file or directory");
+  if (powered_off_) return powered_off_error(path);
   if (shared_) {
     shared_->record_dir(path);
     return Status::ok();
   }
-  if (syncs_suspended_) return Status::ok();
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
   make_dir_durable(path);
   return Status::ok();
@@ -392,7 +395,16 @@ void SimEnv::make_dir_durable(const std::string& path) {
   std::erase_if(dir_ops_, [&](const DirOp& op) { return op.dir == path; });
 }
 
+Status SimEnv::powered_off_error(const std::string& path) const {
+  return Status::io_error(path + ": the power failed (simulated)");
+}
+
 Status SimEnv::maybe_fail_sync(const std::string& path) {
+  if (powered_off_) return powered_off_error(path);
+  if (power_fail_countdown_ > 0 && --power_fail_countdown_ == 0) {
+    powered_off_ = true;
+    return powered_off_error(path);
+  }
   ++stats_.syncs;
   if (fail_next_syncs_ > 0 || prng_.chance(options_.sync_failure_rate)) {
     if (fail_next_syncs_ > 0) --fail_next_syncs_;
@@ -411,6 +423,7 @@ void SimEnv::maybe_flip_bit(char* data, size_t n) {
 
 Status SimEnv::write_inode(Inode& inode, const std::string& path, uint64_t offset,
                            std::string_view data) {
+  if (powered_off_) return powered_off_error(path);
   if (prng_.chance(options_.write_failure_rate)) {
     ++stats_.write_failures;
     return Status::io_error("write " + path + " offset " + std::to_string(offset) +
@@ -424,6 +437,7 @@ Status SimEnv::write_inode(Inode& inode, const std::string& path, uint64_t offse
 }
 
 Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t size) {
+  if (powered_off_) return powered_off_error(path);
   if (prng_.chance(options_.write_failure_rate)) {
     ++stats_.write_failures;
     return Status::io_error("truncate " + path + ": Input/output error (simulated)");
@@ -435,6 +449,7 @@ Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t si
 }
 
 Status SimEnv::sync_file(const std::shared_ptr<Inode>& inode, const std::string& path) {
+  if (powered_off_) return powered_off_error(path);
   if (shared_) {
     shared_->record_file(inode, path);
     return Status::ok();
@@ -443,7 +458,6 @@ Status SimEnv::sync_file(const std::shared_ptr<Inode>& inode, const std::string&
 }
 
 Status SimEnv::sync_inode(Inode& inode, const std::string& path) {
-  if (syncs_suspended_) return Status::ok();
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
   inode.durable = inode.current;
   inode.pending.clear();
@@ -452,6 +466,8 @@ Status SimEnv::sync_inode(Inode& inode, const std::string& path) {
 
 void SimEnv::crash() {
   ++stats_.crashes;
+  powered_off_ = false;
+  power_fail_countdown_ = 0;
   ++epoch_;
   crash_directories();
   files_ = durable_files_;

@@ -32,7 +32,8 @@
 //     change nothing on the simulated disk; a barrier (a mutating call by an
 //     owner with records) syncs that owner's records one by one, as sync()
 //     and sync_dir() would; commit() is ONE simulated device sync (one
-//     sync_failure_rate draw, one fail_next_syncs() unit) that makes exactly
+//     sync_failure_rate draw, one fail_next_syncs() unit, one sync call for
+//     power_fail_at_sync(); recording is not a sync call) that makes exactly
 //     the recorded inodes and directories durable, or, when it fails, none
 //     of them. A crash() before commit() loses every record (the un-synced
 //     writes meet the crash faults above), and the commit then fails.
@@ -122,10 +123,14 @@ class SimEnv final : public Env {
   Status corrupt(const std::string& path, uint64_t offset, uint64_t len);
   // The next n sync()/sync_dir() calls fail.
   void fail_next_syncs(int n) { fail_next_syncs_ = n; }
-  // While suspended, sync()/sync_dir() return OK but make nothing durable:
-  // the power fails during them. The simulator runs a disk job this way
-  // right before crash() to crash a node in the middle of its fsyncs.
-  void suspend_syncs(bool on) { syncs_suspended_ = on; }
+  // The power fails during the n-th sync()/sync_dir() call from now (n >= 1):
+  // that call fails without making anything durable, and every later
+  // mutation (write, truncate, create, rename, remove, sync) fails and does
+  // nothing, until crash(). The simulator runs a disk job this way right
+  // before crash() to cut a node in the middle of its writes and fsyncs;
+  // what the job wrote before the failed sync is on the disk, un-synced.
+  void power_fail_at_sync(int n) { power_fail_countdown_ = n; }
+  bool powered_off() const { return powered_off_; }
   void set_options(const SimEnvOptions& options) { options_ = options; }
   const SimEnvOptions& options() const { return options_; }
 
@@ -159,6 +164,7 @@ class SimEnv final : public Env {
   bool dir_exists(const std::string& path) const;
   Result<std::shared_ptr<Inode>> find(const std::string& path, std::string_view op) const;
   Status maybe_fail_sync(const std::string& path);
+  Status powered_off_error(const std::string& path) const;
   void maybe_flip_bit(char* data, size_t n);
   Status write_inode(Inode& inode, const std::string& path, uint64_t offset, std::string_view data);
   Status truncate_inode(Inode& inode, const std::string& path, uint64_t size);
@@ -175,9 +181,10 @@ class SimEnv final : public Env {
   SimEnvOptions options_;
   Stats stats_;
   int fail_next_syncs_ = 0;
-  bool syncs_suspended_ = false;
-  Shared* shared_ = nullptr;  // the open shared sync, if any
-  uint64_t epoch_ = 0;        // bumped by crash(); handles from an older epoch are dead
+  int power_fail_countdown_ = 0;  // the sync call at which the power fails; 0 = none
+  bool powered_off_ = false;      // since then every mutation fails
+  Shared* shared_ = nullptr;      // the open shared sync, if any
+  uint64_t epoch_ = 0;            // bumped by crash(); handles from an older epoch are dead
   std::set<std::string> dirs_;
   std::map<std::string, std::shared_ptr<Inode>> files_;          // current namespace
   std::map<std::string, std::shared_ptr<Inode>> durable_files_;  // what a crash leaves
