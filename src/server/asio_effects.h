@@ -1,47 +1,26 @@
 // The server's host::Effects (host/effects.h): the node's Asio event loop,
-// steady_clock, the peer transport, and one storage thread.
+// steady_clock, the peer transport, and a lane of the node's StorageExecutor
+// (storage_executor.h), the one storage thread every group of the node
+// shares.
 //
-// StorageThread runs jobs one at a time in submission order and posts each
-// job's completion back to the loop. Its destructor finishes the queued
-// jobs and joins; the owner must stop the host first, so that no new job
-// arrives, and destroy these effects before anything a job uses.
+// Destruction waits until this group's queued storage jobs have run; the
+// owner must stop the host first, so that no new job arrives, and destroy
+// these effects before anything a job uses. DiskDone callbacks that reach
+// the loop after the effects are gone are dropped.
 //
-// Threading: every method but the storage thread's jobs runs on the loop
-// thread (the thread running `io`).
+// Threading: every method but the storage jobs runs on the loop thread (the
+// thread running `io`).
 #pragma once
 
 #include <asio.hpp>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
-#include <thread>
+#include <memory>
 
 #include "host/effects.h"
+#include "server/storage_executor.h"
 
 namespace chorus::server {
-
-class StorageThread {
- public:
-  explicit StorageThread(asio::io_context& io);
-  ~StorageThread();  // finishes the queued jobs, then joins
-  StorageThread(const StorageThread&) = delete;
-  StorageThread& operator=(const StorageThread&) = delete;
-
-  // Runs `job` on the storage thread, then posts `done` with its outcome to the loop.
-  void submit(host::DiskJob job, host::DiskDone done);
-
- private:
-  void main();
-
-  asio::io_context& io_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<host::DiskJob, host::DiskDone>> jobs_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 int64_t wall_clock_ms();
 
@@ -50,8 +29,18 @@ class AsioEffects {
  public:
   using Sender = std::function<void(Msg)>;
 
-  AsioEffects(asio::io_context& io, Sender send)
-      : io_(io), timer_(io), send_(std::move(send)), storage_(io) {}
+  // `storage` is the node's executor; it must outlive these effects.
+  AsioEffects(asio::io_context& io, Sender send, StorageExecutor& storage)
+      : io_(io),
+        timer_(io),
+        send_(std::move(send)),
+        storage_(storage.open_lane([&io](host::Task t) { asio::post(io, std::move(t)); })) {}
+  ~AsioEffects() {
+    storage_.reset();  // waits for this group's queued jobs
+    *alive_ = false;
+  }
+  AsioEffects(const AsioEffects&) = delete;
+  AsioEffects& operator=(const AsioEffects&) = delete;
 
   host::Instant now() const { return std::chrono::steady_clock::now(); }
   int64_t wall_ms() const { return wall_clock_ms(); }
@@ -67,7 +56,9 @@ class AsioEffects {
     if (!stopped_) send_(std::move(m));
   }
   void run_on_storage(host::DiskJob job, host::DiskDone done) {
-    storage_.submit(std::move(job), std::move(done));
+    storage_->submit(std::move(job), [alive = alive_, done = std::move(done)](Status st) {
+      if (*alive) done(std::move(st));
+    });
   }
   // The loop is blocked for the job: nothing to simulate, just run it.
   void run_blocking(host::DiskJob job, host::DiskDone done) { done(job()); }
@@ -81,7 +72,9 @@ class AsioEffects {
   asio::steady_timer timer_;
   Sender send_;
   bool stopped_ = false;
-  StorageThread storage_;
+  // False once destroyed; read and written on the loop thread only.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<StorageExecutor::Lane> storage_;
 };
 
 }  // namespace chorus::server

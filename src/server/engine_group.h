@@ -23,6 +23,7 @@ namespace chorus::server {
 // What a group is built from.
 struct GroupContext {
   asio::io_context* io = nullptr;
+  StorageExecutor* storage = nullptr;  // the node's, shared by its groups; outlives the group
   const NodeConfig* config = nullptr;
   GroupId group_id;
   std::unique_ptr<storage::ReplicaStorage> store;
@@ -61,13 +62,14 @@ class EngineGroup final : public ReplicaGroup {
  public:
   explicit EngineGroup(GroupContext ctx)
       : ctx_(std::move(ctx)),
-        fx_(std::make_unique<Fx>(*ctx_.io, [this](Msg m) { send(std::move(m)); })),
+        fx_(std::make_unique<Fx>(
+            *ctx_.io, [this](Msg m) { send(std::move(m)); }, *ctx_.storage)),
         host_(std::make_unique<Host>(*fx_, EngineSetup<E>::host_options(*ctx_.config),
                                      std::move(ctx_.store), std::move(ctx_.sm),
                                      Prng(ctx_.prng_seed ^ 0x9e3779b97f4a7c15ULL), ctx_.metrics)) {}
   ~EngineGroup() override {
-    // The host stops first (no new storage job), then the effects finish the
-    // storage thread's queue while the host it uses still exists.
+    // The host stops first (no new storage job), then the effects wait for
+    // this group's queued storage jobs while the host they use still exists.
     host_->stop();
     fx_.reset();
     host_.reset();

@@ -69,6 +69,7 @@ Result<std::unique_ptr<ReplicaGroup>> Node::open_group(GroupId id, std::string_v
   }
   GroupContext ctx;
   ctx.io = opts_.io;
+  ctx.storage = opts_.storage;
   ctx.config = opts_.config;
   ctx.group_id = id;
   ctx.store = std::move(store).value();

@@ -52,6 +52,7 @@ class Node {
     asio::io_context* io = nullptr;
     const NodeConfig* config = nullptr;
     net::Transport* transport = nullptr;
+    StorageExecutor* storage = nullptr;  // shared by every group; outlives the node
     host::HostMetrics* hooks = nullptr;
     storage::Env* env = nullptr;
     uint64_t prng_seed = 0;

@@ -87,11 +87,14 @@ TEST_F(ClusterTest, KillNineLeaderNewLeaderServesAndNothingAcknowledgedIsLost) {
   ASSERT_TRUE(leader_status.is_ok());
   const uint64_t target = leader_status->commit_index;
   const auto deadline = std::chrono::steady_clock::now() + 15s;
+  // Caught up: the default group has applied what the leader committed, and
+  // the node has learned the keyspace table again (until then it answers
+  // -TRYAGAIN rather than route a key by a table it does not know).
   bool caught_up = false;
   while (!caught_up && std::chrono::steady_clock::now() < deadline) {
     auto s = c().status(old);
-    caught_up = s.is_ok() && s->applied_index >= target;
-    std::this_thread::sleep_for(50ms);
+    caught_up = s.is_ok() && s->applied_index >= target && s->routing_ready;
+    if (!caught_up) std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(caught_up) << "restarted node did not catch up to " << target;
   auto cl = connect(old);
@@ -123,7 +126,7 @@ TEST_F(ClusterTest, RestartedFollowerCatchesUpThroughAStreamedSnapshot) {
   std::optional<tools::NodeStatus> fs;
   while (std::chrono::steady_clock::now() < deadline) {
     auto s = c().status(f);
-    if (s.is_ok() && s->applied_index >= ls->commit_index) {
+    if (s.is_ok() && s->applied_index >= ls->commit_index && s->routing_ready) {
       fs = *s;
       break;
     }

@@ -153,11 +153,14 @@ int run(const server::NodeConfig& cfg) {
   ServerMetrics m;
   host::HostMetrics hooks = host_hooks(m);
   net::Transport transport(io, *tc);
+  // Before the groups, so that it outlives them: they queue jobs on it.
+  server::StorageExecutor storage_executor(storage::PosixEnv::get());
   std::random_device rd;
   server::Node::Options no;
   no.io = &io;
   no.config = &cfg;
   no.transport = &transport;
+  no.storage = &storage_executor;
   no.hooks = &hooks;
   no.env = storage::PosixEnv::get();
   no.prng_seed = (uint64_t{rd()} << 32) ^ rd();

@@ -49,7 +49,7 @@ TEST(RaftCodecTest, EnvelopeCarriesGroupSenderAndReceiver) {
 }
 
 TEST(RaftCodecTest, SnapshotBytesTravelBesideTheMessage) {
-  const Message& snap = every_kind()[10];
+  const Message snap = every_kind()[10];
   const auto& ref = std::get<raft::InstallSnapshot>(snap.body).snapshot;
   const OutgoingMessage out = encode_raft_message(snap, GroupId(0));
   ASSERT_TRUE(out.snapshot.has_value());
@@ -82,7 +82,7 @@ wirepb::RaftMessage& raft_of(IncomingMessage& in) {
 }
 
 TEST(RaftCodecTest, MalformedEnvelopeIsRefused) {
-  const Message& vote = every_kind()[0];
+  const Message vote = every_kind()[0];
   expect_refused(
       vote, [](auto& in) { in.message.clear_raft(); }, "no raft body");
   expect_refused(

@@ -27,13 +27,21 @@
 //   * A failed sync() leaves the data in an unknown state. Callers must not
 //     retry and assume success (Linux may already have dropped the dirty
 //     pages); the WAL treats it as fatal (fail-stop).
+//   * Under a shared sync (SharedSync below) on the calling thread, sync()
+//     and sync_dir() returning OK mean only "recorded": NOTHING recorded
+//     is durable until SharedSync::commit() returns OK, and a crash
+//     before that may lose all of it (with the same latitude as un-synced
+//     writes above). Orders inside one owner's code still hold: a mutating
+//     call by an owner with recorded syncs performs them first.
 //
 // Errors are Status values whose message names the path (and offset when one
 // applies). A path that does not exist yields StatusCode::kNotFound.
 //
 // Thread-safety: PosixEnv may be used from several threads; one WritableFile
 // must be used by one thread at a time. SimEnv is single-threaded (the
-// simulator's thread, or callers that serialize access).
+// simulator's thread, or callers that serialize access). A shared sync
+// belongs to the thread that began it: other threads' syncs are not
+// affected (PosixEnv keeps it thread-local; SimEnv has one thread).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +69,8 @@ class WritableFile {
   virtual Status truncate(uint64_t size) = 0;
   // fdatasync: everything written so far becomes durable, or an error is
   // returned and the durable state is unknown. Never retried by callers.
+  // Under a shared sync on this thread: recorded, durable only once its
+  // commit() returns OK (see SharedSync).
   virtual Status sync() = 0;
   // Closes the handle without syncing. Idempotent; the destructor closes too.
   virtual Status close() = 0;
@@ -83,6 +93,60 @@ class ReadableFile {
 enum class OpenMode : uint8_t {
   kTruncate,  // create if missing, otherwise cut to zero length
   kAppend,    // create if missing, otherwise keep the contents; size() = current length
+};
+
+// SharedSync: several disk jobs of different owners (a node's replication
+// groups, each with its own directory) share ONE durability point, so N busy
+// groups do not cost N device syncs per round.
+//
+// Contract. Env::begin_shared_sync() opens one on the calling thread; it
+// ends when the object is destroyed. While it is open, on that thread:
+//   * WritableFile::sync() and Env::sync_dir() record what needs syncing
+//     under the current owner (set_owner()) and return OK without making
+//     anything durable. (A failure to record — PosixEnv dup()s the file
+//     descriptor — is returned at once.)
+//   * A mutating call — append, write_at, truncate, open_writable,
+//     rename, remove, create_dir — by an owner that has recorded syncs first
+//     performs that owner's recorded syncs for real (a "barrier"); their
+//     failure is the call's. So every "sync A, then write B" order inside one
+//     owner's code holds exactly as without a shared sync: the WAL's rule that
+//     a sync batch is written only after the previous one is durable, a
+//     segment synced before the next is created, a temp file synced before
+//     its rename, removals durable one by one. Owners are independent:
+//     owner B's writes never wait for owner A's syncs.
+//   * commit() makes everything recorded by every owner durable — PosixEnv
+//     with one syncfs() when it all lives on one file system — and returns
+//     OK only then. Nothing recorded is durable before commit() returns OK;
+//     a crash before it may lose all of it.
+//   * A failed commit leaves every recorded write of every owner in an
+//     unknown state: every job under it has failed (fail-stop), even one
+//     whose own calls all returned OK. Never retry a commit.
+// Owners must not share files or directories (a barrier syncs only the
+// current owner's records). Reads are not barriers. create_dir() stays
+// durable on return. A shared sync must be committed before it is destroyed
+// unless it recorded nothing; shared syncs do not nest.
+//
+// What callers must not do: act on "durable" state a storage object reports
+// under it (Wal::durable_index(), ReplicaStorage::durable_index())
+// before commit() returned OK — the host learns the outcome from its job's
+// DiskDone, which the executor gives the commit's failure.
+class SharedSync {
+ public:
+  virtual ~SharedSync() = default;
+  // The calls that follow on this thread are `owner`'s (0 until set).
+  virtual void set_owner(uint64_t owner) = 0;
+  // Makes every recorded sync durable, with as few device syncs as the
+  // implementation can; an error means nothing recorded is known durable.
+  // Call once.
+  virtual Status commit() = 0;
+
+  struct Stats {
+    uint64_t recorded = 0;       // sync()/sync_dir() calls deferred
+    uint64_t barrier_syncs = 0;  // recorded syncs performed early by a barrier
+    uint64_t committed = 0;      // distinct files and directories the commit covered
+    uint64_t device_syncs = 0;   // syscalls (or simulated syncs) the commit made
+  };
+  virtual const Stats& stats() const = 0;
 };
 
 class Env {
@@ -116,6 +180,10 @@ class Env {
   virtual Status truncate(const std::string& path, uint64_t size) = 0;
   // fsync of the directory: makes its entries (creates, renames, removals) durable.
   virtual Status sync_dir(const std::string& path) = 0;
+
+  // Opens a shared sync on the calling thread (SharedSync above); it ends
+  // when the returned object is destroyed. Precondition: none is open.
+  virtual std::unique_ptr<SharedSync> begin_shared_sync() = 0;
 };
 
 // "dir/name" (no doubled separator).

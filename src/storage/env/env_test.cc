@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <set>
+#include <thread>
 
 #include "storage/env/env.h"
 #include "storage/env/posix_env.h"
@@ -134,6 +137,112 @@ TEST(PosixEnvTest, CreateDirOnAFileFails) {
   testing::TempDir tmp;
   write(PosixEnv::get(), tmp.path() + "/f", "x", true);
   EXPECT_FALSE(PosixEnv::get()->create_dir(tmp.path() + "/f").is_ok());
+}
+
+TEST(PosixEnvTest, SharedSyncOfTwoOwnersCommitsWithOneSyncfs) {
+  testing::TempDir tmp;
+  Env* env = PosixEnv::get();
+  ASSERT_TRUE(env->create_dir(tmp.path() + "/a").is_ok());
+  ASSERT_TRUE(env->create_dir(tmp.path() + "/b").is_ok());
+  auto fa = env->open_writable(tmp.path() + "/a/f", OpenMode::kTruncate);
+  auto fb = env->open_writable(tmp.path() + "/b/f", OpenMode::kTruncate);
+  ASSERT_TRUE(fa.is_ok() && fb.is_ok());
+  const PosixEnv::SyncCounts before = PosixEnv::sync_counts();
+  {
+    auto batch = env->begin_shared_sync();
+    batch->set_owner(1);
+    ASSERT_TRUE((*fa)->append("a").is_ok());
+    ASSERT_TRUE((*fa)->sync().is_ok());
+    ASSERT_TRUE(env->sync_dir(tmp.path() + "/a").is_ok());
+    batch->set_owner(2);
+    ASSERT_TRUE((*fb)->append("b").is_ok());  // another owner: no barrier
+    ASSERT_TRUE((*fb)->sync().is_ok());
+    ASSERT_TRUE((*fb)->close().is_ok());  // the batch keeps its own descriptor
+    EXPECT_EQ(PosixEnv::sync_counts().total(), before.total());  // nothing synced yet
+    ASSERT_TRUE(batch->commit().is_ok());
+    EXPECT_EQ(batch->stats().recorded, 3u);
+    EXPECT_EQ(batch->stats().committed, 3u);
+    EXPECT_EQ(batch->stats().barrier_syncs, 0u);
+  }
+  const PosixEnv::SyncCounts after = PosixEnv::sync_counts();
+  if (PosixEnv::syncfs_reports_errors()) {
+    EXPECT_EQ(after.syncfs - before.syncfs, 1u);
+    EXPECT_EQ(after.total() - before.total(), 1u);
+  } else {
+    EXPECT_EQ(after.total() - before.total(), 3u);  // one per record
+  }
+  // Outside a batch, sync() is an fdatasync again.
+  ASSERT_TRUE((*fa)->sync().is_ok());
+  EXPECT_EQ(PosixEnv::sync_counts().fdatasyncs - after.fdatasyncs, 1u);
+}
+
+// Records on two file systems: syncfs of one would not cover the other, so
+// the commit syncs each record. Skipped where /dev/shm is absent or on the
+// same file system as /tmp.
+TEST(PosixEnvTest, SharedSyncAcrossFileSystemsSyncsEachRecord) {
+  struct stat shm, tmp_st;
+  if (::stat("/dev/shm", &shm) != 0 || ::stat("/tmp", &tmp_st) != 0 ||
+      shm.st_dev == tmp_st.st_dev) {
+    GTEST_SKIP() << "needs /dev/shm on a file system of its own";
+  }
+  testing::TempDir tmp;
+  const std::string other = "/dev/shm/chorus-env-test-" + std::to_string(::getpid());
+  Env* env = PosixEnv::get();
+  auto fa = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
+  auto fb = env->open_writable(other, OpenMode::kTruncate);
+  ASSERT_TRUE(fa.is_ok() && fb.is_ok());
+  const PosixEnv::SyncCounts before = PosixEnv::sync_counts();
+  {
+    auto shared = env->begin_shared_sync();
+    shared->set_owner(1);
+    ASSERT_TRUE((*fa)->append("a").is_ok());
+    ASSERT_TRUE((*fa)->sync().is_ok());
+    shared->set_owner(2);
+    ASSERT_TRUE((*fb)->append("b").is_ok());
+    ASSERT_TRUE((*fb)->sync().is_ok());
+    ASSERT_TRUE(shared->commit().is_ok());
+    EXPECT_EQ(shared->stats().device_syncs, 2u);
+  }
+  const PosixEnv::SyncCounts after = PosixEnv::sync_counts();
+  EXPECT_EQ(after.syncfs - before.syncfs, 0u);
+  EXPECT_EQ(after.fdatasyncs - before.fdatasyncs, 2u);
+  ::unlink(other.c_str());
+}
+
+TEST(PosixEnvTest, SharedSyncBarrierSyncsTheOwnersRecordsBeforeItsNextWrite) {
+  testing::TempDir tmp;
+  Env* env = PosixEnv::get();
+  auto f = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
+  ASSERT_TRUE(f.is_ok());
+  auto batch = env->begin_shared_sync();
+  batch->set_owner(7);
+  ASSERT_TRUE((*f)->append("one").is_ok());
+  ASSERT_TRUE((*f)->sync().is_ok());
+  ASSERT_TRUE((*f)->sync().is_ok());  // the same file again: one record
+  const uint64_t before = PosixEnv::sync_counts().fdatasyncs;
+  ASSERT_TRUE((*f)->append("two").is_ok());  // must land after "one" is durable
+  EXPECT_EQ(PosixEnv::sync_counts().fdatasyncs - before, 1u);
+  EXPECT_EQ(batch->stats().barrier_syncs, 1u);
+  ASSERT_TRUE(batch->commit().is_ok());  // nothing recorded since the barrier
+  EXPECT_EQ(batch->stats().committed, 0u);
+  EXPECT_EQ(batch->stats().device_syncs, 0u);
+}
+
+TEST(PosixEnvTest, SharedSyncIsThreadLocal) {
+  testing::TempDir tmp;
+  Env* env = PosixEnv::get();
+  auto f = env->open_writable(tmp.path() + "/f", OpenMode::kTruncate);
+  ASSERT_TRUE(f.is_ok());
+  auto batch = env->begin_shared_sync();
+  Status other;
+  std::thread t([&] {
+    other = (*f)->append("x");
+    if (other.is_ok()) other = (*f)->sync();  // not this thread's batch: a real fdatasync
+  });
+  t.join();
+  EXPECT_TRUE(other.is_ok());
+  EXPECT_EQ(batch->stats().recorded, 0u);
+  ASSERT_TRUE(batch->commit().is_ok());
 }
 
 // ---------------------------------------------------------------- SimEnv faults
@@ -380,6 +489,133 @@ TEST_F(SimEnvTest, RenameAcrossDirectoriesIsRefused) {
 }
 
 // The same seed and the same calls give the same disk after crashes.
+// ---------------------------------------------------------------- SimEnv shared syncs
+
+TEST_F(SimEnvTest, SharedSyncMakesNothingDurableBeforeCommit) {
+  make_durable_file("/d/a", "A");
+  ASSERT_TRUE(env_.create_dir("/e").is_ok());
+  {
+    auto batch = env_.begin_shared_sync();
+    batch->set_owner(1);
+    write(&env_, "/d/a", "+1", true);
+    batch->set_owner(2);
+    write(&env_, "/e/new", "fresh", true);
+    ASSERT_TRUE(env_.sync_dir("/e").is_ok());
+    EXPECT_EQ(env_.durable_size("/d/a"), 1u);
+    EXPECT_EQ(env_.durable_size("/e/new"), 0u);
+    env_.crash();
+    EXPECT_EQ(batch->commit().code(), StatusCode::kIoError);  // too late
+  }
+  EXPECT_EQ(read(&env_, "/d/a"), "A");
+  EXPECT_FALSE(*env_.exists("/e/new"));
+}
+
+TEST_F(SimEnvTest, SharedSyncCommitIsOneDeviceSyncForEveryOwner) {
+  make_durable_file("/d/a", "A");
+  ASSERT_TRUE(env_.create_dir("/e").is_ok());
+  const uint64_t syncs = env_.stats().syncs;
+  auto batch = env_.begin_shared_sync();
+  batch->set_owner(1);
+  write(&env_, "/d/a", "+1", true);
+  batch->set_owner(2);
+  write(&env_, "/e/new", "fresh", true);
+  ASSERT_TRUE(env_.sync_dir("/e").is_ok());
+  EXPECT_EQ(env_.stats().syncs, syncs);
+  ASSERT_TRUE(batch->commit().is_ok());
+  EXPECT_EQ(env_.stats().syncs, syncs + 1);
+  EXPECT_EQ(env_.stats().shared_sync_commits, 1u);
+  EXPECT_EQ(batch->stats().committed, 3u);
+  EXPECT_EQ(batch->stats().device_syncs, 1u);
+  env_.crash();
+  EXPECT_EQ(read(&env_, "/d/a"), "A+1");
+  EXPECT_EQ(read(&env_, "/e/new"), "fresh");
+}
+
+TEST_F(SimEnvTest, FailedSharedSyncCommitLeavesEveryRecordUndurable) {
+  make_durable_file("/d/a", "A");
+  make_durable_file("/d/b", "B");
+  {
+    auto batch = env_.begin_shared_sync();
+    batch->set_owner(1);
+    write(&env_, "/d/a", "+1", true);
+    batch->set_owner(2);
+    write(&env_, "/d/b", "+2", true);
+    env_.fail_next_syncs(1);
+    const Status s = batch->commit();
+    EXPECT_EQ(s.code(), StatusCode::kIoError);
+    EXPECT_NE(s.message().find("shared sync"), std::string::npos);
+  }
+  EXPECT_EQ(env_.durable_size("/d/a"), 1u);
+  EXPECT_EQ(env_.durable_size("/d/b"), 1u);
+  env_.crash();
+  EXPECT_EQ(read(&env_, "/d/a"), "A");
+  EXPECT_EQ(read(&env_, "/d/b"), "B");
+}
+
+// The power fails during the commit, the one sync call of the shared sync:
+// nothing recorded became durable, and the disk takes no more writes.
+TEST_F(SimEnvTest, PowerFailureDuringASharedSyncCommitKeepsNothing) {
+  make_durable_file("/d/a", "A");
+  make_durable_file("/d/b", "B");
+  {
+    auto shared = env_.begin_shared_sync();
+    shared->set_owner(1);
+    write(&env_, "/d/a", "+1", true);
+    shared->set_owner(2);
+    write(&env_, "/d/b", "+2", true);
+    env_.power_fail_at_sync(1);
+    EXPECT_FALSE(shared->commit().is_ok());
+    EXPECT_TRUE(env_.powered_off());
+  }
+  EXPECT_EQ(env_.durable_size("/d/a"), 1u);
+  EXPECT_EQ(env_.durable_size("/d/b"), 1u);
+  env_.crash();
+  EXPECT_EQ(read(&env_, "/d/a"), "A");
+  EXPECT_EQ(read(&env_, "/d/b"), "B");
+}
+
+TEST_F(SimEnvTest, SharedSyncBarrierKeepsTheOwnersOrder) {
+  make_durable_file("/d/a", "");
+  make_durable_file("/d/b", "");
+  auto batch = env_.begin_shared_sync();
+  batch->set_owner(1);
+  auto a = env_.open_writable("/d/a", OpenMode::kAppend);
+  ASSERT_TRUE((*a)->append("first").is_ok());
+  ASSERT_TRUE((*a)->sync().is_ok());
+  EXPECT_EQ(env_.durable_size("/d/a"), 0u);
+  batch->set_owner(2);
+  write(&env_, "/d/b", "other", false);  // another owner's write is no barrier
+  EXPECT_EQ(env_.durable_size("/d/a"), 0u);
+  batch->set_owner(1);
+  ASSERT_TRUE((*a)->append("second").is_ok());  // "first" is durable before this lands
+  EXPECT_EQ(env_.durable_size("/d/a"), 5u);
+  EXPECT_EQ(batch->stats().barrier_syncs, 1u);
+  ASSERT_TRUE(batch->commit().is_ok());  // nothing recorded since: no device sync
+  EXPECT_EQ(batch->stats().device_syncs, 0u);
+}
+
+TEST_F(SimEnvTest, AtomicWriteInsideASharedSyncIsAllOrNothingAtACrash) {
+  // write_file_atomically syncs the temporary file, renames it, syncs the
+  // directory: the rename is a barrier, so the new name never points at
+  // un-synced bytes, and the directory sync waits for the commit.
+  make_durable_file("/d/m", "old");
+  env_.set_options(SimEnvOptions{.torn_write_chance = 1, .dir_keep_chance = 1});
+  for (int round = 0; round < 20; ++round) {
+    {
+      auto batch = env_.begin_shared_sync();
+      batch->set_owner(3);
+      ASSERT_TRUE(write_file_atomically(&env_, "/d/m", "new contents").is_ok());
+      env_.crash();
+      batch->commit().ignore();
+    }
+    const std::string got = read(&env_, "/d/m");
+    EXPECT_TRUE(got == "old" || got == "new contents") << got;
+    if (got != "old") {
+      ASSERT_TRUE(write_file_atomically(&env_, "/d/m", "old").is_ok());
+    }
+  }
+}
+
 TEST(SimEnvDeterminism, SameSeedSameOutcome) {
   auto run = [](uint64_t seed) {
     SimEnv env(Prng(seed), SimEnvOptions{.torn_write_chance = 0.7, .dir_keep_chance = 0.7});

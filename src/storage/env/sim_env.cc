@@ -73,7 +73,7 @@ class SimEnv::File final : public WritableFile {
   }
   Status sync() override {
     CHORUS_RETURN_IF_ERROR(check());
-    return env_->sync_inode(*inode_, path_);
+    return env_->sync_file(inode_, path_);
   }
   Status close() override {
     closed_ = true;
@@ -117,6 +117,93 @@ class SimEnv::Reader final : public ReadableFile {
   std::shared_ptr<Inode> inode_;
   std::string path_;
   uint64_t epoch_;
+};
+
+// A shared sync (env.h): records per owner, made durable by one simulated
+// device sync at commit().
+class SimEnv::Shared final : public SharedSync {
+ public:
+  explicit Shared(SimEnv* env) : env_(env), epoch_(env->epoch_) {
+    CHORUS_ASSERT_MSG(env_->shared_ == nullptr, "shared syncs do not nest");
+    env_->shared_ = this;
+  }
+  ~Shared() override {
+    CHORUS_ASSERT(env_->shared_ == this);
+    CHORUS_ASSERT_MSG(commit_called_ || records_.empty(),
+                      "a shared sync that recorded syncs was destroyed without commit()");
+    env_->shared_ = nullptr;
+  }
+
+  void set_owner(uint64_t owner) override { owner_ = owner; }
+  const Stats& stats() const override { return stats_; }
+
+  void record_file(std::shared_ptr<Inode> inode, const std::string& path) {
+    ++stats_.recorded;
+    records_[owner_].files.emplace(std::move(inode), path);
+  }
+  void record_dir(const std::string& path) {
+    ++stats_.recorded;
+    records_[owner_].dirs.insert(path);
+  }
+
+  // The current owner's records, synced one by one as without a shared sync.
+  Status barrier() {
+    auto it = records_.find(owner_);
+    if (it == records_.end()) return Status::ok();
+    const Records recs = std::move(it->second);
+    records_.erase(it);
+    if (crashed()) return crashed_error();
+    for (const auto& [inode, path] : recs.files) {
+      ++stats_.barrier_syncs;
+      CHORUS_RETURN_IF_ERROR(env_->sync_inode(*inode, path));
+    }
+    for (const auto& dir : recs.dirs) {
+      ++stats_.barrier_syncs;
+      CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync(dir));
+      env_->make_dir_durable(dir);
+    }
+    return Status::ok();
+  }
+
+  Status commit() override {
+    CHORUS_ASSERT_MSG(!commit_called_, "a shared sync is committed once");
+    commit_called_ = true;
+    std::map<uint64_t, Records> recs = std::move(records_);
+    records_.clear();
+    for (const auto& [owner, r] : recs) stats_.committed += r.files.size() + r.dirs.size();
+    if (stats_.committed == 0) return Status::ok();
+    if (crashed()) return crashed_error();
+    ++stats_.device_syncs;
+    ++env_->stats_.shared_sync_commits;
+    // One device sync: all of it, or (failed, or the power failed during
+    // it) none of it.
+    CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync("shared sync"));
+    for (const auto& [owner, r] : recs) {
+      for (const auto& [inode, path] : r.files) {
+        inode->durable = inode->current;
+        inode->pending.clear();
+      }
+      for (const auto& dir : r.dirs) env_->make_dir_durable(dir);
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Records {
+    std::map<std::shared_ptr<Inode>, std::string> files;  // inode -> a path it was synced by
+    std::set<std::string> dirs;
+  };
+  bool crashed() const { return epoch_ != env_->epoch_; }
+  static Status crashed_error() {
+    return Status::io_error("shared sync: the simulated disk crashed before its commit");
+  }
+
+  SimEnv* env_;
+  uint64_t epoch_;  // a crash() since it began loses its records
+  uint64_t owner_ = 0;
+  bool commit_called_ = false;
+  std::map<uint64_t, Records> records_;
+  Stats stats_;
 };
 
 SimEnvOptions SimEnvOptions::random(Prng& prng) {
@@ -164,11 +251,21 @@ Result<std::shared_ptr<SimEnv::Inode>> SimEnv::find(const std::string& path,
   return it->second;
 }
 
+std::unique_ptr<SharedSync> SimEnv::begin_shared_sync() {
+  return std::make_unique<Shared>(this);
+}
+
+Status SimEnv::before_mutation() {
+  return shared_ ? shared_->barrier() : Status::ok();
+}
+
 Status SimEnv::create_dir(const std::string& raw) {
   const std::string path = normalize(raw);
   if (powered_off_) return powered_off_error(path);
   if (files_.count(path))
     return Status::io_error("mkdir " + path + ": exists and is not a directory");
+  if (dir_exists(path)) return Status::ok();
+  CHORUS_RETURN_IF_ERROR(before_mutation());
   const std::string parent = parent_dir(path);
   if (parent != path && !dir_exists(parent)) CHORUS_RETURN_IF_ERROR(create_dir(parent));
   dirs_.insert(path);
@@ -200,6 +297,7 @@ Result<std::unique_ptr<WritableFile>> SimEnv::open_writable(const std::string& r
   const std::string dir = parent_dir(path);
   if (!dir_exists(dir)) return Status::not_found("open " + path + ": No such file or directory");
   if (dir_exists(path)) return Status::io_error("open " + path + ": Is a directory");
+  CHORUS_RETURN_IF_ERROR(before_mutation());  // it may create or cut the file
   std::shared_ptr<Inode> inode;
   if (auto it = files_.find(path); it != files_.end()) {
     inode = it->second;
@@ -251,6 +349,7 @@ Status SimEnv::rename(const std::string& raw_from, const std::string& raw_to) {
   }
   if (dir_exists(to)) return Status::io_error("rename " + from + " -> " + to + ": Is a directory");
   if (from == to) return Status::ok();
+  CHORUS_RETURN_IF_ERROR(before_mutation());
   files_.erase(from);
   files_[to] = inode;
   dir_ops_.push_back(DirOp{DirOp::kRename, dir, from, to, std::move(inode)});
@@ -261,6 +360,7 @@ Status SimEnv::remove(const std::string& raw) {
   const std::string path = normalize(raw);
   if (powered_off_) return powered_off_error(path);
   CHORUS_ASSIGN_OR_RETURN(auto inode, find(path, "unlink"));
+  CHORUS_RETURN_IF_ERROR(before_mutation());
   files_.erase(path);
   dir_ops_.push_back(DirOp{DirOp::kRemove, parent_dir(path), path, "", nullptr});
   return Status::ok();
@@ -275,7 +375,17 @@ Status SimEnv::truncate(const std::string& raw, uint64_t size) {
 Status SimEnv::sync_dir(const std::string& raw) {
   const std::string path = normalize(raw);
   if (!dir_exists(path)) return Status::not_found("open " + path + ": No such file or directory");
+  if (powered_off_) return powered_off_error(path);
+  if (shared_) {
+    shared_->record_dir(path);
+    return Status::ok();
+  }
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
+  make_dir_durable(path);
+  return Status::ok();
+}
+
+void SimEnv::make_dir_durable(const std::string& path) {
   for (auto it = durable_files_.begin(); it != durable_files_.end();) {
     it = parent_dir(it->first) == path ? durable_files_.erase(it) : std::next(it);
   }
@@ -283,7 +393,6 @@ Status SimEnv::sync_dir(const std::string& raw) {
     if (parent_dir(p) == path) durable_files_[p] = inode;
   }
   std::erase_if(dir_ops_, [&](const DirOp& op) { return op.dir == path; });
-  return Status::ok();
 }
 
 Status SimEnv::powered_off_error(const std::string& path) const {
@@ -320,6 +429,7 @@ Status SimEnv::write_inode(Inode& inode, const std::string& path, uint64_t offse
     return Status::io_error("write " + path + " offset " + std::to_string(offset) +
                             ": Input/output error (simulated)");
   }
+  CHORUS_RETURN_IF_ERROR(before_mutation());
   apply_write(inode.current, offset, data);
   inode.pending.push_back(Inode::Op{false, offset, std::string(data)});
   stats_.bytes_written += data.size();
@@ -332,9 +442,19 @@ Status SimEnv::truncate_inode(Inode& inode, const std::string& path, uint64_t si
     ++stats_.write_failures;
     return Status::io_error("truncate " + path + ": Input/output error (simulated)");
   }
+  CHORUS_RETURN_IF_ERROR(before_mutation());
   inode.current.resize(size, '\0');
   inode.pending.push_back(Inode::Op{true, size, {}});
   return Status::ok();
+}
+
+Status SimEnv::sync_file(const std::shared_ptr<Inode>& inode, const std::string& path) {
+  if (powered_off_) return powered_off_error(path);
+  if (shared_) {
+    shared_->record_file(inode, path);
+    return Status::ok();
+  }
+  return sync_inode(*inode, path);
 }
 
 Status SimEnv::sync_inode(Inode& inode, const std::string& path) {

@@ -27,6 +27,16 @@
 //     never made durable vanishes with its data, even if the data was synced.
 //   * Directories are durable as soon as create_dir() returns (PosixEnv syncs
 //     the parent).
+//   * Shared syncs (env.h, SharedSync): while one is open, sync() and
+//     sync_dir() record the inode or directory under the current owner and
+//     change nothing on the simulated disk; a barrier (a mutating call by an
+//     owner with records) syncs that owner's records one by one, as sync()
+//     and sync_dir() would; commit() is ONE simulated device sync (one
+//     sync_failure_rate draw, one fail_next_syncs() unit, one sync call for
+//     power_fail_at_sync(); recording is not a sync call) that makes exactly
+//     the recorded inodes and directories durable, or, when it fails, none
+//     of them. A crash() before commit() loses every record (the un-synced
+//     writes meet the crash faults above), and the commit then fails.
 //   * Faults: sync() and sync_dir() fail with probability sync_failure_rate
 //     (or deterministically via fail_next_syncs()); a failed sync leaves the
 //     writes pending. Writes fail with write_failure_rate. A read returns one
@@ -102,6 +112,7 @@ class SimEnv final : public Env {
   Status remove(const std::string& path) override;
   Status truncate(const std::string& path, uint64_t size) override;
   Status sync_dir(const std::string& path) override;
+  std::unique_ptr<SharedSync> begin_shared_sync() override;
 
   // --- Faults ---
   // A power failure: un-synced data and directory entries are lost (or kept
@@ -136,6 +147,7 @@ class SimEnv final : public Env {
     uint64_t page_subsets = 0;  // files left with a subset of their un-synced pages
     uint64_t read_corruptions = 0;
     uint64_t bytes_written = 0;
+    uint64_t shared_sync_commits = 0;  // SharedSync commits (each also one of `syncs`)
   };
   const Stats& stats() const { return stats_; }
 
@@ -144,8 +156,10 @@ class SimEnv final : public Env {
   struct DirOp;
   class File;
   class Reader;
+  class Shared;
   friend class File;
   friend class Reader;
+  friend class Shared;
 
   bool dir_exists(const std::string& path) const;
   Result<std::shared_ptr<Inode>> find(const std::string& path, std::string_view op) const;
@@ -155,6 +169,9 @@ class SimEnv final : public Env {
   Status write_inode(Inode& inode, const std::string& path, uint64_t offset, std::string_view data);
   Status truncate_inode(Inode& inode, const std::string& path, uint64_t size);
   Status sync_inode(Inode& inode, const std::string& path);
+  Status sync_file(const std::shared_ptr<Inode>& inode, const std::string& path);
+  void make_dir_durable(const std::string& path);
+  Status before_mutation();
   void crash_directories();
   void crash_inode(Inode& inode);
   void keep_torn_prefix(Inode& inode);
@@ -166,7 +183,8 @@ class SimEnv final : public Env {
   int fail_next_syncs_ = 0;
   int power_fail_countdown_ = 0;  // the sync call at which the power fails; 0 = none
   bool powered_off_ = false;      // since then every mutation fails
-  uint64_t epoch_ = 0;  // bumped by crash(); handles from an older epoch are dead
+  Shared* shared_ = nullptr;      // the open shared sync, if any
+  uint64_t epoch_ = 0;            // bumped by crash(); handles from an older epoch are dead
   std::set<std::string> dirs_;
   std::map<std::string, std::shared_ptr<Inode>> files_;          // current namespace
   std::map<std::string, std::shared_ptr<Inode>> durable_files_;  // what a crash leaves

@@ -44,6 +44,17 @@
 // Fail-stop: after any failed write or sync, every later persist fails
 // (healthy() is false). The node must stop and recover; it never retries.
 //
+// Many groups, one disk: each group has its own ReplicaStorage directory; the
+// node's storage executor may run several groups' persist() calls inside one
+// shared sync (env.h, SharedSync), each group its own owner. Then persist()
+// returning OK means "written, syncs recorded": the Ready is durable only
+// when the shared sync's commit returns OK (the job's DiskDone says so), and
+// durable_index() runs ahead of the disk until then. The order above holds
+// under a shared sync — writing the metadata is a barrier that performs the log's
+// recorded fdatasync first — so a Ready with entries and the engine's state
+// costs one real fdatasync plus its share of the commit. A failed commit
+// does not mark this object unhealthy; the host fail-stops on its DiskDone.
+//
 // Thread-safety: none; one thread (the node's driver) owns it.
 #pragma once
 

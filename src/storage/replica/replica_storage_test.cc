@@ -84,6 +84,100 @@ TEST_F(ReplicaStorageTest, PersistedReadySurvivesACrash) {
   EXPECT_EQ(r.entries, entries(1, 5, 1));
 }
 
+// Two groups' storages persisting in one shared sync (env.h): nothing is
+// durable until the commit — a crash before it leaves both exactly as they
+// were, and both recover — and after the commit both Readies are.
+TEST_F(ReplicaStorageTest, TwoGroupsInOneSharedSyncAreDurableOnlyAtTheCommit) {
+  auto open_at = [&](const std::string& dir) {
+    auto s = ReplicaStorage::open(&env_, dir, options_);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return std::move(s).value();
+  };
+  auto persist_both = [&](SharedSync& batch, ReplicaStorage& a, ReplicaStorage& b, uint64_t lo,
+                          uint64_t hi, bool state = true) {
+    auto st = [&](const char* g) {
+      return state ? std::optional<std::string>(g + std::to_string(hi)) : std::nullopt;
+    };
+    batch.set_owner(1);
+    ASSERT_TRUE(a.persist(std::nullopt, entries(lo, hi, 1, "a"), st("a")).is_ok());
+    batch.set_owner(2);
+    ASSERT_TRUE(b.persist(std::nullopt, entries(lo, hi, 1, "b"), st("b")).is_ok());
+  };
+  {
+    auto a = open_at("/g1");
+    auto b = open_at("/g2");
+    auto batch = env_.begin_shared_sync();
+    persist_both(*batch, *a, *b, 1, 3);
+    ASSERT_TRUE(batch->commit().is_ok());
+  }
+  // A crash that keeps no un-synced write: a batch of entries alone left
+  // nothing behind.
+  env_.set_options(SimEnvOptions{});
+  {
+    auto a = open_at("/g1");
+    auto b = open_at("/g2");
+    auto batch = env_.begin_shared_sync();
+    persist_both(*batch, *a, *b, 4, 6, /*state=*/false);
+    EXPECT_EQ(a->durable_index(), LogIndex(6)) << "the WAL's view, before the commit";
+    env_.crash();
+    EXPECT_FALSE(batch->commit().is_ok());
+  }
+  {
+    auto ra = open_at("/g1")->take_recovered();
+    auto rb = open_at("/g2")->take_recovered();
+    EXPECT_EQ(ra.entries, entries(1, 3, 1, "a"));
+    EXPECT_EQ(rb.entries, entries(1, 3, 1, "b"));
+  }
+  // With the engine's state too, the metadata write is a barrier: the
+  // entries are synced before it (the state may promise them), and only the
+  // metadata waits for the commit.
+  {
+    auto a = open_at("/g1");
+    auto b = open_at("/g2");
+    auto batch = env_.begin_shared_sync();
+    persist_both(*batch, *a, *b, 4, 6);
+    EXPECT_EQ(batch->stats().barrier_syncs, 2u);
+    env_.crash();
+    EXPECT_FALSE(batch->commit().is_ok());
+  }
+  {
+    auto ra = open_at("/g1")->take_recovered();
+    EXPECT_EQ(ra.durable_state, "a3");
+    EXPECT_EQ(ra.entries, entries(1, 6, 1, "a"));
+  }
+  // Crashes that keep some un-synced writes (torn, or directory operations):
+  // whatever they keep, both groups recover and lose nothing committed.
+  env_.set_options(SimEnvOptions{.torn_write_chance = 0.5, .dir_keep_chance = 0.5});
+  for (int round = 0; round < 10; ++round) {
+    auto a = open_at("/g1");
+    auto b = open_at("/g2");
+    auto batch = env_.begin_shared_sync();
+    persist_both(*batch, *a, *b, 4, 6);
+    env_.crash();
+    EXPECT_FALSE(batch->commit().is_ok());
+  }
+  auto a = open_at("/g1");
+  auto b = open_at("/g2");
+  auto ra = a->take_recovered();
+  auto rb = b->take_recovered();
+  EXPECT_TRUE(ra.durable_state == "a3" || ra.durable_state == "a6") << ra.durable_state;
+  EXPECT_TRUE(rb.durable_state == "b3" || rb.durable_state == "b6") << rb.durable_state;
+  ASSERT_GE(ra.entries.size(), 3u);
+  ASSERT_GE(rb.entries.size(), 3u);
+  {
+    auto batch = env_.begin_shared_sync();
+    persist_both(*batch, *a, *b, ra.entries.size() + 1, 9);
+    ASSERT_TRUE(batch->commit().is_ok());
+  }
+  a.reset();
+  b.reset();
+  env_.crash();
+  EXPECT_EQ(open_at("/g1")->take_recovered().durable_state, "a9");
+  auto rb9 = open_at("/g2")->take_recovered();
+  EXPECT_EQ(rb9.durable_state, "b9");
+  EXPECT_EQ(rb9.entries.back().index, LogIndex(9));
+}
+
 // Whether a change needs an fsync is the engine's rule
 // (raft::hard_state_needs_sync); the storage saves exactly what it is given.
 TEST_F(ReplicaStorageTest, DurableStateIsSavedOnlyWhenGivenAndAfterTheEntries) {
@@ -160,9 +254,7 @@ TEST_F(ReplicaStorageTest, SnapshotFromLeaderDiscardsTheStaleSuffix) {
     auto s = open();
     ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 1, "stale"), std::nullopt).is_ok());
     // The leader's snapshot at 10 (term 2) does not match our entry 10 (term 1).
-    ASSERT_TRUE(
-        s->persist(snapshot(10, 2, "leader@10"), {}, std::string("term 2"))
-            .is_ok());
+    ASSERT_TRUE(s->persist(snapshot(10, 2, "leader@10"), {}, std::string("term 2")).is_ok());
   }
   env_.crash();
   auto r = open()->take_recovered();

@@ -23,6 +23,17 @@
 // depends on an entry's durability (a vote, an append acknowledgement, a
 // client reply) may go out before sync() returns OK for it.
 //
+// Inside a shared sync (env.h, SharedSync) — the node's storage executor
+// runs several groups' jobs under one — sync() only records the fdatasync and
+// still sets durable_index() = last_index(), although nothing is durable until
+// the shared sync's commit() returns OK. Nothing may act on durable_index()
+// then: the host learns that its entries are durable from the job's DiskDone,
+// which carries the commit's outcome. The sync-batch rules below still hold:
+// the next write to this log (a later sync batch, a new segment, a cut) is a
+// barrier that performs the recorded fdatasync first. A failed commit does
+// not reach this object (healthy() stays true); the host fail-stops on the
+// DiskDone.
+//
 // Sync batches. The records appended between two successful syncs form a
 // sync batch; each record stores how many records of its batch precede it
 // (batch_offset), so recovery knows where every batch begins. A record of a
@@ -164,6 +175,7 @@ class Wal {
 
   LogIndex first_index() const { return first_index_; }
   LogIndex last_index() const { return last_index_; }
+  // Inside a shared sync: durable only once it commits (class comment).
   LogIndex durable_index() const { return durable_index_; }
   bool healthy() const { return failure_.is_ok(); }
   // The error that stopped the log (OK while healthy).
