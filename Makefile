@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-fast test-asan run sweep bench bench-compare fuzz format clean
+.PHONY: all deps build build-asan test test-fast test-asan run sweep bench bench-compare bench-ab fuzz format clean
 
 all: build
 
@@ -46,8 +46,14 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@scripts/fuzz $(FUZZ_SECONDS)
 
+# The Google Benchmark programs of the build: the linearizability checker,
+# the state machines, the write-ahead log and snapshot files (temporary files
+# under /tmp, removed afterwards). docs/benchmarks.md says what each measures
+# and which environment variables size them; BENCH_ARGS goes to each program
+# (e.g. BENCH_ARGS=--benchmark_filter=Check).
+BENCH_PROGRAMS = check_bench kv_bench storage_bench
 bench: build
-	@scripts/bench
+	@for b in $(BENCH_PROGRAMS); do echo "== $(BUILD)/bin/$$b"; $(BUILD)/bin/$$b $(BENCH_ARGS) || exit 1; done
 
 format:
 	@git ls-files '*.h' '*.cc' | xargs clang-format -i
@@ -65,3 +71,16 @@ bench-compare: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHORUS_BENCH_PEERS=ON $(CMAKE_FLAGS) >/dev/null
 	@ninja -C $(BENCH_BUILD) -j $(JOBS) chorus chorusd
 	@BENCH_BIN=$(BENCH_BUILD)/bin/chorus scripts/bench-compare
+
+# Did a change make Chorus slower? Builds OLD (a git revision) and NEW (a
+# revision, or . for the working tree) in Release under $(AB_BUILD)/, then
+# scripts/bench-ab runs an all-OLD and an all-NEW 3-node cluster side by side
+# and measures `chorus bench` set/get at 1 and 50 clients against each,
+# ROUNDS alternating runs per cell: medians, spreads, NEW/OLD ratios.
+OLD ?=
+NEW ?= .
+ROUNDS ?= 5
+AB_BUILD ?= build-ab
+bench-ab: deps
+	@test -n "$(OLD)" || { echo "usage: make bench-ab OLD=<rev> [NEW=<rev>|.] [ROUNDS=5]" >&2; exit 2; }
+	@scripts/bench-ab $(OLD) $(NEW) --rounds $(ROUNDS) --build-dir $(AB_BUILD) --jobs $(JOBS)
