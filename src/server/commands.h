@@ -18,7 +18,7 @@
 //
 // Semantics are Redis 7's, down to the error strings, so that redis-cli,
 // redis-benchmark and client libraries work unchanged. Deliberate differences
-// are listed in commands.cc next to the command. RESP2 only: HELLO 3 is refused.
+// are listed in commands*.cc next to the command. RESP2 only: HELLO 3 is refused.
 //
 // Threading: not thread-safe. plan_command and every closure of the Plan it
 // returns must run on the thread that owns the Session (the connection's event
