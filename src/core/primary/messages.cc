@@ -40,8 +40,9 @@ std::string describe(const Message& m) {
   std::string head = fmt::format("{} {}->{} e{}", message_name(m.body), m.from.value(),
                                  m.to.value(), m.epoch.value());
   if (const auto* a = std::get_if<Append>(&m.body)) {
-    return head + fmt::format(" prev={}/{} n={} commit={}", a->prev_index.value(),
-                              term_str(a->prev_term), a->entries.size(), a->commit.value());
+    return head + fmt::format(" t={} prev={}/{} n={} commit={}", term_str(a->term),
+                              a->prev_index.value(), term_str(a->prev_term), a->entries.size(),
+                              a->commit.value());
   }
   if (const auto* r = std::get_if<AppendResponse>(&m.body)) {
     if (r->refusal == Refusal::kNone) {

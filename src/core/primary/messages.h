@@ -19,6 +19,11 @@ namespace chorus::primary {
 // the two-phase-commit sense — logged, not applied) after (prev_index,
 // prev_term), and the primary's commit index. Empty entries: a heartbeat.
 struct Append {
+  // The primary's current entry term (epoch:generation) when it sent this.
+  // A backup ignores an append older than one it has taken: after a sync-all
+  // rollback, a delayed append of the rolled-back generation must not put
+  // the aborted entries back in place of the marker.
+  Term term;
   LogIndex prev_index;
   Term prev_term;
   std::vector<core::Entry> entries;

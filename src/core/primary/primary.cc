@@ -307,6 +307,8 @@ const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex c
 
 template <AckRule R>
 void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
+  if (a.term < append_term_) return;  // from before a rollback: stale
+  append_term_ = a.term;
   if (!log_.match_term(a.prev_index, a.prev_term)) {
     const LogIndex snap = log_.snapshot().index;
     if (a.prev_index > log_.last_index()) {
@@ -339,6 +341,7 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
   // Only what this append proved to match may be committed here.
   const LogIndex commit = std::min(a.commit, last_new);
   if (commit > log_.committed()) log_.commit_to(commit);
+  CHORUS_ASSERT(log_.match_term(a.prev_index, a.prev_term) && last_new <= log_.last_index());
   AppendResponse ok;
   ok.match_index = last_new;
   ok.match_term = *log_.term(last_new);
@@ -432,11 +435,11 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       pr.wants_snapshot = false;
       maybe_commit(p);
       release_rollbacks(p);
-      if (pr.next <= log_.last_index()) send_append(m.from, pr, false);
+      if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
       return;
     case Refusal::kLogMismatch:
       pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
-      send_append(m.from, pr, true);
+      send_append(p, m.from, pr, true);
       return;
     case Refusal::kNeedSnapshot:
       send_snapshot(m.from, pr);
@@ -485,7 +488,8 @@ std::vector<TermStart> PrimaryBackup<R>::term_history() const {
 }
 
 template <AckRule R>
-void PrimaryBackup<R>::send_append(NodeId to, PeerProgress& pr, bool heartbeat) {
+void PrimaryBackup<R>::send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat) {
+  CHORUS_ASSERT(pr.match < pr.next);
   if (pr.next <= log_.snapshot().index) {
     send_snapshot(to, pr);
     return;
@@ -497,6 +501,7 @@ void PrimaryBackup<R>::send_append(NodeId to, PeerProgress& pr, bool heartbeat) 
                          opts_.max_bytes_per_append);
   if (a.entries.empty() && !heartbeat) return;
   a.commit = log_.committed();
+  a.term = entry_term(epoch_, p.generation);
   pr.next = pr.next + a.entries.size();
   send(to, std::move(a));
 }
@@ -508,7 +513,7 @@ void PrimaryBackup<R>::flush_outbox() {
   auto* p = std::get_if<Primary>(&role_);
   if (!p || !p->broadcast_pending || durable_epoch_ != epoch_) return;
   p->broadcast_pending = false;
-  for (auto& [id, pr] : p->peers) send_append(id, pr, true);
+  for (auto& [id, pr] : p->peers) send_append(*p, id, pr, true);
 }
 
 // The highest index the acknowledgement rule lets the primary commit.
@@ -537,6 +542,7 @@ void PrimaryBackup<R>::maybe_commit(Primary& p) {
     }
   }
   if (target < p.epoch_start || target <= log_.committed()) return;
+  CHORUS_ASSERT_MSG(target <= log_.stable(), "a primary commits only what it holds durably");
   log_.commit_to(target);
   // Backups learn the decision at once (the commit phase of sync-all's
   // two-phase commit; for the others, it lets backups apply promptly).
@@ -594,6 +600,7 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
   ++p.generation;
   const Entry marker{entry_term(epoch_, p.generation), from, EntryType::kNoop, {}};
   log_.append_after(from.prev(), std::span<const Entry>(&marker, 1));
+  CHORUS_ASSERT(log_.last_index() == from && log_.committed() < from);
   for (auto& [id, pr] : p.peers) {
     pr.match = std::min(pr.match, from.prev());
     pr.next = std::min(pr.next, from);

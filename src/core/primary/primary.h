@@ -211,7 +211,7 @@ class PrimaryBackup {
 
   // Primary side.
   void handle_response(Primary& p, const Message& m, const AppendResponse& r);
-  void send_append(NodeId to, PeerProgress& pr, bool heartbeat);
+  void send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat);
   void send_snapshot(NodeId to, PeerProgress& pr);
   void flush_outbox();
   void maybe_commit(Primary& p);
@@ -235,6 +235,7 @@ class PrimaryBackup {
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
   // A backup that must drop entries it applied waits for a snapshot.
   bool needs_snapshot_ = false;
+  Term append_term_;  // the newest Append::term taken (volatile)
   // The term starts of the compacted prefix of our log, oldest first (at
   // most kMaxTermHistory). Forgotten on a restart.
   std::vector<TermStart> compacted_terms_;

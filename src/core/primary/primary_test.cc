@@ -144,6 +144,33 @@ TEST(SyncAll, RollbackIsAnsweredOnlyOnceABackupHoldsIt) {
   EXPECT_EQ(statuses(g, 1), std::vector{ProposeStatus::kRolledBack});
 }
 
+// A delayed message from before a rollback must neither count as a prepare
+// of the marker nor put the aborted entry back on a backup.
+TEST(SyncAll, StaleGenerationNeitherCountsNorResurrects) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.cut(1, 3);
+  const auto x = g.propose(1, "x");
+  g.process_ready(1);
+  auto prepares = g.take_in_flight();  // x's prepare to n2, delayed
+  for (const auto& m : prepares) g.inject(m);
+  g.process_ready(2);
+  auto acks = g.take_in_flight();  // n2's acknowledgement of x, delayed
+  g.tick(1, 10);                   // prepare_timeout: rolled back behind a marker at x's index
+  g.process_ready(1);
+  ASSERT_EQ(g.node(1).log().at(x.index).type, core::EntryType::kNoop);
+  for (const auto& m : acks) g.inject(m);
+  EXPECT_LT(g.node(1).progress(NodeId(2))->match, x.index) << "a stale ack was counted";
+  g.stabilize();  // the marker reaches n2
+  ASSERT_EQ(g.node(2).log().at(x.index).type, core::EntryType::kNoop);
+  for (const auto& m : prepares) g.inject(m);  // the old prepare arrives again
+  g.stabilize();
+  EXPECT_EQ(g.node(2).log().at(x.index).type, core::EntryType::kNoop);
+  for (const auto& e : g.disk(2).entries) EXPECT_NE(e.data, "x");
+  EXPECT_EQ(statuses(g, 1), std::vector{ProposeStatus::kRolledBack});
+}
+
 // ---- semi-sync -----------------------------------------------------------
 
 TEST(SemiSync, OneOfTwoBackupsSuffices) {

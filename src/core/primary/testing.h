@@ -133,6 +133,12 @@ class Group {
   void heal() { filters_.clear(); }
   void inject(const Message& m) { deliver_one(m); }
   const std::deque<Message>& in_flight() const { return in_flight_; }
+  // Removes every message in flight (to delay them: inject() them later).
+  std::vector<Message> take_in_flight() {
+    std::vector<Message> out(in_flight_.begin(), in_flight_.end());
+    in_flight_.clear();
+    return out;
+  }
 
   // ---- disks, crashes, snapshots ----
   void hold(uint64_t id) { at(id).held = true; }
