@@ -398,6 +398,51 @@ TEST(Failover, BackupReportsWhatItCannotKnowAsInDoubt) {
             (std::vector<std::pair<std::string, DropKind>>{{"x", DropKind::kInDoubt}}));
 }
 
+// Sync-all: an acknowledged write is on every member, so any promotion
+// keeps it; a rolled-back write stays rolled back when the most up-to-date
+// replica (the one holding the rollback marker) is promoted.
+TEST(Failover, SyncAllKeepsAcknowledgedAndRolledBackWritesAcrossFailover) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.propose(1, "ok");
+  g.run(1);
+  ASSERT_EQ(g.sm(3).commands, cmds({"ok"}));
+  g.cut(1, 3);
+  g.propose(1, "x");
+  g.run(12);
+  ASSERT_EQ(statuses(g, 1), std::vector{ProposeStatus::kRolledBack});
+  g.crash(1);
+  g.heal();
+  // n2 holds the marker (epoch 1, generation 1): the most up-to-date log.
+  ASSERT_GT(g.node(2).log().last_term(), g.node(3).log().last_term());
+  g.appoint(2, 2, 1000, {2, 3});
+  g.run(2);
+  g.restart(1);
+  g.propose(2, "y");
+  g.run(12);  // n1 is back: every member prepares y
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(g.sm(id).commands, cmds({"ok", "y"})) << "n" << id;
+}
+
+// Semi-sync with k = 1: promoting the backup that acknowledged keeps every
+// acknowledged write, and the other backup catches up from it.
+TEST(Failover, SemiSyncPromotingTheAcknowledgingBackupLosesNothing) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.acks = 1; });
+  g.appoint(1, 1);
+  g.stabilize();
+  g.cut(1, 3);
+  g.propose(1, "x");
+  g.stabilize();
+  ASSERT_EQ(g.sm(1).commands, cmds({"x"}));
+  g.crash(1);
+  g.heal();
+  g.appoint(2, 2, 1000, {2, 3});
+  g.run(2);
+  for (uint64_t id : {2, 3}) {
+    EXPECT_EQ(g.sm(id).commands, cmds({"x"})) << "n" << id;
+    EXPECT_TRUE(g.dropped(id).empty()) << "n" << id;
+  }
+}
+
 // ---- restart -------------------------------------------------------------
 
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {
