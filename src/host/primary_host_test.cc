@@ -93,7 +93,7 @@ class PrimaryHost {
     });
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     host_->start();
-    fx_.pass(10ms);  // the first tick pumps: the epoch is synced, then its no-op sent
+    fx_.pass(10ms);     // the first tick pumps: the epoch is synced, then its no-op sent
     ack_last_append();  // n2 takes the epoch's no-op: writes may commit
   }
 
