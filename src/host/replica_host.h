@@ -47,8 +47,9 @@
 // retry_interval and at once when a new leader appears (the state machine's
 // sessions apply a duplicate once). Outcomes: OK with the applied result;
 // kUnavailable/kBusy only when the write certainly never entered any log
-// (no leader, limits); kIndeterminate once it was handed to an engine and
-// then lost sight of (timeout, refused on a retry, shutdown). Reads wait for
+// (no leader, limits) or the engine rolled it back (kRolledBack);
+// kIndeterminate once it was handed to an engine and then lost sight of
+// (timeout, refused on a retry, shutdown, kAckTimedOut). Reads wait for
 // a read barrier (ReadIndex or lease) and for the local state machine to
 // reach its index; barriers not answered within retry_interval, or when the
 // leader changes, are asked again.
@@ -229,6 +230,11 @@ class ReplicaHost {
     Instant deadline;
     Instant next_try;       // when to offer it (again)
     bool proposed = false;  // an engine accepted or forwarded it at least once
+    // Where the last accepted offer sits in the local leader's log, so that
+    // an outcome the engine reports for that entry (Ready::outcomes) finds
+    // its client; zero when the last offer was forwarded.
+    LogIndex index;
+    Term term;
   };
   struct PendingRead {
     Consistency consistency = Consistency::kLinearizable;
@@ -261,6 +267,7 @@ class ReplicaHost {
   void persist(ReadyPtr rd);
   void on_persisted(const ReadyPtr& rd, const Status& st, Duration took);
   void note_read_states(const ReadyT& rd);
+  void note_write_outcome(const core::Outcome& o);
   void apply(const std::vector<core::Entry>& committed);
   void serve_reads();
   void maybe_snapshot();

@@ -275,6 +275,8 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
     case core::ProposeStatus::kAccepted:
     case core::ProposeStatus::kForwarded:
       w.proposed = true;
+      w.index = res.status == core::ProposeStatus::kAccepted ? res.index : LogIndex(0);
+      w.term = res.term;
       w.next_try = now + opts_.retry_interval;
       if (metrics_ && metrics_->proposals) metrics_->proposals(1);
       break;
@@ -560,8 +562,38 @@ void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
     if (it != reads_.end() && !it->second.index) it->second.index = rs.index;
   }
   for (const auto& o : rd.outcomes) {
+    if (o.index != LogIndex(0)) {
+      note_write_outcome(o);
+      continue;
+    }
     auto it = reads_.find(o.id);
     if (it != reads_.end() && !it->second.index) it->second.asked = false;
+  }
+}
+
+// An outcome for the entry a waiting write's last offer created. Writes whose
+// last offer is elsewhere are left alone: that offer decides them.
+template <core::Engine E, class X>
+requires Effects<X, typename E::Message>
+void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
+  for (auto& [client, w] : writes_) {
+    if (!w.done || w.index != o.index || w.term != o.term) continue;
+    switch (o.status) {
+      case core::ProposeStatus::kRolledBack:
+        // Certainly not applied anywhere: a definite failure (-TRYAGAIN).
+        complete_write(client, Status::unavailable("the write was rolled back: a replica did not "
+                                                   "prepare it in time; nothing was applied"));
+        break;
+      case core::ProposeStatus::kAckTimedOut:
+        complete_write(client, Status::indeterminate("too few replicas acknowledged the write in "
+                                                     "time; it may or may not be applied"));
+        break;
+      default:
+        complete_write(client, Status::indeterminate("the leader abandoned the write; it may or "
+                                                     "may not have been applied"));
+        break;
+    }
+    return;
   }
 }
 

@@ -78,6 +78,11 @@ struct EngineStatus {
   LogIndex last_index;
   LogIndex snapshot_index;
   std::vector<PeerStatus> peers;  // filled on the leader only
+  // The leader acknowledges writes below its promised durability (semi-sync
+  // with on_timeout = degrade, while too few replicas keep up); false for
+  // engines that never degrade.
+  bool degraded = false;
+  uint64_t degraded_writes = 0;  // writes acknowledged while degraded, since start
 };
 
 template <class E>

@@ -28,6 +28,22 @@ std::string_view propose_status_name(ProposeStatus s) {
       return "too-much-uncommitted";
     case ProposeStatus::kDropped:
       return "dropped";
+    case ProposeStatus::kRolledBack:
+      return "rolled-back";
+    case ProposeStatus::kAckTimedOut:
+      return "ack-timed-out";
+  }
+  return "?";
+}
+
+std::string_view drop_kind_name(DropKind k) {
+  switch (k) {
+    case DropKind::kLostAcknowledged:
+      return "lost-acknowledged";
+    case DropKind::kRolledBack:
+      return "rolled-back";
+    case DropKind::kInDoubt:
+      return "in-doubt";
   }
   return "?";
 }

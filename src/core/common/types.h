@@ -95,8 +95,20 @@ enum class ProposeStatus : uint8_t {
   kForwarded,           // sent to the leader (leader set); completion is seen on apply
   kNotLeader,           // forwarding is off or impossible; leader holds a hint (may be kNoNode)
   kNoLeader,            // no leader is known right now; try again later
-  kTooMuchUncommitted,  // a limit (uncommitted bytes, forward buffer, pending reads) is reached; back off
+  kTooMuchUncommitted,  // a limit (uncommitted bytes, forward buffer, pending reads) is reached;
+                        // back off
   kDropped,             // accepted earlier, now abandoned (e.g. leadership lost)
+  // Outcomes of a write that only an engine with an acknowledgement rule
+  // stronger than "in the leader's log" gives (core/primary):
+  //  - certainly not applied, anywhere, ever: a sync-all primary rolled the
+  //    entry back (a replica refused it or did not prepare it in time) and the
+  //    rollback is durable beyond the primary. A client may retry.
+  kRolledBack,
+  //  - the entry is in the primary's log but was not acknowledged by enough
+  //    replicas within the engine's timeout (semi-sync, on_timeout = error).
+  //    It may still commit later, or be lost in a failover: the outcome is
+  //    unknown to the client (the host's kIndeterminate), never "not applied".
+  kAckTimedOut,
 };
 std::string_view propose_status_name(ProposeStatus s);
 
@@ -107,11 +119,43 @@ struct ProposeResult {
   Term term;       // for kAccepted proposals: the leader's term
 };
 
-// A later outcome for a request identified by the host's id (reads: ctx).
+// A later outcome for a request: a read identified by the host's id (ctx),
+// or a write identified by the (index, term) its propose() returned (then
+// index is non-zero and id is 0).
 struct Outcome {
   uint64_t id = 0;
   ProposeStatus status = ProposeStatus::kDropped;
   NodeId leader;
+  LogIndex index;  // writes only
+  Term term;       // writes only
+};
+
+// Why an entry left a node's log without being applied there, for the loss
+// accounting of engines that may drop log suffixes in a failover (DESIGN.md,
+// "Loss is counted, never silent"). Each node reports what it drops from its
+// own log, so one write may be reported by several nodes: a cluster-wide
+// count deduplicates by (term, index).
+enum class DropKind : uint8_t {
+  // The entry was committed as far as this node knows (it was its primary and
+  // committed it, or its primary's commit index covered it): its client was,
+  // or may have been, told it succeeded. A lost acknowledged write.
+  kLostAcknowledged,
+  // The entry was certainly never acknowledged: this node was the primary
+  // that wrote it and never committed it, or the acknowledgement rule makes
+  // an acknowledgement impossible without this node's newer primary holding
+  // it (sync-all). A rolled-back write.
+  kRolledBack,
+  // This node cannot tell: it held the entry past the commit index it last
+  // heard, under a rule where its primary may have acknowledged it since
+  // (async, semi-sync), or it restarted and forgot what it knew. A consumer
+  // that must never under-report counts these as lost.
+  kInDoubt,
+};
+std::string_view drop_kind_name(DropKind k);
+
+struct DroppedEntry {
+  Entry entry;
+  DropKind kind = DropKind::kInDoubt;
 };
 
 // What a core asks its host to do. The host handles one Ready at a time, in
@@ -153,12 +197,18 @@ struct Ready {
   std::vector<Entry> committed;
   std::vector<ReadState> reads;
   std::vector<Outcome> outcomes;
+  // Entries this node dropped from its log (a suffix its new primary does
+  // not have, or a sync-all rollback), for the host to count and record.
+  // Reported when the drop is decided: the truncation itself is in
+  // `entries` or `snapshot` of this Ready. Empty for engines that never
+  // drop an entry that a client may have seen acknowledged (Raft).
+  std::vector<DroppedEntry> dropped;
 
   // True when step 2 has something to write and fsync.
   bool must_persist() const { return durable_state || snapshot || !entries.empty(); }
   bool empty() const {
     return !soft_state && !must_persist() && messages.empty() && messages_after_persist.empty() &&
-           committed.empty() && reads.empty() && outcomes.empty();
+           committed.empty() && reads.empty() && outcomes.empty() && dropped.empty();
   }
 };
 

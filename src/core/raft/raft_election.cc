@@ -26,10 +26,10 @@ void Raft::become_follower(Term term, NodeId leader, std::string why, bool reset
   if (auto* l = std::get_if<Leader>(&role_)) {
     // Reads waiting for confirmation can no longer be confirmed by us.
     for (const auto& r : l->reads_before_commit) {
-      if (r.from == cfg_.id) outcomes_.push_back({r.ctx, ProposeStatus::kDropped, leader});
+      if (r.from == cfg_.id) outcomes_.push_back({r.ctx, ProposeStatus::kDropped, leader, {}, {}});
     }
     for (const auto& r : l->reads) {
-      if (r.from == cfg_.id) outcomes_.push_back({r.ctx, ProposeStatus::kDropped, leader});
+      if (r.from == cfg_.id) outcomes_.push_back({r.ctx, ProposeStatus::kDropped, leader, {}, {}});
     }
   }
   // Raft §5.1: a higher term resets the vote.

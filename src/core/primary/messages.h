@@ -1,0 +1,97 @@
+// Primary-backup messages. Every message carries the sender's epoch: a
+// backup learns a newer epoch (and its primary) from the primary's appends,
+// and refuses appends from an older one. The wire encoding belongs to the
+// transport layer; the core only sees these structs.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/ids.h"
+#include "core/common/types.h"
+#include "core/primary/options.h"
+
+namespace chorus::primary {
+
+// Primary -> backup: entries to log durably (for sync-all: to *prepare*, in
+// the two-phase-commit sense — logged, not applied) after (prev_index,
+// prev_term), and the primary's commit index. Empty entries: a heartbeat.
+struct Append {
+  // The primary's current entry term (epoch:generation) when it sent this.
+  // A backup ignores an append older than one it has taken: after a sync-all
+  // rollback, a delayed append of the rolled-back generation must not put
+  // the aborted entries back in place of the marker.
+  Term term;
+  LogIndex prev_index;
+  Term prev_term;
+  std::vector<core::Entry> entries;
+  LogIndex commit;
+};
+
+enum class Refusal : uint8_t {
+  kNone,
+  kStaleEpoch,    // the sender's epoch is older than the backup's (see Message::epoch)
+  kLogMismatch,   // no entry (prev_index, prev_term) here: back up to `hint` + 1
+  kPrepareLimit,  // sync-all: preparing these would exceed max_prepared_bytes
+  // The backup must drop entries it has already applied (or that are
+  // committed here): only a snapshot from the primary can replace them.
+  kNeedSnapshot,
+};
+std::string_view refusal_name(Refusal r);
+
+// Backup -> primary, sent only once what it acknowledges is durable.
+struct AppendResponse {
+  Refusal refusal = Refusal::kNone;
+  // Accepted: the backup's log matches the primary's through match_index,
+  // whose term is match_term (the primary credits it only if its own entry
+  // there has that term: an acknowledgement of a rolled-back generation is
+  // worthless).
+  LogIndex match_index;
+  Term match_term;
+  // kLogMismatch: the primary should retry after this index.
+  LogIndex hint;
+  // kPrepareLimit: the first entry refused.
+  LogIndex refused_index;
+};
+
+// Where a term's entries begin in a primary's log.
+struct TermStart {
+  Term term;
+  LogIndex first;
+  bool operator==(const TermStart&) const = default;
+};
+
+// Primary -> backup whose next entry was compacted away, or that must drop
+// entries it applied (kNeedSnapshot). `terms` and `last_index` describe the
+// primary's whole log (compacted part included, as far as it remembers), so
+// the backup can tell exactly which of its entries the primary does not
+// have — the ones it must report as dropped — without the entries
+// themselves (Kafka's leader-epoch cache plays the same part).
+struct InstallSnapshot {
+  core::SnapshotRef snapshot;
+  std::vector<TermStart> terms;  // ascending; the first may start after index 1 (forgotten)
+  LogIndex last_index;
+};
+
+// A configuration, delivered as a message (from the configuration manager
+// or relayed by a primary). Never carries a lease.
+struct NewConfiguration {
+  Configuration config;
+};
+
+using Body = std::variant<Append, AppendResponse, InstallSnapshot, NewConfiguration>;
+
+struct Message {
+  NodeId from;
+  NodeId to;
+  Epoch epoch;  // the sender's highest epoch
+  Body body;
+};
+
+std::string_view message_name(const Body& b);
+// One line for traces: "Append 1->2 e3 prev=5/3:0 n=2 commit=4".
+std::string describe(const Message& m);
+
+}  // namespace chorus::primary

@@ -1,0 +1,777 @@
+#include "core/primary/primary.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <span>
+
+#include "base/assert.h"
+
+namespace chorus::primary {
+
+using core::DropKind;
+using core::Entry;
+using core::EntryType;
+
+template <AckRule R>
+PrimaryBackup<R>::PrimaryBackup(Options opts, PersistentState state)
+    : opts_(std::move(opts)),
+      epoch_(state.durable.epoch),
+      durable_epoch_(state.durable.epoch),
+      log_(state.snapshot ? state.snapshot->meta : core::SnapshotMeta{}, std::move(state.entries),
+           state.durable.commit, state.applied),
+      snapshot_(std::move(state.snapshot)) {
+  CHORUS_ASSERT_MSG(opts_.validate().is_ok(), "invalid primary-backup options");
+  config_.epoch = epoch_;
+  prev_soft_ = soft_state();
+  prev_durable_ = state.durable;
+}
+
+// ---------------------------------------------------------------------------
+// Configuration, roles
+
+template <AckRule R>
+Status PrimaryBackup<R>::configure(const Configuration& c) {
+  return apply_configuration(c, /*from_message=*/false);
+}
+
+template <AckRule R>
+Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message) {
+  if (c.epoch < epoch_) {
+    return Status::invalid_argument(fmt::format("epoch {} is older than epoch {} already seen",
+                                                c.epoch.value(), epoch_.value()));
+  }
+  if (c.primary == kNoNode ||
+      std::find(c.members.begin(), c.members.end(), c.primary) == c.members.end()) {
+    return Status::invalid_argument("the primary must be one of the members");
+  }
+  if (from_message) c.lease_ticks = 0;  // a message never grants a lease
+  const bool me = c.primary == opts_.id;
+  if (me && R == AckRule::kSemiSync && opts_.acks + 1 > c.members.size()) {
+    return Status::invalid_argument(
+        fmt::format("acks: {} exceeds the {} backups", opts_.acks, c.members.size() - 1));
+  }
+  if (c.epoch == epoch_) {
+    if (config_.primary != kNoNode && config_.primary != c.primary) {
+      return Status::invalid_argument(fmt::format("epoch {} already has primary n{}",
+                                                  c.epoch.value(), config_.primary.value()));
+    }
+    if (me && !is_primary()) {
+      return Status::invalid_argument(fmt::format(
+          "this node already saw epoch {}; appoint it with a newer one", c.epoch.value()));
+    }
+    if (auto* p = std::get_if<Primary>(&role_)) {
+      // A renewal: a fresh lease from now, and perhaps other members.
+      if (c.lease_ticks > 0) p->lease_until_tick = now_ticks_ + c.lease_ticks;
+      set_peers(*p, c.members);
+      maybe_commit(*p);
+    }
+    config_ = std::move(c);
+    return Status::ok();
+  }
+  if (me) {
+    config_ = c;
+    become_primary(c);
+  } else {
+    become_backup(
+        c.epoch, c.primary,
+        fmt::format("configured: n{} is primary of epoch {}", c.primary.value(), c.epoch.value()));
+    config_ = std::move(c);
+  }
+  return Status::ok();
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::become_primary(const Configuration& c) {
+  CHORUS_ASSERT(c.epoch > epoch_ && c.primary == opts_.id);
+  if (auto* old = std::get_if<Primary>(&role_)) abandon(*old);
+  epoch_ = c.epoch;
+  led_epoch_ = c.epoch;
+  needs_snapshot_ = false;
+  Primary p;
+  p.lease_until_tick = now_ticks_ + c.lease_ticks;
+  // Raft §8: the epoch begins with a no-op of its own; once it is committed
+  // so is everything the new primary inherited, and backups have dropped
+  // whatever they held beyond it.
+  const LogIndex start = log_.last_index().next();
+  log_.append(Entry{entry_term(epoch_, 0), start, EntryType::kNoop, {}});
+  p.epoch_start = start;
+  set_peers(p, c.members);
+  p.broadcast_pending = true;
+  role_ = std::move(p);
+  role_reason_ =
+      fmt::format("appointed primary of epoch {} (lease {} ticks)", epoch_.value(), c.lease_ticks);
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
+  CHORUS_ASSERT(e >= epoch_);
+  if (auto* p = std::get_if<Primary>(&role_)) abandon(*p);
+  role_ = Backup{};
+  epoch_ = e;
+  if (e > config_.epoch) config_.members.clear();  // unknown until configured
+  config_.epoch = e;
+  config_.primary = primary;
+  config_.lease_ticks = 0;
+  role_reason_ = std::move(why);
+}
+
+// Every write this primary still owes an answer is lost sight of: it may
+// commit under the next primary or be dropped. Outcome kDropped (the host's
+// "indeterminate").
+template <AckRule R>
+void PrimaryBackup<R>::abandon(Primary& p) {
+  for (const auto& w : p.pending) {
+    if (!w.answered)
+      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+  }
+  for (const auto& rb : p.rollbacks) {
+    for (const auto& w : rb.aborted)
+      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+  }
+  p.pending.clear();
+  p.rollbacks.clear();
+  p.uncommitted_bytes = 0;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::set_peers(Primary& p, const std::vector<NodeId>& members) {
+  std::map<NodeId, PeerProgress> peers;
+  for (NodeId m : members) {
+    if (m == opts_.id) continue;
+    auto it = p.peers.find(m);
+    peers[m] = it != p.peers.end() ? it->second
+                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false};
+  }
+  p.peers = std::move(peers);
+  p.broadcast_pending = true;
+}
+
+template <AckRule R>
+bool PrimaryBackup<R>::lease_valid() const {
+  const auto* p = std::get_if<Primary>(&role_);
+  return p && now_ticks_ < p->lease_until_tick;
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+
+template <AckRule R>
+void PrimaryBackup<R>::step(const Message& m) {
+  if (m.to != opts_.id) return;
+  if (const auto* nc = std::get_if<NewConfiguration>(&m.body)) {
+    apply_configuration(nc->config, /*from_message=*/true).ignore();  // stale ones change nothing
+    return;
+  }
+  if (m.epoch < epoch_) {
+    // Fencing: an older epoch's primary learns ours from the refusal.
+    if (!std::holds_alternative<AppendResponse>(m.body)) refuse(m, Refusal::kStaleEpoch);
+    return;
+  }
+  if (m.epoch > epoch_) {
+    const bool from_primary = !std::holds_alternative<AppendResponse>(m.body);
+    become_backup(
+        m.epoch, from_primary ? m.from : kNoNode,
+        fmt::format("n{} speaks for the newer epoch {}", m.from.value(), m.epoch.value()));
+  }
+  if (auto* p = std::get_if<Primary>(&role_)) {
+    // Two primaries of one epoch cannot exist (the manager appoints one per
+    // epoch, and a node leads only an epoch it had not seen): only responses
+    // are for us.
+    if (const auto* r = std::get_if<AppendResponse>(&m.body)) handle_response(*p, m, *r);
+    return;
+  }
+  if (std::holds_alternative<AppendResponse>(m.body)) return;  // a deposed primary's late mail
+  if (config_.primary == kNoNode) config_.primary = m.from;
+  if (m.from != config_.primary) return;
+  if (const auto* a = std::get_if<Append>(&m.body)) {
+    handle_append(m, *a);
+  } else if (const auto* s = std::get_if<InstallSnapshot>(&m.body)) {
+    handle_snapshot(m, *s);
+  }
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::tick() {
+  ++now_ticks_;
+  auto* p = std::get_if<Primary>(&role_);
+  if (!p) return;
+  if (now_ticks_ == p->lease_until_tick) {
+    // The lease lapsed: no more acknowledgements; every client waiting is
+    // told its write's fate is unknown (it may commit under a renewal or a
+    // successor).
+    for (auto& w : p->pending) {
+      if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
+      w.answered = true;
+    }
+    role_reason_ = "the primary's lease lapsed";
+  }
+  if (++p->heartbeat_elapsed_ticks >= opts_.heartbeat_interval_ticks) {
+    p->heartbeat_elapsed_ticks = 0;
+    for (auto& [id, pr] : p->peers) {
+      // Resend what a silent backup did not acknowledge: appends may have
+      // been lost. A backup that answers keeps its pipeline.
+      const bool silent = now_ticks_ - pr.last_ack_tick >= 2ull * opts_.heartbeat_interval_ticks;
+      if (silent && pr.next > pr.match.next()) pr.next = pr.match.next();
+    }
+    p->broadcast_pending = true;
+  }
+  if (lease_valid()) check_timeouts(*p);
+}
+
+template <AckRule R>
+ProposeResult PrimaryBackup<R>::propose(std::string data) {
+  auto* p = std::get_if<Primary>(&role_);
+  if (!p) return {ProposeStatus::kNotLeader, config_.primary, {}, {}};
+  if (!lease_valid()) return {ProposeStatus::kNotLeader, kNoNode, {}, {}};
+  const size_t bytes = data.size() + 24;
+  if (p->uncommitted_bytes + bytes > opts_.max_uncommitted_bytes) {
+    return {ProposeStatus::kTooMuchUncommitted, opts_.id, {}, {}};
+  }
+  const Term t = entry_term(epoch_, p->generation);
+  const LogIndex i = log_.last_index().next();
+  log_.append(Entry{t, i, EntryType::kNormal, std::move(data)});
+  p->pending.push_back(Pending{i, t, now_ticks_, bytes, false});
+  p->uncommitted_bytes += bytes;
+  p->broadcast_pending = true;
+  return {ProposeStatus::kAccepted, opts_.id, i, t};
+}
+
+template <AckRule R>
+std::optional<LogIndex> PrimaryBackup<R>::lease_read_index() const {
+  const auto* p = std::get_if<Primary>(&role_);
+  if (!p || !lease_valid() || log_.committed() < p->epoch_start) return std::nullopt;
+  return log_.committed();
+}
+
+template <AckRule R>
+ProposeResult PrimaryBackup<R>::read_index(uint64_t ctx, core::ReadMode) {
+  const auto idx = lease_read_index();
+  if (!idx) {
+    return {is_primary() ? ProposeStatus::kNoLeader : ProposeStatus::kNotLeader,
+            is_primary() ? kNoNode : config_.primary,
+            {},
+            {}};
+  }
+  if (reads_.size() >= opts_.max_pending_reads) {
+    return {ProposeStatus::kTooMuchUncommitted, opts_.id, {}, {}};
+  }
+  reads_.push_back({ctx, *idx});
+  return {ProposeStatus::kAccepted, opts_.id, *idx, entry_term(epoch_, 0)};
+}
+
+// ---------------------------------------------------------------------------
+// Backup side
+
+template <AckRule R>
+void PrimaryBackup<R>::refuse(const Message& m, Refusal r, LogIndex hint, LogIndex refused,
+                              Term refused_term) {
+  AppendResponse resp;
+  resp.refusal = r;
+  resp.hint = hint;
+  resp.refused_index = refused;
+  resp.match_term = refused_term;
+  send(m.from, resp);
+}
+
+// The first index at which the append would replace a different entry here;
+// 0 when it replaces nothing.
+template <AckRule R>
+LogIndex PrimaryBackup<R>::first_conflict(const Append& a) const {
+  for (const Entry& e : a.entries) {
+    if (e.index <= log_.snapshot().index) continue;
+    const auto t = log_.term(e.index);
+    if (!t) return LogIndex(0);
+    if (*t != e.term) return e.index;
+  }
+  return LogIndex(0);
+}
+
+// Sync-all participants bound what they hold prepared (logged, undecided).
+// Returns the first entry refused, or nullptr.
+template <AckRule R>
+const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex conflict) const {
+  if (R != AckRule::kSyncAll) return nullptr;
+  const LogIndex keep_to = conflict != LogIndex(0) ? conflict.prev() : log_.last_index();
+  auto first_new = std::find_if(a.entries.begin(), a.entries.end(),
+                                [&](const Entry& e) { return e.index > keep_to; });
+  if (first_new == a.entries.end()) return nullptr;
+  size_t bytes = 0;
+  for (LogIndex i = std::max(log_.committed().next(), log_.first_index()); i <= keep_to;
+       i = i.next())
+    bytes += core::entry_bytes(log_.at(i));
+  for (auto it = first_new; it != a.entries.end(); ++it) bytes += core::entry_bytes(*it);
+  return bytes > opts_.max_prepared_bytes ? &*first_new : nullptr;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
+  if (a.term < append_term_) return;  // from before a rollback: stale
+  append_term_ = a.term;
+  if (!log_.match_term(a.prev_index, a.prev_term)) {
+    const LogIndex snap = log_.snapshot().index;
+    if (a.prev_index > log_.last_index()) {
+      refuse(m, Refusal::kLogMismatch, log_.last_index());
+    } else if (a.prev_index < snap) {
+      refuse(m, Refusal::kLogMismatch, snap);
+    } else if (a.prev_index == snap) {
+      // We diverge inside our own snapshot: only the primary's can replace it.
+      needs_snapshot_ = true;
+      refuse(m, Refusal::kNeedSnapshot);
+    } else {
+      // Back up over our whole run of the conflicting term (Raft thesis
+      // §5.3); the exact divergence point is found when a prev matches.
+      refuse(m, Refusal::kLogMismatch, log_.first_index_of_term_at(a.prev_index).prev());
+    }
+    return;
+  }
+  const LogIndex conflict = first_conflict(a);
+  if (conflict != LogIndex(0) && conflict <= log_.committed()) {
+    needs_snapshot_ = true;
+    refuse(m, Refusal::kNeedSnapshot);
+    return;
+  }
+  if (const Entry* refused = exceeds_prepare_limit(a, conflict)) {
+    refuse(m, Refusal::kPrepareLimit, {}, refused->index, refused->term);
+    return;
+  }
+  if (conflict != LogIndex(0)) report_dropped_from(conflict);
+  const LogIndex last_new = log_.append_after(a.prev_index, a.entries);
+  // Only what this append proved to match may be committed here.
+  const LogIndex commit = std::min(a.commit, last_new);
+  if (commit > log_.committed()) log_.commit_to(commit);
+  CHORUS_ASSERT(log_.match_term(a.prev_index, a.prev_term) && last_new <= log_.last_index());
+  AppendResponse ok;
+  ok.match_index = last_new;
+  ok.match_term = *log_.term(last_new);
+  send(m.from, ok, /*after_persist=*/true);
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& s) {
+  const core::SnapshotMeta meta = s.snapshot.meta;
+  AppendResponse ok;
+  ok.match_index = meta.index;
+  ok.match_term = meta.term;
+  if (!needs_snapshot_ && log_.match_term(meta.index, meta.term)) {
+    send(m.from, ok, /*after_persist=*/true);  // we hold that prefix already
+    return;
+  }
+  report_dropped_against(s);
+  needs_snapshot_ = false;
+  log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
+  compacted_terms_.clear();
+  for (const TermStart& t : s.terms) {
+    if (t.first <= meta.index) compacted_terms_.push_back(t);
+  }
+  snapshot_ = s.snapshot;
+  pending_install_ = s.snapshot;
+  send(m.from, ok, /*after_persist=*/true);
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::report_dropped_from(LogIndex from) {
+  for (LogIndex i = std::max(from, log_.first_index()); i <= log_.last_index(); i = i.next()) {
+    const Entry& e = log_.at(i);
+    if (e.type == EntryType::kNormal) dropped_.push_back({e, classify(e)});
+  }
+}
+
+// Installing a snapshot replaces our whole log: every entry of ours that the
+// primary's log (described by s.terms) does not hold is dropped. Log
+// Matching makes the comparison exact: the primary holds our entry iff its
+// term at that index is ours. Where the primary forgot its terms (before
+// s.terms.front()), we cannot tell: such entries count as in doubt.
+template <AckRule R>
+void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
+  auto primary_term = [&](LogIndex i) -> std::optional<Term> {
+    if (i > s.last_index) return Term(0);
+    auto it = std::upper_bound(s.terms.begin(), s.terms.end(), i,
+                               [](LogIndex x, const TermStart& t) { return x < t.first; });
+    if (it == s.terms.begin()) return std::nullopt;
+    return std::prev(it)->term;
+  };
+  for (LogIndex i = log_.first_index(); i <= log_.last_index(); i = i.next()) {
+    const Entry& e = log_.at(i);
+    if (e.type != EntryType::kNormal) continue;
+    const auto t = primary_term(i);
+    if (!t) {
+      dropped_.push_back({e, DropKind::kInDoubt});
+    } else if (*t != e.term) {
+      dropped_.push_back({e, classify(e)});
+    }
+  }
+}
+
+// What this node knows of a dropped entry's acknowledgement (types.h).
+template <AckRule R>
+DropKind PrimaryBackup<R>::classify(const Entry& e) const {
+  if (e.index <= log_.committed()) return DropKind::kLostAcknowledged;
+  // It wrote the entry as primary and never committed it: never acknowledged.
+  if (led_epoch_ != Epoch(0) && epoch_of(e.term) == led_epoch_) return DropKind::kRolledBack;
+  // Sync-all acknowledges only what every member prepared, so a successor
+  // (a member) that lacks the entry proves it was never acknowledged.
+  if (R == AckRule::kSyncAll) return DropKind::kRolledBack;
+  return DropKind::kInDoubt;
+}
+
+// ---------------------------------------------------------------------------
+// Primary side
+
+template <AckRule R>
+void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const AppendResponse& r) {
+  auto it = p.peers.find(m.from);
+  if (it == p.peers.end()) return;
+  PeerProgress& pr = it->second;
+  pr.last_ack_tick = now_ticks_;
+  switch (r.refusal) {
+    case Refusal::kNone:
+      // An acknowledgement of an entry a rollback replaced is worthless.
+      if (r.match_index > log_.last_index() || !log_.match_term(r.match_index, r.match_term))
+        return;
+      pr.match = std::max(pr.match, r.match_index);
+      pr.next = std::max(pr.next, pr.match.next());
+      pr.wants_snapshot = false;
+      maybe_commit(p);
+      release_rollbacks(p);
+      if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
+      return;
+    case Refusal::kLogMismatch:
+      pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
+      send_append(p, m.from, pr, true);
+      return;
+    case Refusal::kNeedSnapshot:
+      send_snapshot(m.from, pr);
+      return;
+    case Refusal::kPrepareLimit:
+      if (R == AckRule::kSyncAll && r.refused_index > log_.committed() &&
+          log_.match_term(r.refused_index, r.match_term)) {
+        rollback_from(p, r.refused_index);
+      }
+      return;
+    case Refusal::kStaleEpoch:  // same epoch here: a duplicate from before
+      return;
+  }
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
+  if (!snapshot_) {
+    pr.wants_snapshot = true;  // sent once the host compacts (compact())
+    return;
+  }
+  // One snapshot per few heartbeats at most: it may be large.
+  const uint64_t gap = 10ull * opts_.heartbeat_interval_ticks;
+  if (pr.snapshot_sent_tick != 0 && now_ticks_ < pr.snapshot_sent_tick + gap) return;
+  pr.snapshot_sent_tick = now_ticks_;
+  pr.wants_snapshot = false;
+  pr.next = snapshot_->meta.index.next();
+  send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index()});
+}
+
+// Where each term begins in our log, the compacted prefix included.
+template <AckRule R>
+std::vector<TermStart> PrimaryBackup<R>::term_history() const {
+  std::vector<TermStart> out = compacted_terms_;
+  const core::SnapshotMeta snap = log_.snapshot();
+  if (snap.index != LogIndex(0) && (out.empty() || out.back().term != snap.term)) {
+    // Restored from a snapshot whose terms we forgot: its term is known to
+    // hold at its last index only.
+    out.push_back({snap.term, snap.index});
+  }
+  for (LogIndex i = log_.first_index(); i <= log_.last_index(); i = i.next()) {
+    const Term t = log_.at(i).term;
+    if (out.empty() || out.back().term != t) out.push_back({t, i});
+  }
+  return out;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat) {
+  CHORUS_ASSERT(pr.match < pr.next);
+  if (pr.next <= log_.snapshot().index) {
+    send_snapshot(to, pr);
+    return;
+  }
+  Append a;
+  a.prev_index = pr.next.prev();
+  a.prev_term = *log_.term(a.prev_index);
+  a.entries = log_.slice(pr.next, log_.last_index(), opts_.max_entries_per_append,
+                         opts_.max_bytes_per_append);
+  if (a.entries.empty() && !heartbeat) return;
+  a.commit = log_.committed();
+  a.term = entry_term(epoch_, p.generation);
+  pr.next = pr.next + a.entries.size();
+  send(to, std::move(a));
+}
+
+// Appends leave only once this epoch is durable here: a restarted node must
+// never lead an epoch whose entries it may have sent and then forgotten.
+template <AckRule R>
+void PrimaryBackup<R>::flush_outbox() {
+  auto* p = std::get_if<Primary>(&role_);
+  if (!p || !p->broadcast_pending || durable_epoch_ != epoch_) return;
+  p->broadcast_pending = false;
+  for (auto& [id, pr] : p->peers) send_append(*p, id, pr, true);
+}
+
+// The highest index the acknowledgement rule lets the primary commit.
+template <AckRule R>
+LogIndex PrimaryBackup<R>::ack_index(const Primary& p) const {
+  const LogIndex self = log_.stable();  // the primary counts itself once durable
+  if (R == AckRule::kAsync) return self;
+  std::vector<LogIndex> matches;
+  for (const auto& [id, pr] : p.peers) matches.push_back(pr.match);
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  if (R == AckRule::kSyncAll) return matches.empty() ? self : std::min(self, matches.back());
+  CHORUS_ASSERT(opts_.acks <= matches.size());
+  return std::min(self, matches[opts_.acks - 1]);
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::maybe_commit(Primary& p) {
+  if (!lease_valid()) return;  // a primary without a lease acknowledges nothing
+  const LogIndex acked = ack_index(p);
+  LogIndex target = acked;
+  if (R == AckRule::kSemiSync && degraded_) {
+    target = log_.stable();
+    if (acked >= log_.committed() && acked >= target) {
+      degraded_ = false;
+      role_reason_ = "semi-sync: backups caught up; no longer degraded";
+    }
+  }
+  if (target < p.epoch_start || target <= log_.committed()) return;
+  CHORUS_ASSERT_MSG(target <= log_.stable(), "a primary commits only what it holds durably");
+  log_.commit_to(target);
+  // Backups learn the decision at once (the commit phase of sync-all's
+  // two-phase commit; for the others, it lets backups apply promptly).
+  p.broadcast_pending = true;
+  while (!p.pending.empty() && p.pending.front().index <= target) {
+    const Pending& w = p.pending.front();
+    if (w.index > acked) ++degraded_writes_;
+    p.uncommitted_bytes -= w.bytes;
+    p.pending.pop_front();
+  }
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::check_timeouts(Primary& p) {
+  if (R == AckRule::kAsync || p.pending.empty()) return;
+  if (R == AckRule::kSyncAll) {
+    const Pending& oldest = p.pending.front();
+    if (now_ticks_ - oldest.proposed_tick >= opts_.prepare_timeout_ticks)
+      rollback_from(p, oldest.index);
+    return;
+  }
+  for (auto& w : p.pending) {
+    if (w.answered || now_ticks_ - w.proposed_tick < opts_.ack_timeout_ticks) continue;
+    if (opts_.on_timeout == OnTimeout::kDegrade) {
+      if (!degraded_) role_reason_ = "semi-sync: too few backups acknowledge; degraded";
+      degraded_ = true;
+      maybe_commit(p);
+      return;
+    }
+    w.answered = true;
+    outcomes_.push_back({0, ProposeStatus::kAckTimedOut, opts_.id, w.index, w.term});
+  }
+}
+
+// Sync-all two-phase commit, abort: every uncommitted write from `from` on
+// is rolled back. The log is ordered, so a write prepared after an aborted
+// one is aborted too. The aborted entries are replaced by one no-op marker
+// of the next generation at `from`, which backups take like any entry (and
+// so drop their prepared copies); their clients are answered kRolledBack
+// once the marker is durable here and on a backup (release_rollbacks).
+template <AckRule R>
+void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
+  CHORUS_ASSERT(R == AckRule::kSyncAll && from > log_.committed());
+  auto first = std::find_if(p.pending.begin(), p.pending.end(),
+                            [&](const Pending& w) { return w.index >= from; });
+  if (first == p.pending.end() || p.generation == kMaxGeneration) return;
+  from = first->index;  // markers and no-ops before it stay
+  Rollback rb{from, {first, p.pending.end()}};
+  for (const auto& w : rb.aborted) p.uncommitted_bytes -= w.bytes;
+  p.pending.erase(first, p.pending.end());
+  for (LogIndex i = from; i <= log_.last_index(); i = i.next()) {
+    const Entry& e = log_.at(i);
+    if (e.type == EntryType::kNormal) dropped_.push_back({e, DropKind::kRolledBack});
+  }
+  ++p.generation;
+  const Entry marker{entry_term(epoch_, p.generation), from, EntryType::kNoop, {}};
+  log_.append_after(from.prev(), std::span<const Entry>(&marker, 1));
+  CHORUS_ASSERT(log_.last_index() == from && log_.committed() < from);
+  for (auto& [id, pr] : p.peers) {
+    pr.match = std::min(pr.match, from.prev());
+    pr.next = std::min(pr.next, from);
+  }
+  p.rollbacks.push_back(std::move(rb));
+  p.broadcast_pending = true;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::release_rollbacks(Primary& p) {
+  std::erase_if(p.rollbacks, [&](const Rollback& rb) {
+    if (log_.stable() < rb.marker) return false;
+    const bool on_backup =
+        p.peers.empty() || std::any_of(p.peers.begin(), p.peers.end(), [&](const auto& kv) {
+          return kv.second.match >= rb.marker;
+        });
+    if (!on_backup) return false;
+    for (const auto& w : rb.aborted)
+      outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});
+    return true;
+  });
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::send(NodeId to, Body body, bool after_persist) {
+  Message m{opts_.id, to, epoch_, std::move(body)};
+  (after_persist ? msgs_after_persist_ : msgs_).push_back(std::move(m));
+}
+
+// ---------------------------------------------------------------------------
+// Ready
+
+template <AckRule R>
+bool PrimaryBackup<R>::has_ready() const {
+  if (ready_outstanding_) return false;
+  const auto* p = std::get_if<Primary>(&role_);
+  return soft_state() != prev_soft_ || DurableState{epoch_, log_.committed()} != prev_durable_ ||
+         pending_install_ || log_.has_unstable() || !msgs_.empty() ||
+         !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
+         !outcomes_.empty() || !dropped_.empty() ||
+         (p && p->broadcast_pending && durable_epoch_ == epoch_);
+}
+
+template <AckRule R>
+Ready PrimaryBackup<R>::ready() {
+  CHORUS_ASSERT_MSG(!ready_outstanding_, "ready() before advance() of the previous Ready");
+  flush_outbox();
+  Ready rd;
+  const core::SoftState soft = soft_state();
+  if (soft != prev_soft_) {
+    rd.soft_state = soft;
+    rd.soft_state_reason = std::move(role_reason_);
+    prev_soft_ = soft;
+  }
+  role_reason_.clear();
+  const DurableState ds{epoch_, log_.committed()};
+  if (ds != prev_durable_) {
+    rd.durable_state = ds;
+    prev_durable_ = ds;
+  }
+  rd.snapshot = std::move(pending_install_);
+  pending_install_.reset();
+  rd.entries = log_.unstable_entries();
+  log_.mark_handed(log_.last_index());
+  rd.messages = std::move(msgs_);
+  rd.messages_after_persist = std::move(msgs_after_persist_);
+  rd.committed = log_.take_committed(opts_.max_apply_bytes_per_ready);
+  rd.reads = std::move(reads_);
+  rd.outcomes = std::move(outcomes_);
+  rd.dropped = std::move(dropped_);
+  msgs_.clear();
+  msgs_after_persist_.clear();
+  reads_.clear();
+  outcomes_.clear();
+  dropped_.clear();
+  ready_outstanding_ = true;
+  return rd;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::advance(const Ready& rd) {
+  CHORUS_ASSERT(ready_outstanding_);
+  ready_outstanding_ = false;
+  log_.stable_to_handed();
+  if (rd.durable_state) durable_epoch_ = std::max(durable_epoch_, rd.durable_state->epoch);
+  if (auto* p = std::get_if<Primary>(&role_)) {
+    maybe_commit(*p);
+    release_rollbacks(*p);
+  }
+}
+
+template <AckRule R>
+bool PrimaryBackup<R>::has_messages() const {
+  const auto* p = std::get_if<Primary>(&role_);
+  return !msgs_.empty() || (p && p->broadcast_pending && durable_epoch_ == epoch_);
+}
+
+template <AckRule R>
+std::vector<Message> PrimaryBackup<R>::take_messages() {
+  flush_outbox();
+  std::vector<Message> out = std::move(msgs_);
+  msgs_.clear();
+  return out;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
+  CHORUS_ASSERT_MSG(snap.meta.index <= log_.applied(), "a snapshot past the applied index");
+  const LogIndex keep_from = snap.meta.index.value() > opts_.snapshot_trailing_entries
+                                 ? snap.meta.index - opts_.snapshot_trailing_entries
+                                 : LogIndex(0);
+  const LogIndex to = std::min(keep_from, log_.stable());
+  for (LogIndex i = log_.first_index(); i <= to; i = i.next()) {
+    const Term t = log_.at(i).term;
+    if (compacted_terms_.empty() || compacted_terms_.back().term != t)
+      compacted_terms_.push_back({t, i});
+  }
+  if (compacted_terms_.size() > kMaxTermHistory)
+    compacted_terms_.erase(compacted_terms_.begin(),
+                           compacted_terms_.end() - static_cast<std::ptrdiff_t>(kMaxTermHistory));
+  log_.compact(to);
+  snapshot_ = std::move(snap);
+  if (auto* p = std::get_if<Primary>(&role_)) {
+    for (auto& [id, pr] : p->peers) {
+      if (pr.wants_snapshot) send_snapshot(id, pr);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Introspection
+
+template <AckRule R>
+core::SoftState PrimaryBackup<R>::soft_state() const {
+  core::SoftState s;
+  s.role = is_primary() ? core::Role::kLeader : core::Role::kFollower;
+  s.term = Term(epoch_.value());
+  s.leader = config_.primary;
+  return s;
+}
+
+template <AckRule R>
+core::EngineStatus PrimaryBackup<R>::status() const {
+  core::EngineStatus st;
+  st.soft = soft_state();
+  st.role_name = !is_primary() ? "backup" : lease_valid() ? "primary" : "primary-lease-lapsed";
+  st.commit_index = log_.committed();
+  st.first_index = log_.first_index();
+  st.last_index = log_.last_index();
+  st.snapshot_index = log_.snapshot().index;
+  st.degraded = degraded_;
+  st.degraded_writes = degraded_writes_;
+  if (const auto* p = std::get_if<Primary>(&role_)) {
+    for (const auto& [id, pr] : p->peers) {
+      st.peers.push_back({id, pr.match, pr.next, log_.last_index() - pr.match});
+    }
+  }
+  return st;
+}
+
+template <AckRule R>
+std::optional<PeerProgress> PrimaryBackup<R>::progress(NodeId peer) const {
+  const auto* p = std::get_if<Primary>(&role_);
+  if (!p) return std::nullopt;
+  auto it = p->peers.find(peer);
+  if (it == p->peers.end()) return std::nullopt;
+  return it->second;
+}
+
+template class PrimaryBackup<AckRule::kSyncAll>;
+template class PrimaryBackup<AckRule::kSemiSync>;
+template class PrimaryBackup<AckRule::kAsync>;
+
+}  // namespace chorus::primary

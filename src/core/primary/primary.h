@@ -1,0 +1,265 @@
+// PrimaryBackup<R>: a pure, deterministic primary-backup replication core,
+// one class for the three acknowledgement rules R of DESIGN.md:
+//
+//   sync-all   a write is acknowledged once every member prepared it (logged
+//              durably, not applied) — a leader-run two-phase commit; if a
+//              member refuses it or does not prepare it within
+//              prepare_timeout_ticks, the primary rolls it back everywhere
+//              and its client learns it was certainly not applied
+//              (ProposeStatus::kRolledBack);
+//   semi-sync  once `acks` backups hold it durably; after ack_timeout_ticks
+//              the client gets an indeterminate answer (kAckTimedOut,
+//              on_timeout = error) or the write is acknowledged anyway and
+//              counted while the engine reports itself degraded
+//              (on_timeout = degrade);
+//   async      once the primary holds it durably; backups stream it from
+//              their replication offset (match index) afterwards.
+//
+// Why pure: like raft/raft.h, this class does no I/O, reads no clock and
+// starts no thread. Inputs are step(), tick(), propose(), read_index() and
+// configure(); everything it wants done comes back in a Ready (types.h).
+//
+// There is no election here. Who is primary of which epoch, and for how long
+// it may write (its lease, in ticks), is an input: configure(Configuration)
+// from the configuration manager (the metadata group's leader). The host
+// calls it whenever the manager's decision for this group reaches the node —
+// appointment and every lease renewal — besides the Engine concept's calls.
+// A configuration may also arrive as a NewConfiguration message, and a
+// backup learns a newer epoch and its primary from the primary's appends;
+// neither ever grants a lease.
+//
+// Invariants and rules (each cited where enforced):
+//  - Fencing: a node never accepts anything from an epoch older than the
+//    highest it has seen (DurableState::epoch, synced before any message
+//    that depends on it); a primary acknowledges writes and serves reads
+//    only while its lease holds; it is primary of an epoch only if it had
+//    not seen that epoch before (a restarted primary needs a new epoch).
+//  - Log Matching: an entry's term is (epoch, generation) (options.h); a
+//    primary only appends, except that a sync-all rollback replaces the
+//    entries it aborts by a no-op marker of the next generation. So the same
+//    term at one index means the same log through that index, and a backup
+//    that checks (prev_index, prev_term) holds exactly the primary's prefix.
+//  - Reconciliation: a new primary's log wins. It starts its epoch with a
+//    no-op entry (Raft §8); a backup, or a returning old primary, whose log
+//    has a suffix the new primary lacks drops it — truncating it when none of
+//    it was applied, else asking for a snapshot — and reports every dropped
+//    entry in Ready::dropped with what it knows of its acknowledgement.
+//  - Commitment (the prefix acknowledged to clients) follows R, counts the
+//    primary only once its own copy is durable, and only starts once the
+//    epoch's no-op is covered.
+//
+// Threading: single-threaded; the owner calls every method from one thread.
+// Crash: nothing here is durable; the host rebuilds the engine from the
+// PersistentState it persisted following each Ready. A restarted node is a
+// backup until configured again.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/ids.h"
+#include "base/status.h"
+#include "core/common/engine.h"
+#include "core/common/types.h"
+#include "core/primary/messages.h"
+#include "core/primary/options.h"
+#include "core/raft/log.h"
+
+namespace chorus::primary {
+
+using core::ProposeResult;
+using core::ProposeStatus;
+using Ready = core::Ready<Message, DurableState>;
+using PersistentState = core::PersistentState<DurableState>;
+
+// Term starts remembered beyond the log's compaction point.
+inline constexpr size_t kMaxTermHistory = 1 << 16;
+
+// The primary's view of one backup.
+struct PeerProgress {
+  LogIndex match;  // Invariant: match < next; the backup holds our log through match
+  LogIndex next;   // the next entry to send it
+  uint64_t snapshot_sent_tick = 0;
+  uint64_t last_ack_tick = 0;   // the last tick an acknowledgement or refusal arrived
+  bool wants_snapshot = false;  // asked for one while we had none
+};
+
+template <AckRule R>
+class PrimaryBackup {
+ public:
+  using Message = primary::Message;
+  using DurableState = primary::DurableState;
+  static constexpr AckRule kRule = R;
+  static constexpr std::string_view kName = ack_rule_name(R);
+  // What every instance promises. Semi-sync loses acknowledged writes only
+  // when the configuration manager promotes a replica that lacks them
+  // (promotion = available), a per-keyspace option this static value cannot
+  // see: capabilities(options) says it per instance.
+  static constexpr core::Capabilities kCapabilities{
+      .has_leader = true,
+      .lease_reads = true,
+      .linearizable = R != AckRule::kAsync,
+      .may_lose_acknowledged_writes = R == AckRule::kAsync,
+  };
+  static core::Capabilities capabilities(const Options& o) {
+    core::Capabilities c = kCapabilities;
+    if (R == AckRule::kSemiSync && (o.promotion_available || o.on_timeout == OnTimeout::kDegrade)) {
+      c.linearizable = false;
+      c.may_lose_acknowledged_writes = true;
+    }
+    return c;
+  }
+  static std::string encode_durable(const DurableState& ds) { return encode_durable_state(ds); }
+  static Result<DurableState> decode_durable(std::string_view b) { return decode_durable_state(b); }
+  static bool durable_needs_sync(const DurableState& a, const DurableState& b) {
+    return durable_state_needs_sync(a, b);
+  }
+  static std::string describe(const Message& m) { return primary::describe(m); }
+
+  // Precondition: opts.validate() is OK.
+  explicit PrimaryBackup(Options opts, PersistentState state = {});
+
+  // A configuration from the configuration manager (see the class comment).
+  // Refused, changing nothing, when its epoch is older than one seen, when it
+  // would make this node primary of an epoch it already saw, when it names
+  // another primary for this node's own epoch, or when semi-sync's `acks`
+  // exceeds its backups.
+  Status configure(const Configuration& c);
+
+  // Engine concept (core/common/engine.h).
+  void step(const Message& m);
+  void tick();
+  ProposeResult propose(std::string data);
+  // Answered at once at the commit index while this node is primary, its
+  // lease holds and its epoch's no-op is committed; both modes are lease
+  // reads (fencing makes them linearizable for sync-all and semi-sync).
+  ProposeResult read_index(uint64_t ctx, core::ReadMode mode = core::ReadMode::kLinearizable);
+  std::optional<LogIndex> lease_read_index() const;
+  bool has_ready() const;
+  Ready ready();
+  void advance(const Ready& rd);
+  bool has_messages() const;
+  std::vector<Message> take_messages();
+  void compact(core::SnapshotRef snap);
+  NodeId id() const { return opts_.id; }
+  core::SoftState soft_state() const;
+  core::EngineStatus status() const;
+
+  // Introspection for hosts and tests.
+  Epoch epoch() const { return epoch_; }
+  const Configuration& configuration() const { return config_; }
+  bool is_primary() const { return std::holds_alternative<Primary>(role_); }
+  bool lease_valid() const;
+  const raft::RaftLog& log() const { return log_; }
+  bool degraded() const { return degraded_; }
+  uint64_t degraded_writes() const { return degraded_writes_; }
+  std::optional<PeerProgress> progress(NodeId peer) const;
+  uint64_t ticks() const { return now_ticks_; }
+
+ private:
+  // A client write the primary has not committed yet.
+  struct Pending {
+    LogIndex index;
+    Term term;
+    uint64_t proposed_tick = 0;
+    size_t bytes = 0;
+    bool answered = false;  // an outcome already went out (timeout, lease lapse)
+  };
+  // Sync-all: writes rolled back behind `marker`, answered kRolledBack once
+  // the marker is durable here and on a backup (so that the most up-to-date
+  // replica a configuration manager can promote holds the rollback).
+  struct Rollback {
+    LogIndex marker;
+    std::vector<Pending> aborted;
+  };
+  struct Backup {};
+  struct Primary {
+    std::map<NodeId, PeerProgress> peers;  // every member but this node
+    uint64_t lease_until_tick = 0;         // exclusive
+    uint64_t generation = 0;
+    LogIndex epoch_start;  // this epoch's no-op
+    std::deque<Pending> pending;
+    std::vector<Rollback> rollbacks;
+    size_t uncommitted_bytes = 0;  // Invariant: sum of pending bytes
+    uint32_t heartbeat_elapsed_ticks = 0;
+    bool broadcast_pending = false;
+  };
+  using RoleState = std::variant<Backup, Primary>;
+
+  Status apply_configuration(Configuration c, bool from_message);
+  void become_primary(const Configuration& c);
+  void become_backup(Epoch e, NodeId primary, std::string why);
+  void abandon(Primary& p);
+  void set_peers(Primary& p, const std::vector<NodeId>& members);
+
+  // Backup side.
+  void handle_append(const Message& m, const Append& a);
+  void refuse(const Message& m, Refusal r, LogIndex hint = {}, LogIndex refused = {},
+              Term refused_term = {});
+  LogIndex first_conflict(const Append& a) const;
+  const core::Entry* exceeds_prepare_limit(const Append& a, LogIndex conflict) const;
+  void handle_snapshot(const Message& m, const InstallSnapshot& s);
+  void report_dropped_from(LogIndex from);
+  void report_dropped_against(const InstallSnapshot& s);
+  std::vector<TermStart> term_history() const;
+  core::DropKind classify(const core::Entry& e) const;
+
+  // Primary side.
+  void handle_response(Primary& p, const Message& m, const AppendResponse& r);
+  void send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat);
+  void send_snapshot(NodeId to, PeerProgress& pr);
+  void flush_outbox();
+  void maybe_commit(Primary& p);
+  LogIndex ack_index(const Primary& p) const;
+  void check_timeouts(Primary& p);
+  void rollback_from(Primary& p, LogIndex from);
+  void release_rollbacks(Primary& p);
+  void send(NodeId to, Body body, bool after_persist = false);
+
+  Options opts_;
+  Configuration config_;  // the latest known; members may be empty on a backup
+  Epoch epoch_;           // the highest epoch seen
+  Epoch durable_epoch_;   // the highest epoch the host has synced
+  Epoch led_epoch_;       // the epoch this incarnation was last primary of
+  raft::RaftLog log_;
+  RoleState role_;
+  uint64_t now_ticks_ = 0;
+  bool degraded_ = false;
+  uint64_t degraded_writes_ = 0;
+  std::optional<core::SnapshotRef> snapshot_;         // latest, for lagging backups
+  std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
+  // A backup that must drop entries it applied waits for a snapshot.
+  bool needs_snapshot_ = false;
+  Term append_term_;  // the newest Append::term taken (volatile)
+  // The term starts of the compacted prefix of our log, oldest first (at
+  // most kMaxTermHistory). Forgotten on a restart.
+  std::vector<TermStart> compacted_terms_;
+
+  std::vector<Message> msgs_;
+  std::vector<Message> msgs_after_persist_;
+  std::vector<core::ReadState> reads_;
+  std::vector<core::Outcome> outcomes_;
+  std::vector<core::DroppedEntry> dropped_;
+  core::SoftState prev_soft_;
+  DurableState prev_durable_;
+  std::string role_reason_;
+  bool ready_outstanding_ = false;
+};
+
+using SyncAll = PrimaryBackup<AckRule::kSyncAll>;
+using SemiSync = PrimaryBackup<AckRule::kSemiSync>;
+using Async = PrimaryBackup<AckRule::kAsync>;
+extern template class PrimaryBackup<AckRule::kSyncAll>;
+extern template class PrimaryBackup<AckRule::kSemiSync>;
+extern template class PrimaryBackup<AckRule::kAsync>;
+
+static_assert(core::Engine<SyncAll>);
+static_assert(core::Engine<SemiSync>);
+static_assert(core::Engine<Async>);
+
+}  // namespace chorus::primary
