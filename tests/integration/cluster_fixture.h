@@ -91,8 +91,10 @@ class ClusterTest : public ::testing::Test {
     cluster_ = std::make_unique<tools::LocalCluster>(o);
     ASSERT_TRUE(cluster_->write_configs().is_ok());
     ASSERT_TRUE(cluster_->start_all().is_ok());
-    auto l = cluster_->wait_for_leader(15s);
-    ASSERT_TRUE(l.has_value()) << "no leader; logs in " << dir_;
+    // Every node follows the leader and knows the keyspace table (until
+    // then a node answers -TRYAGAIN), as `chorus up` waits for.
+    auto a = cluster_->wait_for_agreement(15s);
+    ASSERT_TRUE(a.agreed()) << "no leader that every node follows; logs in " << dir_;
   }
 
   void TearDown() override {
