@@ -11,6 +11,7 @@ namespace chorus::net {
 bool is_engine_body(wirepb::PeerMessage::BodyCase body) {
   switch (body) {
     case wirepb::PeerMessage::kRaft:
+    case wirepb::PeerMessage::kPrimary:
       return true;
     case wirepb::PeerMessage::kSnapshotChunk:
     case wirepb::PeerMessage::BODY_NOT_SET:
@@ -23,6 +24,8 @@ std::string_view body_name(wirepb::PeerMessage::BodyCase body) {
   switch (body) {
     case wirepb::PeerMessage::kRaft:
       return "raft";
+    case wirepb::PeerMessage::kPrimary:
+      return "primary";
     case wirepb::PeerMessage::kSnapshotChunk:
       return "snapshot chunk";
     case wirepb::PeerMessage::BODY_NOT_SET:

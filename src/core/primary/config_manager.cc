@@ -1,0 +1,339 @@
+#include "core/primary/config_manager.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <utility>
+
+#include "base/assert.h"
+
+namespace chorus::primary {
+namespace {
+
+bool contains(const std::vector<NodeId>& v, NodeId n) {
+  return std::find(v.begin(), v.end(), n) != v.end();
+}
+
+std::string names(const std::vector<NodeId>& v) {
+  std::string out;
+  for (NodeId n : v) out += fmt::format("{}n{}", out.empty() ? "" : ", ", n.value());
+  return out.empty() ? "nobody" : out;
+}
+
+std::vector<NodeId> without(std::vector<NodeId> v, NodeId n) {
+  v.erase(std::remove(v.begin(), v.end(), n), v.end());
+  return v;
+}
+
+std::vector<NodeId> with(std::vector<NodeId> v, NodeId n) {
+  if (!contains(v, n)) v.push_back(n);
+  return v;
+}
+
+}  // namespace
+
+Status ManagerOptions::validate() const {
+  if (acks == 0) return Status::invalid_argument("acks: must be at least 1");
+  if (failure_timeout_ticks == 0)
+    return Status::invalid_argument("failure_timeout: must be at least one tick");
+  if (lease_ticks == 0) return Status::invalid_argument("lease: must be at least one tick");
+  if (renew_interval_ticks == 0 || renew_interval_ticks >= lease_ticks)
+    return Status::invalid_argument("renew_interval: must be in [1, lease)");
+  if (!(clock_drift_bound >= 1.0 && clock_drift_bound <= 4.0))
+    return Status::invalid_argument("clock_drift_bound: must be in [1, 4]");
+  if (rule == AckRule::kAsync && promotion == Promotion::kSafe)
+    return Status::invalid_argument(
+        "promotion: async acknowledges writes on the primary alone, so no promotion is safe; "
+        "use available");
+  if (rule != AckRule::kSyncAll && on_replica_failure == OnReplicaFailure::kReconfigure)
+    return Status::invalid_argument(
+        "on_replica_failure: reconfigure is for sync-all (a dropped semi-sync backup may hold "
+        "the only copy of an acknowledged write)");
+  return Status::ok();
+}
+
+std::string_view phase_name(ManagerStatus::Phase p) {
+  switch (p) {
+    case ManagerStatus::Phase::kServing:
+      return "serving";
+    case ManagerStatus::Phase::kLeaseExpiring:
+      return "lease-expiring";
+    case ManagerStatus::Phase::kProbing:
+      return "probing";
+  }
+  return "?";
+}
+
+ConfigManager::ConfigManager(ManagerOptions opts, ManagerState state)
+    : opts_(std::move(opts)), state_(std::move(state)) {
+  CHORUS_ASSERT(opts_.validate().is_ok());
+  CHORUS_ASSERT(!state_.replicas.empty());
+  for (NodeId n : state_.replicas) replicas_[n] = Replica{};
+  for (NodeId n : state_.config.members) CHORUS_ASSERT(replicas_.count(n) == 1);
+  if (state_.witnesses.empty()) state_.witnesses = state_.config.members;
+  if (state_.config.epoch == Epoch(0)) {
+    // No primary yet: probe, and appoint the best replica that answers.
+    state_.witnesses = state_.replicas;
+    ++probe_round_;
+    phase_ = Failover{kNoNode, now_};
+  }
+  evaluate();
+}
+
+void ConfigManager::tick() {
+  ++now_;
+  evaluate();
+}
+
+void ConfigManager::report(const ReplicaReport& r) {
+  auto it = replicas_.find(r.node);
+  if (it == replicas_.end()) return;  // not a replica of this keyspace
+  // An epoch the manager never appointed: not from this keyspace's history.
+  if (r.epoch > state_.config.epoch) return;
+  it->second.last = r;
+  it->second.received_tick = now_;
+  evaluate();
+}
+
+std::vector<Decision> ConfigManager::take_decisions() {
+  return std::exchange(decisions_, {});
+}
+
+uint64_t ConfigManager::lease_expiry_tick() const {
+  const double d = opts_.clock_drift_bound;
+  const auto stretched =
+      static_cast<uint64_t>(std::ceil(static_cast<double>(opts_.lease_ticks) * d * d));
+  return last_grant_tick_ + stretched + 1;
+}
+
+bool ConfigManager::silent(NodeId n) const {
+  return now_ - replicas_.at(n).received_tick > opts_.failure_timeout_ticks;
+}
+
+bool ConfigManager::is_member(NodeId n) const {
+  return contains(state_.config.members, n);
+}
+
+void ConfigManager::evaluate() {
+  if (const auto* f = std::get_if<Failover>(&phase_)) {
+    const Failover failover = *f;  // try_promote() may replace phase_
+    try_promote(failover);
+    return;
+  }
+  serve();
+}
+
+void ConfigManager::serve() {
+  const NodeId p = state_.config.primary;
+  if (silent(p)) {
+    start_failover_if_due();
+    return;
+  }
+  maybe_reconfigure();
+  maybe_renew();
+  if (!std::holds_alternative<Serving>(phase_)) return;
+  reason_ = fmt::format("n{} is primary of epoch {}; lease granted at tick {}", p.value(),
+                        state_.config.epoch.value(), last_grant_tick_);
+  if (opts_.rule != AckRule::kSyncAll) return;
+  for (NodeId b : state_.config.members) {
+    if (b != p && silent(b)) {
+      reason_ += fmt::format(
+          "; n{} silent, on_replica_failure = block: writes stall until it "
+          "returns",
+          b.value());
+    }
+  }
+}
+
+// A renewal answers a report the primary sent after the previous grant's.
+void ConfigManager::maybe_renew() {
+  const Replica& r = replicas_.at(state_.config.primary);
+  if (!r.last || now_ - last_grant_tick_ < opts_.renew_interval_ticks) return;
+  if (r.received_tick <= last_grant_tick_) return;  // nothing new to anchor on
+  renew(state_.config.members, "lease renewal");
+}
+
+void ConfigManager::maybe_reconfigure() {
+  if (opts_.on_replica_failure != OnReplicaFailure::kReconfigure) return;
+  const NodeId p = state_.config.primary;
+  const Replica& pr = replicas_.at(p);
+  if (!pr.last) return;  // a renewal needs an anchor
+  for (NodeId b : state_.config.members) {
+    if (b != p && silent(b)) {
+      renew(without(state_.config.members, b),
+            fmt::format("n{} silent for more than {} ticks: dropped", b.value(),
+                        opts_.failure_timeout_ticks));
+      return;
+    }
+  }
+  // PacificA: a replica rejoins only once it holds what the primary
+  // committed. Its commit index only moves on this epoch's appends, so
+  // commit >= the primary's means it holds the primary's log through there.
+  for (NodeId x : state_.replicas) {
+    const Replica& r = replicas_.at(x);
+    if (is_member(x) || silent(x) || !r.last || r.last->epoch != state_.config.epoch) continue;
+    if (r.last->commit < pr.last->commit) continue;
+    renew(with(state_.config.members, x), fmt::format("n{} caught up to commit {}: re-admitted",
+                                                      x.value(), pr.last->commit.value()));
+    return;
+  }
+}
+
+void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
+  const NodeId p = state_.config.primary;
+  CHORUS_ASSERT(contains(members, p));
+  const Replica& r = replicas_.at(p);
+  CHORUS_ASSERT(r.last.has_value());
+  state_.config.members = std::move(members);
+  for (NodeId n : state_.config.members) state_.witnesses = with(state_.witnesses, n);
+  state_.config.lease_ticks = opts_.lease_ticks;
+  last_grant_tick_ = now_;
+  decisions_.push_back(
+      {Decision::Kind::kRenewal, state_.config, r.last->sent_tick, std::move(why)});
+}
+
+void ConfigManager::start_failover_if_due() {
+  const NodeId p = state_.config.primary;
+  const uint64_t silent_for = now_ - replicas_.at(p).received_tick;
+  if (now_ < lease_expiry_tick()) {
+    reason_ = fmt::format(
+        "n{} silent for {} ticks; waiting until tick {} when its lease has certainly expired",
+        p.value(), silent_for, lease_expiry_tick());
+    return;
+  }
+  ++probe_round_;
+  phase_ = Failover{p, now_};
+  try_promote(std::get<Failover>(phase_));
+}
+
+// Witnesses (the failed primary excepted) that answered this probe round
+// and are not silent since.
+std::vector<NodeId> ConfigManager::answered(const Failover& f) const {
+  std::vector<NodeId> out;
+  for (NodeId n : state_.witnesses) {
+    const Replica& r = replicas_.at(n);
+    if (n == f.failed || !r.last || silent(n)) continue;
+    if (r.last->round >= probe_round_ && r.received_tick >= f.probe_tick) out.push_back(n);
+  }
+  return out;
+}
+
+// Which witnesses may answer, and (in *quorum) how many answers promotion =
+// safe needs (the rules in the header).
+std::vector<NodeId> ConfigManager::needed_answers(const Failover& f, size_t* quorum) const {
+  std::vector<NodeId> w = without(state_.witnesses, f.failed);
+  *quorum = w.size();
+  if (opts_.rule == AckRule::kSemiSync) {
+    const size_t m = without(state_.config.members, f.failed).size();
+    *quorum = m >= opts_.acks ? m - opts_.acks + 1 : 1;
+  }
+  return w;
+}
+
+// The most up-to-date log by (last term, last index); the lower id on a tie.
+std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) const {
+  std::optional<NodeId> best;
+  auto key = [&](NodeId n) {
+    const ReplicaReport& r = *replicas_.at(n).last;
+    return std::make_tuple(r.last_term, r.last_index);
+  };
+  for (NodeId n : nodes) {
+    if (!best || key(n) > key(*best)) best = n;
+  }
+  return best;
+}
+
+void ConfigManager::try_promote(const Failover& f) {
+  if (f.failed != kNoNode) {
+    const Replica& old = replicas_.at(f.failed);
+    if (!silent(f.failed) && old.last && old.last->round >= probe_round_) {
+      // It is back before a successor: it holds every acknowledged write.
+      phase_ = Serving{};
+      renew(state_.config.members,
+            fmt::format("n{} answered the probe: it stays primary", f.failed.value()));
+      serve();
+      return;
+    }
+  }
+  size_t quorum = 0;
+  const std::vector<NodeId> witnesses = needed_answers(f, &quorum);
+  const std::vector<NodeId> ans = answered(f);
+  const bool safe = opts_.promotion == Promotion::kSafe && f.failed != kNoNode;
+  const bool waited = now_ - f.probe_tick >= opts_.promotion_wait_ticks;
+  const bool all = ans.size() == witnesses.size();
+  if (ans.empty() || (safe && ans.size() < quorum) || (!safe && !all && !waited)) {
+    reason_ = failover_reason(f);
+    return;
+  }
+  const NodeId best = *best_of(ans);
+  std::vector<NodeId> members = with(state_.config.members, best);
+  if (opts_.on_replica_failure == OnReplicaFailure::kReconfigure && f.failed != kNoNode) {
+    members = without(std::move(members), f.failed);
+  }
+  if (f.failed == kNoNode) members = state_.replicas;
+  appoint(best, std::move(members),
+          fmt::format("{}; n{} has the most durable log among {}",
+                      f.failed == kNoNode ? "first appointment"
+                                          : fmt::format("n{} failed", f.failed.value()),
+                      best.value(), names(ans)));
+}
+
+std::string ConfigManager::failover_reason(const Failover& f) const {
+  size_t quorum = 0;
+  const std::vector<NodeId> witnesses = needed_answers(f, &quorum);
+  const std::vector<NodeId> ans = answered(f);
+  std::vector<NodeId> missing;
+  for (NodeId n : witnesses) {
+    if (!contains(ans, n)) missing.push_back(n);
+  }
+  const std::string head = f.failed == kNoNode
+                               ? fmt::format("no primary yet; probe round {}", probe_round_)
+                               : fmt::format("n{} failed; its lease expired; probe round {}",
+                                             f.failed.value(), probe_round_);
+  if (opts_.promotion == Promotion::kSafe && f.failed != kNoNode) {
+    const std::string rule = opts_.rule == AckRule::kSyncAll
+                                 ? std::string("sync-all: every witness of the epoch")
+                                 : fmt::format("semi-sync: m - k + 1 = {} of {} backups", quorum,
+                                               without(state_.config.members, f.failed).size());
+    return fmt::format(
+        "{}; promotion = safe refuses to promote: {} of {} answers ({}); "
+        "waiting for {}",
+        head, ans.size(), quorum, rule, names(missing));
+  }
+  if (ans.empty()) return fmt::format("{}; no replica has answered yet", head);
+  return fmt::format("{}; {} of {} answered; promoting the best at tick {} unless {} answer first",
+                     head, ans.size(), witnesses.size(), f.probe_tick + opts_.promotion_wait_ticks,
+                     names(missing));
+}
+
+void ConfigManager::appoint(NodeId primary, std::vector<NodeId> members, std::string why) {
+  const Epoch next(state_.config.epoch.value() + 1);
+  CHORUS_ASSERT(next > state_.config.epoch);
+  CHORUS_ASSERT(contains(members, primary));
+  state_.config = Configuration{next, primary, std::move(members), opts_.lease_ticks};
+  state_.witnesses = state_.config.members;
+  last_grant_tick_ = now_;
+  phase_ = Serving{};
+  reason_ = fmt::format("n{} appointed primary of epoch {}", primary.value(), next.value());
+  decisions_.push_back({Decision::Kind::kAppointment, state_.config,
+                        replicas_.at(primary).last->sent_tick, std::move(why)});
+}
+
+ManagerStatus ConfigManager::status() const {
+  ManagerStatus s;
+  s.config = state_.config;
+  s.reason = reason_;
+  for (NodeId n : state_.replicas) {
+    if (!is_member(n)) s.excluded.push_back(n);
+  }
+  if (std::holds_alternative<Failover>(phase_)) {
+    s.phase = ManagerStatus::Phase::kProbing;
+  } else if (silent(state_.config.primary)) {
+    s.phase = ManagerStatus::Phase::kLeaseExpiring;
+  }
+  return s;
+}
+
+}  // namespace chorus::primary
