@@ -86,6 +86,8 @@ const std::array kScalarKeys = {
                    "log entries kept behind a snapshot for lagging followers"),
     CHORUS_CFG_INT(storage, wal_segment_bytes, kMinWalSegmentBytes, kMaxWalSegmentBytes,
                    "a new WAL segment file starts beyond this size"),
+    CHORUS_CFG_INT(storage, sync_threads, 1, 64,
+                   "storage threads shared by the keyspaces; each syncs once per batch"),
     CHORUS_CFG_INT(limits, max_clients, 1, 1 << 20, "client connections; more are refused"),
     CHORUS_CFG_INT(limits, max_bulk_bytes, 1, 1ll << 32, "largest RESP bulk string"),
     CHORUS_CFG_INT(limits, max_args, 1, 1 << 24, "most arguments in one command"),

@@ -79,6 +79,12 @@ struct StorageSection {
   StateMachineKind state_machine = StateMachineKind::kMemory;
   // Range [4096, 1 GiB], as storage/wal/wal.h (kMinSegmentBytes, kMaxSegmentBytes).
   uint64_t wal_segment_bytes = uint64_t{64} << 20;
+  // Storage threads shared by the node's groups (keyspaces), each group
+  // pinned to one; every thread commits one batch of its groups' jobs with
+  // one sync. 1 = fewest device syncs (N busy keyspaces cost one keyspace's
+  // syncs); more = more commits in flight, for disks whose syncs run in
+  // parallel (docs/benchmarks.md, "Many groups, one disk"). Range [1, 64].
+  uint64_t sync_threads = 1;
   // There is no fsync switch: a write is acknowledged only after the log
   // holding it is synced (src/storage/env/env.h). The file may still say
   // `fsync = true` (older files did) and gets a warning; `fsync = false` is

@@ -65,6 +65,7 @@ snapshot_trailing_entries = 500
 [storage]
 state_machine = "rocksdb"
 wal_segment_bytes = 8388608
+sync_threads = 4
 
 [limits]
 max_clients = 100
@@ -132,6 +133,7 @@ TEST(ConfigDefaults, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.raft.snapshot_trailing_entries, 10000u);
   EXPECT_EQ(c.storage.state_machine, StateMachineKind::kMemory);
   EXPECT_EQ(c.storage.wal_segment_bytes, 64u << 20);
+  EXPECT_EQ(c.storage.sync_threads, 1u);
   EXPECT_EQ(c.limits.max_clients, 10000u);
   EXPECT_EQ(c.limits.max_bulk_bytes, 512u << 20);
   EXPECT_EQ(c.limits.max_args, 1u << 20);
@@ -188,6 +190,7 @@ TEST(ConfigKeys, EveryKeyIsRead) {
   EXPECT_EQ(c.raft.snapshot_trailing_entries, 500u);
   EXPECT_EQ(c.storage.state_machine, StateMachineKind::kRocksDb);
   EXPECT_EQ(c.storage.wal_segment_bytes, 8388608u);
+  EXPECT_EQ(c.storage.sync_threads, 4u);
   EXPECT_EQ(c.limits.max_clients, 100u);
   EXPECT_EQ(c.limits.max_bulk_bytes, 1048576u);
   EXPECT_EQ(c.limits.max_args, 1000u);
@@ -305,7 +308,7 @@ std::vector<ErrorCase> error_cases() {
       {"UnknownInListen", m + "[listen]\nhttp = \"127.0.0.1:80\"\n",
        "listen.http: unknown key (valid keys: peer, client, admin)"},
       {"UnknownInStorage", m + "[storage]\nfsink = true\n",
-       "storage.fsink: unknown key (valid keys: wal_segment_bytes, state_machine)"},
+       "storage.fsink: unknown key (valid keys: wal_segment_bytes, sync_threads, state_machine)"},
       {"UnknownInLimits", m + "[limits]\nmaxclients = 3\n",
        "limits.maxclients: unknown key (did you mean max_clients?)"},
       {"UnknownInLog", m + "[log]\nfile = \"x\"\n", "log.file: unknown key"},
@@ -383,6 +386,8 @@ std::vector<ErrorCase> error_cases() {
        "storage.state_machine: \"leveldb\" is not a state machine (valid: memory, rocksdb)"},
       {"SegmentTooSmall", m + "[storage]\nwal_segment_bytes = 100\n",
        "storage.wal_segment_bytes: must be between 4096 and 1073741824 (got 100)"},
+      {"NoSyncThreads", m + "[storage]\nsync_threads = 0\n",
+       "storage.sync_threads: must be between 1 and 64 (got 0)"},
       {"FsyncNotBool", m + "[storage]\nfsync = 1\n", "storage.fsync: expected a boolean"},
       {"FsyncFalseCannotBeHonoured", m + "[storage]\nfsync = false\n",
        "storage.fsync: false is not supported: chorusd always syncs the log before it "

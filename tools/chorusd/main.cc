@@ -154,7 +154,9 @@ int run(const server::NodeConfig& cfg) {
   host::HostMetrics hooks = host_hooks(m);
   net::Transport transport(io, *tc);
   // Before the groups, so that it outlives them: they queue jobs on it.
-  server::StorageExecutor storage_executor(storage::PosixEnv::get());
+  server::StorageExecutorOptions so;
+  so.threads = static_cast<size_t>(cfg.storage.sync_threads);
+  server::StorageExecutor storage_executor(storage::PosixEnv::get(), so);
   std::random_device rd;
   server::Node::Options no;
   no.io = &io;
