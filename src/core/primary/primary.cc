@@ -205,6 +205,14 @@ void PrimaryBackup<R>::tick() {
       if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
       w.answered = true;
     }
+    // A rollback not yet released is abandoned too: the manager may now
+    // promote a backup that still holds those writes prepared, and it would
+    // commit them. Their clients can only be told "unknown".
+    for (const auto& rb : p->rollbacks) {
+      for (const auto& w : rb.aborted)
+        outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
+    }
+    p->rollbacks.clear();
     role_reason_ = "the primary's lease lapsed";
   }
   if (++p->heartbeat_elapsed_ticks >= opts_.heartbeat_interval_ticks) {
@@ -445,7 +453,8 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       send_snapshot(m.from, pr);
       return;
     case Refusal::kPrepareLimit:
-      if (R == AckRule::kSyncAll && r.refused_index > log_.committed() &&
+      // Without a lease, no rollback: its clients were told kDropped already.
+      if (R == AckRule::kSyncAll && lease_valid() && r.refused_index > log_.committed() &&
           log_.match_term(r.refused_index, r.match_term)) {
         rollback_from(p, r.refused_index);
       }
@@ -609,8 +618,13 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
   p.broadcast_pending = true;
 }
 
+// A rollback is irrevocable (and its clients get kRolledBack) once the
+// marker is durable here and on a backup, and only while the lease holds:
+// after it lapses the manager may promote any backup, one still holding the
+// aborted writes prepared included (tick() abandons the rest as kDropped).
 template <AckRule R>
 void PrimaryBackup<R>::release_rollbacks(Primary& p) {
+  if (!lease_valid()) return;
   std::erase_if(p.rollbacks, [&](const Rollback& rb) {
     if (log_.stable() < rb.marker) return false;
     const bool on_backup =

@@ -1,0 +1,61 @@
+// Regression tests for defects an expert review found in the primary-backup
+// core. Each test is named after the rule that must hold.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "core/primary/testing.h"
+
+namespace chorus::primary {
+namespace {
+
+using core::DropKind;
+using core::ProposeStatus;
+using testing::Group;
+
+template <AckRule R>
+bool has_status(Group<R>& g, uint64_t id, ProposeStatus s) {
+  const auto& os = g.outcomes(id);
+  return std::any_of(os.begin(), os.end(), [&](const core::Outcome& o) { return o.status == s; });
+}
+
+// ---- sync-all rollbacks and the lease -----------------------------------
+
+// The old primary must not answer kRolledBack once its lease lapsed: the
+// manager may have promoted a backup that still holds the write prepared,
+// and that backup commits it.
+TEST(SyncAllRollback, NotReleasedAfterTheLeaseLapsed) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1, /*lease_ticks=*/20);
+  g.stabilize();
+  g.propose(1, "x");
+  g.process_ready(1);
+  for (const auto& m : g.take_in_flight()) g.inject(m);
+  g.process_ready(2);
+  g.process_ready(3);
+  g.take_in_flight();  // both acknowledgements lost
+  g.tick(1, 10);       // rollback (the lease holds until tick 20)
+  g.process_ready(1);
+  auto marker = g.take_in_flight();
+  g.tick(1, 12);  // the lease lapsed at tick 20
+  g.process_ready(1);
+  g.take_in_flight();
+  ASSERT_FALSE(g.node(1).lease_valid());
+  // The manager, after the lease: n3 becomes primary; n2 does not know yet.
+  g.appoint(2, 3, 1000, {3});
+  for (const auto& m : marker) {
+    if (m.to == NodeId(2)) g.inject(m);
+  }
+  g.process_ready(2);
+  for (const auto& m : g.take_in_flight()) {
+    if (m.to == NodeId(1)) g.inject(m);
+  }
+  g.stabilize();
+  g.run(3);
+  EXPECT_FALSE(has_status(g, 1, ProposeStatus::kRolledBack)) << "kRolledBack without a lease";
+  EXPECT_TRUE(has_status(g, 1, ProposeStatus::kDropped)) << "the client must learn something";
+  EXPECT_EQ(g.sm(3).commands, std::vector<std::string>{"x"});
+}
+
+}  // namespace
+}  // namespace chorus::primary
