@@ -200,7 +200,9 @@ struct Ready {
   // Entries this node dropped from its log (a suffix its new primary does
   // not have, or a sync-all rollback), for the host to count and record.
   // Reported when the drop is decided: the truncation itself is in
-  // `entries` or `snapshot` of this Ready. Empty for engines that never
+  // `entries` or `snapshot` of this Ready — except a sync-all primary's own
+  // rollback, reported only once it is irrevocable (with the clients'
+  // kRolledBack), and never if it is abandoned. Empty for engines that never
   // drop an entry that a client may have seen acknowledged (Raft).
   std::vector<DroppedEntry> dropped;
 

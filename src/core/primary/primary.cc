@@ -599,12 +599,12 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
                             [&](const Pending& w) { return w.index >= from; });
   if (first == p.pending.end() || p.generation == kMaxGeneration) return;
   from = first->index;  // markers and no-ops before it stay
-  Rollback rb{from, {first, p.pending.end()}};
+  Rollback rb{from, {first, p.pending.end()}, {}};
   for (const auto& w : rb.aborted) p.uncommitted_bytes -= w.bytes;
   p.pending.erase(first, p.pending.end());
   for (LogIndex i = from; i <= log_.last_index(); i = i.next()) {
     const Entry& e = log_.at(i);
-    if (e.type == EntryType::kNormal) dropped_.push_back({e, DropKind::kRolledBack});
+    if (e.type == EntryType::kNormal) rb.dropped.push_back({e, DropKind::kRolledBack});
   }
   ++p.generation;
   const Entry marker{entry_term(epoch_, p.generation), from, EntryType::kNoop, {}};
@@ -634,6 +634,7 @@ void PrimaryBackup<R>::release_rollbacks(Primary& p) {
     if (!on_backup) return false;
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});
+    dropped_.insert(dropped_.end(), rb.dropped.begin(), rb.dropped.end());
     return true;
   });
 }

@@ -172,10 +172,13 @@ class PrimaryBackup {
   };
   // Sync-all: writes rolled back behind `marker`, answered kRolledBack once
   // the marker is durable here and on a backup (so that the most up-to-date
-  // replica a configuration manager can promote holds the rollback).
+  // replica a configuration manager can promote holds the rollback) while
+  // the lease holds. Their drop reports wait for the same moment: before it
+  // the rollback may still be abandoned and the writes commit elsewhere.
   struct Rollback {
     LogIndex marker;
     std::vector<Pending> aborted;
+    std::vector<core::DroppedEntry> dropped;  // reported when released, never if abandoned
   };
   struct Backup {};
   struct Primary {

@@ -57,5 +57,39 @@ TEST(SyncAllRollback, NotReleasedAfterTheLeaseLapsed) {
   EXPECT_EQ(g.sm(3).commands, std::vector<std::string>{"x"});
 }
 
+// The primary reports its rolled-back drops only when the rollback becomes
+// irrevocable — with the clients' kRolledBack — and never for a rollback
+// abandoned at a lease lapse (those writes may still commit elsewhere).
+TEST(SyncAllRollback, DropsAreReportedOnlyOnceReleased) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  ASSERT_EQ(g.propose(1, "x").status, ProposeStatus::kAccepted);
+  g.run(12);  // rolled back at the primary; no backup holds the marker yet
+  EXPECT_TRUE(g.outcomes(1).empty());
+  EXPECT_TRUE(g.dropped(1).empty()) << "reported before the rollback is irrevocable";
+  g.heal();
+  g.run(2);
+  ASSERT_TRUE(has_status(g, 1, ProposeStatus::kRolledBack));
+  ASSERT_EQ(g.dropped(1).size(), 1u);
+  EXPECT_EQ(g.dropped(1)[0].entry.data, "x");
+  EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kRolledBack);
+}
+
+TEST(SyncAllRollback, AbandonedAtLeaseLapseReportsNoDrop) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1, /*lease_ticks=*/15);
+  g.stabilize();
+  g.isolate(1);
+  ASSERT_EQ(g.propose(1, "x").status, ProposeStatus::kAccepted);
+  g.run(20);  // rolled back at tick 10, the lease lapses at 15
+  g.heal();
+  g.run(3);
+  EXPECT_FALSE(has_status(g, 1, ProposeStatus::kRolledBack));
+  EXPECT_TRUE(has_status(g, 1, ProposeStatus::kDropped));
+  EXPECT_TRUE(g.dropped(1).empty());
+}
+
 }  // namespace
 }  // namespace chorus::primary
