@@ -23,6 +23,9 @@ PrimaryBackup<R>::PrimaryBackup(Options opts, PersistentState state)
            state.durable.commit, state.applied),
       snapshot_(std::move(state.snapshot)) {
   CHORUS_ASSERT_MSG(opts_.validate().is_ok(), "invalid primary-backup options");
+  // The newest append taken is at least as new as our last entry's term, a
+  // bound that survives a restart because the log does (see handle_append).
+  append_term_ = log_.last_term();
   config_.epoch = epoch_;
   prev_soft_ = soft_state();
   prev_durable_ = state.durable;
@@ -315,7 +318,11 @@ const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex c
 
 template <AckRule R>
 void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
-  if (a.term < append_term_) return;  // from before a rollback: stale
+  // From before a rollback: stale. A primary's current term is at least
+  // every term in its log, so an append whose term is below our last
+  // entry's (append_term_ starts there after a restart) is stale too — the
+  // durable bound Raft gets from its persisted currentTerm.
+  if (a.term < append_term_ || a.term < log_.last_term()) return;
   append_term_ = a.term;
   if (!log_.match_term(a.prev_index, a.prev_term)) {
     const LogIndex snap = log_.snapshot().index;

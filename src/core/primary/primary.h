@@ -238,7 +238,9 @@ class PrimaryBackup {
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
   // A backup that must drop entries it applied waits for a snapshot.
   bool needs_snapshot_ = false;
-  Term append_term_;  // the newest Append::term taken (volatile)
+  // The newest Append::term taken. Volatile, but seeded from the log's last
+  // term on a restart, and never below it: older appends are refused.
+  Term append_term_;
   // The term starts of the compacted prefix of our log, oldest first (at
   // most kMaxTermHistory). Forgotten on a restart.
   std::vector<TermStart> compacted_terms_;

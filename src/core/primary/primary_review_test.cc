@@ -91,5 +91,37 @@ TEST(SyncAllRollback, AbandonedAtLeaseLapseReportsNoDrop) {
   EXPECT_TRUE(g.dropped(1).empty());
 }
 
+// A backup's refusal of an older generation's append must survive its
+// restart (Raft's durable currentTerm plays this part): a delayed prepare of
+// a rolled-back generation must not replace the marker, or a promoted backup
+// commits a write its client was told was rolled back.
+TEST(SyncAllRollback, StalePrepareAfterBackupRestartDoesNotResurrect) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.cut(1, 3);
+  g.propose(1, "x");
+  g.process_ready(1);
+  auto prepares = g.take_in_flight();
+  for (const auto& m : prepares) g.inject(m);
+  g.process_ready(2);
+  g.take_in_flight();  // n2's acknowledgement is lost
+  g.tick(1, 10);       // rollback
+  g.stabilize();       // the marker reaches n2: kRolledBack
+  ASSERT_TRUE(has_status(g, 1, ProposeStatus::kRolledBack));
+  g.crash(2);
+  g.restart(2);
+  for (const auto& m : prepares) g.inject(m);  // the old prepare, delayed
+  g.process_ready(2);
+  g.take_in_flight();
+  for (const auto& e : g.disk(2).entries) EXPECT_NE(e.data, "x") << "x is prepared again";
+  g.crash(1);
+  g.heal();
+  g.appoint(2, 2, 1000, {2, 3});
+  g.run(3);
+  EXPECT_TRUE(g.sm(2).commands.empty()) << "a write answered kRolledBack was applied";
+  EXPECT_TRUE(g.sm(3).commands.empty());
+}
+
 }  // namespace
 }  // namespace chorus::primary
