@@ -51,6 +51,8 @@ struct AppendResponse {
   LogIndex match_index;
   Term match_term;
   // kLogMismatch: the primary should retry after this index.
+  // kNeedSnapshot: where the backup's log diverges from the primary's at the
+  // latest (the primary ignores the refusal if it is at or below the match).
   LogIndex hint;
   // kPrepareLimit: the first entry refused.
   LogIndex refused_index;

@@ -333,7 +333,7 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
     } else if (a.prev_index == snap) {
       // We diverge inside our own snapshot: only the primary's can replace it.
       needs_snapshot_ = true;
-      refuse(m, Refusal::kNeedSnapshot);
+      refuse(m, Refusal::kNeedSnapshot, snap);
     } else {
       // Back up over our whole run of the conflicting term (Raft thesis
       // §5.3); the exact divergence point is found when a prev matches.
@@ -344,7 +344,7 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
   const LogIndex conflict = first_conflict(a);
   if (conflict != LogIndex(0) && conflict <= log_.committed()) {
     needs_snapshot_ = true;
-    refuse(m, Refusal::kNeedSnapshot);
+    refuse(m, Refusal::kNeedSnapshot, conflict);
     return;
   }
   if (const Entry* refused = exceeds_prepare_limit(a, conflict)) {
@@ -457,6 +457,10 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       send_append(p, m.from, pr, true);
       return;
     case Refusal::kNeedSnapshot:
+      // The backup holds our log through pr.match, so it diverges after it:
+      // a refusal naming a point at or below the match is from before the
+      // backup caught up (delayed or duplicated).
+      if (r.hint <= pr.match) return;
       send_snapshot(m.from, pr);
       return;
     case Refusal::kPrepareLimit:
@@ -473,7 +477,9 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
 
 template <AckRule R>
 void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
-  if (!snapshot_) {
+  // A snapshot below the match would leave the backup's log shorter than we
+  // believe it is (Invariant: match < next); wait for a newer one.
+  if (!snapshot_ || snapshot_->meta.index < pr.match) {
     pr.wants_snapshot = true;  // sent once the host compacts (compact())
     return;
   }
@@ -483,6 +489,7 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   pr.snapshot_sent_tick = now_ticks_;
   pr.wants_snapshot = false;
   pr.next = snapshot_->meta.index.next();
+  CHORUS_ASSERT(pr.match < pr.next);
   send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index()});
 }
 

@@ -123,5 +123,35 @@ TEST(SyncAllRollback, StalePrepareAfterBackupRestartDoesNotResurrect) {
   EXPECT_TRUE(g.sm(3).commands.empty());
 }
 
+// ---- snapshots -------------------------------------------------------------
+
+// A late (duplicated) kNeedSnapshot refusal from a backup that has since
+// caught up past the primary's snapshot is stale: it must not move the
+// backup's next index at or below its match index (the process aborted on
+// the invariant match < next).
+TEST(Snapshot, LateNeedSnapshotRefusalIsIgnored) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1);
+  for (int i = 0; i < 5; ++i) g.propose(1, "v" + std::to_string(i));
+  g.stabilize();
+  g.run(1);
+  g.compact(1);
+  for (int i = 0; i < 5; ++i) g.propose(1, "w" + std::to_string(i));
+  g.stabilize();
+  g.run(12);
+  const PeerProgress before = *g.node(1).progress(NodeId(2));
+  ASSERT_GT(before.match, g.node(1).log().snapshot().index);
+  AppendResponse r;
+  r.refusal = Refusal::kNeedSnapshot;
+  g.inject(Message{NodeId(2), NodeId(1), Epoch(1), r});
+  const PeerProgress after = *g.node(1).progress(NodeId(2));
+  EXPECT_EQ(after.match, before.match);
+  EXPECT_LT(after.match, after.next);
+  g.run(2);
+  g.propose(1, "z");
+  g.run(2);
+  EXPECT_EQ(g.sm(2).commands.size(), 11u);
+}
+
 }  // namespace
 }  // namespace chorus::primary
