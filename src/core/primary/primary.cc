@@ -373,6 +373,16 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
     send(m.from, ok, /*after_persist=*/true);  // we hold that prefix already
     return;
   }
+  if (!needs_snapshot_ && meta.index < log_.snapshot().index && !refutes_our_snapshot(s)) {
+    // Inside our own snapshot, which nothing shows to diverge from the
+    // primary's log: a delayed or duplicated message. Installing it would
+    // move our state machine backwards. The primary checks the term we
+    // answer with; a divergence found later sets needs_snapshot_.
+    ok.match_index = log_.committed();
+    ok.match_term = *log_.term(ok.match_index);
+    send(m.from, ok, /*after_persist=*/true);
+    return;
+  }
   report_dropped_against(s);
   needs_snapshot_ = false;
   log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
@@ -383,6 +393,27 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   snapshot_ = s.snapshot;
   pending_install_ = s.snapshot;
   send(m.from, ok, /*after_persist=*/true);
+}
+
+// Where `s` describes the primary's log, its term at index i: nullopt where
+// it forgot or its log ends before i (a stale message cannot tell).
+inline std::optional<Term> term_in_history(const std::vector<TermStart>& terms, LogIndex last,
+                                           LogIndex i) {
+  if (i > last) return std::nullopt;
+  auto it = std::upper_bound(terms.begin(), terms.end(), i,
+                             [](LogIndex x, const TermStart& t) { return x < t.first; });
+  if (it == terms.begin()) return std::nullopt;
+  return std::prev(it)->term;
+}
+
+// True when the primary's term history proves our snapshot point is not in
+// its log (Log Matching: same term at one index, same prefix).
+template <AckRule R>
+bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot& s) const {
+  const core::SnapshotMeta ours = log_.snapshot();
+  if (ours.index == LogIndex(0)) return false;
+  const auto t = term_in_history(s.terms, s.last_index, ours.index);
+  return t && *t != ours.term;
 }
 
 template <AckRule R>

@@ -207,6 +207,7 @@ class PrimaryBackup {
   LogIndex first_conflict(const Append& a) const;
   const core::Entry* exceeds_prepare_limit(const Append& a, LogIndex conflict) const;
   void handle_snapshot(const Message& m, const InstallSnapshot& s);
+  bool refutes_our_snapshot(const InstallSnapshot& s) const;
   void report_dropped_from(LogIndex from);
   void report_dropped_against(const InstallSnapshot& s);
   std::vector<TermStart> term_history() const;

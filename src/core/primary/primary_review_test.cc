@@ -153,5 +153,39 @@ TEST(Snapshot, LateNeedSnapshotRefusalIsIgnored) {
   EXPECT_EQ(g.sm(2).commands.size(), 11u);
 }
 
+// A delayed or duplicated InstallSnapshot older than what a backup already
+// applied must not move its state machine backwards.
+TEST(Snapshot, StaleInstallSnapshotDoesNotRegressTheBackup) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(3);
+  for (int i = 0; i < 5; ++i) g.propose(1, "v" + std::to_string(i));
+  g.run(2);
+  g.compact(1);
+  g.heal();
+  g.tick_all();
+  std::vector<Message> copies;
+  for (int r = 0; r < 5; ++r) {
+    for (uint64_t id = 1; id <= 3; ++id) g.process_ready(id);
+    for (auto& m : g.take_in_flight()) {
+      if (std::holds_alternative<InstallSnapshot>(m.body)) copies.push_back(m);
+      g.inject(m);
+    }
+  }
+  g.stabilize();
+  ASSERT_FALSE(copies.empty());
+  for (int i = 0; i < 5; ++i) g.propose(1, "w" + std::to_string(i));
+  g.run(3);
+  g.compact(3);
+  const LogIndex before = g.sm(3).applied;
+  const size_t commands = g.sm(3).commands.size();
+  g.inject(copies.front());
+  g.stabilize();
+  EXPECT_EQ(g.sm(3).applied, before) << "applied state went backwards";
+  EXPECT_EQ(g.sm(3).commands.size(), commands);
+  EXPECT_EQ(g.node(3).log().snapshot().index, before);
+}
+
 }  // namespace
 }  // namespace chorus::primary
