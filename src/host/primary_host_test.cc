@@ -170,5 +170,25 @@ TEST(PrimaryHost, AsyncAcknowledgesWithoutTheBackup) {
   EXPECT_TRUE(st->is_ok()) << st->to_string();
 }
 
+// Ready::snapshot_wanted (types.h, step 6): a backup that needs a snapshot
+// gets one without waiting for snapshot_every_entries.
+TEST(PrimaryHost, TakesASnapshotWhenTheEngineWantsOne) {
+  PrimaryHost<AckRule::kAsync> p;
+  ASSERT_TRUE(p.write("v1").has_value());
+  p.fx().sent.clear();
+  // n2 reports a log that diverges from ours inside what it applied.
+  primary::AppendResponse r;
+  r.refusal = primary::Refusal::kNeedSnapshot;
+  r.hint = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(1), r});
+  p.fx().settle();
+  const primary::InstallSnapshot* sent = nullptr;
+  for (const auto& m : p.fx().sent) {
+    if (const auto* s = std::get_if<primary::InstallSnapshot>(&m.body)) sent = s;
+  }
+  ASSERT_NE(sent, nullptr) << "no snapshot was taken for the backup";
+  EXPECT_EQ(sent->snapshot.meta.index, p.host().state().applied_index());
+}
+
 }  // namespace
 }  // namespace chorus::host

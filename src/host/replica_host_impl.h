@@ -548,6 +548,7 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
   note_read_states(*rd);
   serve_reads();
   core_->advance(*rd);
+  if (rd->snapshot_wanted) snapshot_wanted_ = true;  // Ready contract, step 6
   maybe_snapshot();
   pump();
 }
@@ -647,7 +648,13 @@ template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::maybe_snapshot() {
   const LogIndex applied = sm_->applied_index();
-  if (snapshotting_ || applied - last_snapshot_ < opts_.snapshot_every_entries) return;
+  if (snapshotting_) return;  // a wanted snapshot waits for this one to finish
+  if (applied <= last_snapshot_) {
+    snapshot_wanted_ = false;  // the engine holds the newest we could take
+    return;
+  }
+  if (!snapshot_wanted_ && applied - last_snapshot_ < opts_.snapshot_every_entries) return;
+  snapshot_wanted_ = false;
   // The image is built on the storage executor, not here: serializing a large
   // state takes long enough (~100 ms for 100k keys of 256 B on 2 busy cores)
   // to starve heartbeats and start elections. Meanwhile the loop applies

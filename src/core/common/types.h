@@ -177,7 +177,11 @@ struct DroppedEntry {
 //     the host had already persisted before this Ready (always the case on a
 //     leader, which counts itself only once durable) may be applied at once,
 //     in parallel with step 2; the rest only after it;
-//  5. serve `reads` whose index is applied; answer `outcomes`.
+//  5. serve `reads` whose index is applied; answer `outcomes`;
+//  6. if `snapshot_wanted`, take a snapshot of the state machine at its
+//     applied index soon (after this Ready, like a periodic one) and hand
+//     it to the engine's compact(), even if the periodic threshold is not
+//     reached. The engine sets it again while it still waits.
 //
 // Invariant: committed entries are contiguous and follow the last applied one.
 template <class Msg, class DurableState>
@@ -205,12 +209,17 @@ struct Ready {
   // kRolledBack), and never if it is abandoned. Empty for engines that never
   // drop an entry that a client may have seen acknowledged (Raft).
   std::vector<DroppedEntry> dropped;
+  // The engine needs a snapshot now (step 6): a peer can only be brought up
+  // to date by one (core/primary: a backup whose log diverges from the
+  // primary's inside what it applied, or whose next entry is not in the log).
+  bool snapshot_wanted = false;
 
   // True when step 2 has something to write and fsync.
   bool must_persist() const { return durable_state || snapshot || !entries.empty(); }
   bool empty() const {
     return !soft_state && !must_persist() && messages.empty() && messages_after_persist.empty() &&
-           committed.empty() && reads.empty() && outcomes.empty() && dropped.empty();
+           committed.empty() && reads.empty() && outcomes.empty() && dropped.empty() &&
+           !snapshot_wanted;
   }
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <span>
+#include <utility>
 
 #include "base/assert.h"
 
@@ -512,6 +513,7 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   // believe it is (Invariant: match < next); wait for a newer one.
   if (!snapshot_ || snapshot_->meta.index < pr.match) {
     pr.wants_snapshot = true;  // sent once the host compacts (compact())
+    snapshot_wanted_ = true;   // which it is asked to do now (Ready::snapshot_wanted)
     return;
   }
   // One snapshot per few heartbeats at most: it may be large.
@@ -700,7 +702,7 @@ bool PrimaryBackup<R>::has_ready() const {
   return soft_state() != prev_soft_ || DurableState{epoch_, log_.committed()} != prev_durable_ ||
          pending_install_ || log_.has_unstable() || !msgs_.empty() ||
          !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
-         !outcomes_.empty() || !dropped_.empty() ||
+         !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 
@@ -731,6 +733,7 @@ Ready PrimaryBackup<R>::ready() {
   rd.reads = std::move(reads_);
   rd.outcomes = std::move(outcomes_);
   rd.dropped = std::move(dropped_);
+  rd.snapshot_wanted = std::exchange(snapshot_wanted_, false);
   msgs_.clear();
   msgs_after_persist_.clear();
   reads_.clear();

@@ -237,6 +237,9 @@ class PrimaryBackup {
   uint64_t degraded_writes_ = 0;
   std::optional<core::SnapshotRef> snapshot_;         // latest, for lagging backups
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
+  // A backup waits for a snapshot newer than snapshot_: ask the host
+  // (Ready::snapshot_wanted).
+  bool snapshot_wanted_ = false;
   // A backup that must drop entries it applied waits for a snapshot.
   bool needs_snapshot_ = false;
   // The newest Append::term taken. Volatile, but seeded from the log's last

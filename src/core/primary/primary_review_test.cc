@@ -187,5 +187,29 @@ TEST(Snapshot, StaleInstallSnapshotDoesNotRegressTheBackup) {
   EXPECT_EQ(g.node(3).log().snapshot().index, before);
 }
 
+// A backup that needs a snapshot makes the primary ask its host for one
+// (Ready::snapshot_wanted) rather than wait for a periodic compaction.
+TEST(Snapshot, PrimaryAsksItsHostForASnapshotABackupNeeds) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1, /*lease_ticks=*/10);
+  g.propose(1, "a");
+  g.stabilize();
+  g.isolate(1);
+  g.propose(1, "c");  // acknowledged and applied on n1 only
+  g.stabilize();
+  g.tick(1, 10);  // the lease lapses
+  g.appoint(2, 2, 1000, {2, 3});
+  g.propose(2, "f");
+  g.stabilize();
+  ASSERT_EQ(g.node(2).log().snapshot().index, LogIndex(0));
+  g.heal();
+  g.run(15);  // n1 diverges inside what it applied: only a snapshot helps
+  EXPECT_GT(g.snapshots_wanted(2), 0u);
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(g.sm(id).commands, (std::vector<std::string>{"a", "f"}));
+  ASSERT_EQ(g.dropped(1).size(), 1u);
+  EXPECT_EQ(g.dropped(1)[0].entry.data, "c");
+  EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kLostAcknowledged);
+}
+
 }  // namespace
 }  // namespace chorus::primary
