@@ -1,0 +1,222 @@
+// PrimaryBackup<R>, the backup side: taking appends and snapshots from the
+// primary, and reporting what a backup drops from its log (primary.h). The
+// primary side, configuration and the Ready live in primary.cc.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <span>
+
+#include "base/assert.h"
+#include "core/primary/primary.h"
+
+namespace chorus::primary {
+
+using core::DropKind;
+using core::Entry;
+using core::EntryType;
+
+template <AckRule R>
+void PrimaryBackup<R>::refuse(const Message& m, Refusal r, LogIndex hint, LogIndex refused,
+                              Term refused_term) {
+  AppendResponse resp;
+  resp.refusal = r;
+  resp.hint = hint;
+  resp.refused_index = refused;
+  resp.match_term = refused_term;
+  send(m.from, resp);
+}
+
+// The first index at which the append would replace a different entry here;
+// 0 when it replaces nothing.
+template <AckRule R>
+LogIndex PrimaryBackup<R>::first_conflict(const Append& a) const {
+  for (const Entry& e : a.entries) {
+    if (e.index <= log_.snapshot().index) continue;
+    const auto t = log_.term(e.index);
+    if (!t) return LogIndex(0);
+    if (*t != e.term) return e.index;
+  }
+  return LogIndex(0);
+}
+
+// Sync-all participants bound what they hold prepared (logged, undecided).
+// Returns the first entry refused, or nullptr.
+template <AckRule R>
+const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex conflict) const {
+  if (R != AckRule::kSyncAll) return nullptr;
+  const LogIndex keep_to = conflict != LogIndex(0) ? conflict.prev() : log_.last_index();
+  auto first_new = std::find_if(a.entries.begin(), a.entries.end(),
+                                [&](const Entry& e) { return e.index > keep_to; });
+  if (first_new == a.entries.end()) return nullptr;
+  size_t bytes = 0;
+  for (LogIndex i = std::max(log_.committed().next(), log_.first_index()); i <= keep_to;
+       i = i.next())
+    bytes += core::entry_bytes(log_.at(i));
+  for (auto it = first_new; it != a.entries.end(); ++it) bytes += core::entry_bytes(*it);
+  return bytes > opts_.max_prepared_bytes ? &*first_new : nullptr;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
+  // From before a rollback: stale. A primary's current term is at least
+  // every term in its log, so an append whose term is below our last
+  // entry's (append_term_ starts there after a restart) is stale too — the
+  // durable bound Raft gets from its persisted currentTerm.
+  if (a.term < append_term_ || a.term < log_.last_term()) return;
+  append_term_ = a.term;
+  if (!log_.match_term(a.prev_index, a.prev_term)) {
+    const LogIndex snap = log_.snapshot().index;
+    if (a.prev_index > log_.last_index()) {
+      refuse(m, Refusal::kLogMismatch, log_.last_index());
+    } else if (a.prev_index < snap) {
+      refuse(m, Refusal::kLogMismatch, snap);
+    } else if (a.prev_index == snap) {
+      // We diverge inside our own snapshot: only the primary's can replace it.
+      needs_snapshot_ = true;
+      refuse(m, Refusal::kNeedSnapshot, snap);
+    } else {
+      // Back up over our whole run of the conflicting term (Raft thesis
+      // §5.3); the exact divergence point is found when a prev matches.
+      refuse(m, Refusal::kLogMismatch, log_.first_index_of_term_at(a.prev_index).prev());
+    }
+    return;
+  }
+  const LogIndex conflict = first_conflict(a);
+  if (conflict != LogIndex(0) && conflict <= log_.committed()) {
+    needs_snapshot_ = true;
+    refuse(m, Refusal::kNeedSnapshot, conflict);
+    return;
+  }
+  if (const Entry* refused = exceeds_prepare_limit(a, conflict)) {
+    refuse(m, Refusal::kPrepareLimit, {}, refused->index, refused->term);
+    return;
+  }
+  if (conflict != LogIndex(0)) report_dropped_from(conflict);
+  const LogIndex last_new = log_.append_after(a.prev_index, a.entries);
+  // Only what this append proved to match may be committed here.
+  const LogIndex commit = std::min(a.commit, last_new);
+  if (commit > log_.committed()) log_.commit_to(commit);
+  CHORUS_ASSERT(log_.match_term(a.prev_index, a.prev_term) && last_new <= log_.last_index());
+  AppendResponse ok;
+  ok.match_index = last_new;
+  ok.match_term = *log_.term(last_new);
+  send(m.from, ok, /*after_persist=*/true);
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& s) {
+  const core::SnapshotMeta meta = s.snapshot.meta;
+  AppendResponse ok;
+  ok.match_index = meta.index;
+  ok.match_term = meta.term;
+  if (!needs_snapshot_ && log_.match_term(meta.index, meta.term)) {
+    send(m.from, ok, /*after_persist=*/true);  // we hold that prefix already
+    return;
+  }
+  if (!needs_snapshot_ && meta.index < log_.snapshot().index && !refutes_our_snapshot(s)) {
+    // Inside our own snapshot, which nothing shows to diverge from the
+    // primary's log: a delayed or duplicated message. Installing it would
+    // move our state machine backwards. The primary checks the term we
+    // answer with; a divergence found later sets needs_snapshot_.
+    ok.match_index = log_.committed();
+    ok.match_term = *log_.term(ok.match_index);
+    send(m.from, ok, /*after_persist=*/true);
+    return;
+  }
+  report_dropped_against(s);
+  needs_snapshot_ = false;
+  log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
+  compacted_terms_.clear();
+  for (const TermStart& t : s.terms) {
+    if (t.first <= meta.index) compacted_terms_.push_back(t);
+  }
+  snapshot_ = s.snapshot;
+  pending_install_ = s.snapshot;
+  send(m.from, ok, /*after_persist=*/true);
+}
+
+// Where `s` describes the primary's log, its term at index i: nullopt where
+// it forgot or its log ends before i (a stale message cannot tell).
+inline std::optional<Term> term_in_history(const std::vector<TermStart>& terms, LogIndex last,
+                                           LogIndex i) {
+  if (i > last) return std::nullopt;
+  auto it = std::upper_bound(terms.begin(), terms.end(), i,
+                             [](LogIndex x, const TermStart& t) { return x < t.first; });
+  if (it == terms.begin()) return std::nullopt;
+  return std::prev(it)->term;
+}
+
+// True when the primary's term history proves our snapshot point is not in
+// its log (Log Matching: same term at one index, same prefix).
+template <AckRule R>
+bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot& s) const {
+  const core::SnapshotMeta ours = log_.snapshot();
+  if (ours.index == LogIndex(0)) return false;
+  const auto t = term_in_history(s.terms, s.last_index, ours.index);
+  return t && *t != ours.term;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::report_dropped_from(LogIndex from) {
+  for (LogIndex i = std::max(from, log_.first_index()); i <= log_.last_index(); i = i.next()) {
+    const Entry& e = log_.at(i);
+    if (e.type == EntryType::kNormal) dropped_.push_back({e, classify(e)});
+  }
+}
+
+// Installing a snapshot replaces our whole log: every entry of ours that the
+// primary's log (described by s.terms) does not hold is dropped. Log
+// Matching makes the comparison exact: the primary holds our entry iff its
+// term at that index is ours. Where the primary forgot its terms (before
+// s.terms.front()), we cannot tell: such entries count as in doubt.
+template <AckRule R>
+void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
+  auto primary_term = [&](LogIndex i) -> std::optional<Term> {
+    if (i > s.last_index) return Term(0);
+    auto it = std::upper_bound(s.terms.begin(), s.terms.end(), i,
+                               [](LogIndex x, const TermStart& t) { return x < t.first; });
+    if (it == s.terms.begin()) return std::nullopt;
+    return std::prev(it)->term;
+  };
+  for (LogIndex i = log_.first_index(); i <= log_.last_index(); i = i.next()) {
+    const Entry& e = log_.at(i);
+    if (e.type != EntryType::kNormal) continue;
+    const auto t = primary_term(i);
+    if (!t) {
+      dropped_.push_back({e, DropKind::kInDoubt});
+    } else if (*t != e.term) {
+      dropped_.push_back({e, classify(e)});
+    }
+  }
+}
+
+// What this node knows of a dropped entry's acknowledgement (types.h).
+template <AckRule R>
+DropKind PrimaryBackup<R>::classify(const Entry& e) const {
+  if (e.index <= log_.committed()) return DropKind::kLostAcknowledged;
+  // It wrote the entry as primary and never committed it: never acknowledged.
+  if (led_epoch_ != Epoch(0) && epoch_of(e.term) == led_epoch_) return DropKind::kRolledBack;
+  // Sync-all acknowledges only what every member prepared, so a successor
+  // (a member) that lacks the entry proves it was never acknowledged.
+  if (R == AckRule::kSyncAll) return DropKind::kRolledBack;
+  return DropKind::kInDoubt;
+}
+
+// The members defined in this file, for each rule (primary.cc instantiates
+// the class itself).
+#define CHORUS_PRIMARY_BACKUP_SIDE(R)                                                           \
+  template void PrimaryBackup<R>::refuse(const Message&, Refusal, LogIndex, LogIndex, Term);    \
+  template LogIndex PrimaryBackup<R>::first_conflict(const Append&) const;                      \
+  template const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append&, LogIndex) const; \
+  template void PrimaryBackup<R>::handle_append(const Message&, const Append&);                 \
+  template void PrimaryBackup<R>::handle_snapshot(const Message&, const InstallSnapshot&);      \
+  template bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot&) const;           \
+  template void PrimaryBackup<R>::report_dropped_from(LogIndex);                                \
+  template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);               \
+  template DropKind PrimaryBackup<R>::classify(const Entry&) const;
+CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
+CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSemiSync)
+CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kAsync)
+#undef CHORUS_PRIMARY_BACKUP_SIDE
+
+}  // namespace chorus::primary
