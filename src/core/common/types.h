@@ -153,9 +153,17 @@ enum class DropKind : uint8_t {
 };
 std::string_view drop_kind_name(DropKind k);
 
+// One dropped entry, or (range_positions > 0) a run of positions that a
+// node dropped without being able to enumerate them: they lay inside its
+// own snapshot, compacted away. Then entry.index is the first position,
+// entry.term this node's term there (0 if it forgot), entry.data is empty,
+// and range_positions counts positions, not writes: it is an upper bound on
+// the client writes lost (no-ops and markers take positions too). A
+// consumer that must never under-report counts it as that many writes.
 struct DroppedEntry {
   Entry entry;
   DropKind kind = DropKind::kInDoubt;
+  uint64_t range_positions = 0;  // 0: `entry` itself was dropped
 };
 
 // What a core asks its host to do. The host handles one Ready at a time, in

@@ -146,7 +146,7 @@ void PrimaryBackup<R>::set_peers(Primary& p, const std::vector<NodeId>& members)
     if (m == opts_.id) continue;
     auto it = p.peers.find(m);
     peers[m] = it != p.peers.end() ? it->second
-                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false};
+                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false, {}};
   }
   p.peers = std::move(peers);
   p.broadcast_pending = true;
@@ -285,18 +285,17 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
   switch (r.refusal) {
     case Refusal::kNone:
       // An acknowledgement of an entry a rollback replaced is worthless.
-      if (r.match_index > log_.last_index() || !log_.match_term(r.match_index, r.match_term))
-        return;
+      if (known_term(r.match_index) != r.match_term) return;
       pr.match = std::max(pr.match, r.match_index);
       pr.next = std::max(pr.next, pr.match.next());
       pr.wants_snapshot = false;
+      pr.refuted = {};
       maybe_commit(p);
       release_rollbacks(p);
       if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
       return;
     case Refusal::kLogMismatch:
-      pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
-      send_append(p, m.from, pr, true);
+      handle_log_mismatch(p, m.from, pr, r);
       return;
     case Refusal::kNeedSnapshot:
       // The backup holds our log through pr.match, so it diverges after it:
@@ -318,6 +317,37 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
 }
 
 template <AckRule R>
+void PrimaryBackup<R>::handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
+                                           const AppendResponse& r) {
+  if (r.hint_term == Term(0)) {
+    pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
+    send_append(p, from, pr, true);
+    return;
+  }
+  // We sent from inside the backup's snapshot. If our log has its snapshot
+  // point, it holds our prefix through there (Log Matching): go on after it.
+  // next may move up here, never to or below the match.
+  const std::optional<Term> ours = known_term(r.hint);
+  if (ours == r.hint_term) {
+    pr.next = std::max(pr.match.next(), r.hint.next());
+    send_append(p, from, pr, true);
+    return;
+  }
+  // Not in our log (or beyond it): the backup diverges inside what it
+  // applied; only our snapshot can replace its. Where we forgot our term,
+  // our snapshot is past its point and it installs it without being told.
+  if (ours || r.hint > log_.last_index()) pr.refuted = {r.hint, r.hint_term};
+  send_snapshot(from, pr);
+}
+
+template <AckRule R>
+std::optional<Term> PrimaryBackup<R>::known_term(LogIndex i) const {
+  if (auto t = log_.term(i)) return t;
+  if (i > log_.snapshot().index) return std::nullopt;
+  return term_in_history(compacted_terms_, log_.snapshot().index, i);
+}
+
+template <AckRule R>
 void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   // A snapshot below the match would leave the backup's log shorter than we
   // believe it is (Invariant: match < next); wait for a newer one.
@@ -333,7 +363,7 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   pr.wants_snapshot = false;
   pr.next = snapshot_->meta.index.next();
   CHORUS_ASSERT(pr.match < pr.next);
-  send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index()});
+  send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index(), pr.refuted});
 }
 
 // Where each term begins in our log, the compacted prefix included.

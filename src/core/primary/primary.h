@@ -87,6 +87,9 @@ struct PeerProgress {
   uint64_t snapshot_sent_tick = 0;
   uint64_t last_ack_tick = 0;   // the last tick an acknowledgement or refusal arrived
   bool wants_snapshot = false;  // asked for one while we had none
+  // The backup's snapshot point we found is not in our log; named in the
+  // snapshot we send it so that it installs (InstallSnapshot::refuted).
+  core::SnapshotMeta refuted;
 };
 
 template <AckRule R>
@@ -203,11 +206,12 @@ class PrimaryBackup {
   // Backup side.
   void handle_append(const Message& m, const Append& a);
   void refuse(const Message& m, Refusal r, LogIndex hint = {}, LogIndex refused = {},
-              Term refused_term = {});
+              Term refused_term = {}, Term hint_term = {});
   LogIndex first_conflict(const Append& a) const;
   const core::Entry* exceeds_prepare_limit(const Append& a, LogIndex conflict) const;
   void handle_snapshot(const Message& m, const InstallSnapshot& s);
   bool refutes_our_snapshot(const InstallSnapshot& s) const;
+  void report_snapshot_loss(const InstallSnapshot& s);
   void report_dropped_from(LogIndex from);
   void report_dropped_against(const InstallSnapshot& s);
   std::vector<TermStart> term_history() const;
@@ -217,6 +221,10 @@ class PrimaryBackup {
   void handle_response(Primary& p, const Message& m, const AppendResponse& r);
   void send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat);
   void send_snapshot(NodeId to, PeerProgress& pr);
+  void handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
+                           const AppendResponse& r);
+  // Our term at index i, the compacted prefix included as far as remembered.
+  std::optional<Term> known_term(LogIndex i) const;
   void flush_outbox();
   void maybe_commit(Primary& p);
   LogIndex ack_index(const Primary& p) const;

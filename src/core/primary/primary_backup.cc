@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <span>
+#include <utility>
 
 #include "base/assert.h"
 #include "core/primary/primary.h"
@@ -17,10 +18,11 @@ using core::EntryType;
 
 template <AckRule R>
 void PrimaryBackup<R>::refuse(const Message& m, Refusal r, LogIndex hint, LogIndex refused,
-                              Term refused_term) {
+                              Term refused_term, Term hint_term) {
   AppendResponse resp;
   resp.refusal = r;
   resp.hint = hint;
+  resp.hint_term = hint_term;
   resp.refused_index = refused;
   resp.match_term = refused_term;
   send(m.from, resp);
@@ -69,7 +71,9 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
     if (a.prev_index > log_.last_index()) {
       refuse(m, Refusal::kLogMismatch, log_.last_index());
     } else if (a.prev_index < snap) {
-      refuse(m, Refusal::kLogMismatch, snap);
+      // Inside our snapshot: the primary checks our snapshot point against
+      // its log and goes on after it, or refutes it with its snapshot.
+      refuse(m, Refusal::kLogMismatch, snap, {}, {}, log_.snapshot().term);
     } else if (a.prev_index == snap) {
       // We diverge inside our own snapshot: only the primary's can replace it.
       needs_snapshot_ = true;
@@ -109,11 +113,15 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   AppendResponse ok;
   ok.match_index = meta.index;
   ok.match_term = meta.term;
-  if (!needs_snapshot_ && log_.match_term(meta.index, meta.term)) {
+  // Told to install: we found we diverge inside what we applied, or the
+  // primary found our snapshot point is not in its log.
+  const bool told =
+      needs_snapshot_ || (s.refuted.index != LogIndex(0) && s.refuted == log_.snapshot());
+  if (!told && log_.match_term(meta.index, meta.term)) {
     send(m.from, ok, /*after_persist=*/true);  // we hold that prefix already
     return;
   }
-  if (!needs_snapshot_ && meta.index < log_.snapshot().index && !refutes_our_snapshot(s)) {
+  if (!told && meta.index < log_.snapshot().index && !refutes_our_snapshot(s)) {
     // Inside our own snapshot, which nothing shows to diverge from the
     // primary's log: a delayed or duplicated message. Installing it would
     // move our state machine backwards. The primary checks the term we
@@ -123,6 +131,7 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
     send(m.from, ok, /*after_persist=*/true);
     return;
   }
+  report_snapshot_loss(s);
   report_dropped_against(s);
   needs_snapshot_ = false;
   log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
@@ -135,17 +144,6 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   send(m.from, ok, /*after_persist=*/true);
 }
 
-// Where `s` describes the primary's log, its term at index i: nullopt where
-// it forgot or its log ends before i (a stale message cannot tell).
-inline std::optional<Term> term_in_history(const std::vector<TermStart>& terms, LogIndex last,
-                                           LogIndex i) {
-  if (i > last) return std::nullopt;
-  auto it = std::upper_bound(terms.begin(), terms.end(), i,
-                             [](LogIndex x, const TermStart& t) { return x < t.first; });
-  if (it == terms.begin()) return std::nullopt;
-  return std::prev(it)->term;
-}
-
 // True when the primary's term history proves our snapshot point is not in
 // its log (Log Matching: same term at one index, same prefix).
 template <AckRule R>
@@ -154,6 +152,54 @@ bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot& s) const {
   if (ours.index == LogIndex(0)) return false;
   const auto t = term_in_history(s.terms, s.last_index, ours.index);
   return t && *t != ours.term;
+}
+
+// Installing the primary's snapshot also replaces our own snapshot, whose
+// entries we can no longer enumerate. Positions our term history and the
+// primary's (s.terms) prove equal are kept; from the first position proven
+// different on, every position differs (Log Matching) and was applied here,
+// so it is reported lost-acknowledged; positions in between, which neither
+// history covers, are in doubt. Each run is one range record (types.h).
+template <AckRule R>
+void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot& s) {
+  const core::SnapshotMeta ours = log_.snapshot();
+  if (ours.index == LogIndex(0)) return;
+  std::vector<TermStart> mine;
+  for (const TermStart& t : compacted_terms_) {
+    if (t.first <= ours.index) mine.push_back(t);
+  }
+  if (mine.empty() || mine.back().term != ours.term) mine.push_back({ours.term, ours.index});
+  auto own = [&](LogIndex i) { return term_in_history(mine, ours.index, i); };
+  auto theirs = [&](LogIndex i) -> std::optional<Term> {
+    return i > s.last_index ? Term(0) : term_in_history(s.terms, s.last_index, i);
+  };
+  // Both histories are constant between these cuts.
+  std::vector<LogIndex> cuts{LogIndex(1), s.last_index.next()};
+  for (const std::vector<TermStart>* h : {&std::as_const(mine), &s.terms}) {
+    for (const TermStart& t : *h) cuts.push_back(t.first);
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  std::erase_if(cuts, [&](LogIndex c) { return c > ours.index; });
+  LogIndex doubt_from(1);
+  LogIndex lost_from = ours.index.next();
+  for (size_t k = 0; k < cuts.size(); ++k) {
+    const auto a = own(cuts[k]);
+    const auto b = theirs(cuts[k]);
+    if (!a || !b) continue;
+    if (*a != *b) {
+      lost_from = cuts[k];
+      break;
+    }
+    doubt_from = k + 1 < cuts.size() ? cuts[k + 1] : ours.index.next();
+  }
+  auto range = [&](LogIndex from, LogIndex to, DropKind kind) {
+    if (from > to) return;
+    const Entry first{own(from).value_or(Term(0)), from, EntryType::kNormal, {}};
+    dropped_.push_back({first, kind, to.value() - from.value() + 1});
+  };
+  range(doubt_from, lost_from.prev(), DropKind::kInDoubt);
+  range(lost_from, ours.index, DropKind::kLostAcknowledged);
 }
 
 template <AckRule R>
@@ -204,15 +250,16 @@ DropKind PrimaryBackup<R>::classify(const Entry& e) const {
 
 // The members defined in this file, for each rule (primary.cc instantiates
 // the class itself).
-#define CHORUS_PRIMARY_BACKUP_SIDE(R)                                                           \
-  template void PrimaryBackup<R>::refuse(const Message&, Refusal, LogIndex, LogIndex, Term);    \
-  template LogIndex PrimaryBackup<R>::first_conflict(const Append&) const;                      \
-  template const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append&, LogIndex) const; \
-  template void PrimaryBackup<R>::handle_append(const Message&, const Append&);                 \
-  template void PrimaryBackup<R>::handle_snapshot(const Message&, const InstallSnapshot&);      \
-  template bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot&) const;           \
-  template void PrimaryBackup<R>::report_dropped_from(LogIndex);                                \
-  template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);               \
+#define CHORUS_PRIMARY_BACKUP_SIDE(R)                                                              \
+  template void PrimaryBackup<R>::refuse(const Message&, Refusal, LogIndex, LogIndex, Term, Term); \
+  template LogIndex PrimaryBackup<R>::first_conflict(const Append&) const;                         \
+  template const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append&, LogIndex) const;    \
+  template void PrimaryBackup<R>::handle_append(const Message&, const Append&);                    \
+  template void PrimaryBackup<R>::handle_snapshot(const Message&, const InstallSnapshot&);         \
+  template bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot&) const;              \
+  template void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot&);                    \
+  template void PrimaryBackup<R>::report_dropped_from(LogIndex);                                   \
+  template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);                  \
   template DropKind PrimaryBackup<R>::classify(const Entry&) const;
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSemiSync)

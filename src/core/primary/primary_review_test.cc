@@ -211,5 +211,96 @@ TEST(Snapshot, PrimaryAsksItsHostForASnapshotABackupNeeds) {
   EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kLostAcknowledged);
 }
 
+// ---- a backup whose snapshot the new primary's log does not reach -----------
+
+std::vector<std::string> values(std::initializer_list<const char*> l) {
+  return {l.begin(), l.end()};
+}
+
+// A backup silent while a new primary took over is sent entries from below
+// its snapshot; it must be moved past its snapshot, not refused forever.
+TEST(SnapshotDivergence, BackupBehindItsOwnSnapshotPointCatchesUp) {
+  // One entry per append: the primary's next cannot overshoot the snapshot.
+  Group<AckRule::kAsync> g(3, [](Options& o) { o.max_entries_per_append = 1; });
+  g.appoint(1, 1);
+  for (int i = 0; i < 5; ++i) g.propose(1, "v" + std::to_string(i));
+  g.stabilize();
+  g.run(1);
+  g.compact(3);
+  g.isolate(3);
+  g.appoint(2, 2);
+  g.run(3);  // n3 is silent: n2 falls back to sending it everything
+  g.heal();
+  g.propose(2, "after");
+  // One refusal names n3's snapshot point, which n2's log has: n2 goes on
+  // after it at once instead of walking up one entry per round trip.
+  size_t refusals = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (uint64_t id = 1; id <= 3; ++id) g.process_ready(id);
+    for (const auto& m : g.take_in_flight()) {
+      const auto* r = std::get_if<AppendResponse>(&m.body);
+      if (r && r->refusal == Refusal::kLogMismatch) ++refusals;
+      g.inject(m);
+    }
+  }
+  EXPECT_LE(refusals, 2u);  // one per append already in flight
+  g.run(3);
+  EXPECT_EQ(g.sm(3).commands, values({"v0", "v1", "v2", "v3", "v4", "after"}));
+  EXPECT_TRUE(g.dropped(3).empty());
+}
+
+// A backup that applied and compacted writes the new primary lacks must
+// converge on the primary's log and report those writes, though it can no
+// longer enumerate them: one range record with their positions.
+TEST(SnapshotDivergence, WritesOnlyInTheBackupsSnapshotAreReportedAsARange) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1);
+  g.propose(1, "a");
+  g.stabilize();
+  g.run(1);
+  g.isolate(2);
+  g.propose(1, "c");
+  g.propose(1, "d");
+  g.run(2);  // n3 applies c and d
+  g.compact(3);
+  const LogIndex snap = g.node(3).log().snapshot().index;
+  g.heal();
+  g.isolate(1);
+  g.appoint(2, 2, 1000, {2, 3});
+  g.propose(2, "f");
+  g.run(15);
+  EXPECT_EQ(g.sm(3).commands, values({"a", "f"}));
+  ASSERT_EQ(g.dropped(3).size(), 1u);
+  const core::DroppedEntry& d = g.dropped(3)[0];
+  EXPECT_EQ(d.kind, DropKind::kLostAcknowledged);
+  EXPECT_EQ(d.range_positions, 2u);  // c and d
+  EXPECT_EQ(d.entry.index.value() + d.range_positions - 1, snap.value());
+}
+
+// The backup's snapshot lies beyond the new primary's whole log.
+TEST(SnapshotDivergence, SnapshotBeyondThePrimarysLogIsReplaced) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1);
+  g.propose(1, "a");
+  g.stabilize();
+  g.run(1);
+  g.isolate(2);
+  g.propose(1, "c");
+  g.propose(1, "d");
+  g.propose(1, "e");
+  g.run(2);
+  g.compact(3);
+  g.heal();
+  g.isolate(1);
+  g.appoint(2, 2, 1000, {2, 3});
+  ASSERT_LT(g.node(2).log().last_index(), g.node(3).log().snapshot().index);
+  g.run(15);
+  EXPECT_EQ(g.sm(3).commands, values({"a"}));
+  ASSERT_EQ(g.dropped(3).size(), 1u);
+  EXPECT_EQ(g.dropped(3)[0].kind, DropKind::kLostAcknowledged);
+  EXPECT_EQ(g.dropped(3)[0].range_positions, 3u);  // c, d, e
+  EXPECT_EQ(g.node(2).progress(NodeId(3))->match, g.node(2).log().last_index());
+}
+
 }  // namespace
 }  // namespace chorus::primary
