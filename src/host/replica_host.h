@@ -236,6 +236,12 @@ class ReplicaHost {
     // its client; zero when the last offer was forwarded.
     LogIndex index;
     Term term;
+    // The first offer the local leader accepted (zero: none yet). Only an
+    // outcome for it can make the write a definite failure: a rollback of
+    // index i aborts every later uncommitted entry of that log too, while
+    // a rollback of a later copy leaves this one free to commit.
+    LogIndex first_index;
+    Term first_term;
   };
   struct PendingRead {
     Consistency consistency = Consistency::kLinearizable;
