@@ -103,6 +103,12 @@ struct Configuration {
   // on backups, and in NewConfiguration messages (a delayed or duplicated
   // message must never extend a lease).
   uint64_t lease_ticks = 0;
+  // Orders the manager's decisions within an epoch: it raises the version
+  // with every change of members. A node ignores a configuration of its
+  // epoch whose version is older than the one it holds (a delayed message),
+  // and members change only with a newer version (configure() refuses an
+  // equal version naming other members; an equal one only renews the lease).
+  uint64_t version = 0;
 
   bool operator==(const Configuration&) const = default;
 };

@@ -57,6 +57,7 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
         fmt::format("acks: {} exceeds the {} backups", opts_.acks, c.members.size() - 1));
   }
   if (c.epoch == epoch_) {
+    if (Status st = check_same_epoch(c, from_message); !st.is_ok()) return st;
     if (config_.primary != kNoNode && config_.primary != c.primary) {
       return Status::invalid_argument(fmt::format("epoch {} already has primary n{}",
                                                   c.epoch.value(), config_.primary.value()));
@@ -82,6 +83,26 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
         c.epoch, c.primary,
         fmt::format("configured: n{} is primary of epoch {}", c.primary.value(), c.epoch.value()));
     config_ = std::move(c);
+  }
+  return Status::ok();
+}
+
+// A configuration of our own epoch must be at least as new as ours; members
+// change only with a newer version. (config_.members is empty on a backup
+// that learned the epoch from an append: any version fills it in.)
+template <AckRule R>
+Status PrimaryBackup<R>::check_same_epoch(const Configuration& c, bool from_message) const {
+  if (config_.members.empty()) return Status::ok();
+  if (c.version < config_.version) {
+    return Status::invalid_argument(
+        fmt::format("configuration version {} is older than {}", c.version, config_.version));
+  }
+  if (c.version == config_.version && c.members != config_.members) {
+    return Status::invalid_argument(
+        fmt::format("configuration version {} already names other members", c.version));
+  }
+  if (from_message && c.version == config_.version) {
+    return Status::invalid_argument("configuration already known");  // changes nothing
   }
   return Status::ok();
 }

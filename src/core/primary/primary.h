@@ -198,6 +198,7 @@ class PrimaryBackup {
   using RoleState = std::variant<Backup, Primary>;
 
   Status apply_configuration(Configuration c, bool from_message);
+  Status check_same_epoch(const Configuration& c, bool from_message) const;
   void become_primary(const Configuration& c);
   void become_backup(Epoch e, NodeId primary, std::string why);
   void abandon(Primary& p);

@@ -302,5 +302,35 @@ TEST(SnapshotDivergence, SnapshotBeyondThePrimarysLogIsReplaced) {
   EXPECT_EQ(g.node(2).progress(NodeId(3))->match, g.node(2).log().last_index());
 }
 
+// ---- configuration -------------------------------------------------------
+
+// A delayed NewConfiguration of the current epoch must not bring back the
+// members an older decision named; members change only with a newer version.
+TEST(Configuration, OlderOrEqualVersionNeverChangesMembers) {
+  Group<AckRule::kSyncAll> g(3);
+  Configuration c{Epoch(1), NodeId(1), {NodeId(1), NodeId(2), NodeId(3)}, 1000};
+  c.version = 1;
+  ASSERT_TRUE(g.node(1).configure(c).is_ok());
+  Configuration c2 = c;
+  c2.members = {NodeId(1), NodeId(2)};
+  c2.version = 2;
+  ASSERT_TRUE(g.node(1).configure(c2).is_ok());
+  g.inject(Message{NodeId(9), NodeId(1), Epoch(1), NewConfiguration{c}});
+  EXPECT_FALSE(g.node(1).progress(NodeId(3)).has_value()) << "old members restored";
+  EXPECT_EQ(g.node(1).configuration().version, 2u);
+  // The same version naming other members is refused, by message or call.
+  Configuration c3 = c2;
+  c3.members = {NodeId(1), NodeId(3)};
+  EXPECT_FALSE(g.node(1).configure(c3).is_ok());
+  g.inject(Message{NodeId(9), NodeId(1), Epoch(1), NewConfiguration{c3}});
+  EXPECT_TRUE(g.node(1).progress(NodeId(2)).has_value());
+  EXPECT_FALSE(g.node(1).progress(NodeId(3)).has_value());
+  // A renewal at the same version is fine; a newer version changes members.
+  EXPECT_TRUE(g.node(1).configure(c2).is_ok());
+  c3.version = 3;
+  EXPECT_TRUE(g.node(1).configure(c3).is_ok());
+  EXPECT_TRUE(g.node(1).progress(NodeId(3)).has_value());
+}
+
 }  // namespace
 }  // namespace chorus::primary
