@@ -98,11 +98,19 @@ struct Configuration {
   Epoch epoch;
   NodeId primary;
   std::vector<NodeId> members;  // every replica, the primary included
-  // The primary's lease: it may acknowledge writes and serve reads for this
-  // many ticks counted from the configure() call that delivers it. Ignored
-  // on backups, and in NewConfiguration messages (a delayed or duplicated
-  // message must never extend a lease).
+  // The primary's lease: it may acknowledge writes and serve reads until
+  // tick lease_anchor_tick + lease_ticks of its own clock (exclusive).
+  // Ignored on backups, and in NewConfiguration messages (a delayed or
+  // duplicated message must never extend a lease).
   uint64_t lease_ticks = 0;
+  // Where the lease starts, in the primary's tick clock (PrimaryBackup::ticks()):
+  // the tick at which the primary sent the request (appointment or renewal)
+  // this grant answers. The manager echoes it and must count its own view of
+  // the lease from no earlier than it received that request; then the
+  // primary's lease ends before the manager's (clock drift aside), however
+  // late the grant arrives. configure() refuses an anchor in the future and
+  // never shortens a lease it holds.
+  uint64_t lease_anchor_tick = 0;
   // Orders the manager's decisions within an epoch: it raises the version
   // with every change of members. A node ignores a configuration of its
   // epoch whose version is older than the one it holds (a delayed message),

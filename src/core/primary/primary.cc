@@ -51,6 +51,10 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
     return Status::invalid_argument("the primary must be one of the members");
   }
   if (from_message) c.lease_ticks = 0;  // a message never grants a lease
+  if (c.lease_ticks > 0 && c.lease_anchor_tick > now_ticks_) {
+    return Status::invalid_argument(fmt::format("lease anchor tick {} is after this node's tick {}",
+                                                c.lease_anchor_tick, now_ticks_));
+  }
   const bool me = c.primary == opts_.id;
   if (me && R == AckRule::kSemiSync && opts_.acks + 1 > c.members.size()) {
     return Status::invalid_argument(
@@ -67,8 +71,9 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
           "this node already saw epoch {}; appoint it with a newer one", c.epoch.value()));
     }
     if (auto* p = std::get_if<Primary>(&role_)) {
-      // A renewal: a fresh lease from now, and perhaps other members.
-      if (c.lease_ticks > 0) p->lease_until_tick = now_ticks_ + c.lease_ticks;
+      // A renewal: a lease from its anchor (a late grant extends nothing
+      // past anchor + lease), and perhaps other members.
+      p->lease_until_tick = std::max(p->lease_until_tick, lease_end(c));
       set_peers(*p, c.members);
       maybe_commit(*p);
     }
@@ -115,7 +120,7 @@ void PrimaryBackup<R>::become_primary(const Configuration& c) {
   led_epoch_ = c.epoch;
   needs_snapshot_ = false;
   Primary p;
-  p.lease_until_tick = now_ticks_ + c.lease_ticks;
+  p.lease_until_tick = lease_end(c);
   // Raft §8: the epoch begins with a no-op of its own; once it is committed
   // so is everything the new primary inherited, and backups have dropped
   // whatever they held beyond it.

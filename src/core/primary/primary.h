@@ -162,6 +162,7 @@ class PrimaryBackup {
   bool degraded() const { return degraded_; }
   uint64_t degraded_writes() const { return degraded_writes_; }
   std::optional<PeerProgress> progress(NodeId peer) const;
+  // This node's tick clock; a lease request names it (Configuration::lease_anchor_tick).
   uint64_t ticks() const { return now_ticks_; }
 
  private:
@@ -199,6 +200,10 @@ class PrimaryBackup {
 
   Status apply_configuration(Configuration c, bool from_message);
   Status check_same_epoch(const Configuration& c, bool from_message) const;
+  // Where a lease granted by `c` ends (exclusive); 0 grants none.
+  static uint64_t lease_end(const Configuration& c) {
+    return c.lease_ticks > 0 ? c.lease_anchor_tick + c.lease_ticks : 0;
+  }
   void become_primary(const Configuration& c);
   void become_backup(Epoch e, NodeId primary, std::string why);
   void abandon(Primary& p);

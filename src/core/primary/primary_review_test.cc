@@ -332,5 +332,27 @@ TEST(Configuration, OlderOrEqualVersionNeverChangesMembers) {
   EXPECT_TRUE(g.node(1).progress(NodeId(3)).has_value());
 }
 
+// The lease runs from the primary's request (the anchor), not from when the
+// grant arrives: a late renewal never extends it past anchor + lease_ticks.
+TEST(Configuration, LateRenewalDoesNotExtendTheLeasePastItsAnchor) {
+  Group<AckRule::kAsync> g(2);
+  Configuration c{Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}, /*lease_ticks=*/10};
+  ASSERT_TRUE(g.node(1).configure(c).is_ok());  // anchored at tick 0
+  g.stabilize();
+  g.tick(1, 6);
+  ASSERT_TRUE(g.node(1).configure(c).is_ok());  // the same grant, delivered late
+  g.tick(1, 4);
+  EXPECT_FALSE(g.node(1).lease_valid()) << "a late grant extended the lease";
+  c.lease_anchor_tick = 8;  // a renewal the primary asked for at tick 8
+  ASSERT_TRUE(g.node(1).configure(c).is_ok());
+  EXPECT_TRUE(g.node(1).lease_valid());
+  g.tick(1, 7);
+  EXPECT_TRUE(g.node(1).lease_valid());
+  g.tick(1);
+  EXPECT_FALSE(g.node(1).lease_valid());
+  c.lease_anchor_tick = g.node(1).ticks() + 1;
+  EXPECT_FALSE(g.node(1).configure(c).is_ok()) << "an anchor in the future";
+}
+
 }  // namespace
 }  // namespace chorus::primary

@@ -97,6 +97,7 @@ class Group {
     for (uint64_t m : members()) c.members.push_back(NodeId(m));
     for (uint64_t m : to) {
       if (!up(m)) continue;
+      c.lease_anchor_tick = node(m).ticks();  // granted at once: anchored now
       EXPECT_TRUE(node(m).configure(c).is_ok()) << "n" << m;
     }
   }
