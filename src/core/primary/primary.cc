@@ -119,6 +119,7 @@ void PrimaryBackup<R>::become_primary(const Configuration& c) {
   epoch_ = c.epoch;
   led_epoch_ = c.epoch;
   needs_snapshot_ = false;
+  degraded_ = false;  // a state of one epoch's primary (the count stays)
   Primary p;
   p.lease_until_tick = lease_end(c);
   // Raft §8: the epoch begins with a no-op of its own; once it is committed
@@ -139,6 +140,7 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
   CHORUS_ASSERT(e >= epoch_);
   if (auto* p = std::get_if<Primary>(&role_)) abandon(*p);
   role_ = Backup{};
+  degraded_ = false;  // only a primary is degraded
   epoch_ = e;
   if (e > config_.epoch) config_.members.clear();  // unknown until configured
   config_.epoch = e;

@@ -354,5 +354,27 @@ TEST(Configuration, LateRenewalDoesNotExtendTheLeasePastItsAnchor) {
   EXPECT_FALSE(g.node(1).configure(c).is_ok()) << "an anchor in the future";
 }
 
+// ---- role changes --------------------------------------------------------
+
+// "Degraded" describes a semi-sync primary's current epoch: a node that
+// stops being primary, or leads a new epoch, starts undegraded.
+TEST(RoleChange, DegradedIsResetWhenThePrimaryStepsDownOrLeadsANewEpoch) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.on_timeout = OnTimeout::kDegrade; });
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  g.propose(1, "x");
+  g.run(11);
+  ASSERT_TRUE(g.node(1).degraded());
+  g.appoint(2, 1, 1000, {1});  // a new epoch for the same primary
+  EXPECT_FALSE(g.node(1).degraded());
+  g.propose(1, "y");
+  g.run(11);
+  ASSERT_TRUE(g.node(1).degraded());
+  g.appoint(3, 2, 1000, {1});  // deposed
+  EXPECT_FALSE(g.node(1).degraded());
+  EXPECT_FALSE(g.node(1).status().degraded);
+}
+
 }  // namespace
 }  // namespace chorus::primary
