@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/assert.h"
 #include "base/ids.h"
 #include "base/status.h"
 
@@ -48,9 +49,15 @@ enum class OnTimeout : uint8_t {
 // aborts with a marker of the next generation, so that one (term, index)
 // never names two different entries and Raft's Log Matching argument holds
 // unchanged (the same term at one index means the same log up to there).
+// An epoch takes the high 32 bits, so epochs above kMaxEpoch cannot be
+// represented: configure() refuses them, and a durable state or message
+// naming one is rejected where it enters.
 inline constexpr uint64_t kGenerationBits = 32;
 inline constexpr uint64_t kMaxGeneration = (uint64_t{1} << kGenerationBits) - 1;
+inline constexpr Epoch kMaxEpoch{(uint64_t{1} << (64 - kGenerationBits)) - 1};
 inline Term entry_term(Epoch e, uint64_t generation) {
+  CHORUS_ASSERT_MSG(e <= kMaxEpoch && generation <= kMaxGeneration,
+                    "epoch or generation out of the entry term's range");
   return Term((e.value() << kGenerationBits) | generation);
 }
 inline Epoch epoch_of(Term t) {

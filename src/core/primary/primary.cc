@@ -42,6 +42,10 @@ Status PrimaryBackup<R>::configure(const Configuration& c) {
 
 template <AckRule R>
 Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message) {
+  if (c.epoch > kMaxEpoch) {
+    return Status::invalid_argument(fmt::format("epoch {} is beyond the largest, {} (options.h)",
+                                                c.epoch.value(), kMaxEpoch.value()));
+  }
   if (c.epoch < epoch_) {
     return Status::invalid_argument(fmt::format("epoch {} is older than epoch {} already seen",
                                                 c.epoch.value(), epoch_.value()));
@@ -192,6 +196,7 @@ bool PrimaryBackup<R>::lease_valid() const {
 template <AckRule R>
 void PrimaryBackup<R>::step(const Message& m) {
   if (m.to != opts_.id) return;
+  if (m.epoch > kMaxEpoch) return;  // cannot be ours: no entry term can name it
   if (const auto* nc = std::get_if<NewConfiguration>(&m.body)) {
     apply_configuration(nc->config, /*from_message=*/true).ignore();  // stale ones change nothing
     return;

@@ -376,5 +376,23 @@ TEST(RoleChange, DegradedIsResetWhenThePrimaryStepsDownOrLeadsANewEpoch) {
   EXPECT_FALSE(g.node(1).status().degraded);
 }
 
+// ---- epoch range ---------------------------------------------------------
+
+// An entry's term is (epoch << 32 | generation): an epoch of 2^32 or more
+// would alias other terms. It is refused wherever it can enter.
+TEST(EpochRange, EpochsBeyondTheTermsRangeAreRefused) {
+  Group<AckRule::kSyncAll> g(2);
+  const Epoch huge(uint64_t{1} << 32);
+  Configuration c{huge, NodeId(1), {NodeId(1), NodeId(2)}, 100};
+  const Status st = g.node(1).configure(c);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("epoch"), std::string::npos) << st.message();
+  EXPECT_FALSE(g.node(1).is_primary());
+  EXPECT_TRUE(g.node(1).configure({kMaxEpoch, NodeId(1), {NodeId(1), NodeId(2)}, 100}).is_ok());
+  g.inject(Message{NodeId(1), NodeId(2), huge, Append{}});
+  EXPECT_EQ(g.node(2).epoch(), Epoch(0)) << "a message of an unrepresentable epoch was taken";
+  EXPECT_FALSE(decode_durable_state(encode_durable_state({huge, LogIndex(1)})).is_ok());
+}
+
 }  // namespace
 }  // namespace chorus::primary
