@@ -158,13 +158,13 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
 // "indeterminate").
 template <AckRule R>
 void PrimaryBackup<R>::abandon(Primary& p) {
+  // No leader hint: config_.primary still names this node here.
   for (const auto& w : p.pending) {
-    if (!w.answered)
-      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+    if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
   }
   for (const auto& rb : p.rollbacks) {
     for (const auto& w : rb.aborted)
-      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+      outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
   }
   p.pending.clear();
   p.rollbacks.clear();

@@ -50,11 +50,15 @@ const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex c
   auto first_new = std::find_if(a.entries.begin(), a.entries.end(),
                                 [&](const Entry& e) { return e.index > keep_to; });
   if (first_new == a.entries.end()) return nullptr;
+  // Prepared = past what the primary says is committed (our own commit index
+  // lags by a round trip); what we keep matches its log, so a.commit holds.
+  const LogIndex committed = std::max(log_.committed(), std::min(a.commit, keep_to));
   size_t bytes = 0;
-  for (LogIndex i = std::max(log_.committed().next(), log_.first_index()); i <= keep_to;
-       i = i.next())
+  for (LogIndex i = std::max(committed.next(), log_.first_index()); i <= keep_to; i = i.next())
     bytes += core::entry_bytes(log_.at(i));
-  for (auto it = first_new; it != a.entries.end(); ++it) bytes += core::entry_bytes(*it);
+  for (auto it = first_new; it != a.entries.end(); ++it) {
+    if (it->index > a.commit) bytes += core::entry_bytes(*it);
+  }
   return bytes > opts_.max_prepared_bytes ? &*first_new : nullptr;
 }
 

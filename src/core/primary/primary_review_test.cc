@@ -394,5 +394,49 @@ TEST(EpochRange, EpochsBeyondTheTermsRangeAreRefused) {
   EXPECT_FALSE(decode_durable_state(encode_durable_state({huge, LogIndex(1)})).is_ok());
 }
 
+// ---- minor ---------------------------------------------------------------
+
+// A backup counts what it holds prepared from the commit index its primary
+// names in the append, not from its own, which lags by one round trip:
+// otherwise a write within the limit is refused (and rolled back).
+TEST(SyncAllPrepareLimit, CountsFromThePrimarysCommitIndex) {
+  Group<AckRule::kSyncAll> g(3, [](Options& o) {
+    if (o.id == NodeId(3)) {
+      o.max_prepared_bytes = 150;
+      o.max_bytes_per_append = 150;
+    }
+  });
+  g.appoint(1, 1);
+  g.stabilize();
+  const auto a = g.propose(1, std::string(100, 'a'));
+  g.process_ready(1);
+  g.deliver();  // a's prepare reaches n2 and n3
+  g.process_ready(2);
+  g.process_ready(3);
+  g.deliver();  // their acks: n1 commits a; n3 does not know yet
+  ASSERT_EQ(g.node(1).log().committed(), a.index);
+  ASSERT_LT(g.node(3).log().committed(), a.index);
+  g.propose(1, std::string(100, 'b'));  // leaves with commit = a
+  g.stabilize();
+  EXPECT_TRUE(g.outcomes(1).empty()) << "b was refused: n3 counted a as prepared";
+  EXPECT_EQ(g.sm(3).commands.size(), 2u);
+}
+
+// A primary that steps down tells the clients it abandons no leader hint
+// naming itself.
+TEST(RoleChange, AbandonedWritesDoNotNameTheOldPrimary) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  g.propose(1, "x");
+  g.stabilize();
+  g.appoint(2, 2, 1000, {1});
+  g.process_ready(1);
+  ASSERT_EQ(g.outcomes(1).size(), 1u);
+  EXPECT_EQ(g.outcomes(1)[0].status, ProposeStatus::kDropped);
+  EXPECT_NE(g.outcomes(1)[0].leader, NodeId(1));
+}
+
 }  // namespace
 }  // namespace chorus::primary
