@@ -43,19 +43,29 @@ LogIndex PrimaryBackup<R>::first_conflict(const Append& a) const {
 
 // Sync-all participants bound what they hold prepared (logged, undecided).
 // Returns the first entry refused, or nullptr.
+//
+// Only the sending primary's own entries (of its epoch) count and can be
+// refused. Entries it adopted from an older epoch are in doubt, not new
+// prepares (bounded by the old primary's max_uncommitted_bytes): refusing
+// them would stall the new primary for good, since it rolls back only its
+// own writes — rolling back adopted ones could drop a write the old
+// primary acknowledged under other members.
 template <AckRule R>
 const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex conflict) const {
   if (R != AckRule::kSyncAll) return nullptr;
   const LogIndex keep_to = conflict != LogIndex(0) ? conflict.prev() : log_.last_index();
-  auto first_new = std::find_if(a.entries.begin(), a.entries.end(),
-                                [&](const Entry& e) { return e.index > keep_to; });
+  const Epoch sender = epoch_of(a.term);
+  auto first_new = std::find_if(a.entries.begin(), a.entries.end(), [&](const Entry& e) {
+    return e.index > keep_to && epoch_of(e.term) == sender;
+  });
   if (first_new == a.entries.end()) return nullptr;
   // Prepared = past what the primary says is committed (our own commit index
   // lags by a round trip); what we keep matches its log, so a.commit holds.
   const LogIndex committed = std::max(log_.committed(), std::min(a.commit, keep_to));
   size_t bytes = 0;
-  for (LogIndex i = std::max(committed.next(), log_.first_index()); i <= keep_to; i = i.next())
-    bytes += core::entry_bytes(log_.at(i));
+  for (LogIndex i = std::max(committed.next(), log_.first_index()); i <= keep_to; i = i.next()) {
+    if (epoch_of(log_.at(i).term) == sender) bytes += core::entry_bytes(log_.at(i));
+  }
   for (auto it = first_new; it != a.entries.end(); ++it) {
     if (it->index > a.commit) bytes += core::entry_bytes(*it);
   }

@@ -438,5 +438,42 @@ TEST(RoleChange, AbandonedWritesDoNotNameTheOldPrimary) {
   EXPECT_NE(g.outcomes(1)[0].leader, NodeId(1));
 }
 
+// ---- adopted entries -----------------------------------------------------
+
+// A new sync-all primary adopts the entries its predecessor left in doubt.
+// A member's prepare limit must not refuse them: the primary can roll back
+// only its own writes, so it would wait forever for its epoch's no-op.
+TEST(SyncAllAdopted, PrepareLimitDoesNotStallANewPrimarysAdoptedEntries) {
+  Group<AckRule::kSyncAll> g(3, [](Options& o) {
+    if (o.id == NodeId(3)) {
+      o.max_prepared_bytes = 150;
+      o.max_bytes_per_append = 150;
+    }
+  });
+  g.appoint(1, 1);
+  g.stabilize();
+  g.cut(1, 3);
+  g.propose(1, "x" + std::string(99, '.'));
+  g.propose(1, "y" + std::string(99, '.'));
+  g.stabilize();  // prepared on n1 and n2 only
+  g.crash(1);
+  g.heal();
+  // The manager drops n1 from the configuration and promotes n2.
+  for (uint64_t id : {2, 3}) {
+    Configuration c{Epoch(2), NodeId(2), {NodeId(2), NodeId(3)}, 1000};
+    c.lease_anchor_tick = g.node(id).ticks();
+    ASSERT_TRUE(g.node(id).configure(c).is_ok());
+  }
+  g.run(3);
+  ASSERT_EQ(g.propose(2, "z").status, ProposeStatus::kAccepted);
+  g.run(3);
+  for (uint64_t id : {2, 3}) {
+    ASSERT_EQ(g.sm(id).commands.size(), 3u) << "n" << id;
+    EXPECT_EQ(g.sm(id).commands[2], "z");
+    EXPECT_TRUE(g.dropped(id).empty());
+  }
+  EXPECT_TRUE(g.outcomes(2).empty());
+}
+
 }  // namespace
 }  // namespace chorus::primary
