@@ -70,8 +70,10 @@ class PrimaryHost {
   using E = primary::PrimaryBackup<R>;
   using Host = ReplicaHost<E, Effects>;
 
-  // Node 1, primary of epoch 1 over {1, 2}.
-  explicit PrimaryHost(const std::function<void(primary::Options&)>& tweak = {}) {
+  // Node 1, primary of epoch 1 over {1, 2} (or over 1 and `backups`); n2
+  // takes the epoch's no-op.
+  explicit PrimaryHost(const std::function<void(primary::Options&)>& tweak = {},
+                       std::vector<NodeId> backups = {NodeId(2)}) {
     auto store = storage::ReplicaStorage::open(&env_, "/d");
     EXPECT_TRUE(store.is_ok());
     HostOptions o;
@@ -87,8 +89,9 @@ class PrimaryHost {
       auto e = std::make_unique<E>(po, std::move(ps));
       // The configuration manager's appointment (the host has no call for
       // it yet; the integrator adds one).
-      EXPECT_TRUE(
-          e->configure({primary::Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}, 100000}).is_ok());
+      std::vector<NodeId> members{NodeId(1)};
+      members.insert(members.end(), backups.begin(), backups.end());
+      EXPECT_TRUE(e->configure({primary::Epoch(1), NodeId(1), members, 100000}).is_ok());
       return e;
     });
     EXPECT_TRUE(st.is_ok()) << st.to_string();
@@ -100,15 +103,15 @@ class PrimaryHost {
   Host& host() { return *host_; }
   Effects& fx() { return fx_; }
 
-  // n2 acknowledges the last entry of the last append it was sent.
-  void ack_last_append() {
+  // A backup (n2 by default) acknowledges the last entry of the last append.
+  void ack_last_append(NodeId from = NodeId(2)) {
     for (auto it = fx_.sent.rbegin(); it != fx_.sent.rend(); ++it) {
       const auto* a = std::get_if<primary::Append>(&it->body);
       if (!a || a->entries.empty()) continue;
       primary::AppendResponse r;
       r.match_index = a->entries.back().index;
       r.match_term = a->entries.back().term;
-      host_->receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(1), r});
+      host_->receive(primary::Message{from, NodeId(1), primary::Epoch(1), r});
       fx_.settle();
       return;
     }
@@ -126,6 +129,15 @@ class PrimaryHost {
     return *out;
   }
   std::optional<Status> last_outcome() const { return *outcomes_.back(); }
+  // The last entry of the last append sent.
+  core::Entry last_entry_sent() const {
+    for (auto it = fx_.sent.rbegin(); it != fx_.sent.rend(); ++it) {
+      const auto* a = std::get_if<primary::Append>(&it->body);
+      if (a && !a->entries.empty()) return a->entries.back();
+    }
+    ADD_FAILURE() << "no append was sent";
+    return {};
+  }
 
  private:
   storage::SimEnv env_{Prng(7)};
@@ -168,6 +180,53 @@ TEST(PrimaryHost, AsyncAcknowledgesWithoutTheBackup) {
   const auto st = p.write("v1");
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(st->is_ok()) << st->to_string();
+}
+
+// A retried write has two copies in the primary's log. Rolling back the
+// later one (n3 refuses it) while the first can still commit is no
+// definite failure: the first copy commits and the write succeeds.
+TEST(PrimaryHost, RollbackOfARetriedCopyDoesNotFailAWriteWhoseFirstCopyCommits) {
+  PrimaryHost<AckRule::kSyncAll> p([](primary::Options& o) { o.prepare_timeout_ticks = 100000; },
+                                   {NodeId(2), NodeId(3)});
+  p.ack_last_append(NodeId(3));  // the no-op is on every member
+  EXPECT_FALSE(p.write("v1").has_value());
+  const core::Entry first = p.last_entry_sent();
+  p.fx().pass(410ms);  // retry_interval: the host offers the write again
+  const core::Entry second = p.last_entry_sent();
+  ASSERT_GT(second.index, first.index);
+  ASSERT_EQ(second.data, first.data);
+  primary::AppendResponse refusal;  // n3 refuses to prepare the second copy
+  refusal.refusal = primary::Refusal::kPrepareLimit;
+  refusal.refused_index = second.index;
+  refusal.match_term = second.term;
+  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(1), refusal});
+  p.fx().settle();
+  p.ack_last_append(NodeId(2));  // n2 holds the marker: the rollback is released
+  EXPECT_FALSE(p.last_outcome().has_value()) << p.last_outcome()->to_string();
+  p.ack_last_append(NodeId(3));  // n3 too: the first copy commits
+  ASSERT_TRUE(p.last_outcome().has_value());
+  EXPECT_TRUE(p.last_outcome()->is_ok()) << p.last_outcome()->to_string();
+  EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
+}
+
+// Ready::snapshot_wanted (types.h, step 6): a backup that needs a snapshot
+// gets one without waiting for snapshot_every_entries.
+TEST(PrimaryHost, TakesASnapshotWhenTheEngineWantsOne) {
+  PrimaryHost<AckRule::kAsync> p;
+  ASSERT_TRUE(p.write("v1").has_value());
+  p.fx().sent.clear();
+  // n2 reports a log that diverges from ours inside what it applied.
+  primary::AppendResponse r;
+  r.refusal = primary::Refusal::kNeedSnapshot;
+  r.hint = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(1), r});
+  p.fx().settle();
+  const primary::InstallSnapshot* sent = nullptr;
+  for (const auto& m : p.fx().sent) {
+    if (const auto* s = std::get_if<primary::InstallSnapshot>(&m.body)) sent = s;
+  }
+  ASSERT_NE(sent, nullptr) << "no snapshot was taken for the backup";
+  EXPECT_EQ(sent->snapshot.meta.index, p.host().state().applied_index());
 }
 
 }  // namespace

@@ -54,7 +54,8 @@
 // reach its index; barriers not answered within retry_interval, or when the
 // leader changes, are asked again.
 //
-// Snapshots: every snapshot_every_entries applied entries, the image is
+// Snapshots: every snapshot_every_entries applied entries, and as soon as
+// possible after a Ready with snapshot_wanted (types.h, step 6), the image is
 // built and written on the storage executor; meanwhile the loop applies
 // nothing (committed entries wait in deferred_), so the state machine holds
 // still under the executor's reads.
@@ -235,6 +236,12 @@ class ReplicaHost {
     // its client; zero when the last offer was forwarded.
     LogIndex index;
     Term term;
+    // The first offer the local leader accepted (zero: none yet). Only an
+    // outcome for it can make the write a definite failure: a rollback of
+    // index i aborts every later uncommitted entry of that log too, while
+    // a rollback of a later copy leaves this one free to commit.
+    LogIndex first_index;
+    Term first_term;
   };
   struct PendingRead {
     Consistency consistency = Consistency::kLinearizable;
@@ -294,6 +301,9 @@ class ReplicaHost {
   bool persisting_ = false;
   bool pump_scheduled_ = false;
   bool snapshotting_ = false;
+  // The engine asked for a snapshot now (Ready::snapshot_wanted); taken by
+  // the next maybe_snapshot() that can.
+  bool snapshot_wanted_ = false;
   Status failure_;
 
   // Ticks delivered to the engine since tick_origin_ (see sync_clock).

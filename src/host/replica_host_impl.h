@@ -223,6 +223,8 @@ void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
   w.deadline = w.created + opts_.request_timeout;
   w.next_try = w.created;
   w.proposed = false;
+  w.index = w.first_index = LogIndex(0);
+  w.term = w.first_term = Term(0);
   try_propose(client, w);
   schedule_pump();
 }
@@ -277,6 +279,10 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
       w.proposed = true;
       w.index = res.status == core::ProposeStatus::kAccepted ? res.index : LogIndex(0);
       w.term = res.term;
+      if (w.first_index == LogIndex(0) && w.index != LogIndex(0)) {
+        w.first_index = w.index;
+        w.first_term = w.term;
+      }
       w.next_try = now + opts_.retry_interval;
       if (metrics_ && metrics_->proposals) metrics_->proposals(1);
       break;
@@ -548,6 +554,7 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
   note_read_states(*rd);
   serve_reads();
   core_->advance(*rd);
+  if (rd->snapshot_wanted) snapshot_wanted_ = true;  // Ready contract, step 6
   maybe_snapshot();
   pump();
 }
@@ -571,13 +578,20 @@ void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
   }
 }
 
-// An outcome for the entry a waiting write's last offer created. Writes whose
-// last offer is elsewhere are left alone: that offer decides them.
+// An outcome for the entry a waiting write's first or last offer created.
+// Writes whose offers are elsewhere are left alone: those offers decide them.
+// kRolledBack is a definite failure only for the first copy (see
+// PendingWrite::first_index); for a later one the write keeps waiting, since
+// its first copy may still commit (and is then answered on apply).
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
   for (auto& [client, w] : writes_) {
-    if (!w.done || w.index != o.index || w.term != o.term) continue;
+    if (!w.done) continue;
+    const bool first = w.first_index == o.index && w.first_term == o.term;
+    const bool last = w.index == o.index && w.term == o.term;
+    if (!first && !last) continue;
+    if (!first && o.status == core::ProposeStatus::kRolledBack) return;
     switch (o.status) {
       case core::ProposeStatus::kRolledBack:
         // Certainly not applied anywhere: a definite failure (-TRYAGAIN).
@@ -647,7 +661,13 @@ template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::maybe_snapshot() {
   const LogIndex applied = sm_->applied_index();
-  if (snapshotting_ || applied - last_snapshot_ < opts_.snapshot_every_entries) return;
+  if (snapshotting_) return;  // a wanted snapshot waits for this one to finish
+  if (applied <= last_snapshot_) {
+    snapshot_wanted_ = false;  // the engine holds the newest we could take
+    return;
+  }
+  if (!snapshot_wanted_ && applied - last_snapshot_ < opts_.snapshot_every_entries) return;
+  snapshot_wanted_ = false;
   // The image is built on the storage executor, not here: serializing a large
   // state takes long enough (~100 ms for 100k keys of 256 B on 2 busy cores)
   // to starve heartbeats and start elections. Meanwhile the loop applies

@@ -153,9 +153,17 @@ enum class DropKind : uint8_t {
 };
 std::string_view drop_kind_name(DropKind k);
 
+// One dropped entry, or (range_positions > 0) a run of positions that a
+// node dropped without being able to enumerate them: they lay inside its
+// own snapshot, compacted away. Then entry.index is the first position,
+// entry.term this node's term there (0 if it forgot), entry.data is empty,
+// and range_positions counts positions, not writes: it is an upper bound on
+// the client writes lost (no-ops and markers take positions too). A
+// consumer that must never under-report counts it as that many writes.
 struct DroppedEntry {
   Entry entry;
   DropKind kind = DropKind::kInDoubt;
+  uint64_t range_positions = 0;  // 0: `entry` itself was dropped
 };
 
 // What a core asks its host to do. The host handles one Ready at a time, in
@@ -177,7 +185,11 @@ struct DroppedEntry {
 //     the host had already persisted before this Ready (always the case on a
 //     leader, which counts itself only once durable) may be applied at once,
 //     in parallel with step 2; the rest only after it;
-//  5. serve `reads` whose index is applied; answer `outcomes`.
+//  5. serve `reads` whose index is applied; answer `outcomes`;
+//  6. if `snapshot_wanted`, take a snapshot of the state machine at its
+//     applied index soon (after this Ready, like a periodic one) and hand
+//     it to the engine's compact(), even if the periodic threshold is not
+//     reached. The engine sets it again while it still waits.
 //
 // Invariant: committed entries are contiguous and follow the last applied one.
 template <class Msg, class DurableState>
@@ -200,15 +212,22 @@ struct Ready {
   // Entries this node dropped from its log (a suffix its new primary does
   // not have, or a sync-all rollback), for the host to count and record.
   // Reported when the drop is decided: the truncation itself is in
-  // `entries` or `snapshot` of this Ready. Empty for engines that never
+  // `entries` or `snapshot` of this Ready — except a sync-all primary's own
+  // rollback, reported only once it is irrevocable (with the clients'
+  // kRolledBack), and never if it is abandoned. Empty for engines that never
   // drop an entry that a client may have seen acknowledged (Raft).
   std::vector<DroppedEntry> dropped;
+  // The engine needs a snapshot now (step 6): a peer can only be brought up
+  // to date by one (core/primary: a backup whose log diverges from the
+  // primary's inside what it applied, or whose next entry is not in the log).
+  bool snapshot_wanted = false;
 
   // True when step 2 has something to write and fsync.
   bool must_persist() const { return durable_state || snapshot || !entries.empty(); }
   bool empty() const {
     return !soft_state && !must_persist() && messages.empty() && messages_after_persist.empty() &&
-           committed.empty() && reads.empty() && outcomes.empty() && dropped.empty();
+           committed.empty() && reads.empty() && outcomes.empty() && dropped.empty() &&
+           !snapshot_wanted;
   }
 };
 

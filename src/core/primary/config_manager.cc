@@ -186,6 +186,9 @@ void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
   CHORUS_ASSERT(contains(members, p));
   const Replica& r = replicas_.at(p);
   CHORUS_ASSERT(r.last.has_value());
+  // A change of members gets a newer version: a delayed older decision can
+  // then never undo it at a replica (options.h, Configuration::version).
+  if (members != state_.config.members) ++state_.config.version;
   state_.config.members = std::move(members);
   for (NodeId n : state_.config.members) state_.witnesses = with(state_.witnesses, n);
   state_.config.lease_ticks = opts_.lease_ticks;

@@ -227,6 +227,7 @@ ManagerOptions sync_all_reconfigure() {
 TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
   Harness h(sync_all_reconfigure(), 3);
   h.run(5, ids({1, 2, 3}));
+  const uint64_t v0 = h.m.configuration().version;
   h.decisions.clear();
   h.run(5, ids({1, 2}));
   auto drop = std::find_if(h.decisions.begin(), h.decisions.end(),
@@ -237,6 +238,10 @@ TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
   EXPECT_EQ(drop->config.members, ids({1, 2}));
   EXPECT_NE(drop->why.find("n3 silent"), std::string::npos) << drop->why;
   EXPECT_EQ(h.m.status().excluded, ids({3}));
+  // A change of members is a newer version (a delayed older decision cannot
+  // undo it at a replica); renewals that change nothing keep it.
+  EXPECT_EQ(drop->config.version, v0 + 1);
+  EXPECT_EQ(h.m.configuration().version, v0 + 1);
 
   // Writes continue on {1, 2}; n3 returns behind the primary's commit.
   h.log[NodeId(1)].commit = h.log[NodeId(2)].commit = LogIndex(20);
@@ -246,6 +251,7 @@ TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
   h.run(1, ids({1, 2, 3}));
   EXPECT_EQ(h.m.configuration().members, ids({1, 2, 3}));
   EXPECT_EQ(h.m.configuration().epoch, Epoch(1));
+  EXPECT_EQ(h.m.configuration().version, v0 + 2);
   EXPECT_TRUE(h.m.status().excluded.empty());
   EXPECT_TRUE(h.appointments().empty());
 }

@@ -48,12 +48,13 @@ std::string describe(const Message& m) {
     if (r->refusal == Refusal::kNone) {
       return head + fmt::format(" match={}/{}", r->match_index.value(), term_str(r->match_term));
     }
-    return head + fmt::format(" refused={} hint={} refused_index={}", refusal_name(r->refusal),
-                              r->hint.value(), r->refused_index.value());
+    return head + fmt::format(" refused={} hint={}/{} refused_index={}", refusal_name(r->refusal),
+                              r->hint.value(), term_str(r->hint_term), r->refused_index.value());
   }
   if (const auto* s = std::get_if<InstallSnapshot>(&m.body)) {
-    return head + fmt::format(" snapshot={}/{}", s->snapshot.meta.index.value(),
-                              term_str(s->snapshot.meta.term));
+    return head + fmt::format(" snapshot={}/{} refuted={}/{}", s->snapshot.meta.index.value(),
+                              term_str(s->snapshot.meta.term), s->refuted.index.value(),
+                              term_str(s->refuted.term));
   }
   const auto& c = std::get<NewConfiguration>(m.body).config;
   return head + fmt::format(" config=e{} primary={} members={}", c.epoch.value(), c.primary.value(),

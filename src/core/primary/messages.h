@@ -4,6 +4,9 @@
 // transport layer; the core only sees these structs.
 #pragma once
 
+#include <algorithm>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -50,8 +53,15 @@ struct AppendResponse {
   // worthless).
   LogIndex match_index;
   Term match_term;
-  // kLogMismatch: the primary should retry after this index.
+  // kLogMismatch: the primary should retry after this index. With hint_term
+  // set, hint is the backup's snapshot index (the append's prev lies inside
+  // the backup's snapshot) and hint_term its term there: the primary goes on
+  // after it if its own log has that term there (Log Matching), and sends
+  // its snapshot, naming the backup's as refuted, if not.
+  // kNeedSnapshot: where the backup's log diverges from the primary's at the
+  // latest (the primary ignores the refusal if it is at or below the match).
   LogIndex hint;
+  Term hint_term;
   // kPrepareLimit: the first entry refused.
   LogIndex refused_index;
 };
@@ -73,7 +83,24 @@ struct InstallSnapshot {
   core::SnapshotRef snapshot;
   std::vector<TermStart> terms;  // ascending; the first may start after index 1 (forgotten)
   LogIndex last_index;
+  // When set: the backup's snapshot point that the primary found is not in
+  // its log (from a kLogMismatch with hint_term). A backup whose snapshot is
+  // still exactly this one must install; any other ignores the claim (a
+  // delayed copy). Zero: install only if needed (primary_backup.cc).
+  core::SnapshotMeta refuted;
 };
+
+// The term at index i of a log described by `terms` (ascending term starts)
+// and its last index: nullopt where the description forgot it or the log
+// ends before i.
+inline std::optional<Term> term_in_history(const std::vector<TermStart>& terms, LogIndex last,
+                                           LogIndex i) {
+  if (i > last) return std::nullopt;
+  auto it = std::upper_bound(terms.begin(), terms.end(), i,
+                             [](LogIndex x, const TermStart& t) { return x < t.first; });
+  if (it == terms.begin()) return std::nullopt;
+  return std::prev(it)->term;
+}
 
 // A configuration, delivered as a message (from the configuration manager
 // or relayed by a primary). Never carries a lease.

@@ -57,7 +57,13 @@ Result<DurableState> decode_durable_state(std::string_view bytes) {
                               std::to_string(kDurableBytes) + " bytes of version 1, got " +
                               std::to_string(bytes.size()));
   }
-  return DurableState{Epoch(get_u64(bytes.substr(1))), LogIndex(get_u64(bytes.substr(9)))};
+  const Epoch epoch(get_u64(bytes.substr(1)));
+  if (epoch > kMaxEpoch) {
+    return Status::corruption("primary-backup durable state: epoch " +
+                              std::to_string(epoch.value()) + " is beyond the largest, " +
+                              std::to_string(kMaxEpoch.value()));
+  }
+  return DurableState{epoch, LogIndex(get_u64(bytes.substr(9)))};
 }
 
 }  // namespace chorus::primary

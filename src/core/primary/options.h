@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/assert.h"
 #include "base/ids.h"
 #include "base/status.h"
 
@@ -48,9 +49,15 @@ enum class OnTimeout : uint8_t {
 // aborts with a marker of the next generation, so that one (term, index)
 // never names two different entries and Raft's Log Matching argument holds
 // unchanged (the same term at one index means the same log up to there).
+// An epoch takes the high 32 bits, so epochs above kMaxEpoch cannot be
+// represented: configure() refuses them, and a durable state or message
+// naming one is rejected where it enters.
 inline constexpr uint64_t kGenerationBits = 32;
 inline constexpr uint64_t kMaxGeneration = (uint64_t{1} << kGenerationBits) - 1;
+inline constexpr Epoch kMaxEpoch{(uint64_t{1} << (64 - kGenerationBits)) - 1};
 inline Term entry_term(Epoch e, uint64_t generation) {
+  CHORUS_ASSERT_MSG(e <= kMaxEpoch && generation <= kMaxGeneration,
+                    "epoch or generation out of the entry term's range");
   return Term((e.value() << kGenerationBits) | generation);
 }
 inline Epoch epoch_of(Term t) {
@@ -98,11 +105,25 @@ struct Configuration {
   Epoch epoch;
   NodeId primary;
   std::vector<NodeId> members;  // every replica, the primary included
-  // The primary's lease: it may acknowledge writes and serve reads for this
-  // many ticks counted from the configure() call that delivers it. Ignored
-  // on backups, and in NewConfiguration messages (a delayed or duplicated
-  // message must never extend a lease).
+  // The primary's lease: it may acknowledge writes and serve reads until
+  // tick lease_anchor_tick + lease_ticks of its own clock (exclusive).
+  // Ignored on backups, and in NewConfiguration messages (a delayed or
+  // duplicated message must never extend a lease).
   uint64_t lease_ticks = 0;
+  // Where the lease starts, in the primary's tick clock (PrimaryBackup::ticks()):
+  // the tick at which the primary sent the request (appointment or renewal)
+  // this grant answers. The manager echoes it and must count its own view of
+  // the lease from no earlier than it received that request; then the
+  // primary's lease ends before the manager's (clock drift aside), however
+  // late the grant arrives. configure() refuses an anchor in the future and
+  // never shortens a lease it holds.
+  uint64_t lease_anchor_tick = 0;
+  // Orders the manager's decisions within an epoch: it raises the version
+  // with every change of members. A node ignores a configuration of its
+  // epoch whose version is older than the one it holds (a delayed message),
+  // and members change only with a newer version (configure() refuses an
+  // equal version naming other members; an equal one only renews the lease).
+  uint64_t version = 0;
 
   bool operator==(const Configuration&) const = default;
 };

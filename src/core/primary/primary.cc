@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <span>
+#include <utility>
 
 #include "base/assert.h"
 
@@ -23,6 +24,9 @@ PrimaryBackup<R>::PrimaryBackup(Options opts, PersistentState state)
            state.durable.commit, state.applied),
       snapshot_(std::move(state.snapshot)) {
   CHORUS_ASSERT_MSG(opts_.validate().is_ok(), "invalid primary-backup options");
+  // The newest append taken is at least as new as our last entry's term, a
+  // bound that survives a restart because the log does (see handle_append).
+  append_term_ = log_.last_term();
   config_.epoch = epoch_;
   prev_soft_ = soft_state();
   prev_durable_ = state.durable;
@@ -38,6 +42,10 @@ Status PrimaryBackup<R>::configure(const Configuration& c) {
 
 template <AckRule R>
 Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message) {
+  if (c.epoch > kMaxEpoch) {
+    return Status::invalid_argument(fmt::format("epoch {} is beyond the largest, {} (options.h)",
+                                                c.epoch.value(), kMaxEpoch.value()));
+  }
   if (c.epoch < epoch_) {
     return Status::invalid_argument(fmt::format("epoch {} is older than epoch {} already seen",
                                                 c.epoch.value(), epoch_.value()));
@@ -47,12 +55,17 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
     return Status::invalid_argument("the primary must be one of the members");
   }
   if (from_message) c.lease_ticks = 0;  // a message never grants a lease
+  if (c.lease_ticks > 0 && c.lease_anchor_tick > now_ticks_) {
+    return Status::invalid_argument(fmt::format("lease anchor tick {} is after this node's tick {}",
+                                                c.lease_anchor_tick, now_ticks_));
+  }
   const bool me = c.primary == opts_.id;
   if (me && R == AckRule::kSemiSync && opts_.acks + 1 > c.members.size()) {
     return Status::invalid_argument(
         fmt::format("acks: {} exceeds the {} backups", opts_.acks, c.members.size() - 1));
   }
   if (c.epoch == epoch_) {
+    if (Status st = check_same_epoch(c, from_message); !st.is_ok()) return st;
     if (config_.primary != kNoNode && config_.primary != c.primary) {
       return Status::invalid_argument(fmt::format("epoch {} already has primary n{}",
                                                   c.epoch.value(), config_.primary.value()));
@@ -62,8 +75,9 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
           "this node already saw epoch {}; appoint it with a newer one", c.epoch.value()));
     }
     if (auto* p = std::get_if<Primary>(&role_)) {
-      // A renewal: a fresh lease from now, and perhaps other members.
-      if (c.lease_ticks > 0) p->lease_until_tick = now_ticks_ + c.lease_ticks;
+      // A renewal: a lease from its anchor (a late grant extends nothing
+      // past anchor + lease), and perhaps other members.
+      p->lease_until_tick = std::max(p->lease_until_tick, lease_end(c));
       set_peers(*p, c.members);
       maybe_commit(*p);
     }
@@ -82,6 +96,26 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
   return Status::ok();
 }
 
+// A configuration of our own epoch must be at least as new as ours; members
+// change only with a newer version. (config_.members is empty on a backup
+// that learned the epoch from an append: any version fills it in.)
+template <AckRule R>
+Status PrimaryBackup<R>::check_same_epoch(const Configuration& c, bool from_message) const {
+  if (config_.members.empty()) return Status::ok();
+  if (c.version < config_.version) {
+    return Status::invalid_argument(
+        fmt::format("configuration version {} is older than {}", c.version, config_.version));
+  }
+  if (c.version == config_.version && c.members != config_.members) {
+    return Status::invalid_argument(
+        fmt::format("configuration version {} already names other members", c.version));
+  }
+  if (from_message && c.version == config_.version) {
+    return Status::invalid_argument("configuration already known");  // changes nothing
+  }
+  return Status::ok();
+}
+
 template <AckRule R>
 void PrimaryBackup<R>::become_primary(const Configuration& c) {
   CHORUS_ASSERT(c.epoch > epoch_ && c.primary == opts_.id);
@@ -89,8 +123,9 @@ void PrimaryBackup<R>::become_primary(const Configuration& c) {
   epoch_ = c.epoch;
   led_epoch_ = c.epoch;
   needs_snapshot_ = false;
+  degraded_ = false;  // a state of one epoch's primary (the count stays)
   Primary p;
-  p.lease_until_tick = now_ticks_ + c.lease_ticks;
+  p.lease_until_tick = lease_end(c);
   // Raft §8: the epoch begins with a no-op of its own; once it is committed
   // so is everything the new primary inherited, and backups have dropped
   // whatever they held beyond it.
@@ -109,6 +144,7 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
   CHORUS_ASSERT(e >= epoch_);
   if (auto* p = std::get_if<Primary>(&role_)) abandon(*p);
   role_ = Backup{};
+  degraded_ = false;  // only a primary is degraded
   epoch_ = e;
   if (e > config_.epoch) config_.members.clear();  // unknown until configured
   config_.epoch = e;
@@ -122,13 +158,13 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
 // "indeterminate").
 template <AckRule R>
 void PrimaryBackup<R>::abandon(Primary& p) {
+  // No leader hint: config_.primary still names this node here.
   for (const auto& w : p.pending) {
-    if (!w.answered)
-      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+    if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
   }
   for (const auto& rb : p.rollbacks) {
     for (const auto& w : rb.aborted)
-      outcomes_.push_back({0, ProposeStatus::kDropped, config_.primary, w.index, w.term});
+      outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
   }
   p.pending.clear();
   p.rollbacks.clear();
@@ -142,7 +178,7 @@ void PrimaryBackup<R>::set_peers(Primary& p, const std::vector<NodeId>& members)
     if (m == opts_.id) continue;
     auto it = p.peers.find(m);
     peers[m] = it != p.peers.end() ? it->second
-                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false};
+                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false, {}};
   }
   p.peers = std::move(peers);
   p.broadcast_pending = true;
@@ -160,6 +196,7 @@ bool PrimaryBackup<R>::lease_valid() const {
 template <AckRule R>
 void PrimaryBackup<R>::step(const Message& m) {
   if (m.to != opts_.id) return;
+  if (m.epoch > kMaxEpoch) return;  // cannot be ours: no entry term can name it
   if (const auto* nc = std::get_if<NewConfiguration>(&m.body)) {
     apply_configuration(nc->config, /*from_message=*/true).ignore();  // stale ones change nothing
     return;
@@ -205,6 +242,14 @@ void PrimaryBackup<R>::tick() {
       if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
       w.answered = true;
     }
+    // A rollback not yet released is abandoned too: the manager may now
+    // promote a backup that still holds those writes prepared, and it would
+    // commit them. Their clients can only be told "unknown".
+    for (const auto& rb : p->rollbacks) {
+      for (const auto& w : rb.aborted)
+        outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
+    }
+    p->rollbacks.clear();
     role_reason_ = "the primary's lease lapsed";
   }
   if (++p->heartbeat_elapsed_ticks >= opts_.heartbeat_interval_ticks) {
@@ -262,161 +307,6 @@ ProposeResult PrimaryBackup<R>::read_index(uint64_t ctx, core::ReadMode) {
 }
 
 // ---------------------------------------------------------------------------
-// Backup side
-
-template <AckRule R>
-void PrimaryBackup<R>::refuse(const Message& m, Refusal r, LogIndex hint, LogIndex refused,
-                              Term refused_term) {
-  AppendResponse resp;
-  resp.refusal = r;
-  resp.hint = hint;
-  resp.refused_index = refused;
-  resp.match_term = refused_term;
-  send(m.from, resp);
-}
-
-// The first index at which the append would replace a different entry here;
-// 0 when it replaces nothing.
-template <AckRule R>
-LogIndex PrimaryBackup<R>::first_conflict(const Append& a) const {
-  for (const Entry& e : a.entries) {
-    if (e.index <= log_.snapshot().index) continue;
-    const auto t = log_.term(e.index);
-    if (!t) return LogIndex(0);
-    if (*t != e.term) return e.index;
-  }
-  return LogIndex(0);
-}
-
-// Sync-all participants bound what they hold prepared (logged, undecided).
-// Returns the first entry refused, or nullptr.
-template <AckRule R>
-const Entry* PrimaryBackup<R>::exceeds_prepare_limit(const Append& a, LogIndex conflict) const {
-  if (R != AckRule::kSyncAll) return nullptr;
-  const LogIndex keep_to = conflict != LogIndex(0) ? conflict.prev() : log_.last_index();
-  auto first_new = std::find_if(a.entries.begin(), a.entries.end(),
-                                [&](const Entry& e) { return e.index > keep_to; });
-  if (first_new == a.entries.end()) return nullptr;
-  size_t bytes = 0;
-  for (LogIndex i = std::max(log_.committed().next(), log_.first_index()); i <= keep_to;
-       i = i.next())
-    bytes += core::entry_bytes(log_.at(i));
-  for (auto it = first_new; it != a.entries.end(); ++it) bytes += core::entry_bytes(*it);
-  return bytes > opts_.max_prepared_bytes ? &*first_new : nullptr;
-}
-
-template <AckRule R>
-void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
-  if (a.term < append_term_) return;  // from before a rollback: stale
-  append_term_ = a.term;
-  if (!log_.match_term(a.prev_index, a.prev_term)) {
-    const LogIndex snap = log_.snapshot().index;
-    if (a.prev_index > log_.last_index()) {
-      refuse(m, Refusal::kLogMismatch, log_.last_index());
-    } else if (a.prev_index < snap) {
-      refuse(m, Refusal::kLogMismatch, snap);
-    } else if (a.prev_index == snap) {
-      // We diverge inside our own snapshot: only the primary's can replace it.
-      needs_snapshot_ = true;
-      refuse(m, Refusal::kNeedSnapshot);
-    } else {
-      // Back up over our whole run of the conflicting term (Raft thesis
-      // §5.3); the exact divergence point is found when a prev matches.
-      refuse(m, Refusal::kLogMismatch, log_.first_index_of_term_at(a.prev_index).prev());
-    }
-    return;
-  }
-  const LogIndex conflict = first_conflict(a);
-  if (conflict != LogIndex(0) && conflict <= log_.committed()) {
-    needs_snapshot_ = true;
-    refuse(m, Refusal::kNeedSnapshot);
-    return;
-  }
-  if (const Entry* refused = exceeds_prepare_limit(a, conflict)) {
-    refuse(m, Refusal::kPrepareLimit, {}, refused->index, refused->term);
-    return;
-  }
-  if (conflict != LogIndex(0)) report_dropped_from(conflict);
-  const LogIndex last_new = log_.append_after(a.prev_index, a.entries);
-  // Only what this append proved to match may be committed here.
-  const LogIndex commit = std::min(a.commit, last_new);
-  if (commit > log_.committed()) log_.commit_to(commit);
-  CHORUS_ASSERT(log_.match_term(a.prev_index, a.prev_term) && last_new <= log_.last_index());
-  AppendResponse ok;
-  ok.match_index = last_new;
-  ok.match_term = *log_.term(last_new);
-  send(m.from, ok, /*after_persist=*/true);
-}
-
-template <AckRule R>
-void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& s) {
-  const core::SnapshotMeta meta = s.snapshot.meta;
-  AppendResponse ok;
-  ok.match_index = meta.index;
-  ok.match_term = meta.term;
-  if (!needs_snapshot_ && log_.match_term(meta.index, meta.term)) {
-    send(m.from, ok, /*after_persist=*/true);  // we hold that prefix already
-    return;
-  }
-  report_dropped_against(s);
-  needs_snapshot_ = false;
-  log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
-  compacted_terms_.clear();
-  for (const TermStart& t : s.terms) {
-    if (t.first <= meta.index) compacted_terms_.push_back(t);
-  }
-  snapshot_ = s.snapshot;
-  pending_install_ = s.snapshot;
-  send(m.from, ok, /*after_persist=*/true);
-}
-
-template <AckRule R>
-void PrimaryBackup<R>::report_dropped_from(LogIndex from) {
-  for (LogIndex i = std::max(from, log_.first_index()); i <= log_.last_index(); i = i.next()) {
-    const Entry& e = log_.at(i);
-    if (e.type == EntryType::kNormal) dropped_.push_back({e, classify(e)});
-  }
-}
-
-// Installing a snapshot replaces our whole log: every entry of ours that the
-// primary's log (described by s.terms) does not hold is dropped. Log
-// Matching makes the comparison exact: the primary holds our entry iff its
-// term at that index is ours. Where the primary forgot its terms (before
-// s.terms.front()), we cannot tell: such entries count as in doubt.
-template <AckRule R>
-void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
-  auto primary_term = [&](LogIndex i) -> std::optional<Term> {
-    if (i > s.last_index) return Term(0);
-    auto it = std::upper_bound(s.terms.begin(), s.terms.end(), i,
-                               [](LogIndex x, const TermStart& t) { return x < t.first; });
-    if (it == s.terms.begin()) return std::nullopt;
-    return std::prev(it)->term;
-  };
-  for (LogIndex i = log_.first_index(); i <= log_.last_index(); i = i.next()) {
-    const Entry& e = log_.at(i);
-    if (e.type != EntryType::kNormal) continue;
-    const auto t = primary_term(i);
-    if (!t) {
-      dropped_.push_back({e, DropKind::kInDoubt});
-    } else if (*t != e.term) {
-      dropped_.push_back({e, classify(e)});
-    }
-  }
-}
-
-// What this node knows of a dropped entry's acknowledgement (types.h).
-template <AckRule R>
-DropKind PrimaryBackup<R>::classify(const Entry& e) const {
-  if (e.index <= log_.committed()) return DropKind::kLostAcknowledged;
-  // It wrote the entry as primary and never committed it: never acknowledged.
-  if (led_epoch_ != Epoch(0) && epoch_of(e.term) == led_epoch_) return DropKind::kRolledBack;
-  // Sync-all acknowledges only what every member prepared, so a successor
-  // (a member) that lacks the entry proves it was never acknowledged.
-  if (R == AckRule::kSyncAll) return DropKind::kRolledBack;
-  return DropKind::kInDoubt;
-}
-
-// ---------------------------------------------------------------------------
 // Primary side
 
 template <AckRule R>
@@ -428,24 +318,28 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
   switch (r.refusal) {
     case Refusal::kNone:
       // An acknowledgement of an entry a rollback replaced is worthless.
-      if (r.match_index > log_.last_index() || !log_.match_term(r.match_index, r.match_term))
-        return;
+      if (known_term(r.match_index) != r.match_term) return;
       pr.match = std::max(pr.match, r.match_index);
       pr.next = std::max(pr.next, pr.match.next());
       pr.wants_snapshot = false;
+      pr.refuted = {};
       maybe_commit(p);
       release_rollbacks(p);
       if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
       return;
     case Refusal::kLogMismatch:
-      pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
-      send_append(p, m.from, pr, true);
+      handle_log_mismatch(p, m.from, pr, r);
       return;
     case Refusal::kNeedSnapshot:
+      // The backup holds our log through pr.match, so it diverges after it:
+      // a refusal naming a point at or below the match is from before the
+      // backup caught up (delayed or duplicated).
+      if (r.hint <= pr.match) return;
       send_snapshot(m.from, pr);
       return;
     case Refusal::kPrepareLimit:
-      if (R == AckRule::kSyncAll && r.refused_index > log_.committed() &&
+      // Without a lease, no rollback: its clients were told kDropped already.
+      if (R == AckRule::kSyncAll && lease_valid() && r.refused_index > log_.committed() &&
           log_.match_term(r.refused_index, r.match_term)) {
         rollback_from(p, r.refused_index);
       }
@@ -456,9 +350,43 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
 }
 
 template <AckRule R>
+void PrimaryBackup<R>::handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
+                                           const AppendResponse& r) {
+  if (r.hint_term == Term(0)) {
+    pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
+    send_append(p, from, pr, true);
+    return;
+  }
+  // We sent from inside the backup's snapshot. If our log has its snapshot
+  // point, it holds our prefix through there (Log Matching): go on after it.
+  // next may move up here, never to or below the match.
+  const std::optional<Term> ours = known_term(r.hint);
+  if (ours == r.hint_term) {
+    pr.next = std::max(pr.match.next(), r.hint.next());
+    send_append(p, from, pr, true);
+    return;
+  }
+  // Not in our log (or beyond it): the backup diverges inside what it
+  // applied; only our snapshot can replace its. Where we forgot our term,
+  // our snapshot is past its point and it installs it without being told.
+  if (ours || r.hint > log_.last_index()) pr.refuted = {r.hint, r.hint_term};
+  send_snapshot(from, pr);
+}
+
+template <AckRule R>
+std::optional<Term> PrimaryBackup<R>::known_term(LogIndex i) const {
+  if (auto t = log_.term(i)) return t;
+  if (i > log_.snapshot().index) return std::nullopt;
+  return term_in_history(compacted_terms_, log_.snapshot().index, i);
+}
+
+template <AckRule R>
 void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
-  if (!snapshot_) {
+  // A snapshot below the match would leave the backup's log shorter than we
+  // believe it is (Invariant: match < next); wait for a newer one.
+  if (!snapshot_ || snapshot_->meta.index < pr.match) {
     pr.wants_snapshot = true;  // sent once the host compacts (compact())
+    snapshot_wanted_ = true;   // which it is asked to do now (Ready::snapshot_wanted)
     return;
   }
   // One snapshot per few heartbeats at most: it may be large.
@@ -467,7 +395,8 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   pr.snapshot_sent_tick = now_ticks_;
   pr.wants_snapshot = false;
   pr.next = snapshot_->meta.index.next();
-  send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index()});
+  CHORUS_ASSERT(pr.match < pr.next);
+  send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index(), pr.refuted});
 }
 
 // Where each term begins in our log, the compacted prefix included.
@@ -590,12 +519,12 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
                             [&](const Pending& w) { return w.index >= from; });
   if (first == p.pending.end() || p.generation == kMaxGeneration) return;
   from = first->index;  // markers and no-ops before it stay
-  Rollback rb{from, {first, p.pending.end()}};
+  Rollback rb{from, {first, p.pending.end()}, {}};
   for (const auto& w : rb.aborted) p.uncommitted_bytes -= w.bytes;
   p.pending.erase(first, p.pending.end());
   for (LogIndex i = from; i <= log_.last_index(); i = i.next()) {
     const Entry& e = log_.at(i);
-    if (e.type == EntryType::kNormal) dropped_.push_back({e, DropKind::kRolledBack});
+    if (e.type == EntryType::kNormal) rb.dropped.push_back({e, DropKind::kRolledBack});
   }
   ++p.generation;
   const Entry marker{entry_term(epoch_, p.generation), from, EntryType::kNoop, {}};
@@ -609,8 +538,13 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
   p.broadcast_pending = true;
 }
 
+// A rollback is irrevocable (and its clients get kRolledBack) once the
+// marker is durable here and on a backup, and only while the lease holds:
+// after it lapses the manager may promote any backup, one still holding the
+// aborted writes prepared included (tick() abandons the rest as kDropped).
 template <AckRule R>
 void PrimaryBackup<R>::release_rollbacks(Primary& p) {
+  if (!lease_valid()) return;
   std::erase_if(p.rollbacks, [&](const Rollback& rb) {
     if (log_.stable() < rb.marker) return false;
     const bool on_backup =
@@ -620,6 +554,7 @@ void PrimaryBackup<R>::release_rollbacks(Primary& p) {
     if (!on_backup) return false;
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});
+    dropped_.insert(dropped_.end(), rb.dropped.begin(), rb.dropped.end());
     return true;
   });
 }
@@ -640,7 +575,7 @@ bool PrimaryBackup<R>::has_ready() const {
   return soft_state() != prev_soft_ || DurableState{epoch_, log_.committed()} != prev_durable_ ||
          pending_install_ || log_.has_unstable() || !msgs_.empty() ||
          !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
-         !outcomes_.empty() || !dropped_.empty() ||
+         !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 
@@ -671,6 +606,7 @@ Ready PrimaryBackup<R>::ready() {
   rd.reads = std::move(reads_);
   rd.outcomes = std::move(outcomes_);
   rd.dropped = std::move(dropped_);
+  rd.snapshot_wanted = std::exchange(snapshot_wanted_, false);
   msgs_.clear();
   msgs_after_persist_.clear();
   reads_.clear();

@@ -87,6 +87,9 @@ struct PeerProgress {
   uint64_t snapshot_sent_tick = 0;
   uint64_t last_ack_tick = 0;   // the last tick an acknowledgement or refusal arrived
   bool wants_snapshot = false;  // asked for one while we had none
+  // The backup's snapshot point we found is not in our log; named in the
+  // snapshot we send it so that it installs (InstallSnapshot::refuted).
+  core::SnapshotMeta refuted;
 };
 
 template <AckRule R>
@@ -159,6 +162,7 @@ class PrimaryBackup {
   bool degraded() const { return degraded_; }
   uint64_t degraded_writes() const { return degraded_writes_; }
   std::optional<PeerProgress> progress(NodeId peer) const;
+  // This node's tick clock; a lease request names it (Configuration::lease_anchor_tick).
   uint64_t ticks() const { return now_ticks_; }
 
  private:
@@ -172,10 +176,13 @@ class PrimaryBackup {
   };
   // Sync-all: writes rolled back behind `marker`, answered kRolledBack once
   // the marker is durable here and on a backup (so that the most up-to-date
-  // replica a configuration manager can promote holds the rollback).
+  // replica a configuration manager can promote holds the rollback) while
+  // the lease holds. Their drop reports wait for the same moment: before it
+  // the rollback may still be abandoned and the writes commit elsewhere.
   struct Rollback {
     LogIndex marker;
     std::vector<Pending> aborted;
+    std::vector<core::DroppedEntry> dropped;  // reported when released, never if abandoned
   };
   struct Backup {};
   struct Primary {
@@ -192,6 +199,11 @@ class PrimaryBackup {
   using RoleState = std::variant<Backup, Primary>;
 
   Status apply_configuration(Configuration c, bool from_message);
+  Status check_same_epoch(const Configuration& c, bool from_message) const;
+  // Where a lease granted by `c` ends (exclusive); 0 grants none.
+  static uint64_t lease_end(const Configuration& c) {
+    return c.lease_ticks > 0 ? c.lease_anchor_tick + c.lease_ticks : 0;
+  }
   void become_primary(const Configuration& c);
   void become_backup(Epoch e, NodeId primary, std::string why);
   void abandon(Primary& p);
@@ -200,10 +212,12 @@ class PrimaryBackup {
   // Backup side.
   void handle_append(const Message& m, const Append& a);
   void refuse(const Message& m, Refusal r, LogIndex hint = {}, LogIndex refused = {},
-              Term refused_term = {});
+              Term refused_term = {}, Term hint_term = {});
   LogIndex first_conflict(const Append& a) const;
   const core::Entry* exceeds_prepare_limit(const Append& a, LogIndex conflict) const;
   void handle_snapshot(const Message& m, const InstallSnapshot& s);
+  bool refutes_our_snapshot(const InstallSnapshot& s) const;
+  void report_snapshot_loss(const InstallSnapshot& s);
   void report_dropped_from(LogIndex from);
   void report_dropped_against(const InstallSnapshot& s);
   std::vector<TermStart> term_history() const;
@@ -213,6 +227,10 @@ class PrimaryBackup {
   void handle_response(Primary& p, const Message& m, const AppendResponse& r);
   void send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat);
   void send_snapshot(NodeId to, PeerProgress& pr);
+  void handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
+                           const AppendResponse& r);
+  // Our term at index i, the compacted prefix included as far as remembered.
+  std::optional<Term> known_term(LogIndex i) const;
   void flush_outbox();
   void maybe_commit(Primary& p);
   LogIndex ack_index(const Primary& p) const;
@@ -233,9 +251,14 @@ class PrimaryBackup {
   uint64_t degraded_writes_ = 0;
   std::optional<core::SnapshotRef> snapshot_;         // latest, for lagging backups
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
+  // A backup waits for a snapshot newer than snapshot_: ask the host
+  // (Ready::snapshot_wanted).
+  bool snapshot_wanted_ = false;
   // A backup that must drop entries it applied waits for a snapshot.
   bool needs_snapshot_ = false;
-  Term append_term_;  // the newest Append::term taken (volatile)
+  // The newest Append::term taken. Volatile, but seeded from the log's last
+  // term on a restart, and never below it: older appends are refused.
+  Term append_term_;
   // The term starts of the compacted prefix of our log, oldest first (at
   // most kMaxTermHistory). Forgotten on a restart.
   std::vector<TermStart> compacted_terms_;

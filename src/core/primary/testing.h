@@ -8,7 +8,8 @@
 // `messages`; persist (snapshot, then the entries — truncating from the
 // first — then the durable state if it needs a sync, as the host does);
 // only then send `messages_after_persist`; apply `committed`; record reads,
-// outcomes and dropped entries; advance(). hold(id) models a slow fsync: the
+// outcomes and dropped entries; advance(); then, if the Ready asks for a
+// snapshot, take one (compact(id)). hold(id) models a slow fsync: the
 // Ready's `messages` leave, the rest waits for release(id); crash(id) loses
 // it. restart(id) rebuilds the node from its disk.
 #pragma once
@@ -96,6 +97,7 @@ class Group {
     for (uint64_t m : members()) c.members.push_back(NodeId(m));
     for (uint64_t m : to) {
       if (!up(m)) continue;
+      c.lease_anchor_tick = node(m).ticks();  // granted at once: anchored now
       EXPECT_TRUE(node(m).configure(c).is_ok()) << "n" << m;
     }
   }
@@ -167,6 +169,11 @@ class Group {
     n.engine->compact(ref);
   }
 
+  // Whether the host honours Ready::snapshot_wanted (on by default), and
+  // how often node `id` asked.
+  void set_auto_snapshot(bool on) { auto_snapshot_ = on; }
+  size_t snapshots_wanted(uint64_t id) { return at(id).snapshots_wanted; }
+
   // ---- moving things along ----
   bool process_ready(uint64_t id) {
     Node& n = at(id);
@@ -209,6 +216,7 @@ class Group {
     std::vector<core::Outcome> outcomes;
     std::vector<core::ReadState> reads;
     std::vector<core::DroppedEntry> dropped;
+    size_t snapshots_wanted = 0;
   };
 
   Node& at(uint64_t id) {
@@ -287,9 +295,15 @@ class Group {
     n.outcomes.insert(n.outcomes.end(), rd->outcomes.begin(), rd->outcomes.end());
     n.dropped.insert(n.dropped.end(), rd->dropped.begin(), rd->dropped.end());
     n.engine->advance(*rd);
+    // Step 6 of the Ready contract; snapshots_wanted counts the requests.
+    if (rd->snapshot_wanted) {
+      ++n.snapshots_wanted;
+      if (auto_snapshot_) compact(id);
+    }
   }
 
   std::function<void(Options&)> tweak_;
+  bool auto_snapshot_ = true;
   std::vector<Node> nodes_;
   std::deque<Message> in_flight_;
   std::vector<std::function<bool(const Message&)>> filters_;

@@ -63,6 +63,7 @@ void encode(const primary::AppendResponse& r, pb::PrimaryMessage* out) {
   p->set_match_index(r.match_index.value());
   p->set_match_term(r.match_term.value());
   p->set_hint(r.hint.value());
+  p->set_hint_term(r.hint_term.value());
   p->set_refused_index(r.refused_index.value());
 }
 
@@ -72,6 +73,10 @@ void encode(const primary::InstallSnapshot& s, pb::PrimaryMessage* out) {
   p->mutable_meta()->set_index(s.snapshot.meta.index.value());
   p->mutable_meta()->set_term(s.snapshot.meta.term.value());
   p->set_last_index(s.last_index.value());
+  if (s.refuted.index != LogIndex(0)) {
+    p->mutable_refuted()->set_index(s.refuted.index.value());
+    p->mutable_refuted()->set_term(s.refuted.term.value());
+  }
   // The header must fit kMaxSnapshotHeaderBytes: keep the newest starts.
   const size_t keep = std::min(s.terms.size(), kMaxWireTermStarts);
   p->mutable_term_terms()->Reserve(static_cast<int>(keep));
@@ -89,6 +94,7 @@ void encode(const primary::NewConfiguration& c, pb::PrimaryMessage* out) {
   p->set_primary(c.config.primary.value());
   p->mutable_members()->Reserve(static_cast<int>(c.config.members.size()));
   for (NodeId n : c.config.members) p->add_members(n.value());
+  p->set_version(c.config.version);
   // No lease: messages.h, NewConfiguration.
 }
 
@@ -206,6 +212,8 @@ Result<primary::Body> decode_response(const pb::AppendResponse& in, Epoch epoch)
   r.match_index = LogIndex(in.match_index());
   r.match_term = Term(in.match_term());
   r.hint = LogIndex(in.hint());
+  CHORUS_RETURN_IF_ERROR(check_term(in.hint_term(), epoch, "hint_term"));
+  r.hint_term = Term(in.hint_term());
   r.refused_index = LogIndex(in.refused_index());
   return primary::Body(r);
 }
@@ -268,7 +276,17 @@ Result<primary::Body> decode_snapshot(const pb::InstallSnapshot& in, Epoch epoch
   CHORUS_ASSIGN_OR_RETURN(std::vector<primary::TermStart> terms, decode_terms(in, epoch));
   primary::InstallSnapshot s{
       core::SnapshotRef{{LogIndex(in.meta().index()), Term(in.meta().term())}, std::move(data)},
-      std::move(terms), LogIndex(in.last_index())};
+      std::move(terms),
+      LogIndex(in.last_index()),
+      {}};
+  if (in.has_refuted()) {
+    if ((in.refuted().index() == 0) != (in.refuted().term() == 0)) {
+      return bad(fmt::format("InstallSnapshot refutes {}/{}: only index 0 has term 0",
+                             in.refuted().index(), in.refuted().term()));
+    }
+    CHORUS_RETURN_IF_ERROR(check_term(in.refuted().term(), epoch, "refuted term"));
+    s.refuted = {LogIndex(in.refuted().index()), Term(in.refuted().term())};
+  }
   CHORUS_RETURN_IF_ERROR(check_history(s));
   return primary::Body(std::move(s));
 }
@@ -282,7 +300,10 @@ Result<primary::Body> decode_configuration(const pb::NewConfiguration& in, Epoch
     return bad(fmt::format("NewConfiguration with {} members, more than {}", in.members_size(),
                            kMaxConfigurationMembers));
   }
-  primary::Configuration c{Epoch(in.epoch()), NodeId(in.primary()), {}, 0};
+  primary::Configuration c;
+  c.epoch = Epoch(in.epoch());
+  c.primary = NodeId(in.primary());
+  c.version = in.version();
   for (uint64_t m : in.members()) {
     const NodeId n(m);
     if (n == kNoNode || std::find(c.members.begin(), c.members.end(), n) != c.members.end()) {

@@ -59,19 +59,22 @@ std::vector<Message> every_kind(NodeId from = NodeId(1), NodeId to = NodeId(2)) 
                         entry(t(3, 1), 13, core::EntryType::kNormal, std::string(3, '\0'))},
                        LogIndex(9)}},
       {from, to, e, primary::Append{t(3), LogIndex(0), Term(0), {}, LogIndex(0)}},
-      {from, to, e, primary::AppendResponse{Refusal::kNone, LogIndex(13), t(3, 1), {}, {}}},
-      {from, to, e, primary::AppendResponse{Refusal::kLogMismatch, {}, {}, LogIndex(8), {}}},
+      {from, to, e, primary::AppendResponse{Refusal::kNone, LogIndex(13), t(3, 1), {}, {}, {}}},
       {from, to, e,
-       primary::AppendResponse{Refusal::kPrepareLimit, {}, t(3, 1), {}, LogIndex(12)}},
-      {from, to, Epoch(4), primary::AppendResponse{Refusal::kStaleEpoch, {}, {}, {}, {}}},
-      {from, to, e, primary::AppendResponse{Refusal::kNeedSnapshot, {}, {}, {}, {}}},
+       primary::AppendResponse{Refusal::kLogMismatch, {}, {}, LogIndex(8), t(2, 4), {}}},
       {from, to, e,
-       primary::InstallSnapshot{core::SnapshotRef{{LogIndex(100), t(2, 5)}, snap},
-                                {{t(1), LogIndex(4)}, {t(2, 5), LogIndex(90)}, {t(3), LogIndex(101)}},
-                                LogIndex(120)}},
+       primary::AppendResponse{Refusal::kPrepareLimit, {}, t(3, 1), {}, {}, LogIndex(12)}},
+      {from, to, Epoch(4), primary::AppendResponse{Refusal::kStaleEpoch, {}, {}, {}, {}, {}}},
+      {from, to, e, primary::AppendResponse{Refusal::kNeedSnapshot, {}, {}, LogIndex(7), {}, {}}},
       {from, to, e,
-       primary::NewConfiguration{primary::Configuration{Epoch(3), NodeId(2), {NodeId(1), NodeId(2),
-                                                                              NodeId(7)}}}},
+       primary::InstallSnapshot{
+           core::SnapshotRef{{LogIndex(100), t(2, 5)}, snap},
+           {{t(1), LogIndex(4)}, {t(2, 5), LogIndex(90)}, {t(3), LogIndex(101)}},
+           LogIndex(120),
+           core::SnapshotMeta{LogIndex(95), t(2, 3)}}},
+      {from, to, e,
+       primary::NewConfiguration{primary::Configuration{
+           Epoch(3), NodeId(2), {NodeId(1), NodeId(2), NodeId(7)}, 0, 0, 5}}},
   };
   EXPECT_EQ(all.size(), size_t{kKinds});
   return all;
@@ -89,6 +92,7 @@ void expect_same(const Message& want, const Message& got) {
     EXPECT_EQ(r->match_index, g.match_index);
     EXPECT_EQ(r->match_term, g.match_term);
     EXPECT_EQ(r->hint, g.hint);
+    EXPECT_EQ(r->hint_term, g.hint_term);
     EXPECT_EQ(r->refused_index, g.refused_index);
   } else if (const auto* s = std::get_if<primary::InstallSnapshot>(&want.body)) {
     const auto& g = std::get<primary::InstallSnapshot>(got.body);
@@ -97,6 +101,7 @@ void expect_same(const Message& want, const Message& got) {
     EXPECT_EQ(*s->snapshot.data, *g.snapshot.data);
     EXPECT_EQ(s->terms, g.terms);
     EXPECT_EQ(s->last_index, g.last_index);
+    EXPECT_EQ(s->refuted, g.refuted);
   } else if (const auto* c = std::get_if<primary::NewConfiguration>(&want.body)) {
     EXPECT_EQ(c->config, std::get<primary::NewConfiguration>(got.body).config);
   }
@@ -175,8 +180,8 @@ TEST(PrimaryCodecTest, LongTermHistoryIsCutToTheNewestAndFitsTheSnapshotHeader) 
   s.last_index = s.terms.back().first;
   s.snapshot = core::SnapshotRef{{s.last_index, s.terms.back().term},
                                  std::make_shared<const std::string>("x")};
-  const Message m{NodeId(UINT64_MAX), NodeId(UINT64_MAX - 1), primary::epoch_of(s.terms.back().term),
-                  s};
+  const Message m{NodeId(UINT64_MAX), NodeId(UINT64_MAX - 1),
+                  primary::epoch_of(s.terms.back().term), s};
   const OutgoingMessage out = encode_primary_message(m, GroupId(UINT64_MAX));
   EXPECT_LE(out.message.ByteSizeLong() + 16, kMaxSnapshotHeaderBytes)
       << "with a chunk's own fields around it";
@@ -217,22 +222,28 @@ primarypb::Entry& entry_of(IncomingMessage& in, int i) {
 TEST(PrimaryCodecTest, MalformedEnvelopeIsRefused) {
   const auto all = every_kind();
   const Message& append = all[kAppend];
-  expect_refused(append, [](auto& in) { in.message.clear_primary(); }, "no primary body");
+  expect_refused(
+      append, [](auto& in) { in.message.clear_primary(); }, "no primary body");
   expect_refused(
       append, [](auto& in) { in.message.mutable_raft()->set_term(1); }, "a raft body");
-  expect_refused(append, [](auto& in) { in.message.set_from(0); }, "from 0");
-  expect_refused(append, [](auto& in) { in.message.set_to(0); }, "to 0");
+  expect_refused(
+      append, [](auto& in) { in.message.set_from(0); }, "from 0");
+  expect_refused(
+      append, [](auto& in) { in.message.set_to(0); }, "to 0");
   expect_refused(
       append, [](auto& in) { in.message.set_to(in.message.from()); }, "to itself");
-  expect_refused(append, [](auto& in) { pm(in).clear_append(); }, "no primary message");
+  expect_refused(
+      append, [](auto& in) { pm(in).clear_append(); }, "no primary message");
 }
 
 TEST(PrimaryCodecTest, MalformedAppendIsRefused) {
   const auto all = every_kind();
   const Message& a = all[kAppend];
   const uint64_t e3 = t(3).value();
-  expect_refused(a, [](auto& in) { entry_of(in, 1).set_index(20); }, "gap in entries");
-  expect_refused(a, [](auto& in) { entry_of(in, 0).set_index(10); }, "first entry not after prev");
+  expect_refused(
+      a, [](auto& in) { entry_of(in, 1).set_index(20); }, "gap in entries");
+  expect_refused(
+      a, [](auto& in) { entry_of(in, 0).set_index(10); }, "first entry not after prev");
   expect_refused(
       a, [](auto& in) { entry_of(in, 2).set_term(t(2).value()); }, "entry term decreases");
   expect_refused(
@@ -245,7 +256,8 @@ TEST(PrimaryCodecTest, MalformedAppendIsRefused) {
   expect_refused(
       a, [e3](auto& in) { pm(in).mutable_append()->set_term(e3 + (uint64_t{1} << 32)); },
       "term of another epoch than the message's");
-  expect_refused(a, [](auto& in) { pm(in).set_epoch(4); }, "message epoch beyond the term's");
+  expect_refused(
+      a, [](auto& in) { pm(in).set_epoch(4); }, "message epoch beyond the term's");
   expect_refused(
       a, [](auto& in) { pm(in).mutable_append()->set_prev_term(0); }, "prev entry without a term");
   expect_refused(
@@ -279,8 +291,7 @@ TEST(PrimaryCodecTest, MalformedAppendResponseIsRefused) {
       [](auto& in) { pm(in).mutable_append_response()->set_match_term(t(4).value()); },
       "match term of an epoch the backup has not seen");
   expect_refused(
-      all[kPrepareLimit],
-      [](auto& in) { pm(in).mutable_append_response()->set_match_term(7); },
+      all[kPrepareLimit], [](auto& in) { pm(in).mutable_append_response()->set_match_term(7); },
       "a term of epoch 0");
 }
 
@@ -291,26 +302,38 @@ primarypb::InstallSnapshot& snap_of(IncomingMessage& in) {
 TEST(PrimaryCodecTest, MalformedInstallSnapshotIsRefused) {
   const auto all = every_kind();
   const Message& s = all[kSnapshot];
-  expect_refused(s, [](auto& in) { snap_of(in).mutable_meta()->set_index(0); }, "index 0");
-  expect_refused(s, [](auto& in) { snap_of(in).mutable_meta()->set_term(0); }, "no term");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).mutable_meta()->set_index(0); }, "index 0");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).mutable_meta()->set_term(0); }, "no term");
   expect_refused(
       s, [](auto& in) { snap_of(in).mutable_meta()->set_term(t(4).value()); },
       "term beyond the epoch");
-  expect_refused(s, [](auto& in) { in.snapshot_data = nullptr; }, "snapshot without bytes");
   expect_refused(
-      all[kHeartbeat], [](auto& in) { in.snapshot_data = std::make_shared<const std::string>("x"); },
+      s, [](auto& in) { in.snapshot_data = nullptr; }, "snapshot without bytes");
+  expect_refused(
+      all[kHeartbeat],
+      [](auto& in) { in.snapshot_data = std::make_shared<const std::string>("x"); },
       "bytes attached to an append");
-  expect_refused(s, [](auto& in) { snap_of(in).add_term_terms(t(3, 1).value()); },
-                 "more terms than starts");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).add_term_terms(t(3, 1).value()); }, "more terms than starts");
   expect_refused(
       s, [](auto& in) { snap_of(in).set_term_firsts(1, 101); }, "starts do not ascend");
   expect_refused(
       s, [](auto& in) { snap_of(in).set_term_terms(1, t(1).value()); }, "terms do not ascend");
-  expect_refused(s, [](auto& in) { snap_of(in).set_term_firsts(0, 0); }, "a start at index 0");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).set_term_firsts(0, 0); }, "a start at index 0");
   expect_refused(
       s, [](auto& in) { snap_of(in).set_term_terms(1, t(2, 4).value()); },
       "history contradicts the snapshot's term");
-  expect_refused(s, [](auto& in) { snap_of(in).set_last_index(99); }, "last_index before meta");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).set_last_index(99); }, "last_index before meta");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).mutable_refuted()->set_index(0); },
+      "a refuted point at index 0 with a term");
+  expect_refused(
+      s, [](auto& in) { snap_of(in).mutable_refuted()->set_term(t(4).value()); },
+      "a refuted term beyond the epoch");
   expect_refused(
       s, [](auto& in) { snap_of(in).set_term_firsts(2, 121); }, "a start beyond last_index");
   expect_refused(
@@ -334,12 +357,18 @@ primarypb::NewConfiguration& config_of(IncomingMessage& in) {
 TEST(PrimaryCodecTest, MalformedNewConfigurationIsRefused) {
   const auto all = every_kind();
   const Message& c = all[kConfiguration];
-  expect_refused(c, [](auto& in) { config_of(in).set_epoch(0); }, "epoch 0");
-  expect_refused(c, [](auto& in) { config_of(in).set_epoch(4); }, "epoch beyond the sender's");
-  expect_refused(c, [](auto& in) { config_of(in).set_primary(5); }, "primary not a member");
-  expect_refused(c, [](auto& in) { config_of(in).set_primary(0); }, "no primary");
-  expect_refused(c, [](auto& in) { config_of(in).add_members(7); }, "a member twice");
-  expect_refused(c, [](auto& in) { config_of(in).add_members(0); }, "member 0");
+  expect_refused(
+      c, [](auto& in) { config_of(in).set_epoch(0); }, "epoch 0");
+  expect_refused(
+      c, [](auto& in) { config_of(in).set_epoch(4); }, "epoch beyond the sender's");
+  expect_refused(
+      c, [](auto& in) { config_of(in).set_primary(5); }, "primary not a member");
+  expect_refused(
+      c, [](auto& in) { config_of(in).set_primary(0); }, "no primary");
+  expect_refused(
+      c, [](auto& in) { config_of(in).add_members(7); }, "a member twice");
+  expect_refused(
+      c, [](auto& in) { config_of(in).add_members(0); }, "member 0");
   expect_refused(
       c,
       [](auto& in) {
