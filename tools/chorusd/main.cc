@@ -54,6 +54,15 @@ struct ServerMetrics {
   metrics::Gauge& commit_index = reg.gauge("chorus_commit_index", "Highest committed log index");
   metrics::CounterFamily& commands = reg.counter_family(
       "chorus_client_commands_total", "Client commands by name and result", {"command", "result"});
+  // Every keyspace's group shares the node's disk: what it cost the device.
+  metrics::CounterFamily& device_syncs = reg.counter_family(
+      "chorus_device_syncs_total",
+      "Device syncs this node made, all keyspaces together (fdatasync of a log, fsync of a "
+      "directory, syncfs of a shared batch)",
+      {"kind"});
+  metrics::Counter& fdatasyncs = device_syncs.with({"fdatasync"});
+  metrics::Counter& fsyncs = device_syncs.with({"fsync"});
+  metrics::Counter& syncfs = device_syncs.with({"syncfs"});
 };
 
 // The host's hooks, bound to the metrics and the log. Every role change is
@@ -126,13 +135,24 @@ class Publisher {
     const host::HostStatus s = node_.default_group().status();
     m_.term.set(static_cast<double>(s.engine.soft.term.value()));
     m_.commit_index.set(static_cast<double>(s.engine.commit_index.value()));
+    publish_syncs();
     timer_.expires_after(std::chrono::milliseconds(100));
     timer_.async_wait([this](std::error_code ec) {
       if (!ec) tick();
     });
   }
 
+  // The process-wide sync counters, carried into the counters as deltas.
+  void publish_syncs() {
+    const storage::PosixEnv::SyncCounts now = storage::PosixEnv::sync_counts();
+    m_.fdatasyncs.inc(now.fdatasyncs - syncs_.fdatasyncs);
+    m_.fsyncs.inc(now.fsyncs - syncs_.fsyncs);
+    m_.syncfs.inc(now.syncfs - syncs_.syncfs);
+    syncs_ = now;
+  }
+
   asio::steady_timer timer_;
+  storage::PosixEnv::SyncCounts syncs_;
   ServerMetrics& m_;
   server::Node& node_;
   net::Transport& transport_;
