@@ -142,6 +142,16 @@ struct HostProbes {
   std::function<void(const core::Entry& e)> write_acknowledged;
 };
 
+// A completed write: the state machine's result and the log position of the
+// entry this node applied for it. (index, term) names the write for WAIT and
+// CHORUS.TOKEN / CHORUS.POLL: another term at that index later means the
+// entry was replaced.
+struct WriteAck {
+  kvpb::Result result;
+  LogIndex index;
+  Term term;
+};
+
 struct HostStatus {
   core::EngineStatus engine;
   LogIndex applied_index;
@@ -162,6 +172,8 @@ class ReplicaHost {
   using DurableState = typename E::DurableState;
   using ReadyT = core::Ready<Msg, DurableState>;
   using WriteDone = std::function<void(Result<kvpb::Result>)>;
+  // As WriteDone, with the applied entry's position (WriteAck).
+  using WriteAckDone = std::function<void(Result<WriteAck>)>;
   // OK with the index the read is served at: the state machine has applied
   // at least that far when the callback runs.
   using ReadDone = std::function<void(Result<LogIndex>)>;
@@ -203,6 +215,8 @@ class ReplicaHost {
   void receive(Msg m);
   // A client write; cmd.client_id (non-zero) and cmd.seq identify it.
   void write(kvpb::Command cmd, WriteDone done);
+  // The same write, completed with the applied entry's (index, term).
+  void write_acked(kvpb::Command cmd, WriteAckDone done);
   // A read barrier of consistency `c`.
   void read(Consistency c, ReadDone done);
   // True when a read of consistency `c` may be served from the local state
@@ -218,6 +232,8 @@ class ReplicaHost {
   const Status& failure() const { return failure_; }
   core::SoftState soft_state() const { return core_->soft_state(); }
   HostStatus status() const;
+  // The term of the local log's entry at i (Engine::term_at).
+  std::optional<Term> term_at(LogIndex i) const { return core_->term_at(i); }
   // For the simulator's checks and tests only.
   const E& engine() const { return *core_; }
   const storage::ReplicaStorage& storage() const { return *store_; }
@@ -226,7 +242,7 @@ class ReplicaHost {
   struct PendingWrite {
     uint64_t seq = 0;
     std::string data;
-    WriteDone done;
+    WriteAckDone done;
     Instant created;
     Instant deadline;
     Instant next_try;       // when to offer it (again)
@@ -262,7 +278,7 @@ class ReplicaHost {
   void retry_and_expire();
   void try_propose(uint64_t client, PendingWrite& w);
   void try_read(uint64_t ctx, PendingRead& r);
-  void complete_write(uint64_t client, Result<kvpb::Result> r);
+  void complete_write(uint64_t client, Result<WriteAck> r);
   void complete_read(uint64_t ctx, Result<LogIndex> r);
 
   // The Ready loop.

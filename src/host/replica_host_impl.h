@@ -193,6 +193,19 @@ void ReplicaHost<E, X>::receive(Msg m) {
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
+  CHORUS_ASSERT(done != nullptr);
+  write_acked(std::move(cmd), [done = std::move(done)](Result<WriteAck> r) {
+    if (r.is_ok()) {
+      done(std::move(r->result));
+    } else {
+      done(r.status());
+    }
+  });
+}
+
+template <core::Engine E, class X>
+requires Effects<X, typename E::Message>
+void ReplicaHost<E, X>::write_acked(kvpb::Command cmd, WriteAckDone done) {
   if (!healthy() || stopped_) {
     Status st = stopped_ ? Status::unavailable("server shutting down") : failure_;
     x_.post([done = std::move(done), st] { done(st); });
@@ -360,7 +373,7 @@ void ReplicaHost<E, X>::retry_and_expire() {
 
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
-void ReplicaHost<E, X>::complete_write(uint64_t client, Result<kvpb::Result> r) {
+void ReplicaHost<E, X>::complete_write(uint64_t client, Result<WriteAck> r) {
   auto it = writes_.find(client);
   if (it == writes_.end()) return;
   auto done = std::move(it->second.done);
@@ -641,7 +654,7 @@ void ReplicaHost<E, X>::apply(const std::vector<core::Entry>& committed) {
     auto it = writes_.find(cmd.client_id());
     if (it == writes_.end() || it->second.seq != cmd.seq()) continue;
     if (probes_.write_acknowledged) probes_.write_acknowledged(committed[i]);
-    complete_write(cmd.client_id(), (*results)[i]);
+    complete_write(cmd.client_id(), WriteAck{(*results)[i], committed[i].index, committed[i].term});
   }
 }
 

@@ -137,6 +137,11 @@ concept Engine = requires(E e, const E ce, typename E::Message m, std::string da
   { e.compact(snap) } -> std::same_as<void>;
   { ce.soft_state() } -> std::same_as<SoftState>;
   { ce.status() } -> std::same_as<EngineStatus>;
+  // The term (epoch) of the entry at `i` in this node's log; nullopt when i
+  // was compacted into the snapshot or is past the end. WAIT and
+  // CHORUS.POLL compare it with a write's token: another term at that
+  // index means the write was replaced.
+  { ce.term_at(LogIndex{}) } -> std::same_as<std::optional<Term>>;
   { ce.id() } -> std::same_as<NodeId>;
 };
 

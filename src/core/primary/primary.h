@@ -152,6 +152,8 @@ class PrimaryBackup {
   NodeId id() const { return opts_.id; }
   core::SoftState soft_state() const;
   core::EngineStatus status() const;
+  // The epoch of the entry at i (primary-backup log entries carry epochs as terms).
+  std::optional<Term> term_at(LogIndex i) const { return log_.term(i); }
 
   // Introspection for hosts and tests.
   Epoch epoch() const { return epoch_; }

@@ -171,6 +171,7 @@ class Raft {
   NodeId id() const { return cfg_.id; }
   core::SoftState soft_state() const;
   core::EngineStatus status() const;
+  std::optional<Term> term_at(LogIndex i) const { return log_.term(i); }
   HardState hard_state() const { return {term_, voted_for_, log_.committed()}; }
   core::Role role() const;
   RaftRole raft_role() const;
@@ -280,7 +281,7 @@ class Raft {
   // from leader_ and the term: a higher term learned from any other message
   // must not reopen voting early.
   uint64_t vote_fence_until_tick_ = 0;
-  std::optional<core::SnapshotRef> snapshot_;  // latest snapshot, for lagging followers
+  std::optional<core::SnapshotRef> snapshot_;         // latest snapshot, for lagging followers
   std::optional<core::SnapshotRef> pending_install_;  // received, to hand to the host
   std::vector<std::string> forward_buffer_;           // proposals to forward at ready()
   size_t forward_bytes_ = 0;  // Invariant: sum of forward_buffer_ sizes <= max_forward_bytes
