@@ -206,5 +206,32 @@ TEST_F(HostTest, AWriteProposedBeforeAFailStopIsIndeterminate) {
   EXPECT_EQ(outcome->code(), StatusCode::kIndeterminate) << outcome->to_string();
 }
 
+// A completed write names the entry this node applied for it, whichever
+// node's log it entered through: WAIT and CHORUS.POLL look that position up.
+TEST_F(HostTest, ACompletedWriteReportsTheAppliedEntrysIndexAndTerm) {
+  ManualEffects fx;
+  auto h = make(fx, 1);
+  from_leader(*h, fx, raft::Heartbeat{LogIndex(0), 1});  // n1 is the leader
+  kvpb::Command cmd = kv::make_put("k", "v");
+  cmd.set_client_id(7);
+  cmd.set_seq(1);
+  std::optional<Result<WriteAck>> outcome;
+  h->write_acked(cmd, [&](Result<WriteAck> r) { outcome = std::move(r); });
+  fx.drain();  // forwarded to n1, which appends it after an entry of its own
+  const core::Entry own = put_entry(1, 1);
+  const core::Entry forwarded{Term(1), LogIndex(2), core::EntryType::kNormal, kv::encode(cmd)};
+  from_leader(*h, fx, raft::AppendEntries{LogIndex(0), Term(0), {own, forwarded}, LogIndex(0)});
+  EXPECT_FALSE(outcome.has_value()) << "completed before it was committed";
+  from_leader(*h, fx, raft::Heartbeat{LogIndex(2), 1});
+  fx.drain();
+  ASSERT_TRUE(outcome.has_value());
+  ASSERT_TRUE(outcome->is_ok()) << outcome->status().to_string();
+  EXPECT_EQ((*outcome)->index, LogIndex(2));
+  EXPECT_EQ((*outcome)->term, Term(1));
+  EXPECT_EQ((*outcome)->result.code(), kvpb::Result::OK);
+  EXPECT_EQ(h->term_at(LogIndex(2)), Term(1));
+  EXPECT_EQ(h->term_at(LogIndex(3)), std::nullopt);
+}
+
 }  // namespace
 }  // namespace chorus::host
