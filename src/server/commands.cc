@@ -275,6 +275,9 @@ constexpr CommandSpec kCommands[] = {
     {"chorus.cas", 4, kWF, 1, 1, 1, cmd_chorus_cas, {}},
     {"chorus.consistency", -1, kFast, 0, 0, 0, cmd_chorus_consistency, {}},
     {"chorus.keyspace", -2, 0, 0, 0, 0, nullptr, kKeyspaceSubcommands},
+    {"wait", 3, 0, 0, 0, 0, cmd_wait, {}},
+    {"chorus.token", 1, kFast, 0, 0, 0, cmd_chorus_token, {}},
+    {"chorus.poll", 2, kFast, 0, 0, 0, cmd_chorus_poll, {}},
 };
 
 const CommandSpec* find_in(std::span<const CommandSpec> table, std::string_view name) {

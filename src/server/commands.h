@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,6 +87,22 @@ class ScanCursorTable {
   size_t key_bytes_ = 0;
 };
 
+// The log position of one completed write: the keyspace it went to, the
+// term (Raft) or epoch of the entry, and its index in that keyspace's log.
+// Printed as "keyspace:term:index" (CHORUS.TOKEN); keyspace names may hold
+// ':', so the two numbers are taken from the right when parsed back.
+struct WriteToken {
+  std::string keyspace;
+  uint64_t term = 0;
+  uint64_t index = 0;
+
+  std::string to_string() const;
+  // nullopt when `s` is not "keyspace:term:index" with a non-empty keyspace,
+  // decimal numbers and index >= 1.
+  static std::optional<WriteToken> parse(std::string_view s);
+  bool operator==(const WriteToken&) const = default;
+};
+
 // Per-connection state, owned by the connection.
 struct Session {
   uint64_t id = 0;                    // CLIENT ID; also the exactly-once session id the node uses
@@ -93,6 +110,12 @@ struct Session {
   std::string lib_name, lib_version;  // CLIENT SETINFO
   Consistency consistency = Consistency::kLinearizable;
   std::shared_ptr<ScanCursorTable> scan_cursors = std::make_shared<ScanCursorTable>();
+  // The connection's last completed write (CHORUS.TOKEN), and its last write
+  // in each keyspace it wrote to (WAIT waits for all of them). Bounded by the
+  // number of keyspaces (KeyspaceTable's kMaxKeyspaces + default); the
+  // node forgets a dropped keyspace's entry when WAIT meets it.
+  std::optional<WriteToken> last_write;
+  std::map<std::string, WriteToken, std::less<>> last_write_by_keyspace;
 };
 
 // What the node tells the command layer about itself.
@@ -150,7 +173,23 @@ struct KeyspaceOp {
   std::string name;   // kDrop, kInfo
 };
 
-using Plan = std::variant<ImmediateReply, WriteOp, ReadOp, KeyspaceOp>;
+// WAIT numreplicas timeout: the node waits until `numreplicas` replicas hold
+// every write in `writes` (the session's last per keyspace), or until
+// `timeout_ms` (0: no timeout; the node caps it at its request timeout), and
+// answers the count reached as an integer.
+struct WaitOp {
+  uint64_t numreplicas = 0;
+  uint64_t timeout_ms = 0;
+  std::vector<WriteToken> writes;
+};
+
+// CHORUS.POLL token: the node answers the write's status (committed, pending,
+// lost) and how many replicas hold it.
+struct PollOp {
+  WriteToken token;
+};
+
+using Plan = std::variant<ImmediateReply, WriteOp, ReadOp, KeyspaceOp, WaitOp, PollOp>;
 
 // What a KeyspaceOp answers: OK (create, drop), the keyspaces (list), or one
 // keyspace's fields (info).

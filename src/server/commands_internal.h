@@ -43,6 +43,7 @@ inline void append_bulk_or_null(std::string* out, const std::optional<std::strin
 inline constexpr std::string_view kErrSyntax = "ERR syntax error";
 inline constexpr std::string_view kErrNotInteger = "ERR value is not an integer or out of range";
 inline constexpr std::string_view kErrIncrOverflow = "ERR increment or decrement would overflow";
+inline constexpr std::string_view kErrTimeoutNegative = "ERR timeout is negative";
 inline constexpr std::string_view kErrInvalidCursor = "ERR invalid cursor";
 // Redis answers any password for the default user when none is configured.
 inline constexpr std::string_view kErrWrongPass =
@@ -138,5 +139,10 @@ Plan cmd_keyspace_create(const Call& c);
 Plan cmd_keyspace_drop(const Call& c);
 Plan cmd_keyspace_list(const Call& c);
 Plan cmd_keyspace_info(const Call& c);
+
+// commands_tokens.cc
+Plan cmd_wait(const Call& c);
+Plan cmd_chorus_token(const Call& c);
+Plan cmd_chorus_poll(const Call& c);
 
 }  // namespace chorus::server::internal

@@ -839,6 +839,71 @@ TEST_F(CommandsTest, ChorusConsistency) {
             "follower)\r\n");
 }
 
+// ---- WAIT, CHORUS.TOKEN, CHORUS.POLL ------------------------------------------------
+
+TEST_F(CommandsTest, WaitArgumentErrorsAreRedis) {
+  EXPECT_EQ(immediate({"WAIT"}), "-ERR wrong number of arguments for 'wait' command\r\n");
+  EXPECT_EQ(immediate({"WAIT", "1"}), "-ERR wrong number of arguments for 'wait' command\r\n");
+  EXPECT_EQ(immediate({"WAIT", "1", "2", "3"}),
+            "-ERR wrong number of arguments for 'wait' command\r\n");
+  EXPECT_EQ(immediate({"WAIT", "x", "0"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(immediate({"WAIT", "1.5", "0"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(immediate({"WAIT", "1", "-1"}), "-ERR timeout is negative\r\n");
+  EXPECT_EQ(immediate({"WAIT", "1", "x"}), "-ERR timeout is not an integer or out of range\r\n");
+}
+
+TEST_F(CommandsTest, WaitCarriesTheSessionsLastWritePerKeyspace) {
+  Plan p = plan({"wait", "2", "100"});
+  ASSERT_TRUE(std::holds_alternative<WaitOp>(p));
+  EXPECT_EQ(std::get<WaitOp>(p).numreplicas, 2u);
+  EXPECT_EQ(std::get<WaitOp>(p).timeout_ms, 100u);
+  EXPECT_TRUE(std::get<WaitOp>(p).writes.empty());
+
+  session_.last_write_by_keyspace["default"] = WriteToken{"default", 2, 10};
+  session_.last_write_by_keyspace["orders"] = WriteToken{"orders", 3, 1042};
+  p = plan({"WAIT", "-1", "0"});
+  ASSERT_TRUE(std::holds_alternative<WaitOp>(p));
+  EXPECT_EQ(std::get<WaitOp>(p).numreplicas, 0u);  // reached at once, as in Redis
+  EXPECT_EQ(std::get<WaitOp>(p).timeout_ms, 0u);
+  EXPECT_EQ(std::get<WaitOp>(p).writes,
+            (std::vector<WriteToken>{{"default", 2, 10}, {"orders", 3, 1042}}));
+}
+
+TEST_F(CommandsTest, ChorusTokenIsNilUntilTheConnectionWrote) {
+  EXPECT_EQ(immediate({"CHORUS.TOKEN"}), "$-1\r\n");
+  session_.last_write = WriteToken{"orders", 3, 1042};
+  EXPECT_EQ(immediate({"chorus.token"}), "$13\r\norders:3:1042\r\n");
+  EXPECT_EQ(immediate({"CHORUS.TOKEN", "x"}),
+            "-ERR wrong number of arguments for 'chorus.token' command\r\n");
+}
+
+TEST(WriteTokenTest, RoundTripsAndTakesTheNumbersFromTheRight) {
+  const WriteToken t{"a:b:", 7, 99};
+  EXPECT_EQ(t.to_string(), "a:b::7:99");
+  EXPECT_EQ(WriteToken::parse(t.to_string()), t);
+  EXPECT_EQ(WriteToken::parse("orders:3:1042"), (WriteToken{"orders", 3, 1042}));
+  EXPECT_EQ(WriteToken::parse("default:0:1"), (WriteToken{"default", 0, 1}));
+}
+
+TEST(WriteTokenTest, MalformedTokensAreRefused) {
+  for (std::string_view bad :
+       {"", "orders", "orders:3", ":3:4", "orders:3:0", "orders:-3:4", "orders:3:+4", "orders:03:4",
+        "orders:3:4x", "orders::4", "orders:3:", "orders:3:99999999999999999999"}) {
+    EXPECT_FALSE(WriteToken::parse(bad).has_value()) << bad;
+  }
+}
+
+TEST_F(CommandsTest, ChorusPollParsesTheTokenAndNamesAMalformedOne) {
+  Plan p = plan({"CHORUS.POLL", "orders:3:1042"});
+  ASSERT_TRUE(std::holds_alternative<PollOp>(p));
+  EXPECT_EQ(std::get<PollOp>(p).token, (WriteToken{"orders", 3, 1042}));
+  EXPECT_EQ(immediate({"CHORUS.POLL", "orders:3"}),
+            "-ERR invalid write token 'orders:3' (expected keyspace:term:index as CHORUS.TOKEN "
+            "prints it)\r\n");
+  EXPECT_EQ(immediate({"CHORUS.POLL"}),
+            "-ERR wrong number of arguments for 'chorus.poll' command\r\n");
+}
+
 // ---- Glob: Redis's stringmatchlen semantics ------------------------------------------
 
 struct GlobCase {
