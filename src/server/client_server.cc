@@ -200,6 +200,10 @@ asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args
     co_await execute_read(*rd, session, out, ok);
   } else if (auto* k = std::get_if<KeyspaceOp>(&plan)) {
     co_await execute_keyspace(*k, out, ok);
+  } else if (auto* wt = std::get_if<WaitOp>(&plan)) {
+    co_await execute_wait(*wt, session, out);
+  } else if (auto* p = std::get_if<PollOp>(&plan)) {
+    execute_poll(*p, out, ok);
   }
   if (opts_.on_command) opts_.on_command(name, ok ? "ok" : "error");
   co_return keep_open;
@@ -238,11 +242,18 @@ asio::awaitable<void> ClientServer::execute_write(WriteOp& w, Session& session, 
   }
   ReplicaGroup* group = node_.group(gid);
   CHORUS_ASSERT(group != nullptr);
+  // Named before the write suspends: the table may change meanwhile.
+  std::string keyspace(w.keys.empty() ? kDefaultKeyspaceName : table.name_of(w.keys[0]));
   w.command.set_client_id(session.id);
   w.command.set_seq(++seq);
-  Result<kvpb::Result> r = co_await replicate(*group, std::move(w.command));
+  Result<host::WriteAck> r = co_await replicate(*group, std::move(w.command));
   if (r.is_ok()) {
-    append_reply_or_error(&out, w.reply(*r), &ok);
+    // The write's token, for CHORUS.TOKEN and WAIT; its reply is Redis's.
+    WriteToken token{std::move(keyspace), r->term.value(), r->index.value()};
+    CHORUS_ASSERT(token.index > 0);
+    session.last_write_by_keyspace[token.keyspace] = token;
+    session.last_write = std::move(token);
+    append_reply_or_error(&out, w.reply(r->result), &ok);
   } else {
     resp::append_error(&out, error_for(r.status()));
   }
@@ -312,11 +323,11 @@ asio::awaitable<void> ClientServer::execute_keyspace(KeyspaceOp& k, std::string&
   }
 }
 
-asio::awaitable<Result<kvpb::Result>> ClientServer::replicate(ReplicaGroup& group,
-                                                              kvpb::Command cmd) {
-  return await_callback<Result<kvpb::Result>>(
-      [&group, cmd = std::move(cmd)](std::function<void(Result<kvpb::Result>)> done) mutable {
-        group.write(std::move(cmd), std::move(done));
+asio::awaitable<Result<host::WriteAck>> ClientServer::replicate(ReplicaGroup& group,
+                                                                kvpb::Command cmd) {
+  return await_callback<Result<host::WriteAck>>(
+      [&group, cmd = std::move(cmd)](std::function<void(Result<host::WriteAck>)> done) mutable {
+        group.write_acked(std::move(cmd), std::move(done));
       });
 }
 
@@ -327,6 +338,122 @@ asio::awaitable<Status> ClientServer::read_barrier(ReplicaGroup& group, Consiste
   Result<LogIndex> r = co_await await_callback<Result<LogIndex>>(
       [&group, c](std::function<void(Result<LogIndex>)> done) { group.read(c, std::move(done)); });
   co_return r.status();
+}
+
+}  // namespace chorus::server
+
+namespace chorus::server {
+
+std::string_view write_state_name(WriteProgress::State s) {
+  switch (s) {
+    case WriteProgress::State::kCommitted:
+      return "committed";
+    case WriteProgress::State::kPending:
+      return "pending";
+    case WriteProgress::State::kLost:
+      return "lost";
+  }
+  return "pending";
+}
+
+WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
+  CHORUS_ASSERT(index.value() > 0);
+  const host::HostStatus st = g.status();
+  const core::EngineStatus& e = st.engine;
+  WriteProgress p;
+  if (const std::optional<Term> here = g.term_at(index)) {
+    if (*here != term) {
+      p.state = WriteProgress::State::kLost;
+      return p;
+    }
+  } else if (index <= e.snapshot_index) {
+    // Compacted: only the snapshot's term is left (see the declaration).
+    const std::optional<Term> snap = g.term_at(e.snapshot_index);
+    if (snap && term > *snap) {
+      p.state = WriteProgress::State::kLost;
+      return p;
+    }
+  } else {
+    return p;  // past the end of this node's log: pending, held by none it knows of
+  }
+  if (index <= e.commit_index) p.state = WriteProgress::State::kCommitted;
+  if (e.soft.role == core::Role::kLeader) {
+    for (const core::PeerStatus& peer : e.peers) {
+      if (peer.id != e.soft.leader && peer.match_index >= index) ++p.replicas;
+    }
+  } else if (st.durable_index >= index) {
+    p.replicas = 1;  // this node, a replica that is not the leader
+  }
+  return p;
+}
+
+ReplicaGroup* ClientServer::group_of_keyspace(std::string_view name) {
+  if (name == kDefaultKeyspaceName) return &node_.default_group();
+  if (!node_.routing_ready()) return nullptr;
+  const metapb::KeyspaceDef* d = node_.table().find(name);
+  return d == nullptr ? nullptr : node_.group(GroupId(d->group_id()));
+}
+
+uint64_t ClientServer::replicas_holding(const std::vector<WriteToken>& writes, Session& session) {
+  if (writes.empty()) {
+    // Redis answers the replicas connected now; here the default group's
+    // leader counts the peers it has heard from, other nodes the configured ones.
+    const core::EngineStatus e = node_.default_group().status().engine;
+    if (e.soft.role != core::Role::kLeader) return opts_.replicas_configured;
+    uint64_t n = 0;
+    for (const core::PeerStatus& peer : e.peers) {
+      if (peer.id != e.soft.leader && peer.match_index.value() > 0) ++n;
+    }
+    return n;
+  }
+  uint64_t least = UINT64_MAX;
+  for (const WriteToken& t : writes) {
+    ReplicaGroup* g = group_of_keyspace(t.keyspace);
+    if (g == nullptr) {
+      // The keyspace was dropped, and its writes with it: none holds them.
+      // Forgotten, so the next WAIT of this connection is not stuck at 0.
+      session.last_write_by_keyspace.erase(t.keyspace);
+      return 0;
+    }
+    const WriteProgress p = write_progress(*g, LogIndex(t.index), Term(t.term));
+    least = std::min(least, p.state == WriteProgress::State::kLost ? 0 : p.replicas);
+  }
+  return least;
+}
+
+asio::awaitable<void> ClientServer::execute_wait(const WaitOp& w, Session& session,
+                                                 std::string& out) {
+  const uint64_t timeout_ms = w.timeout_ms == 0 ? opts_.wait_timeout_max_ms
+                                                : std::min(w.timeout_ms, opts_.wait_timeout_max_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  uint64_t n = replicas_holding(w.writes, session);
+  asio::steady_timer timer(io_);
+  // Redis answers at once when there is nothing to wait for.
+  while (!w.writes.empty() && n < w.numreplicas && !stopped_ &&
+         std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(opts_.wait_poll_interval_ms));
+    std::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    n = replicas_holding(w.writes, session);
+  }
+  resp::append_integer(&out, static_cast<int64_t>(n));
+}
+
+void ClientServer::execute_poll(const PollOp& p, std::string& out, bool& ok) {
+  ReplicaGroup* g = group_of_keyspace(p.token.keyspace);
+  if (g == nullptr) {
+    ok = false;
+    resp::append_error(
+        &out, "ERR unknown keyspace '" + p.token.keyspace.substr(0, 128) + "' in the write token");
+    return;
+  }
+  const WriteProgress w = write_progress(*g, LogIndex(p.token.index), Term(p.token.term));
+  // A flat map, as Redis 7's RESP2 replies give one (CLIENT INFO-like pairs).
+  resp::append_array_header(&out, 4);
+  resp::append_bulk_string(&out, "status");
+  resp::append_bulk_string(&out, write_state_name(w.state));
+  resp::append_bulk_string(&out, "replicas");
+  resp::append_integer(&out, static_cast<int64_t>(w.replicas));
 }
 
 }  // namespace chorus::server

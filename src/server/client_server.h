@@ -13,7 +13,10 @@
 //  - reads wait for the connection's consistency mode (ReadIndex by default)
 //    on every group their keys belong to (every group for SCAN and DBSIZE),
 //    then read them all as one state (routed_state.h);
-//  - CHORUS.KEYSPACE runs on the node's metadata group.
+//  - CHORUS.KEYSPACE runs on the node's metadata group;
+//  - WAIT and CHORUS.POLL read the groups' status (write_progress below);
+//    every completed write leaves its token (keyspace, term, index) in the
+//    session, which CHORUS.TOKEN prints and WAIT waits for.
 // Errors say what happened (error_for): -TRYAGAIN only when the command
 // certainly did not take effect (no leader, a limit reached before it was
 // proposed); -UNCERTAIN when a write was proposed and then lost sight of (a
@@ -43,6 +46,13 @@ struct ClientServerOptions {
   net::resp::Limits limits;
   uint64_t max_clients = 10000;
   bool lease_reads_enabled = false;
+  // WAIT with timeout 0 (or longer) waits at most this long (limits.request_timeout_ms).
+  uint64_t wait_timeout_max_ms = 5000;
+  // How often a blocked WAIT looks at the groups' status again.
+  uint64_t wait_poll_interval_ms = 10;
+  // The replicas a connection without writes reports to WAIT on a node that
+  // does not lead the default group: the configured voters but this one.
+  uint64_t replicas_configured = 0;
   // Called once per executed command with its metric name and outcome ("ok"/"error").
   std::function<void(std::string_view command, std::string_view result)> on_command;
 };
@@ -61,12 +71,18 @@ class ClientServer {
   asio::awaitable<void> serve(asio::ip::tcp::socket socket);
   asio::awaitable<bool> execute(const std::vector<std::string>& args, Session& session,
                                 uint64_t& seq, std::string& out);
-  asio::awaitable<Result<kvpb::Result>> replicate(ReplicaGroup& group, kvpb::Command cmd);
+  asio::awaitable<Result<host::WriteAck>> replicate(ReplicaGroup& group, kvpb::Command cmd);
   asio::awaitable<Status> read_barrier(ReplicaGroup& group, Consistency c);
   asio::awaitable<void> execute_write(WriteOp& w, Session& session, uint64_t& seq, std::string& out,
                                       bool& ok);
   asio::awaitable<void> execute_read(ReadOp& r, Session& session, std::string& out, bool& ok);
   asio::awaitable<void> execute_keyspace(KeyspaceOp& k, std::string& out, bool& ok);
+  asio::awaitable<void> execute_wait(const WaitOp& w, Session& session, std::string& out);
+  void execute_poll(const PollOp& p, std::string& out, bool& ok);
+  // The replicas holding every write in `writes` (the minimum over them).
+  uint64_t replicas_holding(const std::vector<WriteToken>& writes, Session& session);
+  // The group a token names; nullptr for an unknown keyspace.
+  ReplicaGroup* group_of_keyspace(std::string_view name);
   ServerView view(bool with_status) const;
   uint64_t new_session_id();
 
@@ -82,6 +98,28 @@ class ClientServer {
   int64_t started_ms_ = 0;
   bool stopped_ = false;
 };
+
+// What one group's local replica knows about the write at (index, term).
+//   kCommitted  its log holds (index, term) and its commit index covers it;
+//   kPending    not committed yet as far as this node knows (or not here yet);
+//   kLost       its log holds another term at `index`: the write was replaced
+//               (Raft §5.3: a conflicting suffix was truncated).
+// `replicas` counts the nodes other than the leader that durably hold the
+// entry, and never more than this node knows: on the leader, the peers whose
+// match_index reaches `index` (a match there means the same term, Raft §5.3
+// Log Matching); elsewhere 1 when this node holds it durably, else 0 — a
+// follower does not know the other followers' logs.
+// An entry already compacted into the snapshot is judged by the snapshot's
+// term: a later term is lost (terms never decrease along a log), an earlier
+// or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
+// made-up token may be misjudged).
+struct WriteProgress {
+  enum class State : uint8_t { kCommitted, kPending, kLost };
+  State state = State::kPending;
+  uint64_t replicas = 0;
+};
+WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term);
+std::string_view write_state_name(WriteProgress::State s);
 
 // The RESP error line for a failed request ("TRYAGAIN no leader", "UNCERTAIN
 // request timed out; ..."), without "-" and CRLF.

@@ -97,6 +97,9 @@ class EngineGroup final : public ReplicaGroup {
   void write(kvpb::Command cmd, WriteDone done) override {
     host_->write(std::move(cmd), std::move(done));
   }
+  void write_acked(kvpb::Command cmd, WriteAckDone done) override {
+    host_->write_acked(std::move(cmd), std::move(done));
+  }
   void read(host::Consistency c, ReadDone done) override { host_->read(c, std::move(done)); }
   bool read_ready_now(host::Consistency c) override { return host_->read_ready_now(c); }
 
@@ -106,6 +109,7 @@ class EngineGroup final : public ReplicaGroup {
   Status failure() const override { return host_->failure(); }
   core::SoftState soft_state() const override { return host_->soft_state(); }
   host::HostStatus status() const override { return host_->status(); }
+  std::optional<Term> term_at(LogIndex i) const override { return host_->term_at(i); }
 
  private:
   void send(Msg m) { ctx_.transport->send(EngineSetup<E>::encode(ctx_.group_id, m)); }

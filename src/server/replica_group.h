@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,7 @@ namespace chorus::server {
 class ReplicaGroup {
  public:
   using WriteDone = std::function<void(Result<kvpb::Result>)>;
+  using WriteAckDone = std::function<void(Result<host::WriteAck>)>;
   using ReadDone = std::function<void(Result<LogIndex>)>;
 
   virtual ~ReplicaGroup() = default;
@@ -47,6 +49,8 @@ class ReplicaGroup {
   virtual Status receive(net::IncomingMessage m) = 0;
   // A client write (cmd.client_id and cmd.seq identify it: exactly once).
   virtual void write(kvpb::Command cmd, WriteDone done) = 0;
+  // The same, completed with the applied entry's (index, term) (WAIT, CHORUS.TOKEN).
+  virtual void write_acked(kvpb::Command cmd, WriteAckDone done) = 0;
   // A read barrier; done(OK) once the state machine may serve the read.
   virtual void read(host::Consistency c, ReadDone done) = 0;
   // True when a read of consistency c may be served right now without read().
@@ -58,6 +62,8 @@ class ReplicaGroup {
   virtual Status failure() const = 0;
   virtual core::SoftState soft_state() const = 0;
   virtual host::HostStatus status() const = 0;
+  // The term of the local log's entry at i; nullopt when compacted or past the end.
+  virtual std::optional<Term> term_at(LogIndex i) const = 0;
 };
 
 // The /status and CHORUS.STATUS document of a group (admin_http.h describes

@@ -363,5 +363,50 @@ TEST_F(ClusterTest, KeyspacesRouteKeysToTheirOwnGroupsAndSurviveARestart) {
             "ERR no keyspace 'orders'");
 }
 
+// WAIT, CHORUS.TOKEN and CHORUS.POLL, asked of the leader (whose view of
+// every peer's match_index is what WAIT counts).
+TEST_F(ClusterTest, WaitCountsReplicasAndTokensPollCommitted) {
+  make(3);
+  const int leader = *c().wait_for_leader(5s);
+  auto cl = connect(leader);
+  ASSERT_TRUE(cl && cl->err == 0);
+  // Bad arguments: Redis's errors.
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "1"})), "ERR wrong number of arguments for 'wait' command");
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "x", "0"})), "ERR value is not an integer or out of range");
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "1", "-5"})), "ERR timeout is negative");
+  // No write yet: the replicas there are, at once; and no token.
+  EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.TOKEN"})), "<nil>");
+
+  EXPECT_EQ(str(cmd(cl.get(), {"SET", "k", "v"})), "OK");  // the reply is Redis's, unchanged
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "2", "0"})), "2");
+  const std::string token = str(cmd(cl.get(), {"CHORUS.TOKEN"}));
+  EXPECT_EQ(token.rfind("default:", 0), 0u) << token;
+  auto poll = cmd(cl.get(), {"CHORUS.POLL", token});
+  ASSERT_TRUE(poll && poll->type == REDIS_REPLY_ARRAY && poll->elements == 4) << str(poll);
+  EXPECT_EQ(std::string(poll->element[0]->str, poll->element[0]->len), "status");
+  EXPECT_EQ(std::string(poll->element[1]->str, poll->element[1]->len), "committed");
+  EXPECT_EQ(std::string(poll->element[2]->str, poll->element[2]->len), "replicas");
+  EXPECT_EQ(poll->element[3]->integer, 2);
+  EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.POLL", "default:1"})),
+            "ERR invalid write token 'default:1' (expected keyspace:term:index as CHORUS.TOKEN "
+            "prints it)");
+  EXPECT_EQ(str(cmd(cl.get(), {"CHORUS.POLL", "nosuch:1:1"})),
+            "ERR unknown keyspace 'nosuch' in the write token");
+
+  // A follower stops: the next write reaches one replica, and WAIT says so
+  // after its timeout.
+  const int follower = leader % 3 + 1;
+  ASSERT_TRUE(c().stop(follower).is_ok());
+  EXPECT_EQ(str(cmd(cl.get(), {"SET", "k", "w"})), "OK");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "2", "300"})), "1");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 290ms);
+  EXPECT_EQ(str(cmd(cl.get(), {"WAIT", "1", "0"})), "1");
+  auto later = cmd(cl.get(), {"CHORUS.POLL", str(cmd(cl.get(), {"CHORUS.TOKEN"}))});
+  ASSERT_TRUE(later && later->type == REDIS_REPLY_ARRAY && later->elements == 4);
+  EXPECT_EQ(std::string(later->element[1]->str, later->element[1]->len), "committed");
+  EXPECT_EQ(later->element[3]->integer, 1);
+}
+
 }  // namespace
 }  // namespace chorus::tests

@@ -104,6 +104,8 @@ server::ClientServerOptions client_options(const server::NodeConfig& cfg, Server
   co.limits.command_bytes_max = cfg.limits.max_pipeline_bytes;
   co.max_clients = cfg.limits.max_clients;
   co.lease_reads_enabled = cfg.raft.lease_reads;
+  co.wait_timeout_max_ms = cfg.limits.request_timeout_ms;
+  co.replicas_configured = cfg.voter_ids().size() - 1;
   co.on_command = [&m](std::string_view name, std::string_view result) {
     m.commands.with({std::string(name), std::string(result)}).inc();
   };
