@@ -255,6 +255,13 @@ asio::awaitable<void> ClientServer::execute_write(WriteOp& w, Session& session, 
     session.last_write = std::move(token);
     append_reply_or_error(&out, w.reply(r->result), &ok);
   } else {
+    if (r.status().code() == StatusCode::kIndeterminate) {
+      // The write may still commit: WAIT and CHORUS.TOKEN must not vouch for
+      // an earlier write in its place.
+      WriteToken unknown{std::move(keyspace), 0, 0, true};
+      session.last_write_by_keyspace[unknown.keyspace] = unknown;
+      session.last_write = std::move(unknown);
+    }
     resp::append_error(&out, error_for(r.status()));
   }
 }
@@ -363,7 +370,10 @@ WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
   WriteProgress p;
   if (const std::optional<Term> here = g.term_at(index)) {
     if (*here != term) {
-      p.state = WriteProgress::State::kLost;
+      // Replaced only if this node knows its own entry there is committed;
+      // an uncommitted one may itself be replaced (a stale leader, a
+      // follower before its conflicting suffix is cut): pending, held by none.
+      if (index <= e.commit_index) p.state = WriteProgress::State::kLost;
       return p;
     }
   } else if (index <= e.snapshot_index) {
@@ -408,6 +418,7 @@ uint64_t ClientServer::replicas_holding(const std::vector<WriteToken>& writes, S
   }
   uint64_t least = UINT64_MAX;
   for (const WriteToken& t : writes) {
+    if (t.uncertain) return 0;  // its position is unknown: no replica can be vouched for
     ReplicaGroup* g = group_of_keyspace(t.keyspace);
     if (g == nullptr) {
       // The keyspace was dropped, and its writes with it: none holds them.

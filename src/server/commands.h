@@ -95,6 +95,11 @@ struct WriteToken {
   std::string keyspace;
   uint64_t term = 0;
   uint64_t index = 0;
+  // The write's outcome is unknown (-UNCERTAIN): it may still commit, at a
+  // position nobody told this connection. term and index are 0; it has no
+  // printable token, and WAIT counts 0 replicas for its keyspace until the
+  // connection's next completed write there.
+  bool uncertain = false;
 
   std::string to_string() const;
   // nullopt when `s` is not "keyspace:term:index" with a non-empty keyspace,
@@ -110,7 +115,7 @@ struct Session {
   std::string lib_name, lib_version;  // CLIENT SETINFO
   Consistency consistency = Consistency::kLinearizable;
   std::shared_ptr<ScanCursorTable> scan_cursors = std::make_shared<ScanCursorTable>();
-  // The connection's last completed write (CHORUS.TOKEN), and its last write
+  // The connection's last write (CHORUS.TOKEN), and its last write
   // in each keyspace it wrote to (WAIT waits for all of them). Bounded by the
   // number of keyspaces (KeyspaceTable's kMaxKeyspaces + default); the
   // node forgets a dropped keyspace's entry when WAIT meets it.

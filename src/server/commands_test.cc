@@ -875,6 +875,11 @@ TEST_F(CommandsTest, ChorusTokenIsNilUntilTheConnectionWrote) {
   EXPECT_EQ(immediate({"chorus.token"}), "$13\r\norders:3:1042\r\n");
   EXPECT_EQ(immediate({"CHORUS.TOKEN", "x"}),
             "-ERR wrong number of arguments for 'chorus.token' command\r\n");
+  // After an -UNCERTAIN write: no token rather than the previous write's.
+  session_.last_write = WriteToken{"orders", 0, 0, true};
+  EXPECT_EQ(immediate({"CHORUS.TOKEN"}),
+            "-UNCERTAIN the connection's last write has an unknown outcome (it may still be "
+            "applied), so it has no token\r\n");
 }
 
 TEST(WriteTokenTest, RoundTripsAndTakesTheNumbersFromTheRight) {

@@ -60,6 +60,11 @@ Plan cmd_wait(const Call& c) {
 // when it has written nothing yet.
 Plan cmd_chorus_token(const Call& c) {
   std::optional<std::string> token;
+  if (c.session.last_write && c.session.last_write->uncertain) {
+    return fail(
+        "UNCERTAIN the connection's last write has an unknown outcome (it may still be applied), "
+        "so it has no token");
+  }
   if (c.session.last_write) token = c.session.last_write->to_string();
   std::string out;
   append_bulk_or_null(&out, token);

@@ -79,6 +79,16 @@ TEST(WriteProgressTest, AnotherTermAtTheIndexMeansTheWriteWasReplaced) {
   EXPECT_EQ(at(g, 3, 2).state, WriteProgress::State::kLost);
 }
 
+TEST(WriteProgressTest, AnotherTermAtAnUncommittedIndexIsPendingNotLost) {
+  // A stale leader (or a follower before its conflicting suffix is cut) has
+  // term 2 at 9 and 10, past its commit index 8; the token names term 3 at 9,
+  // committed elsewhere by a newer leader.
+  const FakeGroup g = leader();
+  EXPECT_EQ(at(g, 9, 3).state, WriteProgress::State::kPending);
+  EXPECT_EQ(at(g, 9, 3).replicas, 0u);
+  EXPECT_EQ(at(g, 8, 3).state, WriteProgress::State::kLost);  // its own entry there is committed
+}
+
 TEST(WriteProgressTest, PastTheEndOfTheLocalLogIsPendingAndHeldByNone) {
   const FakeGroup g = leader();
   EXPECT_EQ(at(g, 11, 2).state, WriteProgress::State::kPending);
