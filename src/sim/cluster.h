@@ -58,6 +58,9 @@ namespace chorus::sim {
 // Specialized per engine (see raft_sim.h).
 template <class E>
 struct EngineTraits;
+// True for the engines with an EngineTraits specialization.
+template <class E>
+inline constexpr bool kSimulated = false;
 
 using TraceSink = std::function<void(const std::string&)>;
 

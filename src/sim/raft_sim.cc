@@ -14,10 +14,22 @@ std::optional<RunReport> run_strategy(std::string_view strategy, const RunOption
                                       const TraceSink& trace) {
   std::optional<RunReport> report;
   host::with_engine(strategy, [&]<class E>() {
-    Cluster<E> cluster(opts, trace);
-    report = cluster.run();
+    if constexpr (kSimulated<E>) {
+      Cluster<E> cluster(opts, trace);
+      report = cluster.run();
+    }
   });
   return report;
+}
+
+std::vector<std::string_view> simulated_strategies() {
+  std::vector<std::string_view> out;
+  for (auto name : host::strategy_names()) {
+    host::with_engine(name, [&]<class E>() {
+      if constexpr (kSimulated<E>) out.push_back(name);
+    });
+  }
+  return out;
 }
 
 }  // namespace chorus::sim

@@ -17,6 +17,9 @@
 namespace chorus::sim {
 
 template <>
+inline constexpr bool kSimulated<raft::Raft> = true;
+
+template <>
 struct EngineTraits<raft::Raft> {
   // The Raft settings a seed draws; RunOptions::knobs fixes any of them by
   // name ("pre_vote", "check_quorum", "lease_reads", "max_entries_per_append",

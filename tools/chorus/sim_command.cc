@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "sim/assertion.h"
 #include "host/registry.h"
+#include "sim/assertion.h"
 #include "sim/run.h"
 
 namespace chorus::tools {
@@ -75,9 +75,8 @@ void print_failure(const std::string& strategy, const sim::RunReport& r) {
 int run_one(const SimArgs& a) {
   sim::RunOptions o = options_for(a, a.seed);
   const auto t0 = std::chrono::steady_clock::now();
-  sim::RunReport r =
-      *sim::run_strategy(a.strategy, o,
-                         [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  sim::RunReport r = *sim::run_strategy(
+      a.strategy, o, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s\n", r.settings.c_str());
   std::printf(
@@ -163,9 +162,12 @@ void add_sim_command(CLI::App& app) {
   CLI::App* sim =
       app.add_subcommand("sim", "Run the deterministic simulator (one seed, or a sweep)");
   std::vector<std::string> names;
-  for (auto n : host::strategy_names()) names.emplace_back(n);
-  sim->add_option("--strategy", args->strategy,
-                  "Replication strategy to simulate (" + host::strategy_list() + ")")
+  std::string listed;
+  for (auto n : sim::simulated_strategies()) {
+    names.emplace_back(n);
+    listed += (listed.empty() ? "" : ", ") + std::string(n);
+  }
+  sim->add_option("--strategy", args->strategy, "Replication strategy to simulate (" + listed + ")")
       ->check(CLI::IsMember(names))
       ->capture_default_str();
   auto* seeds = sim->add_option("--seeds", args->seeds, "Sweep seeds A..B (or one seed N)");
