@@ -126,6 +126,9 @@ struct HostMetrics {
   // A role change and its reason, one line for the log.
   std::function<void(const core::SoftState& s, std::string_view role_name, std::string_view why)>
       role_change;
+  // An entry this node dropped from its log (Ready::dropped): a lost
+  // acknowledged write, a rollback, or one in doubt (core::DroppedEntry).
+  std::function<void(const core::DroppedEntry& d)> dropped;
   // A snapshot was taken here (from_leader false) or installed from the leader.
   std::function<void(core::SnapshotMeta meta, bool from_leader)> snapshot;
   // Recovery notes, snapshot taken/installed, fail-stop: one line each.
@@ -219,6 +222,17 @@ class ReplicaHost {
   void write_acked(kvpb::Command cmd, WriteAckDone done);
   // A read barrier of consistency `c`.
   void read(Consistency c, ReadDone done);
+  // An engine-specific input (a primary-backup configuration from the
+  // configuration manager, say): runs f(engine) with the clock caught up,
+  // then handles whatever the engine produced. Returns what f returns.
+  template <class F>
+  auto configure_engine(F&& f) {
+    CHORUS_ASSERT(core_ != nullptr);
+    if (!stopped_ && healthy()) sync_clock();
+    auto r = f(*core_);
+    schedule_pump();
+    return r;
+  }
   // True when a read of consistency `c` may be served from the local state
   // machine right now without read(): follower reads on a healthy node, and
   // lease reads on a leader whose lease holds and that has applied
