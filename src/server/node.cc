@@ -371,9 +371,10 @@ std::string Node::keyspace_name(GroupId g) const {
 }
 
 void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
-  // Each node reports its own drops; one entry may be reported again after
-  // a crash (its truncation was not durable yet): count it once.
-  const auto id = std::make_tuple(g.value(), d.entry.term.value(), d.entry.index.value());
+  // Each node reports its own drops; one entry may be reported again while
+  // this process runs (a truncation redone): count it once per kind.
+  const DropKey id{g.value(), d.entry.term.value(), d.entry.index.value(), static_cast<int>(d.kind),
+                   d.range_positions};
   if (!dropped_seen_.insert(id).second) return;
   dropped_order_.push_back(id);
   if (dropped_order_.size() > kDroppedRemembered) {
