@@ -141,6 +141,16 @@ std::vector<ReplicaGroup*> Node::data_groups() {
   return out;
 }
 
+std::vector<std::pair<std::string, const ReplicaGroup*>> Node::named_groups() const {
+  std::vector<std::pair<std::string, const ReplicaGroup*>> out{
+      {std::string(kDefaultKeyspaceName), default_.get()}};
+  for (const auto& d : table_.proto().keyspaces()) {
+    auto it = keyspaces_.find(GroupId(d.group_id()));
+    if (it != keyspaces_.end()) out.emplace_back(d.name(), it->second.get());
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 // Following the table
 

@@ -87,6 +87,8 @@ class Node {
   ReplicaGroup& metadata_group() { return *meta_; }
   // Default and every keyspace's group (not the metadata group).
   std::vector<ReplicaGroup*> data_groups();
+  // The same, with each keyspace's name ("default" first).
+  std::vector<std::pair<std::string, const ReplicaGroup*>> named_groups() const;
 
   // CHORUS.KEYSPACE.
   void create_keyspace(KeyspaceSpec spec, Done done);
