@@ -392,13 +392,41 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
     dropped_order_.pop_front();
   }
   const std::string ks = keyspace_name(g);
-  kvpb::Command cmd;
+  // One JSON object per line (docs/strategies.md, "Loss is counted"): tools
+  // such as the nemesis match lost writes by key and value.
+  nlohmann::json j{{"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()},
+                   {"keyspace", ks},
+                   {"term", d.entry.term.value()},
+                   {"index", d.entry.index.value()},
+                   {"kind", std::string(core::drop_kind_name(d.kind))}};
   std::string what = "no-op";
+  kvpb::Command cmd;
   if (d.range_positions > 0) {
+    j["positions"] = d.range_positions;
     what = fmt::format("{} log positions from here (inside a snapshot; not enumerable)",
                        d.range_positions);
   } else if (d.entry.type == core::EntryType::kNormal) {
-    what = cmd.ParseFromString(d.entry.data) ? cmd.ShortDebugString() : "(undecodable command)";
+    if (cmd.ParseFromString(d.entry.data)) {
+      what = cmd.ShortDebugString();
+      j["command"] = what;
+      if (cmd.has_put()) {
+        j["op"] = "put";
+        j["key"] = cmd.put().key();
+        j["value"] = cmd.put().value();
+      } else if (cmd.has_cas()) {
+        j["op"] = "cas";
+        j["key"] = cmd.cas().key();
+        j["value"] = cmd.cas().value();
+      } else if (cmd.has_append()) {
+        j["op"] = "append";
+        j["key"] = cmd.append().key();
+        j["value"] = cmd.append().value();
+      }
+    } else {
+      what = "(undecodable command)";
+    }
   }
   const std::string line =
       fmt::format("keyspace={} term={} index={} kind={} {}", ks, d.entry.term.value(),
@@ -410,10 +438,9 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
   }
   std::FILE* f = std::fopen((opts_.config->data_dir + "/lost-writes.log").c_str(), "a");
   if (f != nullptr) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-    std::fprintf(f, "%lld %s\n", static_cast<long long>(ms), line.c_str());
+    const std::string text =
+        j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::fwrite(text.data(), 1, text.size(), f);
     std::fclose(f);
   } else {
     spdlog::error("cannot append to {}/lost-writes.log", opts_.config->data_dir);

@@ -541,4 +541,25 @@ std::string faults_around(const std::vector<FaultEvent>& faults, int64_t from_us
   return out.empty() ? "  (no fault within that time)\n" : out;
 }
 
+check::History without_lost_writes(const check::History& h,
+                                   const std::set<std::pair<std::string, std::string>>& lost,
+                                   LostWritesRemoved* removed) {
+  check::History out;
+  out.reserve(h.size());
+  for (const auto& op : h) {
+    const bool write = op.kind == check::OpKind::kPut || op.kind == check::OpKind::kCas;
+    if (write && lost.contains({op.key, op.value})) {
+      ++(op.status == check::OpStatus::kOk ? removed->acknowledged : removed->other);
+      continue;
+    }
+    if (op.kind == check::OpKind::kGet && op.status == check::OpStatus::kOk && op.found &&
+        lost.contains({op.key, op.output})) {
+      ++removed->reads;
+      continue;
+    }
+    out.push_back(op);
+  }
+  return out;
+}
+
 }  // namespace chorus::tools::nemesis

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -100,6 +101,26 @@ struct FollowerReadCheck {
 FollowerReadCheck check_follower_reads(
     std::span<const check::Operation> ops, WorkloadKind workload,
     const std::map<std::string, std::optional<std::string>>& finals);
+
+// ---------------------------------------------------------------------------
+// Strategies that may lose acknowledged writes (async)
+//
+// Such a strategy promises that every lost write is reported (each node's
+// lost-writes.log). Its history must be linearizable once exactly those
+// writes are removed, with every read that returned one of their values
+// (matched by key and value: every value the register workload writes is
+// unique). Then every acknowledged write not reported lost is present. The
+// final reads of lost values are removed too: a write's dropped copy may
+// have been offered again by its node and committed (its client not yet
+// answered), so a reported value may legitimately survive.
+struct LostWritesRemoved {
+  uint64_t acknowledged = 0;  // writes the client saw succeed
+  uint64_t other = 0;         // failed or indeterminate writes
+  uint64_t reads = 0;         // successful reads of a lost value
+};
+check::History without_lost_writes(const check::History& h,
+                                   const std::set<std::pair<std::string, std::string>>& lost,
+                                   LostWritesRemoved* removed);
 
 // ---------------------------------------------------------------------------
 // Figures

@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "base/assert.h"
 #include "base/prng.h"
 #include "local_cluster.h"
@@ -719,6 +721,27 @@ Status create_keyspace(const LocalCluster& c, const Options& o) {
       fmt::format("keyspace for strategy {} not serving within 20 s ({})", o.strategy, last));
 }
 
+// Every node's report of the writes it dropped from the "nemesis" keyspace
+// (server/node.h, lost-writes.log: one JSON object per line).
+void collect_lost_writes(const LocalCluster& c, RunResult* r) {
+  for (int k = 1; k <= c.size(); ++k) {
+    std::ifstream in(c.config(k).data_dir + "/lost-writes.log");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || j.value("keyspace", "") != "nemesis") continue;
+      const std::string kind = j.value("kind", "");
+      if (kind != "lost-acknowledged" && kind != "in-doubt") continue;
+      ++r->lost_reports;
+      if (j.contains("positions")) {
+        ++r->lost_ranges;
+      } else if (j.contains("key") && j.contains("value")) {
+        r->lost_writes.emplace(j["key"].get<std::string>(), j["value"].get<std::string>());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bool quiet) {
@@ -770,6 +793,7 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
   inj.heal_everything(&r.problems);
   r.interrupted = interrupted;
   cluster.stop_all();
+  if (keyspace) collect_lost_writes(cluster, &r);
   if (fw) fw->teardown();
   return r;
 }

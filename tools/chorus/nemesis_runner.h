@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,13 @@ struct RunResult {
   int64_t workload_end_us = 0;
   bool interrupted = false;
   bool skipped = false;  // require_partitions, and partitions are impossible here
+  // Writes the nodes reported dropped from the keyspace under test (their
+  // <data>/lost-writes.log: lost-acknowledged or in-doubt), as (key, value);
+  // how many reports there were, and how many were ranges of positions that
+  // could not be enumerated.
+  std::set<std::pair<std::string, std::string>> lost_writes;
+  uint64_t lost_reports = 0;
+  uint64_t lost_ranges = 0;
 };
 
 // Runs one nemesis run. Progress lines (each fault) go to stdout unless quiet.
