@@ -14,6 +14,7 @@ namespace {
 
 constexpr uint64_t kLow32 = 0xffffffffULL;
 constexpr size_t kSentTicksRemembered = 4096;
+constexpr auto kLoadRetry = std::chrono::seconds(5);
 
 std::string nodes(const std::vector<NodeId>& v) {
   std::string out;
@@ -172,9 +173,12 @@ void PrimaryManagers::advance(Slot& s) {
 void PrimaryManagers::load_missing() {
   if (loading_) return;
   bool missing = false;
+  const auto now = Clock::now();
   for (const auto& def : d_.table().proto().keyspaces()) {
-    if (is_primary_strategy(def.strategy()) && !slots_.contains(GroupId(def.group_id())))
-      missing = true;
+    const GroupId g(def.group_id());
+    auto later = retry_after_.find(g);
+    if (later != retry_after_.end() && later->second > now) continue;
+    if (is_primary_strategy(def.strategy()) && !slots_.contains(g)) missing = true;
   }
   if (!missing) return;
   loading_ = true;
@@ -185,6 +189,9 @@ void PrimaryManagers::load_missing() {
     if (gen != generation_) return;
     loading_ = false;
     if (!r.is_ok()) return;
+    // A keyspace whose manager cannot start is tried again in a while, not
+    // every tick (each try is a read barrier and a log line).
+    const auto give_up = [this](GroupId g) { retry_after_[g] = Clock::now() + kLoadRetry; };
     for (const auto& def : d_.table().proto().keyspaces()) {
       const GroupId g(def.group_id());
       if (!is_primary_strategy(def.strategy()) || slots_.contains(g)) continue;
@@ -193,12 +200,14 @@ void PrimaryManagers::load_missing() {
       if (!settings.is_ok()) {
         spdlog::error("keyspace '{}': its manager cannot start: {}", def.name(),
                       settings.status().to_string());
+        give_up(g);
         continue;
       }
       auto bytes = d_.meta->state().read(manager_state_key(g));
       if (!bytes.is_ok()) {
         spdlog::error("keyspace '{}': manager state unreadable: {}", def.name(),
                       bytes.status().to_string());
+        give_up(g);
         continue;
       }
       primary::ManagerState st;
@@ -208,6 +217,7 @@ void PrimaryManagers::load_missing() {
         auto decoded = net::decode_manager_state(raw);
         if (!decoded.is_ok()) {
           spdlog::error("keyspace '{}': {}", def.name(), decoded.status().to_string());
+          give_up(g);
           continue;
         }
         st = std::move(decoded).value();
@@ -229,6 +239,7 @@ void PrimaryManagers::load_missing() {
       if (reloads > 0xff) {
         spdlog::error("keyspace '{}': its manager reloaded too often in metadata term {}",
                       def.name(), managed_term_);
+        give_up(g);
         continue;
       }
       s.tag = ((managed_term_ & 0xffffff) << 8) | reloads++;

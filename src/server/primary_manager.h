@@ -121,8 +121,10 @@ class PrimaryManagers {
   std::map<GroupId, uint64_t> round_heard_;
   std::map<GroupId, primary::Configuration> last_grant_;
   std::map<GroupId, std::deque<uint64_t>> sent_ticks_;
-  // Manager side: reloads of each keyspace's manager in managed_term_.
+  // Manager side: reloads of each keyspace's manager in managed_term_, and
+  // keyspaces whose manager failed to load, with when to try again.
   std::map<GroupId, uint64_t> reloads_;
+  std::map<GroupId, Clock::time_point> retry_after_;
   // Manager side: valid for the metadata term managed_term_ only.
   std::map<GroupId, Slot> slots_;
   uint64_t managed_term_ = 0;
