@@ -13,10 +13,23 @@ if [[ -z "$browser" ]]; then
   exit 1
 fi
 dir=$(mktemp -d /tmp/chorus-dashboard.XXXXXX)
-port=$((29000 + RANDOM % 500))
 cleanup() { "$chorus" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
-"$chorus" up --nodes 3 --dir "$dir" --base-port "$port" --keyspace orders:semi-sync >/dev/null
+# Ports drawn at random; another test may hold them, so try a few.
+for try in 1 2 3; do
+  port=$((29000 + RANDOM % 500))
+  if "$chorus" up --nodes 3 --dir "$dir" --base-port "$port" --keyspace orders:semi-sync \
+       >"$dir/up.log" 2>&1; then
+    break
+  fi
+  "$chorus" down --dir "$dir" >/dev/null 2>&1 || true
+  if [[ $try == 3 ]]; then
+    echo "dashboard_test: chorus up failed:" >&2
+    cat "$dir/up.log" >&2
+    exit 1
+  fi
+  rm -rf "${dir:?}"/n*
+done
 admin=$((port + 1000))
 for attempt in $(seq 1 20); do
   dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$dir/chrome" \
