@@ -73,7 +73,7 @@ class PrimaryHost {
   // Node 1, primary of epoch 1 over {1, 2} (or over 1 and `backups`); n2
   // takes the epoch's no-op.
   explicit PrimaryHost(const std::function<void(primary::Options&)>& tweak = {},
-                       std::vector<NodeId> backups = {NodeId(2)}) {
+                       std::vector<NodeId> backups = {NodeId(2)}, uint64_t lease_ticks = 100000) {
     auto store = storage::ReplicaStorage::open(&env_, "/d");
     EXPECT_TRUE(store.is_ok());
     HostOptions o;
@@ -91,7 +91,7 @@ class PrimaryHost {
       // it yet; the integrator adds one).
       std::vector<NodeId> members{NodeId(1)};
       members.insert(members.end(), backups.begin(), backups.end());
-      EXPECT_TRUE(e->configure({primary::Epoch(1), NodeId(1), members, 100000}).is_ok());
+      EXPECT_TRUE(e->configure({primary::Epoch(1), NodeId(1), members, lease_ticks}).is_ok());
       return e;
     });
     EXPECT_TRUE(st.is_ok()) << st.to_string();
@@ -204,6 +204,29 @@ TEST(PrimaryHost, RollbackOfARetriedCopyDoesNotFailAWriteWhoseFirstCopyCommits) 
   p.ack_last_append(NodeId(2));  // n2 holds the marker: the rollback is released
   EXPECT_FALSE(p.last_outcome().has_value()) << p.last_outcome()->to_string();
   p.ack_last_append(NodeId(3));  // n3 too: the first copy commits
+  ASSERT_TRUE(p.last_outcome().has_value());
+  EXPECT_TRUE(p.last_outcome()->is_ok()) << p.last_outcome()->to_string();
+  EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
+}
+
+// A primary whose lease lapses abandons its waiting writes (kDropped); the
+// host keeps them waiting and offers them again, so a renewal lets them
+// commit and their clients hear OK (a metadata leader change pauses
+// renewals; it must not turn into client errors).
+TEST(PrimaryHost, AWriteAbandonedAtALeaseLapseCommitsAfterARenewal) {
+  PrimaryHost<AckRule::kSemiSync> p([](primary::Options& o) { o.ack_timeout_ticks = 100000; },
+                                    {NodeId(2)}, /*lease_ticks=*/30);
+  EXPECT_FALSE(p.write("v1").has_value());  // n2 does not acknowledge yet
+  p.fx().pass(400ms);                       // the lease (30 ticks) lapses
+  EXPECT_FALSE(p.last_outcome().has_value()) << p.last_outcome()->to_string();
+  // The manager renews the lease, anchored now.
+  const Status renewed = p.host().configure_engine([](auto& e) {
+    return e.configure({primary::Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}, 30, e.ticks()});
+  });
+  ASSERT_TRUE(renewed.is_ok()) << renewed.to_string();
+  p.fx().pass(10ms);
+  p.ack_last_append();  // n2 holds it now
+  p.fx().pass(10ms);
   ASSERT_TRUE(p.last_outcome().has_value());
   EXPECT_TRUE(p.last_outcome()->is_ok()) << p.last_outcome()->to_string();
   EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));

@@ -49,7 +49,8 @@
 // kUnavailable/kBusy only when the write certainly never entered any log
 // (no leader, limits) or the engine rolled it back (kRolledBack);
 // kIndeterminate once it was handed to an engine and then lost sight of
-// (timeout, refused on a retry, shutdown, kAckTimedOut). Reads wait for
+// (timeout, refused on a retry, shutdown, kAckTimedOut). An engine that
+// abandons a copy (kDropped) leaves the write waiting: it is offered again. Reads wait for
 // a read barrier (ReadIndex or lease) and for the local state machine to
 // reach its index; barriers not answered within retry_interval, or when the
 // leader changes, are asked again.
@@ -261,6 +262,11 @@ class ReplicaHost {
     Instant deadline;
     Instant next_try;       // when to offer it (again)
     bool proposed = false;  // an engine accepted or forwarded it at least once
+    // Some offer was forwarded: a copy may sit in another node's log at a
+    // position this host never learns, so no rollback of a copy it knows
+    // makes the write a definite failure (review: a forwarded copy adopted
+    // by the next primary committed after its client heard "rolled back").
+    bool forwarded = false;
     // Where the last accepted offer sits in the local leader's log, so that
     // an outcome the engine reports for that entry (Ready::outcomes) finds
     // its client; zero when the last offer was forwarded.

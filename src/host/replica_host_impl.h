@@ -236,6 +236,7 @@ void ReplicaHost<E, X>::write_acked(kvpb::Command cmd, WriteAckDone done) {
   w.deadline = w.created + opts_.request_timeout;
   w.next_try = w.created;
   w.proposed = false;
+  w.forwarded = false;
   w.index = w.first_index = LogIndex(0);
   w.term = w.first_term = Term(0);
   try_propose(client, w);
@@ -290,6 +291,7 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
     case core::ProposeStatus::kAccepted:
     case core::ProposeStatus::kForwarded:
       w.proposed = true;
+      w.forwarded = w.forwarded || res.status == core::ProposeStatus::kForwarded;
       w.index = res.status == core::ProposeStatus::kAccepted ? res.index : LogIndex(0);
       w.term = res.term;
       if (w.first_index == LogIndex(0) && w.index != LogIndex(0)) {
@@ -613,8 +615,9 @@ void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
 // An outcome for the entry a waiting write's first or last offer created.
 // Writes whose offers are elsewhere are left alone: those offers decide them.
 // kRolledBack is a definite failure only for the first copy (see
-// PendingWrite::first_index); for a later one the write keeps waiting, since
-// its first copy may still commit (and is then answered on apply).
+// PendingWrite::first_index) of a write never forwarded; otherwise the write
+// keeps waiting, since another copy may still commit (and is then answered
+// on apply).
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
@@ -623,7 +626,7 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
     const bool first = w.first_index == o.index && w.first_term == o.term;
     const bool last = w.index == o.index && w.term == o.term;
     if (!first && !last) continue;
-    if (!first && o.status == core::ProposeStatus::kRolledBack) return;
+    if ((!first || w.forwarded) && o.status == core::ProposeStatus::kRolledBack) return;
     switch (o.status) {
       case core::ProposeStatus::kRolledBack:
         // Certainly not applied anywhere: a definite failure (-TRYAGAIN).
@@ -635,8 +638,13 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
                                                      "time; it may or may not be applied"));
         break;
       default:
-        complete_write(client, Status::indeterminate("the leader abandoned the write; it may or "
-                                                     "may not have been applied"));
+        // kDropped: the engine lost sight of this copy (a primary's lease
+        // lapsed, or it stepped down). The copy may still commit, or be
+        // replaced: the write stays pending and is offered again at once
+        // (the state machine's sessions apply it once), until it applies or
+        // its request times out. Answering "indeterminate" here turned every
+        // lease gap of a metadata leader change into client errors.
+        w.next_try = x_.now();
         break;
     }
     return;

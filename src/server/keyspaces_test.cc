@@ -177,6 +177,10 @@ TEST(PrimarySettings, OptionsBecomeTicksAndNodeLimitsAreChecked) {
             "option 'acks': 3 backups cannot acknowledge in a cluster of 3 nodes (at most 2)");
   EXPECT_EQ(primary_settings("async", {{"lease_ms", "30"}}, three_nodes()).status().message(),
             "option 'lease_ms': 30 ms is under 4 ticks of 10 ms (raft.tick_ms)");
+  NodeConfig fast_ticks = three_nodes();
+  fast_ticks.raft.tick_ms = 1;  // 60 s of 1 ms ticks: more than the host ever catches up
+  EXPECT_EQ(primary_settings("async", {{"lease_ms", "60000"}}, fast_ticks).status().message(),
+            "option 'lease_ms': 60000 ms is 60000 ticks of 1 ms; at most 5000 ticks");
   NodeConfig no_quorum_check = three_nodes();
   no_quorum_check.raft.check_quorum = false;
   EXPECT_EQ(primary_settings("async", {}, no_quorum_check)

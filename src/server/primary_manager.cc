@@ -13,8 +13,11 @@ namespace chorus::server {
 namespace {
 
 constexpr uint64_t kLow32 = 0xffffffffULL;
-constexpr size_t kSentTicksRemembered = 4096;
+constexpr int kTickBits = 40;  // report ticks below 2^40; the nonce above
+constexpr uint64_t kTickMask = (uint64_t{1} << kTickBits) - 1;
 constexpr auto kLoadRetry = std::chrono::seconds(5);
+// As primary::ManagerOptions::clock_drift_bound's default.
+constexpr double kClockDriftBound = 1.1;
 
 std::string nodes(const std::vector<NodeId>& v) {
   std::string out;
@@ -29,7 +32,15 @@ std::string manager_state_key(GroupId group) {
 }
 
 PrimaryManagers::PrimaryManagers(Deps d)
-    : d_(std::move(d)), prng_(d_.prng_seed ^ 0x6a09e667f3bcc908ULL) {}
+    : d_(std::move(d)), prng_(d_.prng_seed ^ 0x6a09e667f3bcc908ULL) {
+  incarnation_ = (prng_.next_u64() & 0xffffff) | 1;
+}
+
+bool PrimaryManagers::still_leading() const {
+  const core::SoftState ss = d_.meta->soft_state();
+  return leading_ && d_.meta->healthy() && ss.role == core::Role::kLeader &&
+         ss.term.value() == managed_term_;
+}
 
 void PrimaryManagers::tick() {
   report_all();
@@ -75,9 +86,8 @@ void PrimaryManagers::send_report(GroupId g, ReplicaGroup& rg) {
       lg == last_grant_.end() ? std::nullopt : std::optional<primary::Configuration>(lg->second));
   if (!r) return;
   r->node = self();
-  auto& sent = sent_ticks_[g];
-  if (sent.empty() || sent.back() != r->sent_tick) sent.push_back(r->sent_tick);
-  if (sent.size() > kSentTicksRemembered) sent.pop_front();
+  if (r->sent_tick > kTickMask) return;  // 348 years of 10 ms ticks
+  r->sent_tick |= incarnation_ << kTickBits;
   if (leader == self()) {
     on_report(g, *r);
   } else {
@@ -102,11 +112,14 @@ void PrimaryManagers::on_grant(GroupId g, const std::optional<primary::Configura
   primary::Configuration mine = *c;
   if (mine.primary == self() && mine.lease_ticks > 0) {
     // The lease counts from a report of this incarnation, or not at all.
-    const auto& sent = sent_ticks_[g];
-    if (std::find(sent.begin(), sent.end(), mine.lease_anchor_tick) == sent.end()) {
+    if ((mine.lease_anchor_tick >> kTickBits) == incarnation_) {
+      mine.lease_anchor_tick &= kTickMask;
+    } else {
       mine.lease_ticks = 0;
       mine.lease_anchor_tick = 0;
     }
+  } else {
+    mine.lease_anchor_tick &= kTickMask;
   }
   if (Status st = rg->configure(mine); !st.is_ok()) {
     // Normal for a delayed grant; a restarted primary named again says so
@@ -137,6 +150,7 @@ void PrimaryManagers::manage() {
     leading_ = true;
     loading_ = false;
     managed_term_ = ss.term.value();
+    leading_since_ = Clock::now();
     ++generation_;
   }
   // Keyspaces dropped since: forget their managers.
@@ -172,6 +186,15 @@ void PrimaryManagers::advance(Slot& s) {
 
 void PrimaryManagers::load_missing() {
   if (loading_) return;
+  // The previous leader may still renew leases until CheckQuorum deposes it:
+  // one election timeout after its last answer from a majority, while this
+  // one was elected at least one (randomized, at most two) after that. Wait
+  // one maximal election timeout, stretched by the drift bound.
+  const auto& raft = d_.config->raft;
+  const auto quiet =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(
+          2.0 * raft.election_timeout_ticks * raft.tick_ms * kClockDriftBound));
+  if (Clock::now() - leading_since_ < quiet) return;
   bool missing = false;
   const auto now = Clock::now();
   for (const auto& def : d_.table().proto().keyspaces()) {
@@ -252,7 +275,7 @@ void PrimaryManagers::load_missing() {
 
 void PrimaryManagers::on_report(GroupId g, primary::ReplicaReport r) {
   auto it = slots_.find(g);
-  if (!leading_ || it == slots_.end()) return;
+  if (!still_leading() || it == slots_.end()) return;
   // A round of another manager answers none of this one's probes.
   r.round = (r.round >> 32) == it->second.tag ? (r.round & kLow32) : 0;
   advance(it->second);
@@ -324,6 +347,7 @@ uint64_t PrimaryManagers::wire_round(const Slot& s) const {
 
 void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
                               const primary::ManagerState& st) {
+  if (!still_leading()) return;  // a deposed manager decides nothing
   primary::Configuration c = d.config;
   c.lease_anchor_tick = d.lease_anchor_tick;
   if (d.kind == primary::Decision::Kind::kAppointment ||

@@ -28,15 +28,19 @@
 // grants of a manager older than the newest it has heard from.
 //
 // Leases across incarnations: a grant's lease is anchored at a report's
-// tick; a node remembers the ticks its own reports carried in this
-// incarnation and takes a lease only when the anchor is one of them (after a
-// restart its tick clock starts again at 0, and an anchor from before would
-// stretch the lease).
+// tick, and a restarted node's tick clock starts again at 0, so an anchor
+// from before a restart would stretch the lease. A report's tick carries a
+// random nonce of this process in its high bits (the manager only echoes
+// it); a node takes a lease only from an anchor with its own nonce.
 //
 // Fencing the managers: renewals go out at once from the metadata leader,
 // which must step down when cut off from a majority (raft.check_quorum,
-// required by primary-backup keyspaces); a new manager assumes a lease was
-// granted at its first tick and waits it out before it appoints anyone.
+// required by primary-backup keyspaces), and only while its metadata group
+// says it leads the term the manager was loaded in. A deposed leader may
+// not know it for up to about one election timeout after the next leader is
+// elected, so a new leader starts its managers only one maximal election
+// timeout (stretched by the clock drift bound) after it became leader; a
+// new manager then also assumes a lease was granted at its first tick.
 //
 // Threading: the node's event loop thread only.
 #pragma once
@@ -100,6 +104,8 @@ class PrimaryManagers {
   using Clock = std::chrono::steady_clock;
 
   void advance(Slot& s);
+  // Still the metadata leader of the term the managers were loaded in.
+  bool still_leading() const;
   void report_all();
   void send_report(GroupId g, ReplicaGroup& rg);
   void on_report(GroupId g, primary::ReplicaReport r);
@@ -116,11 +122,11 @@ class PrimaryManagers {
   Deps d_;
   Prng prng_;
   // Replica side, per group: the newest probe round heard (its tag names the
-  // newest manager heard), the last grant, and the ticks this incarnation's
-  // reports carried (recent ones; a lease anchor must be one of them).
+  // newest manager heard) and the last grant.
   std::map<GroupId, uint64_t> round_heard_;
   std::map<GroupId, primary::Configuration> last_grant_;
-  std::map<GroupId, std::deque<uint64_t>> sent_ticks_;
+  uint64_t incarnation_ = 0;  // the nonce in this process's report ticks (24 bits, nonzero)
+  Clock::time_point leading_since_;
   // Manager side: reloads of each keyspace's manager in managed_term_, and
   // keyspaces whose manager failed to load, with when to try again.
   std::map<GroupId, uint64_t> reloads_;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "host/replica_host.h"
+
 namespace chorus::server {
 namespace {
 
@@ -178,6 +180,14 @@ Result<PrimarySettings> primary_settings(std::string_view strategy,
                              ? primary::OnReplicaFailure::kReconfigure
                              : primary::OnReplicaFailure::kBlock;
   CHORUS_ASSIGN_OR_RETURN(m.lease_ticks, ticks(p.lease_ms, "lease_ms", 4));
+  // The host delivers at most max_catch_up_ticks after a stall; a lease
+  // longer than that could outlive the manager's view of it (review).
+  const uint64_t max_lease_ticks = host::HostOptions{}.max_catch_up_ticks / 2;
+  if (m.lease_ticks > max_lease_ticks) {
+    return Status::invalid_argument(
+        fmt::format("option 'lease_ms': {} ms is {} ticks of {} ms; at most {} ticks", p.lease_ms,
+                    m.lease_ticks, tick, max_lease_ticks));
+  }
   CHORUS_ASSIGN_OR_RETURN(m.failure_timeout_ticks,
                           ticks(p.failure_timeout_ms, "failure_timeout_ms", 2));
   m.renew_interval_ticks = std::max<uint64_t>(1, m.lease_ticks / 4);

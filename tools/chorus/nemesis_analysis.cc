@@ -544,16 +544,23 @@ std::string faults_around(const std::vector<FaultEvent>& faults, int64_t from_us
 check::History without_lost_writes(const check::History& h,
                                    const std::set<std::pair<std::string, std::string>>& lost,
                                    LostWritesRemoved* removed) {
+  // A write its client was told certainly failed is never excused: a read
+  // of its value stays in the history (and is a violation).
+  std::set<std::pair<std::string, std::string>> refused;
+  for (const auto& op : h) {
+    const bool write = op.kind == check::OpKind::kPut || op.kind == check::OpKind::kCas;
+    if (write && op.status == check::OpStatus::kFail) refused.emplace(op.key, op.value);
+  }
   check::History out;
   out.reserve(h.size());
   for (const auto& op : h) {
     const bool write = op.kind == check::OpKind::kPut || op.kind == check::OpKind::kCas;
-    if (write && lost.contains({op.key, op.value})) {
+    if (write && op.status != check::OpStatus::kFail && lost.contains({op.key, op.value})) {
       ++(op.status == check::OpStatus::kOk ? removed->acknowledged : removed->other);
       continue;
     }
     if (op.kind == check::OpKind::kGet && op.status == check::OpStatus::kOk && op.found &&
-        lost.contains({op.key, op.output})) {
+        lost.contains({op.key, op.output}) && !refused.contains({op.key, op.output})) {
       ++removed->reads;
       continue;
     }

@@ -112,7 +112,12 @@ FollowerReadCheck check_follower_reads(
 // unique). Then every acknowledged write not reported lost is present. The
 // final reads of lost values are removed too: a write's dropped copy may
 // have been offered again by its node and committed (its client not yet
-// answered), so a reported value may legitimately survive.
+// answered), so a reported value may legitimately survive. A write whose
+// client got a definite failure is never removed, nor are reads of its value.
+// Limits: a write is matched by value, not by log position, so a report of
+// one copy excuses every copy of that write; and two primaries acknowledging
+// at once are excused if the loser's writes are all reported (the simulator's
+// checker, which sees every node's log, is the stronger proof).
 struct LostWritesRemoved {
   uint64_t acknowledged = 0;  // writes the client saw succeed
   uint64_t other = 0;         // failed or indeterminate writes

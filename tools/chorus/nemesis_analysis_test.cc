@@ -409,9 +409,15 @@ TEST(NemesisLostWritesTest, LinearizableOnlyOnceExactlyTheReportedLossIsRemoved)
   // An unreported loss stays a violation.
   LostWritesRemoved none;
   EXPECT_FALSE(linearizable(without_lost_writes(h, {}, &none)));
+  // A write its client was told failed is not excused, nor a read of it.
+  const check::History refused = {put(6, "d", 0, 5, check::OpStatus::kFail), get(7, "d", 10, 20)};
+  LostWritesRemoved kept;
+  EXPECT_EQ(without_lost_writes(refused, {{"r0.0", "d"}}, &kept).size(), 2u);
+  EXPECT_FALSE(linearizable(without_lost_writes(refused, {{"r0.0", "d"}}, &kept)));
   // Failed or indeterminate writes are counted apart.
   LostWritesRemoved other;
-  without_lost_writes({put(5, "c", 0, 5, check::OpStatus::kUnknown)}, {{"r0.0", "c"}}, &other);
+  (void)without_lost_writes({put(5, "c", 0, 5, check::OpStatus::kUnknown)}, {{"r0.0", "c"}},
+                            &other);
   EXPECT_EQ(other.other, 1u);
   EXPECT_EQ(other.acknowledged, 0u);
 }

@@ -201,16 +201,26 @@ void PrimaryBackup<R>::step(const Message& m) {
     apply_configuration(nc->config, /*from_message=*/true).ignore();  // stale ones change nothing
     return;
   }
+  if (std::holds_alternative<Forward>(m.body)) {
+    // A client's write is unsolicited: it must never decide who may lead
+    // (review: a backup that heard of a newer epoch first forwarded to the
+    // newly appointed primary, which then refused its own appointment). Only
+    // the primary of exactly the sender's epoch takes it.
+    auto* p = std::get_if<Primary>(&role_);
+    if (p == nullptr || m.epoch != epoch_) return;
+    // Refusals (no lease, limits) are not answered: the backup's host offers
+    // the write again, and its client times out if it never applies.
+    for (const auto& d : std::get<Forward>(m.body).data) (void)propose(d);
+    return;
+  }
   if (m.epoch < epoch_) {
     // Fencing: an older epoch's primary learns ours from the refusal.
     if (!std::holds_alternative<AppendResponse>(m.body)) refuse(m, Refusal::kStaleEpoch);
     return;
   }
-  const bool forward = std::holds_alternative<Forward>(m.body);
   if (m.epoch > epoch_) {
-    // Only a primary sends appends and snapshots; responses and forwarded
-    // writes come from backups.
-    const bool from_primary = !std::holds_alternative<AppendResponse>(m.body) && !forward;
+    // Only a primary sends appends and snapshots; responses come from backups.
+    const bool from_primary = !std::holds_alternative<AppendResponse>(m.body);
     become_backup(
         m.epoch, from_primary ? m.from : kNoNode,
         fmt::format("n{} speaks for the newer epoch {}", m.from.value(), m.epoch.value()));
@@ -220,15 +230,9 @@ void PrimaryBackup<R>::step(const Message& m) {
     // epoch, and a node leads only an epoch it had not seen): only responses
     // are for us.
     if (const auto* r = std::get_if<AppendResponse>(&m.body)) handle_response(*p, m, *r);
-    if (const auto* f = std::get_if<Forward>(&m.body)) {
-      // Refusals (no lease, limits) are not answered: the backup's host
-      // offers the write again, and its client times out if it never applies.
-      for (const auto& d : f->data) (void)propose(d);
-    }
     return;
   }
   if (std::holds_alternative<AppendResponse>(m.body)) return;  // a deposed primary's late mail
-  if (forward) return;  // not the primary (any more): never passed on
   if (config_.primary == kNoNode) config_.primary = m.from;
   if (m.from != config_.primary) return;
   if (const auto* a = std::get_if<Append>(&m.body)) {

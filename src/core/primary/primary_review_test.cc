@@ -475,5 +475,24 @@ TEST(SyncAllAdopted, PrepareLimitDoesNotStallANewPrimarysAdoptedEntries) {
   EXPECT_TRUE(g.outcomes(2).empty());
 }
 
+// Second review: a backup that hears of a new appointment before the new
+// primary does forwards a client write to it; the write must not raise the
+// new primary's epoch, or the appointment is refused ("already saw epoch
+// 2") and failover livelocks under write load.
+TEST(ReviewForwarding, AForwardedWriteNeverFencesOutTheNewPrimary) {
+  Group<AckRule::kSemiSync> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.crash(1);
+  g.appoint(2, 2, 1000, {3});  // n3 hears of epoch 2 first
+  EXPECT_EQ(g.propose(3, "w").status, ProposeStatus::kForwarded);
+  g.stabilize();
+  Configuration c{Epoch(2), NodeId(2), {NodeId(1), NodeId(2), NodeId(3)}, 1000};
+  c.lease_anchor_tick = g.node(2).ticks();
+  const Status st = g.node(2).configure(c);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_TRUE(g.node(2).is_primary());
+}
+
 }  // namespace
 }  // namespace chorus::primary

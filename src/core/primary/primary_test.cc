@@ -503,13 +503,27 @@ TEST(Forwarding, OnlyThePrimaryTakesForwardedWrites) {
   g.inject(Message{NodeId(3), NodeId(2), Epoch(1), Forward{{"z"}}});
   g.stabilize();
   for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(g.sm(id).commands.empty()) << "n" << id;
+  // A forward naming a newer epoch neither deposes the primary nor raises
+  // its epoch (a client's write must not decide who leads: review), and it
+  // is not taken.
   g.inject(Message{NodeId(3), NodeId(1), Epoch(2), Forward{{"w"}}});
   g.stabilize();
-  EXPECT_FALSE(g.node(1).is_primary()) << "a newer epoch deposes it";
+  EXPECT_TRUE(g.node(1).is_primary());
+  EXPECT_EQ(g.node(1).epoch(), Epoch(1));
   for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(g.sm(id).commands.empty()) << "n" << id;
-  Options o;
-  o.forward_proposals = false;
-  EXPECT_EQ(o.forward_proposals, false);
+  // A node appointed to an epoch it has not seen yet can still take it
+  // after a backup forwarded to it early.
+  g.inject(Message{NodeId(3), NodeId(2), Epoch(2), Forward{{"v"}}});
+  EXPECT_EQ(g.node(2).epoch(), Epoch(1));
+}
+
+TEST(Forwarding, OffWhenDisabled) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.forward_proposals = false; });
+  g.appoint(1, 1);
+  g.stabilize();
+  const auto r = g.node(2).propose("y");
+  EXPECT_EQ(r.status, ProposeStatus::kNotLeader);
+  EXPECT_EQ(r.leader, NodeId(1));
 }
 
 TEST(Capabilities, FollowTheRuleAndTheOptions) {
