@@ -152,6 +152,8 @@ struct Analysis {
   // Writes removed before the check because a node reported them lost
   // (async): acknowledged ones among them, and reads of their values removed.
   uint64_t lost_acked_removed = 0, lost_other_removed = 0, lost_reads_removed = 0;
+  // sync-all or semi-sync: a node reported an acknowledged write lost.
+  bool loss_promise_broken = false;
   bool violated = false;
   bool failed = false;  // problems: crashes, no leader, unreadable keys
   bool inconclusive = false;
@@ -204,8 +206,12 @@ Analysis analyze(const Options& o, const RunResult& r) {
         check_follower_reads(std::span(r.history.data(), r.workload_ops), o.workload, r.finals);
     writes_and_finals = without_follower_reads(r);
   }
+  // Only async may lose acknowledged writes; for the others a report of one
+  // is itself a broken promise.
+  const bool lossy = o.strategy == "async";
+  a.loss_promise_broken = !lossy && r.lost_reports > 0;
   check::History without_lost;
-  if (!r.lost_writes.empty()) {
+  if (lossy && !r.lost_writes.empty()) {
     LostWritesRemoved removed;
     without_lost =
         without_lost_writes(follower ? writes_and_finals : r.history, r.lost_writes, &removed);
@@ -213,29 +219,31 @@ Analysis analyze(const Options& o, const RunResult& r) {
     a.lost_other_removed = removed.other;
     a.lost_reads_removed = removed.reads;
   }
-  const check::History& linearizable = !r.lost_writes.empty() ? without_lost
-                                       : follower             ? writes_and_finals
-                                                              : r.history;
+  const check::History& linearizable = lossy && !r.lost_writes.empty() ? without_lost
+                                       : follower                      ? writes_and_finals
+                                                                       : r.history;
   // Appends without the reads that prune it send the general search through
   // every order of concurrent appends (over 15 GB in one 60 s run); the list
   // check is complete for them, so it decides alone.
   a.searched = !(follower && o.workload == WorkloadKind::kAppend);
   if (a.searched) check_keys(linearizable, &a);
   if (o.workload == WorkloadKind::kAppend) a.append = check_appends(linearizable, r.finals);
-  a.violated = a.violation.has_value() || (a.append && a.append->violation) ||
-               (a.follower && a.follower->violation) || !r.divergence.empty();
+  a.violated = a.violation.has_value() || a.loss_promise_broken ||
+               (a.append && a.append->violation) || (a.follower && a.follower->violation) ||
+               !r.divergence.empty();
   a.failed = !r.problems.empty();
   // For appends the list check is complete, so a key the search could not
   // finish is still decided; for registers it is not.
   a.inconclusive = a.keys_out_of_budget > 0 && !a.append;
   // A dropped range of positions names no write: which were lost is unknown.
-  a.inconclusive = a.inconclusive || r.lost_ranges > 0;
-  a.verdict = a.violated           ? "VIOLATION"
-              : a.failed           ? "FAILED"
-              : a.inconclusive     ? "INCONCLUSIVE"
-              : follower           ? "writes linearizable, follower reads valid"
-              : r.lost_reports > 0 ? "linearizable once the writes reported lost are removed"
-                                   : "linearizable";
+  a.inconclusive = a.inconclusive || (lossy && r.lost_ranges > 0);
+  a.verdict = a.violated       ? "VIOLATION"
+              : a.failed       ? "FAILED"
+              : a.inconclusive ? "INCONCLUSIVE"
+              : follower       ? "writes linearizable, follower reads valid"
+              : lossy && r.lost_reports > 0
+                  ? "linearizable once the writes reported lost are removed"
+                  : "linearizable";
   return a;
 }
 
@@ -350,11 +358,17 @@ void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
   }
   if (o.strategy != "raft") {
     std::printf(
-        "lost writes reported by the nodes: %llu (%llu ranges of positions); removed before the "
-        "check: %llu acknowledged writes, %llu other writes, %llu reads of their values\n",
+        "acknowledged writes reported lost by the nodes: %llu (%llu ranges of positions; %llu "
+        "entries reported in doubt); removed before the check: %llu acknowledged writes, %llu "
+        "other writes, %llu reads of their values\n",
         (unsigned long long)r.lost_reports, (unsigned long long)r.lost_ranges,
-        (unsigned long long)a.lost_acked_removed, (unsigned long long)a.lost_other_removed,
-        (unsigned long long)a.lost_reads_removed);
+        (unsigned long long)r.in_doubt_reports, (unsigned long long)a.lost_acked_removed,
+        (unsigned long long)a.lost_other_removed, (unsigned long long)a.lost_reads_removed);
+  }
+  if (a.loss_promise_broken) {
+    std::printf(
+        "VIOLATION: %s promises no acknowledged write is lost, and the nodes reported %llu\n",
+        o.strategy.c_str(), (unsigned long long)r.lost_reports);
   }
   for (const auto& p : r.problems) std::printf("problem: %s\n", p.c_str());
   if (a.violated) print_violation(r, a);

@@ -731,7 +731,8 @@ void collect_lost_writes(const LocalCluster& c, RunResult* r) {
       auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded() || j.value("keyspace", "") != "nemesis") continue;
       const std::string kind = j.value("kind", "");
-      if (kind != "lost-acknowledged" && kind != "in-doubt") continue;
+      if (kind == "in-doubt") ++r->in_doubt_reports;
+      if (kind != "lost-acknowledged") continue;
       ++r->lost_reports;
       if (j.contains("positions")) {
         ++r->lost_ranges;

@@ -44,13 +44,17 @@ struct RunResult {
   int64_t workload_end_us = 0;
   bool interrupted = false;
   bool skipped = false;  // require_partitions, and partitions are impossible here
-  // Writes the nodes reported dropped from the keyspace under test (their
-  // <data>/lost-writes.log: lost-acknowledged or in-doubt), as (key, value);
-  // how many reports there were, and how many were ranges of positions that
-  // could not be enumerated.
+  // Acknowledged writes the nodes reported lost from the keyspace under test
+  // (their <data>/lost-writes.log, kind lost-acknowledged), as (key, value);
+  // how many such reports there were, how many were ranges of positions that
+  // could not be enumerated, and how many entries were reported in doubt
+  // (a node that could not tell; the entry may well survive elsewhere, so
+  // those are not taken as losses: a lost acknowledged write is reported
+  // lost-acknowledged by the primary that acknowledged it).
   std::set<std::pair<std::string, std::string>> lost_writes;
   uint64_t lost_reports = 0;
   uint64_t lost_ranges = 0;
+  uint64_t in_doubt_reports = 0;
 };
 
 // Runs one nemesis run. Progress lines (each fault) go to stdout unless quiet.
