@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -462,6 +463,17 @@ int run_nemesis(const NemesisArgs& args) {
   print_summary(o, *r, a);
   if (args.json) std::printf("%s\n", json_summary(o, *r, a).c_str());
   const bool clean = !a.violated && !a.failed && !a.inconclusive;
+  if (!clean) {
+    // The whole history next to the nodes' logs, one operation per line, for
+    // whoever investigates the run (chorus nemesis prints only a window).
+    std::ofstream out(r->dir + "/history.txt");
+    for (const auto& op : r->history) {
+      out << fmt::format("{:>10} {:>10} ", op.invoke_us, op.complete_us) << check::describe(op)
+          << "\n";
+    }
+    std::printf("history: %s/history.txt (%zu operations; %zu are the final reads)\n",
+                r->dir.c_str(), r->history.size(), r->history.size() - r->workload_ops);
+  }
   std::error_code ec;
   if (clean && !o.keep && o.dir.empty()) std::filesystem::remove_all(r->dir, ec);
   if (args.expect_violation) return a.violated ? 0 : 1;
