@@ -14,16 +14,18 @@
 #include <string_view>
 #include <vector>
 
+#include "core/primary/primary.h"
 #include "core/raft/raft.h"
 
 namespace chorus::host {
 
 // Every registered strategy, in the order `chorus sim --help` lists them.
 inline std::vector<std::string_view> strategy_names() {
-  return {raft::Raft::kName};
+  return {raft::Raft::kName, primary::SyncAll::kName, primary::SemiSync::kName,
+          primary::Async::kName};
 }
 
-// "raft" (and later "paxos, zab, ..."): for error messages.
+// "raft, sync-all, semi-sync, async": for error messages.
 inline std::string strategy_list() {
   std::string out;
   for (auto n : strategy_names()) out += (out.empty() ? "" : ", ") + std::string(n);
@@ -34,6 +36,18 @@ template <class F>
 bool with_engine(std::string_view name, F&& f) {
   if (name == raft::Raft::kName) {
     f.template operator()<raft::Raft>();
+    return true;
+  }
+  if (name == primary::SyncAll::kName) {
+    f.template operator()<primary::SyncAll>();
+    return true;
+  }
+  if (name == primary::SemiSync::kName) {
+    f.template operator()<primary::SemiSync>();
+    return true;
+  }
+  if (name == primary::Async::kName) {
+    f.template operator()<primary::Async>();
     return true;
   }
   return false;
