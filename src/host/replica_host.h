@@ -79,6 +79,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -140,6 +141,9 @@ struct HostProbes {
   std::function<void(const core::Entry& e)> before_apply;
   // A client is told its write at entry `e` succeeded.
   std::function<void(const core::Entry& e)> write_acknowledged;
+  // The engine dropped an entry from this node's log (Ready::dropped), as
+  // the Ready that decides it is taken — before the truncation is persisted.
+  std::function<void(const core::DroppedEntry& d)> dropped;
 };
 
 // A completed write: the state machine's result and the log position of the
@@ -224,6 +228,14 @@ class ReplicaHost {
   // lease reads on a leader whose lease holds and that has applied
   // everything committed. Catches the clock up first (see the class comment).
   bool read_ready_now(Consistency c);
+  // Runs f(engine) on this node's engine — for inputs the Engine concept
+  // does not name, such as a primary-backup engine's configure() with a
+  // configuration manager's decision — after catching the engine's clock
+  // up (sync_clock), then pumps the Ready loop as after any other input.
+  // Returns what f returns. A stopped or fail-stopped host runs nothing:
+  // then f is not called and the result is default-constructed.
+  template <class F>
+  auto configure_engine(F&& f) -> std::invoke_result_t<F, E&>;
 
   const kv::StateMachine& state() const { return *sm_; }
   // The base for expiry: the replicated clock, on the leader its own clock if later.

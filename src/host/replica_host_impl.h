@@ -192,6 +192,28 @@ void ReplicaHost<E, X>::receive(Msg m) {
 
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
+template <class F>
+auto ReplicaHost<E, X>::configure_engine(F&& f) -> std::invoke_result_t<F, E&> {
+  using R = std::invoke_result_t<F, E&>;
+  if (stopped_ || !healthy()) {
+    if constexpr (!std::is_void_v<R>)
+      return R{};
+    else
+      return;
+  }
+  sync_clock();
+  if constexpr (std::is_void_v<R>) {
+    std::forward<F>(f)(*core_);
+    schedule_pump();
+  } else {
+    R r = std::forward<F>(f)(*core_);
+    schedule_pump();
+    return r;
+  }
+}
+
+template <core::Engine E, class X>
+requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
   CHORUS_ASSERT(done != nullptr);
   write_acked(std::move(cmd), [done = std::move(done)](Result<WriteAck> r) {
@@ -423,6 +445,9 @@ void ReplicaHost<E, X>::pump() {
   if (!core_->has_ready()) return;
   auto rd = std::make_shared<ReadyT>(core_->ready());
   if (rd->soft_state) on_soft_state(*rd->soft_state, rd->soft_state_reason);
+  if (probes_.dropped) {
+    for (const auto& d : rd->dropped) probes_.dropped(d);
+  }
   for (auto& m : rd->messages) x_.send(std::move(m));
   rd->messages.clear();
   // Entries this Ready replaces are not durable any more (defect found in
