@@ -601,6 +601,18 @@ Ready PrimaryBackup<R>::ready() {
   rd.entries = log_.unstable_entries();
   log_.mark_handed(log_.last_index());
   rd.messages = std::move(msgs_);
+  // An acknowledgement queued for entries that a later input of this same
+  // Ready replaced (a rollback marker, a new primary's suffix) promises
+  // entries that will not be durable: it must not leave. (Found by the
+  // simulator: a backup resuming from a stall took an append and then the
+  // marker that truncated it in one loop turn, and acknowledged both.)
+  std::erase_if(msgs_after_persist_, [&](const Message& m) {
+    const auto* r = std::get_if<AppendResponse>(&m.body);
+    if (!r || r->refusal != Refusal::kNone) return false;
+    if (r->match_index > log_.last_index()) return true;
+    const auto t = log_.term(r->match_index);
+    return t && *t != r->match_term;
+  });
   rd.messages_after_persist = std::move(msgs_after_persist_);
   rd.committed = log_.take_committed(opts_.max_apply_bytes_per_ready);
   rd.reads = std::move(reads_);
