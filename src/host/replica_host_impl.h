@@ -632,6 +632,15 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
     if (!first && o.status == core::ProposeStatus::kRolledBack) return;
     switch (o.status) {
       case core::ProposeStatus::kRolledBack:
+        if (!last) {
+          // A later copy (a retry) may have been appended after the rollback
+          // marker, while the rollback waited to become irrevocable: it is
+          // free to commit. (Found by the simulator, sync-all seed 25: a
+          // write answered "rolled back" was applied.)
+          complete_write(client, Status::indeterminate("an earlier copy of the write was rolled "
+                                                       "back; a retry may still be applied"));
+          break;
+        }
         // Certainly not applied anywhere: a definite failure (-TRYAGAIN).
         complete_write(client, Status::unavailable("the write was rolled back: a replica did not "
                                                    "prepare it in time; nothing was applied"));

@@ -104,6 +104,9 @@ struct RunReport {
   uint64_t fail_stops = 0;           // nodes stopped by a failed write or fsync
   uint64_t recovery_failures = 0;    // restarts refused by recovery (corruption found)
   uint64_t corruptions = 0;          // snapshot files corrupted on purpose
+  // Lossy engines: entries some node reported dropped that a later primary
+  // still held (they are in the final state).
+  uint64_t drops_resurrected = 0;
   Time sim_time_us = 0;
   check::History history;
 };
