@@ -273,7 +273,9 @@ class Cluster {
   void note_restored(size_t i, LogIndex index, Term term);
   void note_dropped(size_t i, const core::DroppedEntry& d);
   void check_loss();
-  check::History without_lost_writes(const std::set<size_t>& removed) const;
+  check::History without_lost_timelines(
+      const std::set<size_t>& removed,
+      const std::set<std::pair<uint64_t, uint64_t>>& final_entries) const;
 
   // ---- clients (cluster_clients.h) ----
   std::string key_name(uint64_t k) const { return "k" + std::to_string(k); }
@@ -352,6 +354,8 @@ class Cluster {
   };
   std::vector<Drop> drops_;
   std::map<std::pair<uint64_t, uint64_t>, size_t> op_by_command_;  // (client, seq) -> history index
+  // Reads: the last entry applied where each was served (history index ->).
+  std::map<size_t, std::pair<uint64_t, uint64_t>> read_at_;
   RunReport report_;
 };
 

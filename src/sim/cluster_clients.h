@@ -153,6 +153,7 @@ void Cluster<E>::serve_read(size_t node, size_t op, const char* how) {
     violation(fmt::format("n{}: read of {} failed: {}", node + 1, o.key, v.status().to_string()));
     return;
   }
+  read_at_[op] = last_applied_[node];  // the state it saw: the chain down from here
   o.found = v->has_value();
   o.output = v->value_or("");
   if (opts_.trace) trace(fmt::format("n{} serves {} by {}", node + 1, check::describe(o), how));

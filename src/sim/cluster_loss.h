@@ -15,8 +15,9 @@
 //  - a safe engine (not lossy()) reports no kLostAcknowledged entry;
 //  - a lossy engine's history is linearizable once the writes reported
 //    dropped and absent from the final state are removed, together with the
-//    reads that saw them (a read served by the old primary before the
-//    failover: the cost of the strategy, which the report makes visible).
+//    reads served from a state off the final timeline (by a primary whose
+//    epoch was lost later: the cost of the strategy, which the reports make
+//    visible).
 //
 // The final state is a chain: every applied entry is recorded under its
 // (index, term), which names one entry and its whole prefix (Log Matching),
@@ -168,7 +169,7 @@ void Cluster<E>::check_loss() {
   if (!lossy()) return;
   check::CheckOptions copts;
   copts.max_steps = 5'000'000;
-  check::CheckResult r = check::check_linearizable(without_lost_writes(removed), copts);
+  check::CheckResult r = check::check_linearizable(without_lost_timelines(removed, final_entries), copts);
   if (r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) {
     violation("linearizability (reported-lost writes removed): " + r.report);
   } else if (r.verdict == check::Verdict::kUnknown) {
@@ -177,35 +178,20 @@ void Cluster<E>::check_loss() {
   }
 }
 
-// The history with the writes in `removed` (reported dropped, absent from
-// the final state) turned into failed operations, and the reads that saw
-// one of them dropped likewise: values are unique per write ("c.id" for put
-// and cas, ",c.id" appended), so a read saw a write iff its output holds it.
+// The history on the final timeline: the writes in `removed` (reported
+// dropped, absent from the final state) turned into failed operations, and
+// likewise every read served from a state that is not a prefix of the final
+// one — its last applied entry is not on the final chain: it was served by
+// a primary whose epoch was lost later (it may have missed writes that a
+// later primary still held, or seen some that were lost).
 template <core::Engine E>
-check::History Cluster<E>::without_lost_writes(const std::set<size_t>& removed) const {
+check::History Cluster<E>::without_lost_timelines(
+    const std::set<size_t>& removed,
+    const std::set<std::pair<uint64_t, uint64_t>>& final_entries) const {
   check::History h = report_.history;
-  std::set<std::string> gone_values;  // put/cas values
-  std::set<std::string> gone_tokens;  // append tokens, without the comma
-  for (size_t op : removed) {
-    h[op].status = check::OpStatus::kFail;
-    const auto& o = report_.history[op];
-    if (o.kind == check::OpKind::kAppend) {
-      gone_tokens.insert(o.value.substr(1));
-    } else {
-      gone_values.insert(o.value);
-    }
-  }
-  for (auto& o : h) {
-    if (o.kind != check::OpKind::kGet || o.status != check::OpStatus::kOk || !o.found) continue;
-    bool saw = gone_values.contains(o.output);
-    for (size_t at = 0; !saw && at < o.output.size();) {
-      size_t next = o.output.find(',', at + 1);
-      if (next == std::string::npos) next = o.output.size();
-      const size_t from = o.output[at] == ',' ? at + 1 : at;
-      saw = gone_tokens.contains(o.output.substr(from, next - from));
-      at = next;
-    }
-    if (saw) o.status = check::OpStatus::kFail;
+  for (size_t op : removed) h[op].status = check::OpStatus::kFail;
+  for (const auto& [op, at] : read_at_) {
+    if (at.first != 0 && !final_entries.contains(at)) h[op].status = check::OpStatus::kFail;
   }
   return h;
 }
