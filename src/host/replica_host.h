@@ -79,7 +79,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -127,6 +126,9 @@ struct HostMetrics {
   // A role change and its reason, one line for the log.
   std::function<void(const core::SoftState& s, std::string_view role_name, std::string_view why)>
       role_change;
+  // An entry this node dropped from its log (Ready::dropped): a lost
+  // acknowledged write, a rollback, or one in doubt (core::DroppedEntry).
+  std::function<void(const core::DroppedEntry& d)> dropped;
   // A snapshot was taken here (from_leader false) or installed from the leader.
   std::function<void(core::SnapshotMeta meta, bool from_leader)> snapshot;
   // Recovery notes, snapshot taken/installed, fail-stop: one line each.
@@ -141,9 +143,6 @@ struct HostProbes {
   std::function<void(const core::Entry& e)> before_apply;
   // A client is told its write at entry `e` succeeded.
   std::function<void(const core::Entry& e)> write_acknowledged;
-  // The engine dropped an entry from this node's log (Ready::dropped), as
-  // the Ready that decides it is taken — before the truncation is persisted.
-  std::function<void(const core::DroppedEntry& d)> dropped;
 };
 
 // A completed write: the state machine's result and the log position of the
@@ -223,19 +222,22 @@ class ReplicaHost {
   void write_acked(kvpb::Command cmd, WriteAckDone done);
   // A read barrier of consistency `c`.
   void read(Consistency c, ReadDone done);
+  // An engine-specific input (a primary-backup configuration from the
+  // configuration manager, say): runs f(engine) with the clock caught up,
+  // then handles whatever the engine produced. Returns what f returns.
+  template <class F>
+  auto configure_engine(F&& f) {
+    CHORUS_ASSERT(core_ != nullptr);
+    if (!stopped_ && healthy()) sync_clock();
+    auto r = f(*core_);
+    schedule_pump();
+    return r;
+  }
   // True when a read of consistency `c` may be served from the local state
   // machine right now without read(): follower reads on a healthy node, and
   // lease reads on a leader whose lease holds and that has applied
   // everything committed. Catches the clock up first (see the class comment).
   bool read_ready_now(Consistency c);
-  // Runs f(engine) on this node's engine — for inputs the Engine concept
-  // does not name, such as a primary-backup engine's configure() with a
-  // configuration manager's decision — after catching the engine's clock
-  // up (sync_clock), then pumps the Ready loop as after any other input.
-  // Returns what f returns. A stopped or fail-stopped host runs nothing:
-  // then f is not called and the result is default-constructed.
-  template <class F>
-  auto configure_engine(F&& f) -> std::invoke_result_t<F, E&>;
 
   const kv::StateMachine& state() const { return *sm_; }
   // The base for expiry: the replicated clock, on the leader its own clock if later.

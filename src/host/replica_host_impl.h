@@ -192,28 +192,6 @@ void ReplicaHost<E, X>::receive(Msg m) {
 
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
-template <class F>
-auto ReplicaHost<E, X>::configure_engine(F&& f) -> std::invoke_result_t<F, E&> {
-  using R = std::invoke_result_t<F, E&>;
-  if (stopped_ || !healthy()) {
-    if constexpr (!std::is_void_v<R>)
-      return R{};
-    else
-      return;
-  }
-  sync_clock();
-  if constexpr (std::is_void_v<R>) {
-    std::forward<F>(f)(*core_);
-    schedule_pump();
-  } else {
-    R r = std::forward<F>(f)(*core_);
-    schedule_pump();
-    return r;
-  }
-}
-
-template <core::Engine E, class X>
-requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::write(kvpb::Command cmd, WriteDone done) {
   CHORUS_ASSERT(done != nullptr);
   write_acked(std::move(cmd), [done = std::move(done)](Result<WriteAck> r) {
@@ -329,6 +307,16 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
                                        "or may not have been applied")
                                  : Status::busy("too many uncommitted writes; retry later"));
       break;
+    case core::ProposeStatus::kNotLeader:
+      // An engine that does not forward (primary-backup) names the node
+      // that takes writes: say so at once rather than wait for no_leader_wait.
+      if (res.leader != kNoNode && res.leader != core_->id() && !w.proposed) {
+        complete_write(client, Status::unavailable(fmt::format(
+                                   "this node is not the primary; node {} is: send writes there",
+                                   res.leader.value())));
+        break;
+      }
+      [[fallthrough]];
     default:  // no leader known yet: try again next tick, until no_leader_wait
       w.next_try = now;
       if (!w.proposed && now - w.created >= opts_.no_leader_wait) {
@@ -354,6 +342,12 @@ void ReplicaHost<E, X>::try_read(uint64_t ctx, PendingRead& r) {
   r.asked = false;
   if (res.status == core::ProposeStatus::kTooMuchUncommitted) {
     complete_read(ctx, Status::busy("too many pending reads on the leader"));
+  } else if (res.status == core::ProposeStatus::kNotLeader && res.leader != kNoNode &&
+             res.leader != core_->id()) {
+    complete_read(ctx, Status::unavailable(fmt::format(
+                           "this node is not the primary; node {} is: send reads there, or read "
+                           "here with CHORUS.CONSISTENCY follower",
+                           res.leader.value())));
   } else if (now - r.created >= opts_.no_leader_wait) {
     complete_read(ctx, Status::unavailable("no leader"));
   }
@@ -445,8 +439,8 @@ void ReplicaHost<E, X>::pump() {
   if (!core_->has_ready()) return;
   auto rd = std::make_shared<ReadyT>(core_->ready());
   if (rd->soft_state) on_soft_state(*rd->soft_state, rd->soft_state_reason);
-  if (probes_.dropped) {
-    for (const auto& d : rd->dropped) probes_.dropped(d);
+  if (metrics_ && metrics_->dropped) {
+    for (const auto& d : rd->dropped) metrics_->dropped(d);
   }
   for (auto& m : rd->messages) x_.send(std::move(m));
   rd->messages.clear();

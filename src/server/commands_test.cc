@@ -799,9 +799,13 @@ TEST_F(CommandsTest, ChorusKeyspaceArgumentsAreCheckedBeforeTheNodeSeesThem) {
             KeyspaceOp::Kind::kDrop);
   EXPECT_EQ(std::get<KeyspaceOp>(plan({"CHORUS.KEYSPACE", "LIST"})).kind, KeyspaceOp::Kind::kList);
   EXPECT_EQ(std::get<KeyspaceOp>(plan({"CHORUS.KEYSPACE", "INFO", "x"})).name, "x");
+  EXPECT_EQ(
+      immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "zab", "acks", "1"}),
+      "-ERR invalid keyspace: strategy: 'zab' is not built yet (built: raft, sync-all, "
+      "semi-sync, async)\r\n");
   EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "semi-sync",
-                       "acks", "1"}),
-            "-ERR invalid keyspace: strategy: 'semi-sync' is not built yet (built: raft)\r\n");
+                       "acks", "many"}),
+            "-ERR invalid keyspace: option 'acks': 'many' is not an integer in [1, 63]\r\n");
   EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "raft", "acks",
                        "1"}),
             "-ERR invalid keyspace: option 'acks': unknown for strategy raft (its options: "

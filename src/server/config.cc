@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "core/raft/raft.h"
+#include "server/primary_setup.h"
 
 namespace chorus::server {
 namespace {
@@ -682,9 +683,14 @@ Status validate_keyspaces(const NodeConfig& c) {
   KeyspaceTable table;
   for (const KeyspaceSpec& k : c.keyspaces) {
     auto next = table.with(k);
-    if (!next.is_ok()) {
+    Status st = next.status();
+    // Options that depend on this node's settings (the node count, the tick).
+    if (st.is_ok() && is_primary_strategy(k.strategy)) {
+      st = primary_settings(k.strategy, k.options, c).status();
+    }
+    if (!st.is_ok()) {
       // "strategy: 'x' is not built yet" -> "keyspace.orders.strategy: ..."
-      const std::string& m = next.status().message();
+      const std::string& m = st.message();
       const size_t colon = m.find(": ");
       const std::string field = colon == std::string::npos ? "" : m.substr(0, colon);
       const bool named = field == "name" || field == "prefix" || field == "strategy";

@@ -416,11 +416,13 @@ std::vector<ErrorCase> error_cases() {
        "off)"},
       // Keyspaces.
       {"PlannedStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"paxos\"\n",
-       "keyspace.users.strategy: 'paxos' is not built yet (built: raft)"},
+       "keyspace.users.strategy: 'paxos' is not built yet (built: raft, sync-all, semi-sync, "
+       "async)"},
       {"UnknownStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"quorum\"\n",
-       "keyspace.users.strategy: 'quorum' is not a strategy (built: raft)"},
+       "keyspace.users.strategy: 'quorum' is not a strategy (built: raft, sync-all, semi-sync, "
+       "async)"},
       {"MissingStrategy", m + "[keyspace.users]\nprefix = \"u:\"\n",
-       "keyspace.users.strategy: missing (valid strategies: raft)"},
+       "keyspace.users.strategy: missing (valid strategies: raft, sync-all, semi-sync, async)"},
       {"MissingPrefix", m + "[keyspace.users]\nstrategy = \"raft\"\n",
        "keyspace.users.prefix: missing"},
       {"EmptyPrefix", m + "[keyspace.users]\nprefix = \"\"\nstrategy = \"raft\"\n",

@@ -1,6 +1,8 @@
 #include "server/engine_group.h"
 
+#include "net/codec/primary_codec.h"
 #include "net/codec/raft_codec.h"
+#include "server/primary_setup.h"
 
 namespace chorus::server {
 
@@ -14,7 +16,8 @@ host::HostOptions host_options_from(const NodeConfig& c) {
   return o;
 }
 
-Result<raft::Config> EngineSetup<raft::Raft>::engine_config(const NodeConfig& c) {
+Result<raft::Config> EngineSetup<raft::Raft>::engine_config(const NodeConfig& c,
+                                                            const KeyspaceOptions&) {
   raft::Config r;
   r.id = NodeId(c.node_id);
   for (uint64_t v : c.voter_ids()) r.voters.push_back(NodeId(v));
@@ -40,6 +43,29 @@ net::OutgoingMessage EngineSetup<raft::Raft>::encode(GroupId group, const raft::
 Result<raft::Message> EngineSetup<raft::Raft>::decode(const net::IncomingMessage& in) {
   return net::decode_raft_message(in);
 }
+
+template <primary::AckRule R>
+Result<primary::Options> EngineSetup<primary::PrimaryBackup<R>>::engine_config(
+    const NodeConfig& c, const KeyspaceOptions& o) {
+  CHORUS_ASSIGN_OR_RETURN(PrimarySettings s, primary_settings(E::kName, o, c));
+  return s.engine;
+}
+
+template <primary::AckRule R>
+net::OutgoingMessage EngineSetup<primary::PrimaryBackup<R>>::encode(GroupId group,
+                                                                    const primary::Message& m) {
+  return net::encode_primary_message(m, group);
+}
+
+template <primary::AckRule R>
+Result<primary::Message> EngineSetup<primary::PrimaryBackup<R>>::decode(
+    const net::IncomingMessage& in) {
+  return net::decode_primary_message(in);
+}
+
+template struct EngineSetup<primary::SyncAll>;
+template struct EngineSetup<primary::SemiSync>;
+template struct EngineSetup<primary::Async>;
 
 Result<std::unique_ptr<ReplicaGroup>> make_replica_group(std::string_view strategy,
                                                          GroupContext ctx) {

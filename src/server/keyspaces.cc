@@ -9,20 +9,20 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "host/registry.h"
+#include "server/primary_setup.h"
 
 namespace chorus::server {
 namespace {
 
 // Strategies of the design (docs/design.md) that are not built yet: named
 // here so that asking for one says "not built yet", not "unknown".
-constexpr std::array<std::string_view, 7> kPlannedStrategies = {
-    "paxos", "zab", "sync-all", "semi-sync", "async", "eventual", "hybrid"};
+constexpr std::array<std::string_view, 4> kPlannedStrategies = {"paxos", "zab", "eventual",
+                                                                "hybrid"};
 
-// The options each built strategy accepts (none yet for raft: its settings
-// are the node's [raft] section).
+// The options each built strategy accepts (raft has none: its settings are
+// the node's [raft] section).
 std::vector<std::string_view> options_of(std::string_view strategy) {
-  (void)strategy;
-  return {};
+  return primary_option_names(strategy);
 }
 
 bool name_char_ok(char c) {
@@ -63,6 +63,9 @@ Status validate_keyspace(const KeyspaceSpec& spec) {
     return Status::invalid_argument(fmt::format("strategy: '{}' is {} (built: {})", spec.strategy,
                                                 planned ? "not built yet" : "not a strategy",
                                                 list(built)));
+  }
+  if (is_primary_strategy(spec.strategy)) {
+    return validate_primary_options(spec.strategy, spec.options);
   }
   const auto known = options_of(spec.strategy);
   for (const auto& [option, value] : spec.options) {

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/prng.h"
+#include "server/primary_setup.h"
 #include "storage/kv/rocksdb_state_machine.h"
 
 namespace chorus::server {
@@ -37,6 +40,14 @@ Result<std::unique_ptr<Node>> Node::open(Options opts) {
                           n->open_group(kMetadataGroup, "raft", n->group_dir(kMetadataGroup)));
   CHORUS_ASSIGN_OR_RETURN(n->default_,
                           n->open_group(kDefaultGroup, "raft", n->group_dir(kDefaultGroup)));
+  PrimaryManagers::Deps md;
+  md.config = opts.config;
+  md.transport = opts.transport;
+  md.meta = n->meta_.get();
+  md.group = [raw = n.get()](GroupId id) { return raw->group(id); };
+  md.table = [raw = n.get()]() -> const KeyspaceTable& { return raw->table_; };
+  md.prng_seed = prng.next_u64();
+  n->managers_ = std::make_unique<PrimaryManagers>(std::move(md));
   n->reconcile();
   return n;
 }
@@ -53,7 +64,8 @@ std::string Node::group_dir(GroupId id) const {
 }
 
 Result<std::unique_ptr<ReplicaGroup>> Node::open_group(GroupId id, std::string_view strategy,
-                                                       const std::string& dir) {
+                                                       const std::string& dir,
+                                                       const KeyspaceOptions& options) {
   const NodeConfig& cfg = *opts_.config;
   storage::ReplicaStorageOptions so;
   so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
@@ -77,6 +89,8 @@ Result<std::unique_ptr<ReplicaGroup>> Node::open_group(GroupId id, std::string_v
   ctx.transport = opts_.transport;
   ctx.metrics = opts_.hooks;
   ctx.prng_seed = opts_.prng_seed ^ (id.value() * 0x9e3779b97f4a7c15ULL);
+  ctx.options = options;
+  ctx.on_dropped = [this](GroupId g, const core::DroppedEntry& d) { on_dropped(g, d); };
   CHORUS_ASSIGN_OR_RETURN(auto group, make_replica_group(strategy, std::move(ctx)));
   if (Status st = group->init(); !st.is_ok()) {
     return Status(st.code(), fmt::format("group {}: cannot start: {}", id.value(), st.to_string()));
@@ -101,6 +115,7 @@ void Node::stop() {
 }
 
 Status Node::deliver(net::IncomingMessage m) {
+  if (m.message.has_manager()) return managers_->receive(m);
   if (ReplicaGroup* g = group(GroupId(m.message.group_id()))) return g->receive(std::move(m));
   return Status::ok();  // a group this node does not host (yet, or any more): dropped
 }
@@ -141,6 +156,7 @@ void Node::on_timer() {
   if (stopped_) return;
   reconcile();
   maybe_write_initial_table();
+  managers_->tick();
   arm_timer();
 }
 
@@ -164,7 +180,8 @@ bool Node::reconcile() {
   for (const auto& d : next->proto().keyspaces()) {
     const GroupId id(d.group_id());
     if (keyspaces_.contains(id)) continue;
-    auto g = open_group(id, d.strategy(), group_dir(id));
+    auto g = open_group(id, d.strategy(), group_dir(id),
+                        KeyspaceOptions(d.options().begin(), d.options().end()));
     if (!g.is_ok()) {
       // Not adopted: keys keep routing by the old table; tried again next tick.
       spdlog::error("keyspace '{}': {}", d.name(), g.status().to_string());
@@ -271,6 +288,13 @@ void Node::change_table(std::function<Result<KeyspaceTable>(const KeyspaceTable&
 }
 
 void Node::create_keyspace(KeyspaceSpec spec, Done done) {
+  if (is_primary_strategy(spec.strategy)) {
+    // What only a node knows: its cluster's size and tick.
+    if (Status st = primary_settings(spec.strategy, spec.options, *opts_.config).status();
+        !st.is_ok() && validate_keyspace(spec).is_ok()) {
+      return done(st);
+    }
+  }
   change_table([spec](const KeyspaceTable& t) { return t.with(spec); }, kTableChangeAttempts,
                std::move(done));
 }
@@ -292,34 +316,98 @@ void Node::list_keyspaces(Done done) {
 }
 
 void Node::keyspace_info(std::string name, Done done) {
-  meta_->read(host::Consistency::kLinearizable,
-              [this, name = std::move(name), done = std::move(done)](Result<LogIndex> r) {
-                if (!r.is_ok()) return done(r.status());
-                reconcile();
-                GroupId id = kDefaultGroup;
-                KeyspaceSpec spec{std::string(kDefaultKeyspaceName), "", "raft", {}};
-                if (name != kDefaultKeyspaceName) {
-                  const auto* d = table_.find(name);
-                  if (d == nullptr) return done(Status::not_found("no keyspace '" + name + "'"));
-                  spec = spec_of(*d);
-                  id = GroupId(d->group_id());
-                }
-                ReplicaGroup* g = group(id);
-                if (g == nullptr) return done(Status::unavailable("its group is starting"));
-                const host::HostStatus s = g->status();
-                KeyspaceFields f;
-                f.fields = {{"name", spec.name},
-                            {"prefix", spec.prefix},
-                            {"strategy", spec.strategy},
-                            {"group", std::to_string(id.value())},
-                            {"role", std::string(core::role_name(s.engine.soft.role))},
-                            {"leader", std::to_string(s.engine.soft.leader.value())},
-                            {"term", std::to_string(s.engine.soft.term.value())},
-                            {"commit_index", std::to_string(s.engine.commit_index.value())},
-                            {"applied_index", std::to_string(s.applied_index.value())}};
-                for (const auto& [k, v] : spec.options) f.fields.emplace_back("option." + k, v);
-                done(KeyspaceAnswer{std::move(f)});
-              });
+  meta_->read(host::Consistency::kLinearizable, [this, name = std::move(name),
+                                                 done = std::move(done)](Result<LogIndex> r) {
+    if (!r.is_ok()) return done(r.status());
+    reconcile();
+    GroupId id = kDefaultGroup;
+    KeyspaceSpec spec{std::string(kDefaultKeyspaceName), "", "raft", {}};
+    if (name != kDefaultKeyspaceName) {
+      const auto* d = table_.find(name);
+      if (d == nullptr) return done(Status::not_found("no keyspace '" + name + "'"));
+      spec = spec_of(*d);
+      id = GroupId(d->group_id());
+    }
+    ReplicaGroup* g = group(id);
+    if (g == nullptr) return done(Status::unavailable("its group is starting"));
+    const host::HostStatus s = g->status();
+    KeyspaceFields f;
+    f.fields = {{"name", spec.name},
+                {"prefix", spec.prefix},
+                {"strategy", spec.strategy},
+                {"group", std::to_string(id.value())},
+                {"role", std::string(core::role_name(s.engine.soft.role))},
+                {"leader", std::to_string(s.engine.soft.leader.value())},
+                {"term", std::to_string(s.engine.soft.term.value())},
+                {"commit_index", std::to_string(s.engine.commit_index.value())},
+                {"applied_index", std::to_string(s.applied_index.value())}};
+    for (const auto& [k, v] : spec.options) f.fields.emplace_back("option." + k, v);
+    if (auto ms = managers_->status(id)) {
+      // Only the metadata leader runs the managers.
+      f.fields.emplace_back("manager.phase", std::string(primary::phase_name(ms->phase)));
+      f.fields.emplace_back("manager.epoch", std::to_string(ms->config.epoch.value()));
+      f.fields.emplace_back("manager.primary", std::to_string(ms->config.primary.value()));
+      f.fields.emplace_back("manager.reason", ms->reason);
+    }
+    done(KeyspaceAnswer{std::move(f)});
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Dropped writes
+
+namespace {
+
+constexpr size_t kDroppedRemembered = 1 << 16;
+
+}  // namespace
+
+std::string Node::keyspace_name(GroupId g) const {
+  if (g == kDefaultGroup) return std::string(kDefaultKeyspaceName);
+  for (const auto& d : table_.proto().keyspaces()) {
+    if (GroupId(d.group_id()) == g) return d.name();
+  }
+  return fmt::format("group-{}", g.value());
+}
+
+void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
+  // Each node reports its own drops; one entry may be reported again after
+  // a crash (its truncation was not durable yet): count it once.
+  const auto id = std::make_tuple(g.value(), d.entry.term.value(), d.entry.index.value());
+  if (!dropped_seen_.insert(id).second) return;
+  dropped_order_.push_back(id);
+  if (dropped_order_.size() > kDroppedRemembered) {
+    dropped_seen_.erase(dropped_order_.front());
+    dropped_order_.pop_front();
+  }
+  const std::string ks = keyspace_name(g);
+  kvpb::Command cmd;
+  std::string what = "no-op";
+  if (d.range_positions > 0) {
+    what = fmt::format("{} log positions from here (inside a snapshot; not enumerable)",
+                       d.range_positions);
+  } else if (d.entry.type == core::EntryType::kNormal) {
+    what = cmd.ParseFromString(d.entry.data) ? cmd.ShortDebugString() : "(undecodable command)";
+  }
+  const std::string line =
+      fmt::format("keyspace={} term={} index={} kind={} {}", ks, d.entry.term.value(),
+                  d.entry.index.value(), core::drop_kind_name(d.kind), what);
+  if (d.kind == core::DropKind::kLostAcknowledged) {
+    spdlog::warn("lost acknowledged write: {}", line);
+  } else {
+    spdlog::info("dropped write: {}", line);
+  }
+  std::FILE* f = std::fopen((opts_.config->data_dir + "/lost-writes.log").c_str(), "a");
+  if (f != nullptr) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    std::fprintf(f, "%lld %s\n", static_cast<long long>(ms), line.c_str());
+    std::fclose(f);
+  } else {
+    spdlog::error("cannot append to {}/lost-writes.log", opts_.config->data_dir);
+  }
+  if (opts_.on_dropped) opts_.on_dropped(ks, d);
 }
 
 // ---------------------------------------------------------------------------
@@ -339,10 +427,18 @@ std::string Node::status_json() const {
         it == keyspaces_.end()
             ? nlohmann::json::object()
             : nlohmann::json::parse(server::status_json(*it->second, opts_.config->node_id));
-    ks.push_back({{"name", d.name()},
-                  {"prefix", d.prefix()},
-                  {"strategy", d.strategy()},
-                  {"group", std::move(g)}});
+    nlohmann::json entry{{"name", d.name()},
+                         {"prefix", d.prefix()},
+                         {"strategy", d.strategy()},
+                         {"group", std::move(g)}};
+    if (auto ms = managers_->status(GroupId(d.group_id()))) {
+      entry["manager"] = {{"phase", std::string(primary::phase_name(ms->phase))},
+                          {"epoch", ms->config.epoch.value()},
+                          {"primary", ms->config.primary.value()},
+                          {"version", ms->config.version},
+                          {"reason", ms->reason}};
+    }
+    ks.push_back(std::move(entry));
   }
   j["keyspaces"] = std::move(ks);
   j["keyspace_table_version"] = table_.version();

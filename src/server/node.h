@@ -27,11 +27,14 @@
 #pragma once
 
 #include <asio.hpp>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -41,6 +44,7 @@
 #include "server/config.h"
 #include "server/engine_group.h"
 #include "server/keyspaces.h"
+#include "server/primary_manager.h"
 #include "server/replica_group.h"
 #include "storage/env/env.h"
 
@@ -56,6 +60,11 @@ class Node {
     host::HostMetrics* hooks = nullptr;
     storage::Env* env = nullptr;
     uint64_t prng_seed = 0;
+    // A write some group dropped from its log (a lost acknowledged write, a
+    // rollback, one in doubt), each (keyspace, term, index) once per
+    // incarnation; the node has logged it and appended it to
+    // <data>/lost-writes.log already.
+    std::function<void(std::string_view keyspace, const core::DroppedEntry&)> on_dropped;
   };
   using Done = std::function<void(Result<KeyspaceAnswer>)>;
 
@@ -94,7 +103,12 @@ class Node {
  private:
   explicit Node(Options opts) : opts_(opts), timer_(*opts.io) {}
   Result<std::unique_ptr<ReplicaGroup>> open_group(GroupId id, std::string_view strategy,
-                                                   const std::string& dir);
+                                                   const std::string& dir,
+                                                   const KeyspaceOptions& options = {});
+  // Ready::dropped of group `g`: deduplicated, logged, appended to
+  // lost-writes.log, then Options::on_dropped.
+  void on_dropped(GroupId g, const core::DroppedEntry& d);
+  std::string keyspace_name(GroupId g) const;
   std::string group_dir(GroupId id) const;
   void on_timer();
   void arm_timer();
@@ -121,6 +135,10 @@ class Node {
   bool stopped_ = false;
   uint64_t session_ = 0;  // this node's session for its metadata writes
   uint64_t seq_ = 0;
+  std::unique_ptr<PrimaryManagers> managers_;
+  // (group, term, index) of drops already reported, oldest first (bounded).
+  std::set<std::tuple<uint64_t, uint64_t, uint64_t>> dropped_seen_;
+  std::deque<std::tuple<uint64_t, uint64_t, uint64_t>> dropped_order_;
 };
 
 }  // namespace chorus::server

@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "chorus/kv.pb.h"
 #include "core/common/engine.h"
+#include "core/primary/config_manager.h"
 #include "host/replica_host.h"
 #include "net/transport/peer_message.h"
 #include "storage/kv/state_machine.h"
@@ -64,6 +65,26 @@ class ReplicaGroup {
   virtual host::HostStatus status() const = 0;
   // The term of the local log's entry at i; nullopt when compacted or past the end.
   virtual std::optional<Term> term_at(LogIndex i) const = 0;
+
+  // Primary-backup groups (managed() true) take their configuration from
+  // the configuration manager (primary_manager.h); the others ignore these.
+  virtual bool managed() const { return false; }
+  // This replica's report (primary::ReplicaReport, `round` echoed; node
+  // left 0); nullopt when there is nothing to report yet. `last_grant` is
+  // the newest configuration the manager sent this node, if any.
+  virtual std::optional<primary::ReplicaReport> manager_report(
+      uint64_t round, const std::optional<primary::Configuration>& last_grant) {
+    (void)round;
+    (void)last_grant;
+    return std::nullopt;
+  }
+  // A decision of the manager. For a node other than c.primary the lease
+  // fields are ignored. Refused (stale, or a restarted primary named again)
+  // with the engine's reason.
+  virtual Status configure(const primary::Configuration& c) {
+    (void)c;
+    return Status::invalid_argument("not a primary-backup group");
+  }
 };
 
 // The /status and CHORUS.STATUS document of a group (admin_http.h describes

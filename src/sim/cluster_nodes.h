@@ -150,6 +150,7 @@ host::HostMetrics Cluster<E>::make_metrics(size_t i) {
     trace(fmt::format("n{} {} snapshot {}/{}", i + 1, from_leader ? "installs" : "takes",
                       meta.index.value(), meta.term.value()));
   };
+  m.dropped = [this, i](const core::DroppedEntry& d) { note_dropped(i, d); };
   m.info = [this, i](std::string_view line) { trace(fmt::format("n{} {}", i + 1, line)); };
   m.error = [this, i](std::string_view line) { trace(fmt::format("n{} {}", i + 1, line)); };
   return m;
@@ -183,7 +184,6 @@ void Cluster<E>::start_node(size_t i) {
   probes.write_acknowledged = [this](const core::Entry& e) {
     acked_.emplace(e.index.value(), entry_hash(e));
   };
-  probes.dropped = [this, i](const core::DroppedEntry& d) { note_dropped(i, d); };
   // New effects per incarnation: nothing queued for an earlier one reaches
   // them (NodeLoop drops it).
   n.fx = std::make_unique<Fx>(

@@ -24,8 +24,8 @@
 //
 // A replica that the latest configuration it heard names primary of an
 // epoch it has seen but does not lead (it restarted: a primary is never
-// primary of an epoch twice) does not report: the manager must see it as
-// failed and appoint a successor, not renew a lease it cannot use.
+// primary of an epoch twice) reports serving = false: the manager must see
+// it as failed and appoint a successor, not renew a lease it cannot use.
 #pragma once
 
 #include <fmt/format.h>
@@ -314,11 +314,11 @@ void ManagerActor<C>::report(size_t i) {
   const NodeId me = n.id;
   const LogIndex durable = n.host->storage().durable_index();
   auto r = n.host->configure_engine([&](Engine& e) -> std::optional<primary::ReplicaReport> {
-    if (h.config.primary == me && h.config.epoch != primary::Epoch(0) &&
-        e.epoch() >= h.config.epoch && !e.is_primary()) {
-      return std::nullopt;  // named primary of an epoch it cannot lead: let it fail over
-    }
     primary::ReplicaReport rep;
+    // Named primary of an epoch it has seen but does not lead (it
+    // restarted): the manager must fail it over, not renew its lease.
+    rep.serving = !(h.config.primary == me && h.config.epoch != primary::Epoch(0) &&
+                    e.epoch() >= h.config.epoch && !e.is_primary());
     rep.node = me;
     rep.epoch = e.epoch();
     rep.last_index = std::min(e.log().last_index(), durable);

@@ -410,3 +410,120 @@ TEST_F(ClusterTest, WaitCountsReplicasAndTokensPollCommitted) {
 
 }  // namespace
 }  // namespace chorus::tests
+
+namespace chorus::tests {
+namespace {
+
+// Sync-all, semi-sync and async keyspaces end to end: the configuration
+// manager on the metadata leader appoints a primary; writes go through it
+// and read back from it; a backup refuses writes naming the primary; bad
+// options are refused naming the option; when the primary is killed
+// another is appointed and every acknowledged write of the safe strategies
+// is still there.
+TEST_F(ClusterTest, PrimaryBackupKeyspacesServeFailOverAndKeepAcknowledgedWrites) {
+  make(3, [](server::NodeConfig& cfg) {
+    cfg.keyspaces.push_back(server::KeyspaceSpec{"sa", "sa:", "sync-all", {}});
+    cfg.keyspaces.push_back(server::KeyspaceSpec{"ss", "ss:", "semi-sync", {{"acks", "1"}}});
+    cfg.keyspaces.push_back(server::KeyspaceSpec{"as", "as:", "async", {}});
+  });
+  // The field `name` of a CHORUS.KEYSPACE INFO reply ("" when absent).
+  auto info_field = [](redisContext* cl, const std::string& keyspace, const std::string& name) {
+    auto r = cmd(cl, {"CHORUS.KEYSPACE", "INFO", keyspace});
+    if (!r || r->type != REDIS_REPLY_ARRAY) return std::string();
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      if (std::string(r->element[i]->str, r->element[i]->len) == name)
+        return std::string(r->element[i + 1]->str, r->element[i + 1]->len);
+    }
+    return std::string();
+  };
+  // The primary of `keyspace` as node `asked` sees it once one is appointed
+  // (0 if none within `within`), other than `not_this`.
+  auto primary_of = [&](int asked, const std::string& keyspace, int not_this,
+                        std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto cl = connect(asked);
+      if (cl && cl->err == 0) {
+        const std::string leader = info_field(cl.get(), keyspace, "leader");
+        if (!leader.empty() && leader != "0" && std::stoi(leader) != not_this)
+          return std::stoi(leader);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return 0;
+  };
+  auto any = connect(1);
+  ASSERT_TRUE(any && any->err == 0);
+  EXPECT_EQ(str(cmd(any.get(), {"CHORUS.KEYSPACE", "CREATE", "bad", "PREFIX", "bad:", "STRATEGY",
+                                "semi-sync", "acks", "3"})),
+            "ERR option 'acks': 3 backups cannot acknowledge in a cluster of 3 nodes (at most 2)");
+  EXPECT_EQ(str(cmd(any.get(), {"CHORUS.KEYSPACE", "CREATE", "bad", "PREFIX", "bad:", "STRATEGY",
+                                "async", "promotion", "safe"}))
+                .rfind("ERR invalid keyspace: option 'promotion'", 0),
+            0u);
+  EXPECT_EQ(str(cmd(any.get(), {"CHORUS.KEYSPACE", "CREATE", "bad", "PREFIX", "bad:", "STRATEGY",
+                                "sync-all", "acks", "1"})),
+            "ERR invalid keyspace: option 'acks': unknown for strategy sync-all (its options: "
+            "prepare_timeout_ms, "
+            "on_replica_failure, promotion, lease_ms, failure_timeout_ms)");
+
+  for (const std::string ks : {"sa", "ss", "as"}) {
+    SCOPED_TRACE(ks);
+    const int p = primary_of(1, ks, 0, 15s);
+    ASSERT_NE(p, 0) << "no primary appointed; logs in " << dir_;
+    auto pc = connect(p);
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(str(cmd(pc.get(), {"SET", ks + ":" + std::to_string(i), "v" + std::to_string(i)})),
+                "OK");
+    }
+    EXPECT_EQ(str(cmd(pc.get(), {"GET", ks + ":7"})), "v7");
+    EXPECT_EQ(str(cmd(pc.get(), {"INCR", ks + ":n"})), "1");
+    const int backup = p % 3 + 1;
+    auto bc = connect(backup);
+    EXPECT_EQ(str(cmd(bc.get(), {"SET", ks + ":x", "y"})),
+              "TRYAGAIN this node is not the primary; node " + std::to_string(p) +
+                  " is: send writes there");
+    // Backups hold the writes (follower reads are local).
+    EXPECT_EQ(str(cmd(bc.get(), {"CHORUS.CONSISTENCY", "follower"})), "OK");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (str(cmd(bc.get(), {"GET", ks + ":19"})) != "v19" &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(str(cmd(bc.get(), {"GET", ks + ":19"})), "v19");
+  }
+
+  // Kill the semi-sync primary: another node is appointed and has every
+  // acknowledged write.
+  const int old = primary_of(1, "ss", 0, 5s);
+  ASSERT_NE(old, 0);
+  ASSERT_TRUE(c().signal(old, SIGKILL).is_ok());
+  const int asked = old % 3 + 1;
+  const int next = primary_of(asked, "ss", old, 20s);
+  ASSERT_NE(next, 0) << "no new primary after killing n" << old << "; logs in " << dir_;
+  auto nc = connect(next);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(str(cmd(nc.get(), {"GET", "ss:" + std::to_string(i)})), "v" + std::to_string(i));
+  }
+  EXPECT_EQ(str(cmd(nc.get(), {"INCR", "ss:n"})), "2");
+  // The killed node restarts as a backup and catches up.
+  c().reap_exited();
+  ASSERT_TRUE(c().start(old).is_ok());
+  // Follower reads on the restarted node (a fresh connection each try: the
+  // node may still be starting).
+  auto follower_get = [&](const std::string& key) {
+    auto oc = connect(old, 5000ms);
+    if (!oc || oc->err != 0 || str(cmd(oc.get(), {"CHORUS.CONSISTENCY", "follower"})) != "OK")
+      return std::string("<not up>");
+    return str(cmd(oc.get(), {"GET", key}));
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (follower_get("ss:n") != "2" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(follower_get("ss:n"), "2");
+  EXPECT_EQ(follower_get("ss:19"), "v19");
+}
+
+}  // namespace
+}  // namespace chorus::tests

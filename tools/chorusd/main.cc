@@ -60,6 +60,13 @@ struct ServerMetrics {
       "Device syncs this node made, all keyspaces together (fdatasync of a log, fsync of a "
       "directory, syncfs of a shared batch)",
       {"kind"});
+  // Ready::dropped, counted once per (keyspace, term, index) on this node
+  // (docs/strategies.md, "Loss is counted").
+  metrics::CounterFamily& dropped = reg.counter_family(
+      "chorus_dropped_writes_total",
+      "Writes this node dropped from a keyspace's log: lost-acknowledged (a client was told OK), "
+      "rolled-back (certainly never acknowledged) or in-doubt",
+      {"keyspace", "kind"});
   metrics::Counter& fdatasyncs = device_syncs.with({"fdatasync"});
   metrics::Counter& fsyncs = device_syncs.with({"fsync"});
   metrics::Counter& syncfs = device_syncs.with({"syncfs"});
@@ -188,6 +195,10 @@ int run(const server::NodeConfig& cfg) {
   no.hooks = &hooks;
   no.env = storage::PosixEnv::get();
   no.prng_seed = (uint64_t{rd()} << 32) ^ rd();
+  no.on_dropped = [&m](std::string_view keyspace, const core::DroppedEntry& d) {
+    m.dropped.with({std::string(keyspace), std::string(core::drop_kind_name(d.kind))})
+        .inc(d.range_positions > 0 ? d.range_positions : 1);
+  };
   auto opened = server::Node::open(no);
   if (!opened.is_ok()) {
     spdlog::critical("{}", opened.status().message());

@@ -112,6 +112,12 @@ bool ConfigManager::silent(NodeId n) const {
   return now_ - replicas_.at(n).received_tick > opts_.failure_timeout_ticks;
 }
 
+bool ConfigManager::failed(NodeId n) const {
+  if (silent(n)) return true;
+  const auto& last = replicas_.at(n).last;
+  return last && last->epoch == state_.config.epoch && !last->serving;
+}
+
 bool ConfigManager::is_member(NodeId n) const {
   return contains(state_.config.members, n);
 }
@@ -128,7 +134,7 @@ void ConfigManager::evaluate() {
 void ConfigManager::serve() {
   const NodeId p = state_.config.primary;
   note_established();
-  if (silent(p)) {
+  if (failed(p)) {
     start_failover_if_due();
     return;
   }
@@ -221,9 +227,11 @@ void ConfigManager::start_failover_if_due() {
   const NodeId p = state_.config.primary;
   const uint64_t silent_for = now_ - replicas_.at(p).received_tick;
   if (now_ < lease_expiry_tick()) {
-    reason_ = fmt::format(
-        "n{} silent for {} ticks; waiting until tick {} when its lease has certainly expired",
-        p.value(), silent_for, lease_expiry_tick());
+    reason_ =
+        fmt::format("n{} {}; waiting until tick {} when its lease has certainly expired", p.value(),
+                    silent(p) ? fmt::format("silent for {} ticks", silent_for)
+                              : std::string("restarted and cannot serve its epoch"),
+                    lease_expiry_tick());
     return;
   }
   ++probe_round_;
@@ -271,7 +279,7 @@ std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) c
 void ConfigManager::try_promote(const Failover& f) {
   if (f.failed != kNoNode) {
     const Replica& old = replicas_.at(f.failed);
-    if (!silent(f.failed) && old.last && old.last->round >= probe_round_) {
+    if (!failed(f.failed) && old.last && old.last->round >= probe_round_) {
       // It is back before a successor: it holds every acknowledged write.
       phase_ = Serving{};
       renew(state_.config.members,
@@ -364,7 +372,7 @@ ManagerStatus ConfigManager::status() const {
   }
   if (std::holds_alternative<Failover>(phase_)) {
     s.phase = ManagerStatus::Phase::kProbing;
-  } else if (silent(state_.config.primary)) {
+  } else if (failed(state_.config.primary)) {
     s.phase = ManagerStatus::Phase::kLeaseExpiring;
   }
   return s;

@@ -8,7 +8,8 @@
 //  - lease renewals for a live primary, each anchored at a report the
 //    primary sent (see "Leases" below);
 //  - a new appointment, epoch + 1, when the primary's reports stop for longer
-//    than failure_timeout_ticks — never before the old primary's lease has
+//    than failure_timeout_ticks, or it reports that it restarted and cannot
+//    serve its epoch — never before the old primary's lease has
 //    certainly expired — naming the reachable replica with the most durable
 //    log by (last term, last index) (the term encodes (epoch, generation), so
 //    this is Raft's §5.4.1 up-to-date order);
@@ -115,6 +116,11 @@ struct ReplicaReport {
   LogIndex commit;         // its commit index
   uint64_t sent_tick = 0;  // its own monotonic tick when it sent this
   uint64_t round = 0;      // the newest probe_round() it has heard of
+  // False when the manager named this node primary of `epoch` and it cannot
+  // serve it: it restarted since (a node is primary only of an epoch it had
+  // not seen, primary.h), so the appointment and every renewal are refused.
+  // The manager treats such a primary as failed.
+  bool serving = true;
 };
 
 // What the metadata group persists for the keyspace.
@@ -196,6 +202,8 @@ class ConfigManager {
   std::vector<NodeId> promotion_witnesses() const;
   void renew(std::vector<NodeId> members, std::string why);
   bool silent(NodeId n) const;
+  // Silent, or reports that it cannot serve the current epoch (ReplicaReport::serving).
+  bool failed(NodeId n) const;
   bool is_member(NodeId n) const;
   std::string failover_reason(const Failover& f) const;
 

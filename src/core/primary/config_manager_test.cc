@@ -218,6 +218,24 @@ TEST(ConfigManagerTest, APrimaryBackBeforeASuccessorKeepsItsEpoch) {
   EXPECT_EQ(h.m.status().phase, ManagerStatus::Phase::kServing);
 }
 
+// A primary that restarted reports that it cannot serve its epoch (a node is
+// primary only of an epoch it had not seen): it keeps reporting, so it is
+// never silent, yet it must be replaced once its old lease has expired — and
+// it is not "back" when it answers the probe.
+TEST(ConfigManagerTest, ARestartedPrimaryThatCannotServeIsReplaced) {
+  Harness h(semi_sync(1), 3);
+  h.run(5, ids({1, 2, 3}));
+  h.log[NodeId(1)].serving = false;
+  h.log[NodeId(2)].last_index = LogIndex(11);
+  h.run(3, ids({1, 2, 3}));
+  EXPECT_TRUE(h.appointments().empty()) << "not before the old lease expired";
+  EXPECT_EQ(h.m.status().phase, ManagerStatus::Phase::kLeaseExpiring);
+  h.run(40, ids({1, 2, 3}));
+  ASSERT_EQ(h.appointments().size(), 1u);
+  EXPECT_EQ(h.appointments()[0].config.epoch, Epoch(2));
+  EXPECT_EQ(h.appointments()[0].config.primary, NodeId(2));
+}
+
 ManagerOptions sync_all_reconfigure() {
   ManagerOptions o = semi_sync(1);
   o.rule = AckRule::kSyncAll;

@@ -12,6 +12,7 @@ bool is_engine_body(wirepb::PeerMessage::BodyCase body) {
   switch (body) {
     case wirepb::PeerMessage::kRaft:
     case wirepb::PeerMessage::kPrimary:
+    case wirepb::PeerMessage::kManager:
       return true;
     case wirepb::PeerMessage::kSnapshotChunk:
     case wirepb::PeerMessage::BODY_NOT_SET:
@@ -26,6 +27,8 @@ std::string_view body_name(wirepb::PeerMessage::BodyCase body) {
       return "raft";
     case wirepb::PeerMessage::kPrimary:
       return "primary";
+    case wirepb::PeerMessage::kManager:
+      return "manager";
     case wirepb::PeerMessage::kSnapshotChunk:
       return "snapshot chunk";
     case wirepb::PeerMessage::BODY_NOT_SET:

@@ -17,11 +17,12 @@
 
 namespace chorus::net {
 
-// True for the body cases that hold one engine's message (raft, primary): what
+// True for the body cases a group's message holds: an engine's (raft,
+// primary) or the primary-backup configuration manager's (manager). What
 // Transport::send() accepts and what a snapshot's header message may hold.
 bool is_engine_body(wirepb::PeerMessage::BodyCase body);
 
-// "raft", "primary", "snapshot chunk", "no body": for logs.
+// "raft", "primary", "manager", "snapshot chunk", "no body": for logs.
 std::string_view body_name(wirepb::PeerMessage::BodyCase body);
 
 // Checks a received envelope on the connection between this node (`self`)

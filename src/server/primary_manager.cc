@@ -1,0 +1,301 @@
+#include "server/primary_manager.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/codec/manager_codec.h"
+#include "server/primary_setup.h"
+#include "storage/kv/state_machine.h"
+
+namespace chorus::server {
+namespace {
+
+constexpr uint64_t kLow32 = 0xffffffffULL;
+
+std::string nodes(const std::vector<NodeId>& v) {
+  std::string out;
+  for (NodeId n : v) out += fmt::format("{}n{}", out.empty() ? "" : ",", n.value());
+  return out;
+}
+
+}  // namespace
+
+std::string manager_state_key(GroupId group) {
+  return fmt::format("primary/{}", group.value());
+}
+
+PrimaryManagers::PrimaryManagers(Deps d)
+    : d_(std::move(d)), prng_(d_.prng_seed ^ 0x6a09e667f3bcc908ULL) {}
+
+void PrimaryManagers::tick() {
+  report_all();
+  manage();
+}
+
+Status PrimaryManagers::receive(const net::IncomingMessage& m) {
+  CHORUS_ASSIGN_OR_RETURN(net::ManagerMessage msg, net::decode_manager_message(m));
+  const GroupId g(m.message.group_id());
+  if (auto* r = std::get_if<primary::ReplicaReport>(&msg)) {
+    on_report(g, *r);
+  } else {
+    const auto& grant = std::get<net::ManagerGrant>(msg);
+    on_grant(g, grant.config, grant.round);
+  }
+  return Status::ok();
+}
+
+std::optional<primary::ManagerStatus> PrimaryManagers::status(GroupId group) const {
+  auto it = slots_.find(group);
+  if (!leading_ || it == slots_.end()) return std::nullopt;
+  return it->second.mgr->status();
+}
+
+// ---------------------------------------------------------------------------
+// Replica side
+
+void PrimaryManagers::report_all() {
+  for (const auto& def : d_.table().proto().keyspaces()) {
+    if (!is_primary_strategy(def.strategy())) continue;
+    const GroupId g(def.group_id());
+    ReplicaGroup* rg = d_.group(g);
+    if (rg != nullptr && rg->managed()) send_report(g, *rg);
+  }
+}
+
+void PrimaryManagers::send_report(GroupId g, ReplicaGroup& rg) {
+  const NodeId leader = d_.meta->soft_state().leader;
+  if (leader == kNoNode) return;
+  auto lg = last_grant_.find(g);
+  auto r = rg.manager_report(
+      round_heard_[g],
+      lg == last_grant_.end() ? std::nullopt : std::optional<primary::Configuration>(lg->second));
+  if (!r) return;
+  r->node = self();
+  if (leader == self()) {
+    on_report(g, *r);
+  } else {
+    d_.transport->send(net::encode_manager_report(g, leader, *r));
+  }
+}
+
+void PrimaryManagers::on_grant(GroupId g, const std::optional<primary::Configuration>& c,
+                               uint64_t round) {
+  uint64_t& heard = round_heard_[g];
+  heard = std::max(heard, round);
+  if (!c) return;
+  auto [it, fresh] = last_grant_.try_emplace(g, *c);
+  if (!fresh && std::tie(c->epoch, c->version) >= std::tie(it->second.epoch, it->second.version)) {
+    it->second = *c;
+  }
+  ReplicaGroup* rg = d_.group(g);
+  if (rg == nullptr || !rg->managed()) return;
+  if (Status st = rg->configure(*c); !st.is_ok()) {
+    // Normal for a delayed grant; a restarted primary named again says so
+    // in its next report (ReplicaReport::serving).
+    spdlog::debug("group {}: configuration of epoch {} refused: {}", g.value(), c->epoch.value(),
+                  st.to_string());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Manager side
+
+void PrimaryManagers::manage() {
+  const core::SoftState ss = d_.meta->soft_state();
+  const bool leader = d_.meta->healthy() && ss.role == core::Role::kLeader;
+  if (!leader) {
+    if (leading_) {
+      slots_.clear();
+      leading_ = false;
+      ++generation_;
+      spdlog::info("primary-backup managers stopped: this node no longer leads the metadata group");
+    }
+    return;
+  }
+  if (!leading_ || ss.term.value() != managed_term_) {
+    slots_.clear();
+    leading_ = true;
+    loading_ = false;
+    managed_term_ = ss.term.value();
+    ++generation_;
+  }
+  // Keyspaces dropped since: forget their managers.
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    const auto* def = [&]() -> const metapb::KeyspaceDef* {
+      for (const auto& d : d_.table().proto().keyspaces()) {
+        if (GroupId(d.group_id()) == it->first) return &d;
+      }
+      return nullptr;
+    }();
+    it = def == nullptr ? slots_.erase(it) : std::next(it);
+  }
+  load_missing();
+  const auto tick = std::chrono::milliseconds(std::max<uint32_t>(1, d_.config->raft.tick_ms));
+  const auto now = Clock::now();
+  for (auto& [g, s] : slots_) {
+    const auto due = static_cast<uint64_t>((now - s.origin) / tick);
+    while (s.ticks_done < due) {
+      s.mgr->tick();
+      ++s.ticks_done;
+    }
+    process(g, s);
+    if (s.mgr->status().phase == primary::ManagerStatus::Phase::kProbing) probe(g, s);
+  }
+}
+
+void PrimaryManagers::load_missing() {
+  if (loading_) return;
+  bool missing = false;
+  for (const auto& def : d_.table().proto().keyspaces()) {
+    if (is_primary_strategy(def.strategy()) && !slots_.contains(GroupId(def.group_id())))
+      missing = true;
+  }
+  if (!missing) return;
+  loading_ = true;
+  const uint64_t gen = generation_;
+  // A read barrier first: this leader has applied everything committed, so
+  // the state read below holds every appointment ever made.
+  d_.meta->read(host::Consistency::kLinearizable, [this, gen](Result<LogIndex> r) {
+    if (gen != generation_) return;
+    loading_ = false;
+    if (!r.is_ok()) return;
+    for (const auto& def : d_.table().proto().keyspaces()) {
+      const GroupId g(def.group_id());
+      if (!is_primary_strategy(def.strategy()) || slots_.contains(g)) continue;
+      const std::map<std::string, std::string> options(def.options().begin(), def.options().end());
+      auto settings = primary_settings(def.strategy(), options, *d_.config);
+      if (!settings.is_ok()) {
+        spdlog::error("keyspace '{}': its manager cannot start: {}", def.name(),
+                      settings.status().to_string());
+        continue;
+      }
+      auto bytes = d_.meta->state().read(manager_state_key(g));
+      if (!bytes.is_ok()) {
+        spdlog::error("keyspace '{}': manager state unreadable: {}", def.name(),
+                      bytes.status().to_string());
+        continue;
+      }
+      primary::ManagerState st;
+      std::string raw;
+      if (bytes->has_value()) {
+        raw = **bytes;
+        auto decoded = net::decode_manager_state(raw);
+        if (!decoded.is_ok()) {
+          spdlog::error("keyspace '{}': {}", def.name(), decoded.status().to_string());
+          continue;
+        }
+        st = std::move(decoded).value();
+      } else {
+        for (uint64_t id : d_.config->voter_ids()) st.replicas.push_back(NodeId(id));
+      }
+      Slot s;
+      s.mgr = std::make_unique<primary::ConfigManager>(settings->manager, st);
+      s.persisted = st;
+      s.persisted_bytes = std::move(raw);
+      // Unique across incarnations (node id, 48 random bits): exactly-once
+      // sessions of the metadata state machine.
+      s.session = (d_.config->node_id << 48) | (prng_.next_u64() >> 16) | 1;
+      s.origin = Clock::now();
+      s.generation = ++generation_;
+      spdlog::info("keyspace '{}': managing from epoch {} (primary n{})", def.name(),
+                   st.config.epoch.value(), st.config.primary.value());
+      slots_.emplace(g, std::move(s));
+    }
+  });
+}
+
+void PrimaryManagers::on_report(GroupId g, primary::ReplicaReport r) {
+  auto it = slots_.find(g);
+  if (!leading_ || it == slots_.end()) return;
+  // A round from another manager's term answers none of this one's probes.
+  r.round = (r.round >> 32) == (managed_term_ & kLow32) ? (r.round & kLow32) : 0;
+  it->second.mgr->report(r);
+  process(g, it->second);
+}
+
+void PrimaryManagers::process(GroupId g, Slot& s) {
+  for (auto& d : s.mgr->take_decisions()) s.queue.push_back(std::move(d));
+  if (s.persisting) return;
+  if (s.mgr->state() != s.persisted) {
+    persist(g, s);
+    return;
+  }
+  while (!s.queue.empty()) {
+    deliver(g, s.queue.front(), s.persisted);
+    s.queue.pop_front();
+  }
+}
+
+void PrimaryManagers::persist(GroupId g, Slot& s) {
+  const primary::ManagerState next = s.mgr->state();
+  std::string bytes = net::encode_manager_state(next);
+  kvpb::Command cmd;
+  if (s.persisted_bytes.empty()) {
+    cmd = kv::make_put(manager_state_key(g), bytes);
+    cmd.mutable_put()->set_condition(kvpb::Put::IF_ABSENT);
+  } else {
+    cmd = kv::make_cas(manager_state_key(g), s.persisted_bytes, bytes);
+  }
+  cmd.set_client_id(s.session);
+  cmd.set_seq(++s.seq);
+  s.persisting = true;
+  const uint64_t gen = s.generation;
+  d_.meta->write(std::move(cmd), [this, g, gen, next, bytes](Result<kvpb::Result> r) {
+    auto it = slots_.find(g);
+    if (it == slots_.end() || it->second.generation != gen) return;
+    Slot& s = it->second;
+    s.persisting = false;
+    if (!r.is_ok()) {
+      // Perhaps applied: if so the next compare-and-set fails and the
+      // manager reloads what was stored.
+      spdlog::warn("group {}: storing the manager's state: {}", g.value(), r.status().to_string());
+      return;
+    }
+    if (r->code() != kvpb::Result::OK) {
+      spdlog::warn("group {}: the stored manager state changed under this manager; reloading",
+                   g.value());
+      slots_.erase(it);
+      return;
+    }
+    s.persisted = next;
+    s.persisted_bytes = bytes;
+    process(g, s);
+  });
+}
+
+uint64_t PrimaryManagers::wire_round(const Slot& s) const {
+  return ((managed_term_ & kLow32) << 32) | (s.mgr->probe_round() & kLow32);
+}
+
+void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
+                              const primary::ManagerState& st) {
+  primary::Configuration c = d.config;
+  c.lease_anchor_tick = d.lease_anchor_tick;
+  if (d.kind == primary::Decision::Kind::kAppointment ||
+      d.why.find("lease renewal") == std::string::npos) {
+    spdlog::info("group {}: epoch {} primary n{} members {} (version {}): {}", g.value(),
+                 c.epoch.value(), c.primary.value(), nodes(c.members), c.version, d.why);
+  }
+  auto it = slots_.find(g);
+  const uint64_t round = it == slots_.end() ? 0 : wire_round(it->second);
+  for (NodeId n : st.replicas) {
+    if (n == self()) {
+      on_grant(g, c, round);
+    } else {
+      d_.transport->send(net::encode_manager_grant(g, n, {c, round}));
+    }
+  }
+}
+
+void PrimaryManagers::probe(GroupId g, const Slot& s) {
+  const uint64_t round = wire_round(s);
+  for (NodeId n : s.mgr->state().replicas) {
+    if (n == self()) {
+      on_grant(g, std::nullopt, round);
+    } else {
+      d_.transport->send(net::encode_manager_grant(g, n, {std::nullopt, round}));
+    }
+  }
+}
+
+}  // namespace chorus::server
