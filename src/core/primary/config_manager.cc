@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/planted.h"
 
 namespace chorus::primary {
 namespace {
@@ -265,6 +266,9 @@ std::vector<NodeId> ConfigManager::needed_answers(const Failover& f, size_t* quo
 
 // The most up-to-date log by (last term, last index); the lower id on a tie.
 std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) const {
+  if constexpr (planted::kPbPromoteAny) {  // planted bug: log positions ignored
+    if (!nodes.empty()) return nodes.front();
+  }
   std::optional<NodeId> best;
   auto key = [&](NodeId n) {
     const ReplicaReport& r = *replicas_.at(n).last;

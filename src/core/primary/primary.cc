@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/planted.h"
 
 namespace chorus::primary {
 
@@ -201,7 +202,10 @@ void PrimaryBackup<R>::step(const Message& m) {
     apply_configuration(nc->config, /*from_message=*/true).ignore();  // stale ones change nothing
     return;
   }
-  if (m.epoch < epoch_) {
+  if (m.epoch < epoch_ && planted::kPbNoEpochCheck && !is_primary() &&
+      !std::holds_alternative<AppendResponse>(m.body)) {
+    config_.primary = m.from;  // planted bug: whoever sends appends is our primary
+  } else if (m.epoch < epoch_) {
     // Fencing: an older epoch's primary learns ours from the refusal.
     if (!std::holds_alternative<AppendResponse>(m.body)) refuse(m, Refusal::kStaleEpoch);
     return;
@@ -450,6 +454,9 @@ template <AckRule R>
 LogIndex PrimaryBackup<R>::ack_index(const Primary& p) const {
   const LogIndex self = log_.stable();  // the primary counts itself once durable
   if (R == AckRule::kAsync) return self;
+  if constexpr (planted::kPbCommitBeforePrepared) {
+    if (R == AckRule::kSyncAll) return self;  // planted bug: no backup need prepare
+  }
   std::vector<LogIndex> matches;
   for (const auto& [id, pr] : p.peers) matches.push_back(pr.match);
   std::sort(matches.begin(), matches.end(), std::greater<>());
