@@ -257,6 +257,11 @@ std::string_view dashboard_html() {
   <thead><tr><th>id</th><th>address</th><th>connected</th><th>match index</th><th>next index</th><th>lag</th></tr></thead>
   <tbody id="peers"><tr><td colspan="6">–</td></tr></tbody>
 </table>
+<h2 style="font-size:16px">Keyspaces</h2>
+<table>
+  <thead><tr><th>keyspace</th><th>prefix</th><th>strategy</th><th>role here</th><th>leader / primary</th><th>term / epoch</th><th>commit</th><th>applied</th><th>replicas (lag)</th><th>manager</th></tr></thead>
+  <tbody id="keyspaces"><tr><td colspan="10">–</td></tr></tbody>
+</table>
 <details><summary>raw status</summary><pre id="raw"></pre></details>
 <script>
 "use strict";
@@ -290,6 +295,29 @@ function render(s) {
     body.appendChild(row);
   }
   if (!body.children.length) { const row = document.createElement("tr"); cell(row, "no peers"); row.firstChild.colSpan = 6; body.appendChild(row); }
+  const ks = $("keyspaces");
+  ks.replaceChildren();
+  for (const k of (Array.isArray(s.keyspaces) ? s.keyspaces : [])) {
+    const g = k.group || {};
+    const row = document.createElement("tr");
+    cell(row, k.name);
+    cell(row, k.prefix === "" ? "(everything else)" : k.prefix);
+    cell(row, k.strategy);
+    cell(row, g.role, roleClass(g.role));
+    const none = g.leader === 0 || g.leader === undefined || g.leader === null;
+    cell(row, none ? "none" : "n" + g.leader, none ? "bad" : "");
+    cell(row, g.term);
+    cell(row, g.commit_index);
+    cell(row, g.applied_index);
+    const peers = Array.isArray(g.peers) ? g.peers : [];
+    const worst = peers.reduce((m, p) => Math.max(m, p.lag || 0), 0);
+    cell(row, peers.length ? peers.map((p) => "n" + p.id + " (" + p.lag + ")").join(", ") : "–",
+         peers.length ? (worst === 0 ? "ok" : (worst < 1000 ? "warn" : "bad")) : "");
+    const m = k.manager;
+    cell(row, m ? m.phase + ": " + m.reason : "", m && m.phase !== "serving" ? "warn" : "");
+    ks.appendChild(row);
+  }
+  if (!ks.children.length) { const row = document.createElement("tr"); cell(row, "no keyspaces"); row.firstChild.colSpan = 10; ks.appendChild(row); }
   $("raw").textContent = JSON.stringify(s, null, 2);
   return s.healthy === false ? "node unhealthy: " + show(s.error) : "";
 }

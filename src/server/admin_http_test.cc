@@ -151,7 +151,8 @@ TEST(AdminDashboard, IsSelfContainedHtmlThatPollsStatus) {
   EXPECT_THAT(r->body, HasSubstr("fetch(\"/status\""));
   EXPECT_THAT(r->body, HasSubstr("setTimeout(poll, 1000)"));
   for (const char* field : {"s.role", "s.term", "s.leader", "s.commit_index", "s.applied_index",
-                            "s.healthy", "p.match_index", "p.lag"}) {
+                            "s.healthy", "p.match_index", "p.lag", "s.keyspaces", "k.strategy",
+                            "g.leader", "g.term", "g.peers", "k.manager", "m.reason"}) {
     EXPECT_THAT(r->body, HasSubstr(field));
   }
   // No external assets: nothing is loaded from another origin.

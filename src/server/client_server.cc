@@ -6,6 +6,7 @@
 #include <chrono>
 #include <random>
 
+#include "core/primary/options.h"
 #include "net/resp/resp_encoder.h"
 #include "server/routed_state.h"
 
@@ -359,6 +360,8 @@ std::string_view write_state_name(WriteProgress::State s) {
       return "pending";
     case WriteProgress::State::kLost:
       return "lost";
+    case WriteProgress::State::kRolledBack:
+      return "rolled-back";
   }
   return "pending";
 }
@@ -373,7 +376,14 @@ WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
       // Replaced only if this node knows its own entry there is committed;
       // an uncommitted one may itself be replaced (a stale leader, a
       // follower before its conflicting suffix is cut): pending, held by none.
-      if (index <= e.commit_index) p.state = WriteProgress::State::kLost;
+      if (index <= e.commit_index) {
+        // Entry terms of primary-backup groups are (epoch, generation)
+        // (core/primary/options.h); a generation grows only by a rollback.
+        const bool rolled_back = g.managed() &&
+                                 primary::epoch_of(*here) == primary::epoch_of(term) &&
+                                 primary::generation_of(*here) > primary::generation_of(term);
+        p.state = rolled_back ? WriteProgress::State::kRolledBack : WriteProgress::State::kLost;
+      }
       return p;
     }
   } else if (index <= e.snapshot_index) {

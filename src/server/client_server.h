@@ -103,7 +103,12 @@ class ClientServer {
 //   kCommitted  its log holds (index, term) and its commit index covers it;
 //   kPending    not committed yet as far as this node knows (or not here yet);
 //   kLost       its log holds another term at `index`: the write was replaced
-//               (Raft §5.3: a conflicting suffix was truncated).
+//               (Raft §5.3: a conflicting suffix was truncated);
+//   kRolledBack a primary-backup group (ReplicaGroup::managed()) holds, at
+//               `index`, an entry of the same epoch and a later generation:
+//               the sync-all primary that wrote it rolled it back (a marker
+//               or a later write replaced it), so it was certainly never
+//               acknowledged; judged, like kLost, only once committed here.
 // `replicas` counts the nodes other than the leader that durably hold the
 // entry, and never more than this node knows: on the leader, the peers whose
 // match_index reaches `index` (a match there means the same term, Raft §5.3
@@ -114,7 +119,7 @@ class ClientServer {
 // or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
 // made-up token may be misjudged).
 struct WriteProgress {
-  enum class State : uint8_t { kCommitted, kPending, kLost };
+  enum class State : uint8_t { kCommitted, kPending, kLost, kRolledBack };
   State state = State::kPending;
   uint64_t replicas = 0;
 };

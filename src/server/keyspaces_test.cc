@@ -6,6 +6,7 @@
 
 #include <map>
 
+#include "server/primary_setup.h"
 #include "server/routed_state.h"
 #include "storage/kv/state_machine.h"
 
@@ -141,6 +142,56 @@ TEST(RoutedState, ReadsAndScansSpanGroups) {
     start = page->next;
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "orders:1", "orders:2", "z"}));
+}
+
+}  // namespace
+}  // namespace chorus::server
+
+namespace chorus::server {
+namespace {
+
+NodeConfig three_nodes() {
+  NodeConfig c;
+  c.node_id = 1;
+  c.peers = {PeerConfig{2, {"127.0.0.1", 2}}, PeerConfig{3, {"127.0.0.1", 3}}};
+  c.raft.tick_ms = 10;
+  return c;
+}
+
+// Keyspace options become the engine's and the manager's settings in ticks
+// of the node; what only the node knows (its cluster size, its tick) is
+// checked there, naming the option.
+TEST(PrimarySettings, OptionsBecomeTicksAndNodeLimitsAreChecked) {
+  auto s = primary_settings("semi-sync", {{"acks", "2"}, {"on_timeout", "degrade"}}, three_nodes());
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  EXPECT_EQ(s->engine.acks, 2u);
+  EXPECT_EQ(s->engine.on_timeout, primary::OnTimeout::kDegrade);
+  EXPECT_EQ(s->engine.ack_timeout_ticks, 50u);
+  EXPECT_EQ(s->manager.lease_ticks, 20u);
+  EXPECT_EQ(s->manager.renew_interval_ticks, 5u);
+  EXPECT_EQ(s->manager.failure_timeout_ticks, 15u);
+  EXPECT_EQ(s->manager.promotion, primary::Promotion::kSafe);
+  EXPECT_EQ(s->manager.rule, primary::AckRule::kSemiSync);
+
+  EXPECT_EQ(primary_settings("semi-sync", {{"acks", "3"}}, three_nodes()).status().message(),
+            "option 'acks': 3 backups cannot acknowledge in a cluster of 3 nodes (at most 2)");
+  EXPECT_EQ(primary_settings("async", {{"lease_ms", "30"}}, three_nodes()).status().message(),
+            "option 'lease_ms': 30 ms is under 4 ticks of 10 ms (raft.tick_ms)");
+  NodeConfig no_quorum_check = three_nodes();
+  no_quorum_check.raft.check_quorum = false;
+  EXPECT_EQ(primary_settings("async", {}, no_quorum_check)
+                .status()
+                .message()
+                .rfind("strategy: async needs raft.check_quorum = true", 0),
+            0u);
+  auto a = primary_settings("async", {}, three_nodes());
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->manager.promotion, primary::Promotion::kAvailable);
+  EXPECT_TRUE(a->engine.promotion_available);
+  auto r = primary_settings("sync-all", {{"on_replica_failure", "reconfigure"}}, three_nodes());
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->manager.on_replica_failure, primary::OnReplicaFailure::kReconfigure);
+  EXPECT_EQ(r->engine.prepare_timeout_ticks, 50u);
 }
 
 }  // namespace

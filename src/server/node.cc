@@ -141,6 +141,16 @@ std::vector<ReplicaGroup*> Node::data_groups() {
   return out;
 }
 
+std::vector<std::pair<std::string, const ReplicaGroup*>> Node::named_groups() const {
+  std::vector<std::pair<std::string, const ReplicaGroup*>> out{
+      {std::string(kDefaultKeyspaceName), default_.get()}};
+  for (const auto& d : table_.proto().keyspaces()) {
+    auto it = keyspaces_.find(GroupId(d.group_id()));
+    if (it != keyspaces_.end()) out.emplace_back(d.name(), it->second.get());
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 // Following the table
 
@@ -371,9 +381,10 @@ std::string Node::keyspace_name(GroupId g) const {
 }
 
 void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
-  // Each node reports its own drops; one entry may be reported again after
-  // a crash (its truncation was not durable yet): count it once.
-  const auto id = std::make_tuple(g.value(), d.entry.term.value(), d.entry.index.value());
+  // Each node reports its own drops; one entry may be reported again while
+  // this process runs (a truncation redone): count it once per kind.
+  const DropKey id{g.value(), d.entry.term.value(), d.entry.index.value(), static_cast<int>(d.kind),
+                   d.range_positions};
   if (!dropped_seen_.insert(id).second) return;
   dropped_order_.push_back(id);
   if (dropped_order_.size() > kDroppedRemembered) {

@@ -62,7 +62,7 @@ class Node {
     uint64_t prng_seed = 0;
     // A write some group dropped from its log (a lost acknowledged write, a
     // rollback, one in doubt), each (keyspace, term, index) once per
-    // incarnation; the node has logged it and appended it to
+    // incarnation; the node has logged it and appended it (unsynced) to
     // <data>/lost-writes.log already.
     std::function<void(std::string_view keyspace, const core::DroppedEntry&)> on_dropped;
   };
@@ -87,6 +87,8 @@ class Node {
   ReplicaGroup& metadata_group() { return *meta_; }
   // Default and every keyspace's group (not the metadata group).
   std::vector<ReplicaGroup*> data_groups();
+  // The same, with each keyspace's name ("default" first).
+  std::vector<std::pair<std::string, const ReplicaGroup*>> named_groups() const;
 
   // CHORUS.KEYSPACE.
   void create_keyspace(KeyspaceSpec spec, Done done);
@@ -136,9 +138,11 @@ class Node {
   uint64_t session_ = 0;  // this node's session for its metadata writes
   uint64_t seq_ = 0;
   std::unique_ptr<PrimaryManagers> managers_;
-  // (group, term, index) of drops already reported, oldest first (bounded).
-  std::set<std::tuple<uint64_t, uint64_t, uint64_t>> dropped_seen_;
-  std::deque<std::tuple<uint64_t, uint64_t, uint64_t>> dropped_order_;
+  // (group, term, index, kind, range positions) of drops already reported,
+  // oldest first (bounded; in memory: a re-report after a restart counts again).
+  using DropKey = std::tuple<uint64_t, uint64_t, uint64_t, int, uint64_t>;
+  std::set<DropKey> dropped_seen_;
+  std::deque<DropKey> dropped_order_;
 };
 
 }  // namespace chorus::server

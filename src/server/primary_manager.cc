@@ -1,5 +1,7 @@
 #include "server/primary_manager.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -11,6 +13,7 @@ namespace chorus::server {
 namespace {
 
 constexpr uint64_t kLow32 = 0xffffffffULL;
+constexpr size_t kSentTicksRemembered = 4096;
 
 std::string nodes(const std::vector<NodeId>& v) {
   std::string out;
@@ -71,6 +74,9 @@ void PrimaryManagers::send_report(GroupId g, ReplicaGroup& rg) {
       lg == last_grant_.end() ? std::nullopt : std::optional<primary::Configuration>(lg->second));
   if (!r) return;
   r->node = self();
+  auto& sent = sent_ticks_[g];
+  if (sent.empty() || sent.back() != r->sent_tick) sent.push_back(r->sent_tick);
+  if (sent.size() > kSentTicksRemembered) sent.pop_front();
   if (leader == self()) {
     on_report(g, *r);
   } else {
@@ -81,6 +87,9 @@ void PrimaryManagers::send_report(GroupId g, ReplicaGroup& rg) {
 void PrimaryManagers::on_grant(GroupId g, const std::optional<primary::Configuration>& c,
                                uint64_t round) {
   uint64_t& heard = round_heard_[g];
+  // A manager older than the newest heard from: a deposed metadata leader
+  // that has not stepped down yet, or a delayed message. Its grants are void.
+  if ((round >> 32) < (heard >> 32)) return;
   heard = std::max(heard, round);
   if (!c) return;
   auto [it, fresh] = last_grant_.try_emplace(g, *c);
@@ -89,7 +98,16 @@ void PrimaryManagers::on_grant(GroupId g, const std::optional<primary::Configura
   }
   ReplicaGroup* rg = d_.group(g);
   if (rg == nullptr || !rg->managed()) return;
-  if (Status st = rg->configure(*c); !st.is_ok()) {
+  primary::Configuration mine = *c;
+  if (mine.primary == self() && mine.lease_ticks > 0) {
+    // The lease counts from a report of this incarnation, or not at all.
+    const auto& sent = sent_ticks_[g];
+    if (std::find(sent.begin(), sent.end(), mine.lease_anchor_tick) == sent.end()) {
+      mine.lease_ticks = 0;
+      mine.lease_anchor_tick = 0;
+    }
+  }
+  if (Status st = rg->configure(mine); !st.is_ok()) {
     // Normal for a delayed grant; a restarted primary named again says so
     // in its next report (ReplicaReport::serving).
     spdlog::debug("group {}: configuration of epoch {} refused: {}", g.value(), c->epoch.value(),
@@ -114,6 +132,7 @@ void PrimaryManagers::manage() {
   }
   if (!leading_ || ss.term.value() != managed_term_) {
     slots_.clear();
+    reloads_.clear();
     leading_ = true;
     loading_ = false;
     managed_term_ = ss.term.value();
@@ -130,16 +149,23 @@ void PrimaryManagers::manage() {
     it = def == nullptr ? slots_.erase(it) : std::next(it);
   }
   load_missing();
-  const auto tick = std::chrono::milliseconds(std::max<uint32_t>(1, d_.config->raft.tick_ms));
-  const auto now = Clock::now();
   for (auto& [g, s] : slots_) {
-    const auto due = static_cast<uint64_t>((now - s.origin) / tick);
-    while (s.ticks_done < due) {
-      s.mgr->tick();
-      ++s.ticks_done;
-    }
+    advance(s);
     process(g, s);
     if (s.mgr->status().phase == primary::ManagerStatus::Phase::kProbing) probe(g, s);
+  }
+}
+
+// The manager's clock follows this node's monotonic clock, caught up before
+// every input: a report must count as received when it arrived, not at the
+// last timer tick (review: a renewal was then recorded before the report it
+// anchors on, and the manager's view of the lease ended before the primary's).
+void PrimaryManagers::advance(Slot& s) {
+  const auto tick = std::chrono::milliseconds(std::max<uint32_t>(1, d_.config->raft.tick_ms));
+  const auto due = static_cast<uint64_t>((Clock::now() - s.origin) / tick);
+  while (s.ticks_done < due) {
+    s.mgr->tick();
+    ++s.ticks_done;
   }
 }
 
@@ -197,6 +223,15 @@ void PrimaryManagers::load_missing() {
       s.session = (d_.config->node_id << 48) | (prng_.next_u64() >> 16) | 1;
       s.origin = Clock::now();
       s.generation = ++generation_;
+      // A new tag for every manager of this keyspace in this term (at most
+      // 256; then the metadata leader must change before another reload).
+      uint64_t& reloads = reloads_[g];
+      if (reloads > 0xff) {
+        spdlog::error("keyspace '{}': its manager reloaded too often in metadata term {}",
+                      def.name(), managed_term_);
+        continue;
+      }
+      s.tag = ((managed_term_ & 0xffffff) << 8) | reloads++;
       spdlog::info("keyspace '{}': managing from epoch {} (primary n{})", def.name(),
                    st.config.epoch.value(), st.config.primary.value());
       slots_.emplace(g, std::move(s));
@@ -207,14 +242,23 @@ void PrimaryManagers::load_missing() {
 void PrimaryManagers::on_report(GroupId g, primary::ReplicaReport r) {
   auto it = slots_.find(g);
   if (!leading_ || it == slots_.end()) return;
-  // A round from another manager's term answers none of this one's probes.
-  r.round = (r.round >> 32) == (managed_term_ & kLow32) ? (r.round & kLow32) : 0;
+  // A round of another manager answers none of this one's probes.
+  r.round = (r.round >> 32) == it->second.tag ? (r.round & kLow32) : 0;
+  advance(it->second);
   it->second.mgr->report(r);
   process(g, it->second);
 }
 
 void PrimaryManagers::process(GroupId g, Slot& s) {
-  for (auto& d : s.mgr->take_decisions()) s.queue.push_back(std::move(d));
+  for (auto& d : s.mgr->take_decisions()) {
+    if (d.kind == primary::Decision::Kind::kRenewal) {
+      // A newer renewal of the same configuration supersedes a queued one.
+      std::erase_if(s.queue, [&](const primary::Decision& q) {
+        return q.kind == primary::Decision::Kind::kRenewal && q.config == d.config;
+      });
+    }
+    s.queue.push_back(std::move(d));
+  }
   if (s.persisting) return;
   if (s.mgr->state() != s.persisted) {
     persist(g, s);
@@ -264,7 +308,7 @@ void PrimaryManagers::persist(GroupId g, Slot& s) {
 }
 
 uint64_t PrimaryManagers::wire_round(const Slot& s) const {
-  return ((managed_term_ & kLow32) << 32) | (s.mgr->probe_round() & kLow32);
+  return (s.tag << 32) | (s.mgr->probe_round() & kLow32);
 }
 
 void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,

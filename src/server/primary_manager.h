@@ -19,10 +19,24 @@
 // out at once; each is anchored at the primary's report (config_manager.h),
 // so a late delivery never stretches a lease.
 //
-// Probe rounds: a grant carries round = (metadata term << 32) | the
-// manager's round, and reports echo it; a round heard from an older
-// manager's term counts as none, so a report sent before a new manager
-// probed can never answer its probe.
+// Probe rounds: a grant carries round = (manager tag << 32) | the manager's
+// round, and reports echo the newest heard. The tag names the manager: the
+// metadata term (low 24 bits) and how many times this leader reloaded that
+// keyspace's manager in the term (8 bits), so it grows with every new
+// manager. A round of another manager counts as none (a report sent before
+// this manager probed can never answer its probe), and a replica ignores
+// grants of a manager older than the newest it has heard from.
+//
+// Leases across incarnations: a grant's lease is anchored at a report's
+// tick; a node remembers the ticks its own reports carried in this
+// incarnation and takes a lease only when the anchor is one of them (after a
+// restart its tick clock starts again at 0, and an anchor from before would
+// stretch the lease).
+//
+// Fencing the managers: renewals go out at once from the metadata leader,
+// which must step down when cut off from a majority (raft.check_quorum,
+// required by primary-backup keyspaces); a new manager assumes a lease was
+// granted at its first tick and waits it out before it appoints anyone.
 //
 // Threading: the node's event loop thread only.
 #pragma once
@@ -81,9 +95,11 @@ class PrimaryManagers {
     std::chrono::steady_clock::time_point origin;
     uint64_t ticks_done = 0;
     uint64_t generation = 0;  // tells callbacks of an older slot apart
+    uint64_t tag = 0;         // names this manager in probe rounds (see above)
   };
   using Clock = std::chrono::steady_clock;
 
+  void advance(Slot& s);
   void report_all();
   void send_report(GroupId g, ReplicaGroup& rg);
   void on_report(GroupId g, primary::ReplicaReport r);
@@ -99,9 +115,14 @@ class PrimaryManagers {
 
   Deps d_;
   Prng prng_;
-  // Replica side, per group: the newest probe round heard and the last grant.
+  // Replica side, per group: the newest probe round heard (its tag names the
+  // newest manager heard), the last grant, and the ticks this incarnation's
+  // reports carried (recent ones; a lease anchor must be one of them).
   std::map<GroupId, uint64_t> round_heard_;
   std::map<GroupId, primary::Configuration> last_grant_;
+  std::map<GroupId, std::deque<uint64_t>> sent_ticks_;
+  // Manager side: reloads of each keyspace's manager in managed_term_.
+  std::map<GroupId, uint64_t> reloads_;
   // Manager side: valid for the metadata term managed_term_ only.
   std::map<GroupId, Slot> slots_;
   uint64_t managed_term_ = 0;

@@ -80,7 +80,10 @@ Result<Parsed> parse(std::string_view strategy, const std::map<std::string, std:
   CHORUS_ASSIGN_OR_RETURN(p.acks, number(o, "acks", 1, 1, 63));
   CHORUS_ASSIGN_OR_RETURN(p.ack_timeout_ms, number(o, "ack_timeout_ms", 500, 1, kMaxMs));
   CHORUS_ASSIGN_OR_RETURN(p.prepare_timeout_ms, number(o, "prepare_timeout_ms", 500, 1, kMaxMs));
-  CHORUS_ASSIGN_OR_RETURN(p.lease_ms, number(o, "lease_ms", 200, 1, kMaxMs));
+  // At most a minute: the host delivers at most max_catch_up_ticks after a
+  // stall, so a longer lease could end later in real time than the
+  // manager's view of it.
+  CHORUS_ASSIGN_OR_RETURN(p.lease_ms, number(o, "lease_ms", 200, 1, 60'000));
   CHORUS_ASSIGN_OR_RETURN(p.failure_timeout_ms, number(o, "failure_timeout_ms", 150, 1, kMaxMs));
   CHORUS_ASSIGN_OR_RETURN(p.on_timeout, word(o, "on_timeout", "error", {"error", "degrade"}));
   CHORUS_ASSIGN_OR_RETURN(p.on_replica_failure,
@@ -135,6 +138,14 @@ Result<PrimarySettings> primary_settings(std::string_view strategy,
     }
     return t;
   };
+  if (!node.raft.check_quorum) {
+    // The metadata leader renews leases; cut off from a majority it must
+    // step down before a new leader's manager can appoint another primary.
+    return Status::invalid_argument(fmt::format(
+        "strategy: {} needs raft.check_quorum = true (the configuration manager's leases rely on "
+        "the metadata leader stepping down when cut off)",
+        strategy));
+  }
   const size_t nodes = node.voter_ids().size();
   if (strategy == "semi-sync" && p.acks >= nodes) {
     return Status::invalid_argument(fmt::format(

@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "core/primary/options.h"
 #include "server/client_server.h"
 #include "storage/kv/state_machine.h"
 
@@ -30,6 +31,7 @@ class FakeGroup final : public ReplicaGroup {
   Status failure() const override { return Status::ok(); }
   core::SoftState soft_state() const override { return st.engine.soft; }
   host::HostStatus status() const override { return st; }
+  bool managed() const override { return managed_; }
   std::optional<Term> term_at(LogIndex i) const override {
     auto it = terms.find(i.value());
     if (it == terms.end()) return std::nullopt;
@@ -38,6 +40,7 @@ class FakeGroup final : public ReplicaGroup {
 
   host::HostStatus st;
   std::map<uint64_t, uint64_t> terms;  // index -> term of the local log
+  bool managed_ = false;               // a primary-backup group
 
  private:
   kv::MemoryStateMachine sm_;
@@ -111,6 +114,27 @@ TEST(WriteProgressTest, AFollowerCountsOnlyItselfOnceItHoldsTheWriteDurably) {
   EXPECT_EQ(at(g, 7, 2).replicas, 1u);
   EXPECT_EQ(at(g, 8, 2).replicas, 0u);  // in its log, not yet durable
   EXPECT_EQ(at(g, 8, 2).state, WriteProgress::State::kCommitted);
+}
+
+// Sync-all: a rolled-back write's index holds a marker (or a later write) of
+// the same epoch and a later generation; another epoch's entry there means
+// lost, as for Raft. Raft terms never look rolled back.
+TEST(WriteProgressTest, APrimaryBackupRollbackIsToldApartFromALoss) {
+  FakeGroup g = leader();
+  g.managed_ = true;
+  const uint64_t e2g0 = primary::entry_term(primary::Epoch(2), 0).value();
+  const uint64_t e2g1 = primary::entry_term(primary::Epoch(2), 1).value();
+  const uint64_t e3g0 = primary::entry_term(primary::Epoch(3), 0).value();
+  g.terms[5] = e2g1;  // the marker that replaced a write of (2, 0)
+  g.terms[6] = e3g0;  // a new epoch's entry
+  EXPECT_EQ(at(g, 5, e2g0).state, WriteProgress::State::kRolledBack);
+  EXPECT_EQ(at(g, 6, e2g0).state, WriteProgress::State::kLost);
+  EXPECT_EQ(write_state_name(WriteProgress::State::kRolledBack), "rolled-back");
+  g.managed_ = false;  // the same numbers in a Raft group are terms: lost
+  EXPECT_EQ(at(g, 5, e2g0).state, WriteProgress::State::kLost);
+  g.managed_ = true;
+  g.st.engine.commit_index = LogIndex(4);  // not committed here yet: pending
+  EXPECT_EQ(at(g, 5, e2g0).state, WriteProgress::State::kPending);
 }
 
 }  // namespace

@@ -366,7 +366,7 @@ void ManagerActor<C>::on_decision(size_t i, const primary::Decision& d) {
 // fixes any by name: "acks", "promotion" (0 safe, 1 available), "on_timeout"
 // (0 error, 1 degrade), "on_replica_failure" (0 block, 1 reconfigure),
 // "prepare_timeout_ticks", "ack_timeout_ticks", "lease_ticks",
-// "failure_timeout_ticks".
+// "failure_timeout_ticks", "forward_proposals" (0 or 1).
 template <primary::AckRule R>
 struct PrimaryTraits {
   using Engine = primary::PrimaryBackup<R>;
@@ -388,7 +388,8 @@ struct PrimaryTraits {
            k.manager.promotion == primary::Promotion::kAvailable;
   }
   static bool lease_reads(const Knobs& k) { return k.lease_reads; }
-  // A backup answers kNotLeader with the primary (core/primary/README.md).
+  // A backup answers reads (and writes, with forward_proposals off) with
+  // kNotLeader and the primary: clients follow it.
   static constexpr bool kForwards = false;
 
   static std::unique_ptr<Engine> make(NodeId id, std::vector<NodeId> /*voters*/, Prng /*prng*/,
@@ -453,6 +454,7 @@ typename PrimaryTraits<R>::Knobs PrimaryTraits<R>::draw(const RunOptions& o, Prn
     m.on_replica_failure = primary::OnReplicaFailure::kReconfigure;
   }
   e.max_entries_per_append = size_t{1} << setup.uniform(0, 6);
+  e.forward_proposals = given("forward_proposals").value_or(setup.chance(0.7) ? 1 : 0) != 0;
   e.snapshot_trailing_entries = o.snapshot_every_entries / 4;
   m.lease_ticks = pick("lease_ticks", 4, 20);
   m.renew_interval_ticks = std::max<uint64_t>(1, setup.uniform(1, m.lease_ticks / 2));
@@ -484,6 +486,7 @@ std::string PrimaryTraits<R>::describe(const Knobs& k) {
         m.on_replica_failure == primary::OnReplicaFailure::kReconfigure ? "reconfigure" : "block",
         e.prepare_timeout_ticks);
   }
+  s += fmt::format("  forward {}", e.forward_proposals ? "on" : "off");
   s += fmt::format(
       "  promotion {}  append <= {} entries  lease reads {}\nmanager: lease {} ticks, renew every "
       "{}, failure timeout {}, promotion wait {}, clock drift bound {:.3f}{}",

@@ -3,15 +3,28 @@
 // leader, then measures the time until a write is acknowledged by a survivor
 // (a follower waits for the new leader and forwards), restarts the killed
 // node and waits for it to catch up. Prints every trial and the median/max.
+//
+// --strategy S (sync-all, semi-sync, async): the same for a keyspace of that
+// strategy (prefix "fo:"): the node killed is its primary, and the time runs
+// until its new primary acknowledges a write. While the primary is killed a
+// writer is writing distinct keys to it; afterwards every write it saw
+// acknowledged is read back from the new primary, and the ones missing are
+// the acknowledged writes lost by that failover (async may lose some; the
+// others must lose none). A sync-all primary is restarted at once after the
+// kill: with on_replica_failure = block no write is acknowledged while a
+// member is down, so its number is the time until a crash-restarted
+// primary's successor acknowledges a write.
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "local_cluster.h"
+#include "nemesis_workload.h"
 
 namespace chorus::tools {
 namespace {
@@ -27,25 +41,65 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 struct FailoverArgs {
+  std::string strategy = "raft";
   int trials = 20;
   std::string dir = "/tmp/chorus-failover";
   int base_port = 27001;
   bool json = false;
 };
 
+using nemesis::Connection;
+
+Connection connect(const Endpoint& ep) {
+  return Connection(ep, std::chrono::milliseconds(200), std::chrono::milliseconds(3000));
+}
+
+// The reply to `args` as text: a status, string or error ("" for none).
+std::string call(Connection& c, const std::vector<std::string>& args, bool* status = nullptr) {
+  const nemesis::Reply r = c.command(args);
+  if (status) *status = r.type == nemesis::Reply::Type::kStatus;
+  return r.text;
+}
+
 bool write_once(const Endpoint& ep, const std::string& key) {
-  timeval tv{3, 0};
-  redisContext* c = redisConnectWithTimeout(ep.host.c_str(), ep.port, timeval{0, 200000});
-  if (c == nullptr || c->err) {
-    if (c) redisFree(c);
-    return false;
-  }
-  redisSetTimeout(c, tv);
-  auto* r = static_cast<redisReply*>(redisCommand(c, "SET %s x", key.c_str()));
-  const bool ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
-  if (r) freeReplyObject(r);
-  redisFree(c);
+  auto c = connect(ep);
+  if (!c.ok()) return false;
+  bool ok = false;
+  call(c, {"SET", key, "x"}, &ok);
   return ok;
+}
+
+// A field of CHORUS.KEYSPACE INFO fo asked of `ep` ("" if unavailable).
+std::string info(const Endpoint& ep, const std::string& field) {
+  std::unique_ptr<redisContext, decltype(&redisFree)> c(
+      redisConnectWithTimeout(ep.host.c_str(), ep.port, timeval{0, 200000}), redisFree);
+  if (!c || c->err) return "";
+  redisSetTimeout(c.get(), timeval{3, 0});
+  auto* r = static_cast<redisReply*>(redisCommand(c.get(), "CHORUS.KEYSPACE INFO fo"));
+  std::string out;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      if (std::string(r->element[i]->str, r->element[i]->len) == field)
+        out.assign(r->element[i + 1]->str, r->element[i + 1]->len);
+    }
+  }
+  if (r) freeReplyObject(r);
+  return out;
+}
+
+// The keyspace's primary as some live node other than `not_this` sees it.
+std::optional<int> primary_of(const LocalCluster& c, int not_this,
+                              std::chrono::milliseconds within) {
+  const auto deadline = Clock::now() + within;
+  while (Clock::now() < deadline) {
+    for (int k = 1; k <= 3; ++k) {
+      if (k == not_this) continue;
+      const std::string p = info(c.config(k).listen.client, "leader");
+      if (!p.empty() && p != "0" && std::stoi(p) != not_this) return std::stoi(p);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return std::nullopt;
 }
 
 bool caught_up(const LocalCluster& c, int k, int leader) {
@@ -65,26 +119,75 @@ int run_failover(const FailoverArgs& a) {
     return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
   if (Status st = c.start_all(); !st.is_ok())
     return std::fprintf(stderr, "%s\n", st.to_string().c_str()), 1;
+  const bool keyspace = a.strategy != "raft";
+  if (keyspace) {
+    auto l = c.wait_for_leader(10s);
+    auto conn = l ? connect(c.config(*l).listen.client) : Connection();
+    const std::string r = conn.ok() ? call(conn, {"CHORUS.KEYSPACE", "CREATE", "fo", "PREFIX",
+                                                  "fo:", "STRATEGY", a.strategy})
+                                    : "no leader";
+    if (r != "OK") {
+      std::fprintf(stderr, "creating the keyspace: %s\n", r.c_str());
+      c.stop_all();
+      return 1;
+    }
+  }
   std::vector<double> ms;
+  uint64_t lost_total = 0;
+  uint64_t acked_total = 0;
   for (int t = 1; t <= a.trials; ++t) {
-    auto leader = c.wait_for_leader(10s);
+    auto leader = keyspace ? primary_of(c, 0, 10s) : c.wait_for_leader(10s);
     if (!leader) {
       std::fprintf(stderr, "trial %d: no leader\n", t);
       c.stop_all();
       return 1;
     }
+    const std::string prefix = keyspace ? "fo:" : "";
     // Warm: a write through the leader, every node caught up.
-    write_once(c.config(*leader).listen.client, "warm");
-    for (int k = 1; k <= 3; ++k) {
+    write_once(c.config(*leader).listen.client, prefix + "warm");
+    for (int k = 1; keyspace && k <= 3; ++k) {
+      for (int i = 0; i < 200; ++i) {
+        const std::string applied = info(c.config(k).listen.client, "applied_index");
+        const std::string commit = info(c.config(*leader).listen.client, "commit_index");
+        if (!applied.empty() && !commit.empty() && std::stoull(applied) >= std::stoull(commit))
+          break;
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    for (int k = 1; !keyspace && k <= 3; ++k) {
       for (int i = 0; i < 200 && !caught_up(c, k, *leader); ++i) std::this_thread::sleep_for(10ms);
     }
     const int killed = *leader;
+    // A writer on the doomed primary: what it saw acknowledged must survive
+    // (or be lost, for async, and then counted).
+    std::vector<std::string> acked;
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      auto w = connect(c.config(killed).listen.client);
+      for (int i = 0; w.ok() && !stop; ++i) {
+        const std::string key = fmt::format("{}w:{}:{}", prefix, t, i);
+        bool ok = false;
+        call(w, {"SET", key, "v"}, &ok);
+        if (!ok) break;
+        acked.push_back(key);
+      }
+    });
+    std::this_thread::sleep_for(100ms);
     const auto t0 = Clock::now();
     (void)c.signal(killed, SIGKILL);
+    stop = true;
+    writer.join();
+    // Sync-all (on_replica_failure = block) acknowledges nothing while a
+    // member is down: its trial is a crash and an immediate restart.
+    const bool restart_at_once = a.strategy == "sync-all";
+    if (restart_at_once) {
+      (void)c.stop(killed);  // reap
+      (void)c.start(killed);
+    }
     bool ok = false;
     for (int attempt = 0; !ok && Clock::now() - t0 < 10s; ++attempt) {
       const int k = (killed + attempt % 2) % 3 + 1;  // the two survivors in turn
-      ok = write_once(c.config(k).listen.client, fmt::format("failover-{}", t));
+      ok = write_once(c.config(k).listen.client, fmt::format("{}failover-{}", prefix, t));
     }
     const double took = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!ok) {
@@ -93,23 +196,44 @@ int run_failover(const FailoverArgs& a) {
       return 1;
     }
     ms.push_back(took);
-    std::printf("trial %2d: killed n%d, next acknowledged write after %.1f ms\n", t, killed, took);
+    // Read back what the writer saw acknowledged, from whoever leads now.
+    uint64_t lost = 0;
+    auto now_leader = keyspace ? primary_of(c, killed, 10s) : c.wait_for_leader(10s);
+    auto r = now_leader ? connect(c.config(*now_leader).listen.client) : Connection();
+    for (const auto& key : acked) {
+      if (!r.ok() || call(r, {"GET", key}) != "v") ++lost;
+    }
+    lost_total += lost;
+    acked_total += acked.size();
+    std::printf(
+        "trial %2d: killed n%d, next acknowledged write after %.1f ms; acknowledged writes lost "
+        "%llu of %zu\n",
+        t, killed, took, static_cast<unsigned long long>(lost), acked.size());
     std::fflush(stdout);
-    (void)c.stop(killed);  // reap
-    (void)c.start(killed);
+    if (!restart_at_once) {
+      (void)c.stop(killed);  // reap
+      (void)c.start(killed);
+    }
     auto l2 = c.wait_for_leader(10s);
-    for (int i = 0; i < 500 && l2 && !caught_up(c, killed, *l2); ++i)
+    for (int i = 0; !keyspace && i < 500 && l2 && !caught_up(c, killed, *l2); ++i)
       std::this_thread::sleep_for(10ms);
+    if (keyspace) std::this_thread::sleep_for(1s);  // the restarted node catches up as a backup
   }
   c.stop_all();
   std::sort(ms.begin(), ms.end());
   const double median =
       ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
-  std::printf("failover over %zu trials: median %.1f ms, min %.1f ms, max %.1f ms\n", ms.size(),
-              median, ms.front(), ms.back());
+  std::printf(
+      "%s failover over %zu trials: median %.1f ms, min %.1f ms, max %.1f ms; acknowledged writes "
+      "lost %llu of %llu\n",
+      a.strategy.c_str(), ms.size(), median, ms.front(), ms.back(),
+      static_cast<unsigned long long>(lost_total), static_cast<unsigned long long>(acked_total));
   if (a.json) {
-    std::printf("{\"trials\":%zu,\"median_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f}\n", ms.size(),
-                median, ms.front(), ms.back());
+    std::printf(
+        "{\"strategy\":\"%s\",\"trials\":%zu,\"median_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f,"
+        "\"lost\":%llu,\"acknowledged\":%llu}\n",
+        a.strategy.c_str(), ms.size(), median, ms.front(), ms.back(),
+        static_cast<unsigned long long>(lost_total), static_cast<unsigned long long>(acked_total));
   }
   std::filesystem::remove_all(a.dir);
   return 0;
@@ -121,6 +245,10 @@ void add_failover_command(CLI::App& app) {
   auto args = std::make_shared<FailoverArgs>();
   CLI::App* cmd = app.add_subcommand("bench-failover",
                                      "Measure write unavailability after kill -9 of the leader");
+  cmd->add_option("--strategy", args->strategy,
+                  "raft (the default group), or a keyspace of sync-all, semi-sync or async")
+      ->check(CLI::IsMember({"raft", "sync-all", "semi-sync", "async"}))
+      ->capture_default_str();
   cmd->add_option("--trials", args->trials, "Number of leader kills")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();

@@ -117,6 +117,10 @@ struct Options {
   // Every client connection's read mode. kLease also runs the nodes with
   // raft.lease_reads = true (which needs check_quorum).
   Consistency consistency = Consistency::kLinearizable;
+  // The replication strategy of the keys under test: "raft" (the default
+  // keyspace), or sync-all / semi-sync / async — a keyspace of that strategy
+  // created for the workload's keys (their common prefix).
+  std::string strategy = "raft";
   // Partitions asked for but impossible here: do not run at all
   // (RunResult::skipped) rather than run without them.
   bool require_partitions = false;

@@ -592,7 +592,10 @@ void final_reads(const LocalCluster& c, const std::vector<std::string>& keys, in
       if (done) r->finals[key] = op.found ? std::optional<std::string>(op.output) : std::nullopt;
       ops->push_back(std::move(op));
       if (!done) {
-        if (!conn.ok()) target = target % c.size() + 1;
+        // Another node next (a primary-backup keyspace's backups refuse
+        // linearizable reads, naming the primary).
+        conn = Connection();
+        target = target % c.size() + 1;
         std::this_thread::sleep_for(100ms);
       }
     }
@@ -612,7 +615,7 @@ bool caught_up(const LocalCluster& c, int k, uint64_t target) {
 
 // Every node, once caught up, must hold exactly the final values (read
 // locally: CHORUS.CONSISTENCY follower) and report itself healthy.
-void check_replicas(const LocalCluster& c, int leader, RunResult* r) {
+void check_replicas(const LocalCluster& c, int leader, bool keyspace, RunResult* r) {
   auto ls = c.status(leader, 1s);
   if (!ls.is_ok()) {
     r->problems.push_back(fmt::format("leader n{} stopped answering /status", leader));
@@ -632,6 +635,18 @@ void check_replicas(const LocalCluster& c, int leader, RunResult* r) {
       r->problems.push_back(fmt::format("n{}: CHORUS.CONSISTENCY follower failed", k));
       continue;
     }
+    // The default group's commit index says nothing of a keyspace's: there,
+    // give each replica up to 20 s to converge on the final values.
+    const auto converge_by = Clock::now() + (keyspace ? 20s : 0s);
+    for (bool all_same = false; keyspace && !all_same && Clock::now() < converge_by;) {
+      all_same = true;
+      for (const auto& [key, value] : r->finals) {
+        const Reply got = conn.command({"GET", key});
+        all_same = all_same && (value ? got.type == Reply::Type::kString && got.text == *value
+                                      : got.type == Reply::Type::kNil);
+      }
+      if (!all_same) std::this_thread::sleep_for(200ms);
+    }
     for (const auto& [key, value] : r->finals) {
       const Reply got = conn.command({"GET", key});
       const bool same = value ? got.type == Reply::Type::kString && got.text == *value
@@ -649,7 +664,7 @@ void check_replicas(const LocalCluster& c, int leader, RunResult* r) {
 
 // After the workload: heal, wait for a leader and for requests to settle,
 // read every key, compare the replicas.
-void finish(LocalCluster& c, FaultInjector& inj, const Workload& w, int clients,
+void finish(LocalCluster& c, FaultInjector& inj, const Workload& w, int clients, bool keyspace,
             Clock::time_point t0, const std::atomic<bool>& interrupted, RunResult* r) {
   inj.heal_everything(&r->problems);
   const auto healed_at = Clock::now();
@@ -673,7 +688,35 @@ void finish(LocalCluster& c, FaultInjector& inj, const Workload& w, int clients,
   final_reads(c, w.keys(), *leader, static_cast<uint64_t>(clients + 1), t0, &finals, r);
   r->history.insert(r->history.end(), finals.begin(), finals.end());
   for (size_t i = 0; i < r->history.size(); ++i) r->history[i].id = i + 1;
-  check_replicas(c, *leader, r);
+  check_replicas(c, *leader, keyspace, r);
+}
+
+// The keyspace "nemesis" of o.strategy for the workload's keys (every key
+// starts with "r", or "a" for the append workload), and a primary for it.
+Status create_keyspace(const LocalCluster& c, const Options& o) {
+  const std::string prefix = o.workload == WorkloadKind::kAppend ? "a" : "r";
+  const auto deadline = Clock::now() + 20s;
+  std::string last;
+  bool created = false;
+  while (Clock::now() < deadline) {
+    auto leader = c.wait_for_leader(5s);
+    if (!leader) continue;
+    Connection conn(c.config(*leader).listen.client, 500ms, 6s);
+    if (!created) {
+      last = conn.command({"CHORUS.KEYSPACE", "CREATE", "nemesis", "PREFIX", prefix, "STRATEGY",
+                           o.strategy})
+                 .text;
+      created = last == "OK" || last.find("exists") != std::string::npos;
+    }
+    if (created) {
+      // A primary is appointed (CHORUS.KEYSPACE INFO answers an array; a
+      // SET through any node succeeds once one serves).
+      if (conn.command({"SET", prefix + "-ready", "1"}).text == "OK") return Status::ok();
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return Status::unavailable(
+      fmt::format("keyspace for strategy {} not serving within 20 s ({})", o.strategy, last));
 }
 
 }  // namespace
@@ -698,8 +741,9 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
     return Status::unavailable(
         fmt::format("no leader elected within 20 s; logs in {}/n*/chorusd.log", r.dir));
   }
-  r.cluster_note = fmt::format("{} nodes on {}..{}, client ports {}..{}", o.nodes, node_host(1),
-                               node_host(o.nodes), base, base + o.nodes - 1);
+  r.cluster_note =
+      fmt::format("{} nodes on {}..{}, client ports {}..{}, strategy {}", o.nodes, node_host(1),
+                  node_host(o.nodes), base, base + o.nodes - 1, o.strategy);
   const server::RaftSection& raft = cluster.config(1).raft;
   r.stall = stall_range(raft.tick_ms, raft.election_timeout_ticks);
   if (!quiet && std::find(kinds.begin(), kinds.end(), FaultKind::kStall) != kinds.end()) {
@@ -709,6 +753,8 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
                 static_cast<long long>(r.stall.max.count()), timeout_ms, 2 * timeout_ms);
     std::fflush(stdout);
   }
+  const bool keyspace = o.strategy != "raft";
+  if (keyspace) CHORUS_RETURN_IF_ERROR(create_keyspace(cluster, o));
   const auto t0 = Clock::now();
   Workload w(workload_options(o, cluster, t0));
   FaultInjector inj(cluster, fw.get(), o.seed, t0, quiet,
@@ -720,7 +766,7 @@ Result<RunResult> run(const Options& o, const std::atomic<bool>& interrupted, bo
   r.history = w.history();
   r.workload_ops = r.history.size();
   r.errors = w.error_counts();
-  if (!interrupted) finish(cluster, inj, w, o.clients, t0, interrupted, &r);
+  if (!interrupted) finish(cluster, inj, w, o.clients, keyspace, t0, interrupted, &r);
   inj.heal_everything(&r.problems);
   r.interrupted = interrupted;
   cluster.stop_all();

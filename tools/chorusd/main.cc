@@ -67,6 +67,20 @@ struct ServerMetrics {
       "Writes this node dropped from a keyspace's log: lost-acknowledged (a client was told OK), "
       "rolled-back (certainly never acknowledged) or in-doubt",
       {"keyspace", "kind"});
+  // Per keyspace (default included), as this node sees its group.
+  metrics::GaugeFamily& ks_leader = reg.gauge_family(
+      "chorus_keyspace_is_leader", "1 if this node leads (or is primary of) the keyspace's group",
+      {"keyspace"});
+  metrics::GaugeFamily& ks_term =
+      reg.gauge_family("chorus_keyspace_term",
+                       "The keyspace group's term (Raft) or epoch (primary-backup)", {"keyspace"});
+  metrics::GaugeFamily& ks_commit = reg.gauge_family(
+      "chorus_keyspace_commit_index", "The keyspace group's commit index here", {"keyspace"});
+  metrics::GaugeFamily& ks_applied = reg.gauge_family(
+      "chorus_keyspace_applied_index", "The keyspace group's applied index here", {"keyspace"});
+  metrics::GaugeFamily& ks_lag = reg.gauge_family(
+      "chorus_keyspace_replica_lag_entries",
+      "On the leader or primary: entries each replica lacks of the log", {"keyspace", "replica"});
   metrics::Counter& fdatasyncs = device_syncs.with({"fdatasync"});
   metrics::Counter& fsyncs = device_syncs.with({"fsync"});
   metrics::Counter& syncfs = device_syncs.with({"syncfs"});
@@ -145,10 +159,26 @@ class Publisher {
     m_.term.set(static_cast<double>(s.engine.soft.term.value()));
     m_.commit_index.set(static_cast<double>(s.engine.commit_index.value()));
     publish_syncs();
+    publish_keyspaces();
     timer_.expires_after(std::chrono::milliseconds(100));
     timer_.async_wait([this](std::error_code ec) {
       if (!ec) tick();
     });
+  }
+
+  void publish_keyspaces() {
+    for (const auto& [name, g] : node_.named_groups()) {
+      const host::HostStatus s = g->status();
+      const bool leads = s.engine.soft.role == core::Role::kLeader;
+      m_.ks_leader.with({name}).set(leads ? 1 : 0);
+      m_.ks_term.with({name}).set(static_cast<double>(s.engine.soft.term.value()));
+      m_.ks_commit.with({name}).set(static_cast<double>(s.engine.commit_index.value()));
+      m_.ks_applied.with({name}).set(static_cast<double>(s.applied_index.value()));
+      if (!leads) continue;
+      for (const auto& p : s.engine.peers) {
+        m_.ks_lag.with({name, std::to_string(p.id.value())}).set(static_cast<double>(p.lag));
+      }
+    }
   }
 
   // The process-wide sync counters, carried into the counters as deltas.

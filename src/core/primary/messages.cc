@@ -26,6 +26,7 @@ std::string_view message_name(const Body& b) {
     std::string_view operator()(const AppendResponse&) const { return "AppendResponse"; }
     std::string_view operator()(const InstallSnapshot&) const { return "InstallSnapshot"; }
     std::string_view operator()(const NewConfiguration&) const { return "NewConfiguration"; }
+    std::string_view operator()(const Forward&) const { return "Forward"; }
   } v;
   return std::visit(v, b);
 }
@@ -55,6 +56,9 @@ std::string describe(const Message& m) {
     return head + fmt::format(" snapshot={}/{} refuted={}/{}", s->snapshot.meta.index.value(),
                               term_str(s->snapshot.meta.term), s->refuted.index.value(),
                               term_str(s->refuted.term));
+  }
+  if (const auto* f = std::get_if<Forward>(&m.body)) {
+    return head + fmt::format(" writes={}", f->data.size());
   }
   const auto& c = std::get<NewConfiguration>(m.body).config;
   return head + fmt::format(" config=e{} primary={} members={}", c.epoch.value(), c.primary.value(),

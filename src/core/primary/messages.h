@@ -108,7 +108,16 @@ struct NewConfiguration {
   Configuration config;
 };
 
-using Body = std::variant<Append, AppendResponse, InstallSnapshot, NewConfiguration>;
+// A backup hands client writes to its primary (Options::forward_proposals).
+// The primary proposes each as if a client had sent it there; the backup's
+// host learns the outcome when it applies the write (the client's session and
+// sequence number identify it). Only a primary of the message's epoch takes
+// it; anyone else drops it.
+struct Forward {
+  std::vector<std::string> data;
+};
+
+using Body = std::variant<Append, AppendResponse, InstallSnapshot, NewConfiguration, Forward>;
 
 struct Message {
   NodeId from;

@@ -81,6 +81,10 @@ struct Options {
   // acknowledged writes (promotion = available). Only reported (capabilities()).
   bool promotion_available = false;
 
+  // A backup forwards client writes to its primary (Forward) instead of
+  // refusing them with kNotLeader.
+  bool forward_proposals = true;
+
   uint32_t heartbeat_interval_ticks = 1;
   size_t max_entries_per_append = 256;
   size_t max_bytes_per_append = 1 << 20;

@@ -210,8 +210,11 @@ void PrimaryBackup<R>::step(const Message& m) {
     if (!std::holds_alternative<AppendResponse>(m.body)) refuse(m, Refusal::kStaleEpoch);
     return;
   }
+  const bool forward = std::holds_alternative<Forward>(m.body);
   if (m.epoch > epoch_) {
-    const bool from_primary = !std::holds_alternative<AppendResponse>(m.body);
+    // Only a primary sends appends and snapshots; responses and forwarded
+    // writes come from backups.
+    const bool from_primary = !std::holds_alternative<AppendResponse>(m.body) && !forward;
     become_backup(
         m.epoch, from_primary ? m.from : kNoNode,
         fmt::format("n{} speaks for the newer epoch {}", m.from.value(), m.epoch.value()));
@@ -221,9 +224,15 @@ void PrimaryBackup<R>::step(const Message& m) {
     // epoch, and a node leads only an epoch it had not seen): only responses
     // are for us.
     if (const auto* r = std::get_if<AppendResponse>(&m.body)) handle_response(*p, m, *r);
+    if (const auto* f = std::get_if<Forward>(&m.body)) {
+      // Refusals (no lease, limits) are not answered: the backup's host
+      // offers the write again, and its client times out if it never applies.
+      for (const auto& d : f->data) (void)propose(d);
+    }
     return;
   }
   if (std::holds_alternative<AppendResponse>(m.body)) return;  // a deposed primary's late mail
+  if (forward) return;  // not the primary (any more): never passed on
   if (config_.primary == kNoNode) config_.primary = m.from;
   if (m.from != config_.primary) return;
   if (const auto* a = std::get_if<Append>(&m.body)) {
@@ -272,7 +281,16 @@ void PrimaryBackup<R>::tick() {
 template <AckRule R>
 ProposeResult PrimaryBackup<R>::propose(std::string data) {
   auto* p = std::get_if<Primary>(&role_);
-  if (!p) return {ProposeStatus::kNotLeader, config_.primary, {}, {}};
+  if (!p) {
+    const NodeId to = config_.primary;
+    if (!opts_.forward_proposals || to == kNoNode || to == opts_.id) {
+      return {ProposeStatus::kNotLeader, to, {}, {}};
+    }
+    // A node restarted in this epoch may still name itself primary above;
+    // otherwise the primary of the newest epoch we know takes it.
+    msgs_.push_back(Message{opts_.id, to, epoch_, Forward{{std::move(data)}}});
+    return {ProposeStatus::kForwarded, to, {}, {}};
+  }
   if (!lease_valid()) return {ProposeStatus::kNotLeader, kNoNode, {}, {}};
   const size_t bytes = data.size() + 24;
   if (p->uncommitted_bytes + bytes > opts_.max_uncommitted_bytes) {

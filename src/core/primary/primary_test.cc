@@ -485,7 +485,31 @@ TEST(Reads, PrimaryAnswersAtItsCommitIndexBackupsRefuse) {
   const auto r = g.node(2).read_index(43);
   EXPECT_EQ(r.status, ProposeStatus::kNotLeader);
   EXPECT_EQ(r.leader, NodeId(1));
-  EXPECT_EQ(g.node(2).propose("y").status, ProposeStatus::kNotLeader);
+  // Writes are forwarded to the primary (Options::forward_proposals).
+  const auto w = g.node(2).propose("y");
+  EXPECT_EQ(w.status, ProposeStatus::kForwarded);
+  EXPECT_EQ(w.leader, NodeId(1));
+  g.stabilize();
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(g.sm(id).commands, cmds({"x", "y"})) << "n" << id;
+}
+
+// A forwarded write reaches only the primary of the sender's epoch: a node
+// that is not primary drops it (never passes it on), and an old primary
+// deposed by a newer epoch does not take it.
+TEST(Forwarding, OnlyThePrimaryTakesForwardedWrites) {
+  Group<AckRule::kSemiSync> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.inject(Message{NodeId(3), NodeId(2), Epoch(1), Forward{{"z"}}});
+  g.stabilize();
+  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(g.sm(id).commands.empty()) << "n" << id;
+  g.inject(Message{NodeId(3), NodeId(1), Epoch(2), Forward{{"w"}}});
+  g.stabilize();
+  EXPECT_FALSE(g.node(1).is_primary()) << "a newer epoch deposes it";
+  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(g.sm(id).commands.empty()) << "n" << id;
+  Options o;
+  o.forward_proposals = false;
+  EXPECT_EQ(o.forward_proposals, false);
 }
 
 TEST(Capabilities, FollowTheRuleAndTheOptions) {

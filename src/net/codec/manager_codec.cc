@@ -91,6 +91,7 @@ OutgoingMessage encode_manager_report(GroupId group, NodeId to, const primary::R
   p->set_commit(r.commit.value());
   p->set_sent_tick(r.sent_tick);
   p->set_round(r.round);
+  p->set_not_serving(!r.serving);
   return envelope(group, to, m);
 }
 
@@ -130,6 +131,7 @@ Result<ManagerMessage> decode_manager_message(const IncomingMessage& in) {
       r.commit = LogIndex(p.commit());
       r.sent_tick = p.sent_tick();
       r.round = p.round();
+      r.serving = !p.not_serving();
       return ManagerMessage{r};
     }
     case pb::ManagerMessage::kGrant: {

@@ -98,6 +98,11 @@ void encode(const primary::NewConfiguration& c, pb::PrimaryMessage* out) {
   // No lease: messages.h, NewConfiguration.
 }
 
+void encode(const primary::Forward& f, pb::PrimaryMessage* out) {
+  auto* p = out->mutable_forward();
+  for (const auto& d : f.data) p->add_data(d);
+}
+
 // ---- Decoding --------------------------------------------------------------
 
 Status check_envelope(const wirepb::PeerMessage& in) {
@@ -327,6 +332,16 @@ Result<primary::Body> decode_body(const pb::PrimaryMessage& in, Epoch epoch) {
       return decode_response(in.append_response(), epoch);
     case P::kNewConfiguration:
       return decode_configuration(in.new_configuration(), epoch);
+    case P::kForward: {
+      if (in.forward().data_size() == 0 ||
+          static_cast<size_t>(in.forward().data_size()) > kMaxForwardedWrites) {
+        return bad(fmt::format("Forward with {} writes (1 to {})", in.forward().data_size(),
+                               kMaxForwardedWrites));
+      }
+      primary::Forward f;
+      f.data.assign(in.forward().data().begin(), in.forward().data().end());
+      return primary::Body(std::move(f));
+    }
     case P::kInstallSnapshot:  // needs the bytes: decode_snapshot()
     case P::BODY_NOT_SET:
       break;

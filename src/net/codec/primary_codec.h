@@ -34,7 +34,8 @@
 //    last_index >= meta.index; the snapshot's bytes attached, and no bytes
 //    attached to any other message;
 //  - NewConfiguration: epoch >= 1 and <= the message's, members distinct,
-//    nonzero, at most kMaxConfigurationMembers, the primary among them.
+//    nonzero, at most kMaxConfigurationMembers, the primary among them;
+//  - Forward: 1 to kMaxForwardedWrites writes.
 // Size limits on entries and snapshots are the transport's (frame limits).
 #pragma once
 
@@ -53,6 +54,8 @@ namespace chorus::net {
 inline constexpr size_t kMaxWireTermStarts = 96;
 // Members a NewConfiguration may name.
 inline constexpr size_t kMaxConfigurationMembers = 64;
+// Writes one Forward may carry.
+inline constexpr size_t kMaxForwardedWrites = 4096;
 
 // m as a message of group `group`, for Transport::send().
 // Precondition: m is one the core produces (a NewConfiguration's members

@@ -39,6 +39,7 @@ enum Kind : size_t {
   kNeedSnapshot,
   kSnapshot,
   kConfiguration,
+  kForward,
   kKinds
 };
 
@@ -75,6 +76,7 @@ std::vector<Message> every_kind(NodeId from = NodeId(1), NodeId to = NodeId(2)) 
       {from, to, e,
        primary::NewConfiguration{primary::Configuration{
            Epoch(3), NodeId(2), {NodeId(1), NodeId(2), NodeId(7)}, 0, 0, 5}}},
+      {from, to, e, primary::Forward{{"set a 1", std::string("\0bin", 4)}}},
   };
   EXPECT_EQ(all.size(), size_t{kKinds});
   return all;
@@ -104,6 +106,8 @@ void expect_same(const Message& want, const Message& got) {
     EXPECT_EQ(s->refuted, g.refuted);
   } else if (const auto* c = std::get_if<primary::NewConfiguration>(&want.body)) {
     EXPECT_EQ(c->config, std::get<primary::NewConfiguration>(got.body).config);
+  } else if (const auto* f = std::get_if<primary::Forward>(&want.body)) {
+    EXPECT_EQ(f->data, std::get<primary::Forward>(got.body).data);
   }
 }
 
@@ -375,6 +379,21 @@ TEST(PrimaryCodecTest, MalformedNewConfigurationIsRefused) {
         for (uint64_t i = 0; i < kMaxConfigurationMembers; ++i) config_of(in).add_members(100 + i);
       },
       "too many members");
+}
+
+TEST(PrimaryCodecTest, MalformedForwardIsRefused) {
+  const auto all = every_kind();
+  const Message& f = all[kForward];
+  expect_refused(
+      f, [](auto& in) { in.message.mutable_primary()->mutable_forward()->clear_data(); },
+      "no writes");
+  expect_refused(
+      f,
+      [](auto& in) {
+        for (size_t i = 0; i < kMaxForwardedWrites; ++i)
+          in.message.mutable_primary()->mutable_forward()->add_data("x");
+      },
+      "too many writes");
 }
 
 TEST(PrimaryCodecTest, UnknownFieldsOfANewerVersionAreIgnored) {
