@@ -261,6 +261,9 @@ class ReplicaHost {
     Instant deadline;
     Instant next_try;       // when to offer it (again)
     bool proposed = false;  // an engine accepted or forwarded it at least once
+    // An offer was forwarded: a copy may sit in another primary's log,
+    // beyond any local rollback's reach.
+    bool forwarded = false;
     // Where the last accepted offer sits in the local leader's log, so that
     // an outcome the engine reports for that entry (Ready::outcomes) finds
     // its client; zero when the last offer was forwarded.

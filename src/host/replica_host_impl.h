@@ -236,6 +236,7 @@ void ReplicaHost<E, X>::write_acked(kvpb::Command cmd, WriteAckDone done) {
   w.deadline = w.created + opts_.request_timeout;
   w.next_try = w.created;
   w.proposed = false;
+  w.forwarded = false;
   w.index = w.first_index = LogIndex(0);
   w.term = w.first_term = Term(0);
   try_propose(client, w);
@@ -290,6 +291,7 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
     case core::ProposeStatus::kAccepted:
     case core::ProposeStatus::kForwarded:
       w.proposed = true;
+      if (res.status == core::ProposeStatus::kForwarded) w.forwarded = true;
       w.index = res.status == core::ProposeStatus::kAccepted ? res.index : LogIndex(0);
       w.term = res.term;
       if (w.first_index == LogIndex(0) && w.index != LogIndex(0)) {
@@ -439,9 +441,6 @@ void ReplicaHost<E, X>::pump() {
   if (!core_->has_ready()) return;
   auto rd = std::make_shared<ReadyT>(core_->ready());
   if (rd->soft_state) on_soft_state(*rd->soft_state, rd->soft_state_reason);
-  if (metrics_ && metrics_->dropped) {
-    for (const auto& d : rd->dropped) metrics_->dropped(d);
-  }
   for (auto& m : rd->messages) x_.send(std::move(m));
   rd->messages.clear();
   // Entries this Ready replaces are not durable any more (defect found in
@@ -564,6 +563,13 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
   }
   if (metrics_ && metrics_->fsync_latency && took.count() > 0)
     metrics_->fsync_latency(std::chrono::duration<double>(took).count());
+  // Drops are reported once the truncation that makes them is durable: a
+  // crash before it keeps the entries, which may then commit (found by the
+  // simulator, sync-all seed 412: a backup reported a rollback, crashed
+  // before persisting the marker, and was promoted with the entries).
+  if (metrics_ && metrics_->dropped) {
+    for (const auto& d : rd->dropped) metrics_->dropped(d);
+  }
   if (rd->durable_state && E::durable_needs_sync(synced_, *rd->durable_state))
     synced_ = *rd->durable_state;
   if (rd->snapshot) {
@@ -626,11 +632,12 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
     if (!first && o.status == core::ProposeStatus::kRolledBack) return;
     switch (o.status) {
       case core::ProposeStatus::kRolledBack:
-        if (!last) {
+        if (!last || w.forwarded) {
           // A later copy (a retry) may have been appended after the rollback
-          // marker, while the rollback waited to become irrevocable: it is
-          // free to commit. (Found by the simulator, sync-all seed 25: a
-          // write answered "rolled back" was applied.)
+          // marker, while the rollback waited to become irrevocable, or an
+          // earlier one forwarded to another primary: it is free to commit.
+          // (Found by the simulator, sync-all seeds 25 and 64: a write
+          // answered "rolled back" was applied.)
           complete_write(client, Status::indeterminate("an earlier copy of the write was rolled "
                                                        "back; a retry may still be applied"));
           break;
