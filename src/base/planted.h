@@ -12,6 +12,16 @@
 //   SNAPSHOT_NO_CHECKSUM   load a snapshot file without verifying its checksums
 //                          (src/storage/snapshot/snapshot_store.cc)
 //
+// Primary-backup (src/core/primary; caught by `chorus sim --strategy ...`):
+//   PB_COMMIT_BEFORE_PREPARED  sync-all commits what the primary alone holds,
+//                              before every backup prepared it
+//   PB_PROMOTE_ANY             the manager promotes the first replica that
+//                              answered, ignoring log positions
+//   PB_NO_EPOCH_CHECK          a backup takes appends from any sender, whatever
+//                              its epoch and term
+//   PB_UNREPORTED_LOSS         a backup dropping a suffix it applied (it installs
+//                              the primary's snapshot) does not report the loss
+//
 // tests/CMakeLists.txt recompiles only the files that read these constants
 // with one bug defined; a new reader must be added to its list.
 #pragma once
@@ -54,7 +64,32 @@ inline constexpr bool kSnapshotNoChecksum = true;
 inline constexpr bool kSnapshotNoChecksum = false;
 #endif
 
+#ifdef CHORUS_PLANTED_BUG_PB_COMMIT_BEFORE_PREPARED
+inline constexpr bool kPbCommitBeforePrepared = true;
+#else
+inline constexpr bool kPbCommitBeforePrepared = false;
+#endif
+
+#ifdef CHORUS_PLANTED_BUG_PB_PROMOTE_ANY
+inline constexpr bool kPbPromoteAny = true;
+#else
+inline constexpr bool kPbPromoteAny = false;
+#endif
+
+#ifdef CHORUS_PLANTED_BUG_PB_NO_EPOCH_CHECK
+inline constexpr bool kPbNoEpochCheck = true;
+#else
+inline constexpr bool kPbNoEpochCheck = false;
+#endif
+
+#ifdef CHORUS_PLANTED_BUG_PB_UNREPORTED_LOSS
+inline constexpr bool kPbUnreportedLoss = true;
+#else
+inline constexpr bool kPbUnreportedLoss = false;
+#endif
+
 inline constexpr bool kAny = kDoubleVote || kCommitOldTerm || kNoPrevCheck || kReadIndexNoConfirm ||
-                             kAckBeforeDurable || kSnapshotNoChecksum;
+                             kAckBeforeDurable || kSnapshotNoChecksum || kPbCommitBeforePrepared ||
+                             kPbPromoteAny || kPbNoEpochCheck || kPbUnreportedLoss;
 
 }  // namespace chorus::planted

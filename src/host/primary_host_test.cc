@@ -232,6 +232,33 @@ TEST(PrimaryHost, AWriteAbandonedAtALeaseLapseCommitsAfterARenewal) {
   EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
 }
 
+// A write retried after its first copy was rolled back behind a marker —
+// while the rollback waited for a backup to hold the marker — has a copy
+// after the marker, free to commit. The first copy's kRolledBack is then no
+// definite failure (found by the simulator, sync-all seed 25).
+TEST(PrimaryHost, RollbackOfTheFirstCopyIsIndeterminateWhenARetryFollowsTheMarker) {
+  PrimaryHost<AckRule::kSyncAll> p;
+  EXPECT_FALSE(p.write("v1").has_value());
+  const core::Entry first = p.last_entry_sent();
+  p.fx().pass(60ms);  // prepare_timeout: rolled back behind a marker at first.index
+  const core::Entry marker = p.last_entry_sent();
+  ASSERT_EQ(marker.index, first.index);
+  ASSERT_NE(marker.term, first.term);
+  p.fx().pass(410ms);  // retry_interval: the host offers the write again, after the marker
+  const core::Entry retry = p.last_entry_sent();
+  ASSERT_GT(retry.index, marker.index);
+  ASSERT_EQ(retry.data, first.data);
+  primary::AppendResponse r;  // n2 holds the marker only: the rollback is released
+  r.match_index = marker.index;
+  r.match_term = marker.term;
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(1), r});
+  p.fx().settle();
+  ASSERT_TRUE(p.last_outcome().has_value());
+  EXPECT_EQ(p.last_outcome()->code(), StatusCode::kIndeterminate) << p.last_outcome()->to_string();
+  p.ack_last_append();  // n2 prepares the retry: it commits
+  EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
+}
+
 // Ready::snapshot_wanted (types.h, step 6): a backup that needs a snapshot
 // gets one without waiting for snapshot_every_entries.
 TEST(PrimaryHost, TakesASnapshotWhenTheEngineWantsOne) {

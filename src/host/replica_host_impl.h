@@ -441,9 +441,6 @@ void ReplicaHost<E, X>::pump() {
   if (!core_->has_ready()) return;
   auto rd = std::make_shared<ReadyT>(core_->ready());
   if (rd->soft_state) on_soft_state(*rd->soft_state, rd->soft_state_reason);
-  if (metrics_ && metrics_->dropped) {
-    for (const auto& d : rd->dropped) metrics_->dropped(d);
-  }
   for (auto& m : rd->messages) x_.send(std::move(m));
   rd->messages.clear();
   // Entries this Ready replaces are not durable any more (defect found in
@@ -566,6 +563,13 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
   }
   if (metrics_ && metrics_->fsync_latency && took.count() > 0)
     metrics_->fsync_latency(std::chrono::duration<double>(took).count());
+  // Drops are reported once the truncation that makes them is durable: a
+  // crash before it keeps the entries, which may then commit (found by the
+  // simulator, sync-all seed 412: a backup reported a rollback, crashed
+  // before persisting the marker, and was promoted with the entries).
+  if (metrics_ && metrics_->dropped) {
+    for (const auto& d : rd->dropped) metrics_->dropped(d);
+  }
   if (rd->durable_state && E::durable_needs_sync(synced_, *rd->durable_state))
     synced_ = *rd->durable_state;
   if (rd->snapshot) {
@@ -615,9 +619,9 @@ void ReplicaHost<E, X>::note_read_states(const ReadyT& rd) {
 // An outcome for the entry a waiting write's first or last offer created.
 // Writes whose offers are elsewhere are left alone: those offers decide them.
 // kRolledBack is a definite failure only for the first copy (see
-// PendingWrite::first_index) of a write never forwarded; otherwise the write
-// keeps waiting, since another copy may still commit (and is then answered
-// on apply).
+// PendingWrite::first_index) of a write never forwarded and not offered
+// again since; otherwise another copy may still commit: a rollback of the
+// first copy is then indeterminate, of a later one it is ignored.
 template <core::Engine E, class X>
 requires Effects<X, typename E::Message>
 void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
@@ -626,9 +630,19 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
     const bool first = w.first_index == o.index && w.first_term == o.term;
     const bool last = w.index == o.index && w.term == o.term;
     if (!first && !last) continue;
-    if ((!first || w.forwarded) && o.status == core::ProposeStatus::kRolledBack) return;
+    if (!first && o.status == core::ProposeStatus::kRolledBack) return;
     switch (o.status) {
       case core::ProposeStatus::kRolledBack:
+        if (!last || w.forwarded) {
+          // A later copy (a retry) may have been appended after the rollback
+          // marker, while the rollback waited to become irrevocable, or an
+          // earlier one forwarded to another primary: it is free to commit.
+          // (Found by the simulator, sync-all seeds 25 and 64: a write
+          // answered "rolled back" was applied.)
+          complete_write(client, Status::indeterminate("an earlier copy of the write was rolled "
+                                                       "back; a retry may still be applied"));
+          break;
+        }
         // Certainly not applied anywhere: a definite failure (-TRYAGAIN).
         complete_write(client, Status::unavailable("the write was rolled back: a replica did not "
                                                    "prepare it in time; nothing was applied"));

@@ -24,7 +24,10 @@
 //
 // Engine-specific knowledge lives in EngineTraits<E> (sim/raft_sim.h): how a
 // seed configures the engine, how to build one, its invariants, how to read
-// its log.
+// its log, the actors it needs beside its replicas (Controller: the
+// primary-backup engines' configuration manager, sim/primary_sim.h), and
+// whether it may lose acknowledged writes (lossy(): then the loss-accounting
+// checks of cluster_loss.h replace the zero-loss ones).
 #pragma once
 
 #include <fmt/format.h>
@@ -34,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +68,20 @@ inline constexpr bool kSimulated = false;
 
 using TraceSink = std::function<void(const std::string&)>;
 
+// The controller of an engine that needs no actor beside its replicas
+// (EngineTraits<E>::Controller; see sim/primary_sim.h for one that does).
+// C is the Cluster.
+template <class C>
+struct NoController {
+  static constexpr int kEndpoints = 0;  // network endpoints after the nodes'
+  explicit NoController(C& /*cluster*/) {}
+  void start() {}
+  void node_started(size_t /*i*/) {}
+  void heal() {}
+  bool healed() const { return true; }
+  std::string describe() const { return {}; }
+};
+
 struct RunReport {
   uint64_t seed = 0;
   std::string settings;                 // what the seed chose, printed first
@@ -86,6 +104,9 @@ struct RunReport {
   uint64_t fail_stops = 0;           // nodes stopped by a failed write or fsync
   uint64_t recovery_failures = 0;    // restarts refused by recovery (corruption found)
   uint64_t corruptions = 0;          // snapshot files corrupted on purpose
+  // Lossy engines: entries some node reported dropped that a later primary
+  // still held (they are in the final state).
+  uint64_t drops_resurrected = 0;
   Time sim_time_us = 0;
   check::History history;
 };
@@ -102,8 +123,11 @@ class Cluster {
   using Fx = SimEffects<Msg>;
   using Host = host::ReplicaHost<E, Fx>;
   using Knobs = typename Traits::Knobs;
+  using Controller = typename Traits::template Controller<Cluster>;
+  friend Controller;
 
  public:
+  using EngineType = E;
   Cluster(RunOptions opts, TraceSink trace);
 
   // Runs the whole randomized scenario. A failed assertion (with the throwing
@@ -234,6 +258,7 @@ class Cluster {
                       std::string_view why);
 
   // ---- checks (cluster_checks.h) ----
+  bool lossy() const { return Traits::lossy(knobs_); }
   void before_apply(size_t i, const core::Entry& e);
   LogIndex highest_commit() const;
   std::optional<size_t> current_leader() const;
@@ -242,6 +267,15 @@ class Cluster {
   void wait_for_convergence();
   void check_logs();
   void check_history();
+
+  // ---- loss accounting (cluster_loss.h) ----
+  void note_applied(size_t i, const core::Entry& e);
+  void note_restored(size_t i, LogIndex index, Term term);
+  void note_dropped(size_t i, const core::DroppedEntry& d);
+  void check_loss();
+  check::History without_lost_timelines(
+      const std::set<size_t>& removed,
+      const std::set<std::pair<uint64_t, uint64_t>>& final_entries) const;
 
   // ---- clients (cluster_clients.h) ----
   std::string key_name(uint64_t k) const { return "k" + std::to_string(k); }
@@ -261,6 +295,7 @@ class Cluster {
   host::Consistency pick_consistency();
   void complete(size_t op, check::OpStatus status);
   void client_timeout(size_t c, size_t op);
+  size_t next_target(size_t failed);
 
   // ---- faults (cluster_faults.h) ----
   Time jittered(Time mean) {
@@ -294,6 +329,33 @@ class Cluster {
   bool clients_stopped_ = false;
   Time heal_at_ = 0;
   std::function<void(const Msg&)> on_deliver_;
+  std::unique_ptr<Controller> controller_;
+  // Loss accounting (cluster_loss.h). Every entry applied anywhere, by
+  // (index, term) — which names one entry and its whole prefix (Log
+  // Matching) — with the term of the entry before it and the client
+  // command it carries: a node's applied state is the chain from its last
+  // applied entry down.
+  struct Link {
+    uint64_t prev_term = 0;
+    uint64_t client = 0;  // 0: no client command (no-op, clock tick)
+    uint64_t seq = 0;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, Link> links_;
+  std::vector<std::pair<uint64_t, uint64_t>> last_applied_;  // per node: (index, term)
+  // Every drop a node reported, resolved to the command it carried.
+  struct Drop {
+    size_t node = 0;
+    uint64_t index = 0;
+    uint64_t term = 0;
+    core::DropKind kind = core::DropKind::kInDoubt;
+    bool range = false;
+    uint64_t client = 0;
+    uint64_t seq = 0;
+  };
+  std::vector<Drop> drops_;
+  std::map<std::pair<uint64_t, uint64_t>, size_t> op_by_command_;  // (client, seq) -> history index
+  // Reads: the last entry applied where each was served (history index ->).
+  std::map<size_t, std::pair<uint64_t, uint64_t>> read_at_;
   RunReport report_;
 };
 
@@ -302,4 +364,5 @@ class Cluster {
 #include "sim/cluster_checks.h"   // IWYU pragma: export
 #include "sim/cluster_clients.h"  // IWYU pragma: export
 #include "sim/cluster_faults.h"   // IWYU pragma: export
+#include "sim/cluster_loss.h"     // IWYU pragma: export
 #include "sim/cluster_nodes.h"    // IWYU pragma: export

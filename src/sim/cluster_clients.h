@@ -113,7 +113,8 @@ void Cluster<E>::submit_read(size_t i, size_t op, host::Consistency consistency)
     // missed (the linearizability check would see it too; this names it).
     const LogIndex applied = h.state().applied_index();
     const LogIndex highest = highest_commit();
-    if (applied < highest) {
+    // (A lossy engine's new primary may be behind what an old one committed.)
+    if (applied < highest && !lossy()) {
       violation(fmt::format(
           "stale lease read: n{} served a lease read at applied index {} while index {} is "
           "committed",
@@ -133,7 +134,7 @@ void Cluster<E>::submit_read(size_t i, size_t op, host::Consistency consistency)
       complete(op, check::OpStatus::kFail);
       return;
     }
-    if (*r < min_index) {
+    if (*r < min_index && !lossy()) {
       violation(fmt::format(
           "stale read index: n{} served read {} at index {}, but index {} was committed before "
           "the read began",
@@ -152,6 +153,7 @@ void Cluster<E>::serve_read(size_t node, size_t op, const char* how) {
     violation(fmt::format("n{}: read of {} failed: {}", node + 1, o.key, v.status().to_string()));
     return;
   }
+  read_at_[op] = last_applied_[node];  // the state it saw: the chain down from here
   o.found = v->has_value();
   o.output = v->value_or("");
   if (opts_.trace) trace(fmt::format("n{} serves {} by {}", node + 1, check::describe(o), how));
@@ -178,6 +180,7 @@ void Cluster<E>::submit_write(size_t i, size_t c, size_t op) {
   }
   cmd.set_client_id(cl.id);
   cmd.set_seq(++cl.seq);
+  op_by_command_[{cl.id, cl.seq}] = op;
   nodes_[i]->host->write(std::move(cmd), [this, op](Result<kvpb::Result> r) {
     if (r.is_ok()) {
       auto& rec = report_.history[op];
@@ -208,13 +211,26 @@ void Cluster<E>::complete(size_t op, check::OpStatus status) {
     if (!faults_on_ && o.invoke_us >= heal_at_) cl.ok_after_heal = true;
   } else {
     ++report_.ops_failed;
-    cl.target = static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
+    cl.target = next_target(cl.target);
   }
   if (cl.scripted) return;
   const Time think = status == check::OpStatus::kOk ? static_cast<Time>(prng_.uniform(0, 2000))
                                                     : static_cast<Time>(prng_.uniform(5000, 30000));
   const size_t c = static_cast<size_t>(o.client - 1);
   q_.after(think, [this, c] { client_next(c); });
+}
+
+// Where a client turns after a failure: a random node — or, for an engine
+// whose followers do not forward writes (Traits::kForwards false), usually
+// the leader the failed node names, as a Redis cluster client follows a
+// redirect.
+template <core::Engine E>
+size_t Cluster<E>::next_target(size_t failed) {
+  const size_t any = static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
+  if (Traits::kForwards || !up(failed) || !prng_.chance(0.8)) return any;
+  const NodeId l = nodes_[failed]->host->soft_state().leader;
+  if (l == kNoNode || l.value() > nodes_.size()) return any;
+  return static_cast<size_t>(l.value() - 1);
 }
 
 template <core::Engine E>
@@ -226,7 +242,7 @@ void Cluster<E>::client_timeout(size_t c, size_t op) {
   o.complete_us = q_.now();
   ++report_.ops_unknown;
   cl.op.reset();
-  cl.target = static_cast<size_t>(prng_.uniform(0, nodes_.size() - 1));
+  cl.target = next_target(cl.target);
   if (opts_.trace) trace(fmt::format("client {} gives up: {}", cl.id, check::describe(o)));
   if (cl.scripted) return;
   q_.after(static_cast<Time>(prng_.uniform(0, 5000)), [this, c] { client_next(c); });

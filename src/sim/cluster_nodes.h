@@ -18,7 +18,8 @@ Cluster<E>::Cluster(RunOptions opts, TraceSink trace)
   if (opts_.snapshot_every_entries == 0) opts_.snapshot_every_entries = setup.uniform(10, 400);
   if (opts_.durable_state_machine < 0) opts_.durable_state_machine = setup.chance(0.3) ? 1 : 0;
   knobs_ = Traits::draw(opts_, setup);
-  net_ = std::make_unique<Network>(opts_.nodes, opts_.faults);
+  net_ = std::make_unique<Network>(opts_.nodes + Controller::kEndpoints, opts_.faults);
+  last_applied_.resize(static_cast<size_t>(opts_.nodes));
   for (int i = 0; i < opts_.nodes; ++i) voters_.push_back(NodeId(static_cast<uint64_t>(i + 1)));
   if (opts_.disk_faults_from_seed) opts_.disk = storage::SimEnvOptions::random(setup);
   invariants_ = std::make_unique<typename Traits::Invariants>(static_cast<size_t>(opts_.nodes));
@@ -36,6 +37,7 @@ Cluster<E>::Cluster(RunOptions opts, TraceSink trace)
     if (opts_.durable_state_machine > 0) n->durable_sm = std::make_shared<kv::MemoryStateMachine>();
     nodes_.push_back(std::move(n));
   }
+  controller_ = std::make_unique<Controller>(*this);
   report_.seed = opts_.seed;
   report_.settings = describe_settings();
 }
@@ -51,12 +53,14 @@ std::string Cluster<E>::describe_settings() const {
   s += "\n" + opts_.disk.describe();
   s += "\nclock rates:";
   for (const auto& n : nodes_) s += fmt::format(" n{}={:.3f}", n->id.value(), n->loop->rate());
+  s += controller_->describe();
   return s;
 }
 
 template <core::Engine E>
 void Cluster<E>::start() {
   for (size_t i = 0; i < nodes_.size(); ++i) start_node(i);
+  controller_->start();
   for (int k = 0; k < opts_.clients; ++k) {
     const size_t c = clients_.size();
     clients_.push_back(make_client());
@@ -102,6 +106,7 @@ void Cluster<E>::heal_everything() {
   net_->make_reliable();
   for (auto& n : nodes_) n->env->set_options(storage::SimEnvOptions{});
   for (size_t i = 0; i < nodes_.size(); ++i) restart(i);
+  controller_->heal();
 }
 
 template <core::Engine E>
@@ -140,10 +145,12 @@ host::HostMetrics Cluster<E>::make_metrics(size_t i) {
   m.snapshot = [this, i](core::SnapshotMeta meta, bool from_leader) {
     Node& n = *nodes_[i];
     n.local_snapshots = from_leader ? 0 : n.local_snapshots + 1;
+    if (from_leader) note_restored(i, meta.index, meta.term);
     if (!from_leader) ++report_.snapshots;
     trace(fmt::format("n{} {} snapshot {}/{}", i + 1, from_leader ? "installs" : "takes",
                       meta.index.value(), meta.term.value()));
   };
+  m.dropped = [this, i](const core::DroppedEntry& d) { note_dropped(i, d); };
   m.info = [this, i](std::string_view line) { trace(fmt::format("n{} {}", i + 1, line)); };
   m.error = [this, i](std::string_view line) { trace(fmt::format("n{} {}", i + 1, line)); };
   return m;
@@ -195,7 +202,10 @@ void Cluster<E>::start_node(size_t i) {
     return;
   }
   trace(fmt::format("n{} starts (term {})", id.value(), n.host->soft_state().term.value()));
+  const host::HostStatus hs = n.host->status();
+  note_restored(i, hs.applied_index, hs.applied_term);
   n.host->start();
+  controller_->node_started(i);
 }
 
 // Media corruption in the newest snapshot file (in its data, which the

@@ -1,6 +1,7 @@
 #include "sim/raft_sim.h"
 
 #include "host/registry.h"
+#include "sim/primary_sim.h"
 #include "sim/run.h"
 
 namespace chorus::sim {

@@ -35,6 +35,10 @@ struct EngineTraits<raft::Raft> {
     size_t max_uncommitted_bytes = 64u << 20;  // a scenario may shrink it; seeds do not
   };
   using Invariants = raft::Invariants;
+  template <class C>
+  using Controller = NoController<C>;  // Raft elects its own leaders
+  static bool lossy(const Knobs&) { return false; }
+  static constexpr bool kForwards = true;  // followers forward writes to the leader
 
   static Knobs draw(const RunOptions& o, Prng& setup) {
     auto given = [&](const char* name) -> std::optional<int> {

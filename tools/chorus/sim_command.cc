@@ -90,6 +90,10 @@ int run_one(const SimArgs& a) {
       (unsigned long long)r.lease_reads, (unsigned long long)r.snapshots,
       (unsigned long long)r.messages_sent, (unsigned long long)r.messages_dropped,
       (unsigned long long)r.events);
+  if (r.drops_resurrected > 0) {
+    std::printf("entries reported dropped by one node and still held by a later primary: %llu\n",
+                (unsigned long long)r.drops_resurrected);
+  }
   std::printf("simulated %.3fs in %.3fs wall (%.0fx real time)\n",
               static_cast<double>(r.sim_time_us) / 1e6, wall,
               static_cast<double>(r.sim_time_us) / 1e6 / wall);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/planted.h"
 
 namespace chorus::primary {
 namespace {
@@ -133,6 +134,7 @@ void ConfigManager::evaluate() {
 
 void ConfigManager::serve() {
   const NodeId p = state_.config.primary;
+  note_established();
   if (failed(p)) {
     start_failover_if_due();
     return;
@@ -203,6 +205,25 @@ void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
       {Decision::Kind::kRenewal, state_.config, r.last->sent_tick, std::move(why)});
 }
 
+// The epoch is established once every member reported an entry of it: each
+// then holds the primary's log through the epoch's no-op, so every write
+// acknowledged before the epoch (and the new primary had them all).
+void ConfigManager::note_established() {
+  if (state_.inherited.empty()) return;
+  for (NodeId n : state_.config.members) {
+    const Replica& r = replicas_.at(n);
+    if (!r.last || epoch_of(r.last->last_term) != state_.config.epoch) return;
+  }
+  state_.inherited.clear();
+}
+
+// Who may answer a probe: the epoch's witnesses and those it inherited.
+std::vector<NodeId> ConfigManager::promotion_witnesses() const {
+  std::vector<NodeId> w = state_.witnesses;
+  for (NodeId n : state_.inherited) w = with(std::move(w), n);
+  return w;
+}
+
 void ConfigManager::start_failover_if_due() {
   const NodeId p = state_.config.primary;
   const uint64_t silent_for = now_ - replicas_.at(p).received_tick;
@@ -223,7 +244,7 @@ void ConfigManager::start_failover_if_due() {
 // and are not silent since.
 std::vector<NodeId> ConfigManager::answered(const Failover& f) const {
   std::vector<NodeId> out;
-  for (NodeId n : state_.witnesses) {
+  for (NodeId n : promotion_witnesses()) {
     const Replica& r = replicas_.at(n);
     if (n == f.failed || !r.last || silent(n)) continue;
     if (r.last->round >= probe_round_ && r.received_tick >= f.probe_tick) out.push_back(n);
@@ -234,7 +255,7 @@ std::vector<NodeId> ConfigManager::answered(const Failover& f) const {
 // Which witnesses may answer, and (in *quorum) how many answers promotion =
 // safe needs (the rules in the header).
 std::vector<NodeId> ConfigManager::needed_answers(const Failover& f, size_t* quorum) const {
-  std::vector<NodeId> w = without(state_.witnesses, f.failed);
+  std::vector<NodeId> w = without(promotion_witnesses(), f.failed);
   *quorum = w.size();
   if (opts_.rule == AckRule::kSemiSync) {
     const size_t m = without(state_.config.members, f.failed).size();
@@ -245,6 +266,9 @@ std::vector<NodeId> ConfigManager::needed_answers(const Failover& f, size_t* quo
 
 // The most up-to-date log by (last term, last index); the lower id on a tie.
 std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) const {
+  if constexpr (planted::kPbPromoteAny) {  // planted bug: log positions ignored
+    if (!nodes.empty()) return nodes.front();
+  }
   std::optional<NodeId> best;
   auto key = [&](NodeId n) {
     const ReplicaReport& r = *replicas_.at(n).last;
@@ -288,7 +312,8 @@ void ConfigManager::try_promote(const Failover& f) {
           fmt::format("{}; n{} has the most durable log among {}",
                       f.failed == kNoNode ? "first appointment"
                                           : fmt::format("n{} failed", f.failed.value()),
-                      best.value(), names(ans)));
+                      best.value(), names(ans)),
+          f.failed);
 }
 
 std::string ConfigManager::failover_reason(const Failover& f) const {
@@ -319,10 +344,20 @@ std::string ConfigManager::failover_reason(const Failover& f) const {
                      names(missing));
 }
 
-void ConfigManager::appoint(NodeId primary, std::vector<NodeId> members, std::string why) {
+void ConfigManager::appoint(NodeId primary, std::vector<NodeId> members, std::string why,
+                            NodeId failed) {
   const Epoch next(state_.config.epoch.value() + 1);
   CHORUS_ASSERT(next > state_.config.epoch);
   CHORUS_ASSERT(contains(members, primary));
+  // Sync-all: until every member holds an entry of the new epoch (its
+  // no-op), writes acknowledged before it may be held only by its primary,
+  // the previous witnesses and the primary that failed — members may have
+  // been re-admitted or added without them (reconfigure). They stay
+  // witnesses of the new epoch until it is established (note_established).
+  if (opts_.rule == AckRule::kSyncAll && failed != kNoNode) {
+    for (NodeId n : state_.witnesses) state_.inherited = with(state_.inherited, n);
+    state_.inherited = with(state_.inherited, failed);
+  }
   state_.config = Configuration{next, primary, std::move(members), opts_.lease_ticks};
   state_.witnesses = state_.config.members;
   last_grant_tick_ = now_;

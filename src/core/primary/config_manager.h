@@ -32,7 +32,11 @@
 //    was durable on the primary and on *one* backup, so only the most
 //    up-to-date log among all of them is sure to hold it. A backup dropped by
 //    reconfigure in this epoch is still a witness: the primary may have
-//    relied on it before the renewal that dropped it arrived.
+//    relied on it before the renewal that dropped it arrived. And until
+//    every member holds an entry of the epoch, the previous epoch's
+//    witnesses and its failed primary stay witnesses: before that, writes
+//    acknowledged earlier may be on the failed primaries alone (members
+//    re-admitted or added without them).
 //  - promotion = available: the best of the witnesses that answered, once
 //    all answered or promotion_wait_ticks after the probe. Acknowledged
 //    writes may be lost (the engines count and report them).
@@ -125,6 +129,9 @@ struct ManagerState {
   std::vector<NodeId> replicas;  // every replica of the keyspace
   // Every member of config.epoch so far (the promotion witnesses).
   std::vector<NodeId> witnesses;
+  // Sync-all: witnesses inherited from earlier epochs (their witnesses and
+  // failed primaries), until every member reported an entry of this epoch.
+  std::vector<NodeId> inherited;
   bool operator==(const ManagerState&) const = default;
 };
 
@@ -189,7 +196,10 @@ class ConfigManager {
   std::vector<NodeId> needed_answers(const Failover& f, size_t* quorum) const;
   std::vector<NodeId> answered(const Failover& f) const;
   std::optional<NodeId> best_of(const std::vector<NodeId>& nodes) const;
-  void appoint(NodeId primary, std::vector<NodeId> members, std::string why);
+  void appoint(NodeId primary, std::vector<NodeId> members, std::string why,
+               NodeId failed = kNoNode);
+  void note_established();
+  std::vector<NodeId> promotion_witnesses() const;
   void renew(std::vector<NodeId> members, std::string why);
   bool silent(NodeId n) const;
   // Silent, or reports that it cannot serve the current epoch (ReplicaReport::serving).

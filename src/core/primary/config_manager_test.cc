@@ -26,7 +26,8 @@ std::vector<NodeId> ids(std::initializer_list<uint64_t> v) {
 // Every replica's clock is the manager's (sent_tick = the manager's tick).
 struct Harness {
   explicit Harness(ManagerOptions o, uint64_t n = 3)
-      : m(o, ManagerState{Configuration{Epoch(1), NodeId(1), all(n), o.lease_ticks}, all(n), {}}) {
+      : m(o,
+          ManagerState{Configuration{Epoch(1), NodeId(1), all(n), o.lease_ticks}, all(n), {}, {}}) {
     for (NodeId id : all(n)) log[id] = {id, Epoch(1), t(1), LogIndex(10), LogIndex(10)};
   }
   static std::vector<NodeId> all(uint64_t n) {
@@ -294,7 +295,7 @@ TEST(ConfigManagerTest, SyncAllSafePromotionWaitsForEveryWitnessOfTheEpoch) {
 
 TEST(ConfigManagerTest, FirstAppointmentTakesTheBestAnswer) {
   ManagerOptions o = semi_sync(1);
-  ConfigManager m(o, ManagerState{{}, ids({1, 2, 3}), {}});
+  ConfigManager m(o, ManagerState{{}, ids({1, 2, 3}), {}, {}});
   EXPECT_EQ(m.status().phase, ManagerStatus::Phase::kProbing);
   for (uint64_t n = 1; n <= 3; ++n) {
     m.report({NodeId(n), Epoch(0), Term(0), LogIndex(0), LogIndex(0), 0, m.probe_round()});
@@ -318,6 +319,34 @@ TEST(ConfigManagerTest, OptionsThatCannotHoldTheirPromiseAreRefused) {
   o = semi_sync(1);
   o.renew_interval_ticks = o.lease_ticks;
   EXPECT_FALSE(o.validate().is_ok());
+}
+
+// Found by the simulator (sync-all seed 39): n3 was re-admitted on its
+// primary's stale commit report without the primary's last writes; the
+// primary failed, n2 (holding them) was promoted with n3 a member, and
+// failed before n3 caught up. Only n3 of that epoch's witnesses was left,
+// and it was promoted without acknowledged writes. An epoch whose members do
+// not all hold an entry of it keeps its failed predecessor as a witness.
+TEST(SyncAllPromotion, AnEpochNotEstablishedKeepsItsFailedPrimaryAsAWitness) {
+  ManagerOptions o;
+  o.rule = AckRule::kSyncAll;
+  o.on_replica_failure = OnReplicaFailure::kReconfigure;
+  Harness h(o);
+  h.run(5, ids({1, 2, 3}));
+  h.run(40, ids({1, 2}));  // n3 silent: dropped
+  ASSERT_EQ(h.m.configuration().members, ids({1, 2}));
+  // n1 and n2 commit 11 and 12 without n3; n1's report lags, n3 returns.
+  h.log[NodeId(1)] = {NodeId(1), Epoch(1), t(1), LogIndex(12), LogIndex(10)};
+  h.log[NodeId(2)] = {NodeId(2), Epoch(1), t(1), LogIndex(12), LogIndex(12)};
+  h.run(5, ids({1, 2, 3}));
+  ASSERT_EQ(h.m.configuration().members.size(), 3u) << "n3 re-admitted on n1's stale commit";
+  h.run(80, ids({2, 3}));  // n1 fails: n2 is promoted
+  ASSERT_EQ(h.m.configuration().epoch, Epoch(2));
+  ASSERT_EQ(h.m.configuration().primary, NodeId(2));
+  h.run(80, ids({1, 3}));  // n2 fails before n3 holds an entry of epoch 2; n1 is back
+  ASSERT_EQ(h.m.configuration().epoch, Epoch(3));
+  EXPECT_EQ(h.m.configuration().primary, NodeId(1))
+      << "promoted a replica without the writes acknowledged in epoch 1";
 }
 
 }  // namespace

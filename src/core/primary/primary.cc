@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/planted.h"
 
 namespace chorus::primary {
 
@@ -213,7 +214,10 @@ void PrimaryBackup<R>::step(const Message& m) {
     for (const auto& d : std::get<Forward>(m.body).data) (void)propose(d);
     return;
   }
-  if (m.epoch < epoch_) {
+  if (m.epoch < epoch_ && planted::kPbNoEpochCheck && !is_primary() &&
+      !std::holds_alternative<AppendResponse>(m.body)) {
+    config_.primary = m.from;  // planted bug: whoever sends appends is our primary
+  } else if (m.epoch < epoch_) {
     // Fencing: an older epoch's primary learns ours from the refusal.
     if (!std::holds_alternative<AppendResponse>(m.body)) refuse(m, Refusal::kStaleEpoch);
     return;
@@ -472,6 +476,9 @@ template <AckRule R>
 LogIndex PrimaryBackup<R>::ack_index(const Primary& p) const {
   const LogIndex self = log_.stable();  // the primary counts itself once durable
   if (R == AckRule::kAsync) return self;
+  if constexpr (planted::kPbCommitBeforePrepared) {
+    if (R == AckRule::kSyncAll) return self;  // planted bug: no backup need prepare
+  }
   std::vector<LogIndex> matches;
   for (const auto& [id, pr] : p.peers) matches.push_back(pr.match);
   std::sort(matches.begin(), matches.end(), std::greater<>());
@@ -623,6 +630,18 @@ Ready PrimaryBackup<R>::ready() {
   rd.entries = log_.unstable_entries();
   log_.mark_handed(log_.last_index());
   rd.messages = std::move(msgs_);
+  // An acknowledgement queued for entries that a later input of this same
+  // Ready replaced (a rollback marker, a new primary's suffix) promises
+  // entries that will not be durable: it must not leave. (Found by the
+  // simulator: a backup resuming from a stall took an append and then the
+  // marker that truncated it in one loop turn, and acknowledged both.)
+  std::erase_if(msgs_after_persist_, [&](const Message& m) {
+    const auto* r = std::get_if<AppendResponse>(&m.body);
+    if (!r || r->refusal != Refusal::kNone) return false;
+    if (r->match_index > log_.last_index()) return true;
+    const auto t = log_.term(r->match_index);
+    return t && *t != r->match_term;
+  });
   rd.messages_after_persist = std::move(msgs_after_persist_);
   rd.committed = log_.take_committed(opts_.max_apply_bytes_per_ready);
   rd.reads = std::move(reads_);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/planted.h"
 #include "core/primary/primary.h"
 
 namespace chorus::primary {
@@ -78,7 +79,7 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
   // every term in its log, so an append whose term is below our last
   // entry's (append_term_ starts there after a restart) is stale too — the
   // durable bound Raft gets from its persisted currentTerm.
-  if (a.term < append_term_ || a.term < log_.last_term()) return;
+  if ((a.term < append_term_ || a.term < log_.last_term()) && !planted::kPbNoEpochCheck) return;
   append_term_ = a.term;
   if (!log_.match_term(a.prev_index, a.prev_term)) {
     const LogIndex snap = log_.snapshot().index;
@@ -176,6 +177,7 @@ bool PrimaryBackup<R>::refutes_our_snapshot(const InstallSnapshot& s) const {
 // history covers, are in doubt. Each run is one range record (types.h).
 template <AckRule R>
 void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot& s) {
+  if constexpr (planted::kPbUnreportedLoss) return;  // planted bug: the loss goes unreported
   const core::SnapshotMeta ours = log_.snapshot();
   if (ours.index == LogIndex(0)) return;
   std::vector<TermStart> mine;
@@ -231,6 +233,7 @@ void PrimaryBackup<R>::report_dropped_from(LogIndex from) {
 // s.terms.front()), we cannot tell: such entries count as in doubt.
 template <AckRule R>
 void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
+  if constexpr (planted::kPbUnreportedLoss) return;  // planted bug: the loss goes unreported
   auto primary_term = [&](LogIndex i) -> std::optional<Term> {
     if (i > s.last_index) return Term(0);
     auto it = std::upper_bound(s.terms.begin(), s.terms.end(), i,

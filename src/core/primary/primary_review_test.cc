@@ -494,5 +494,41 @@ TEST(ReviewForwarding, AForwardedWriteNeverFencesOutTheNewPrimary) {
   EXPECT_TRUE(g.node(2).is_primary());
 }
 
+// A backup that takes an append and, in the same Ready, the rollback
+// marker that replaces it must not acknowledge the replaced entries: the
+// acknowledgement would promise entries that are never durable (found by
+// the simulator, sync-all seed 1: a backup resuming from a stall).
+TEST(Acknowledgement, EntriesReplacedInTheSameReadyAreNotAcknowledged) {
+  Options o;
+  o.id = NodeId(2);
+  SyncAll b(o);
+  ASSERT_TRUE(b.configure(Configuration{Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}}).is_ok());
+  const Term t0 = entry_term(Epoch(1), 0);
+  const Term t1 = entry_term(Epoch(1), 1);
+  auto entry = [](Term t, uint64_t i) {
+    return core::Entry{t, LogIndex(i), core::EntryType::kNormal, "x"};
+  };
+  auto append = [&](Term t, uint64_t prev, std::vector<core::Entry> es) {
+    return Message{NodeId(1), NodeId(2), Epoch(1),
+                   Append{t, LogIndex(prev), prev == 0 ? Term(0) : t0, std::move(es), LogIndex(0)}};
+  };
+  b.step(append(t0, 0, {entry(t0, 1), entry(t0, 2), entry(t0, 3)}));
+  b.advance(b.ready());
+  b.step(append(t0, 3, {entry(t0, 4), entry(t0, 5)}));  // acknowledged after persist ...
+  b.step(append(t1, 3, {entry(t1, 4)}));                // ... but replaced by a marker
+  const Ready rd = b.ready();
+  bool acked_marker = false;
+  for (const Message& m : rd.messages_after_persist) {
+    const auto* r = std::get_if<AppendResponse>(&m.body);
+    if (!r || r->refusal != Refusal::kNone) continue;
+    EXPECT_LE(r->match_index, LogIndex(4)) << describe(m);
+    if (r->match_index == LogIndex(4)) {
+      EXPECT_EQ(r->match_term, t1) << describe(m);
+      acked_marker = true;
+    }
+  }
+  EXPECT_TRUE(acked_marker);
+}
+
 }  // namespace
 }  // namespace chorus::primary

@@ -153,6 +153,7 @@ std::string encode_manager_state(const primary::ManagerState& s) {
   encode_config(s.config, p.mutable_config());
   for (NodeId n : s.replicas) p.add_replicas(n.value());
   for (NodeId n : s.witnesses) p.add_witnesses(n.value());
+  for (NodeId n : s.inherited) p.add_inherited(n.value());
   return deterministic(p);
 }
 
@@ -171,9 +172,13 @@ Result<primary::ManagerState> decode_manager_state(std::string_view bytes) {
   if (Status st = check_nodes(p.witnesses(), "witnesses"); !st.is_ok()) {
     return Status::corruption("manager state: " + st.message());
   }
+  if (Status st = check_nodes(p.inherited(), "inherited"); !st.is_ok()) {
+    return Status::corruption("manager state: " + st.message());
+  }
   if (p.replicas_size() == 0) return Status::corruption("manager state: no replicas");
   for (uint64_t n : p.replicas()) s.replicas.push_back(NodeId(n));
   for (uint64_t n : p.witnesses()) s.witnesses.push_back(NodeId(n));
+  for (uint64_t n : p.inherited()) s.inherited.push_back(NodeId(n));
   for (NodeId m : s.config.members) {
     if (std::find(s.replicas.begin(), s.replicas.end(), m) == s.replicas.end()) {
       return Status::corruption("manager state: a member is not a replica");

@@ -112,18 +112,19 @@ TEST(ManagerCodec, RefusesHostileReportsAndEnvelopes) {
 }
 
 TEST(ManagerCodec, StateRoundTripsAndRefusesCorruptBytes) {
-  primary::ManagerState s{config(), {NodeId(1), NodeId(2), NodeId(3)}, {NodeId(1), NodeId(2)}};
+  primary::ManagerState s{
+      config(), {NodeId(1), NodeId(2), NodeId(3)}, {NodeId(1), NodeId(2)}, {NodeId(3)}};
   const std::string bytes = encode_manager_state(s);
   EXPECT_EQ(bytes, encode_manager_state(s));  // deterministic: the metadata CAS compares bytes
   auto d = decode_manager_state(bytes);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   EXPECT_EQ(*d, s);
-  primary::ManagerState fresh{{}, {NodeId(1), NodeId(2)}, {}};
+  primary::ManagerState fresh{{}, {NodeId(1), NodeId(2)}, {}, {}};
   auto f = decode_manager_state(encode_manager_state(fresh));
   ASSERT_TRUE(f.is_ok()) << f.status().to_string();
   EXPECT_EQ(*f, fresh);
   EXPECT_EQ(decode_manager_state("\xff\xff\xff").status().code(), StatusCode::kCorruption);
-  primary::ManagerState stray{config(), {NodeId(1), NodeId(2)}, {}};  // member 3 not a replica
+  primary::ManagerState stray{config(), {NodeId(1), NodeId(2)}, {}, {}};  // member 3 not a replica
   EXPECT_EQ(decode_manager_state(encode_manager_state(stray)).status().code(),
             StatusCode::kCorruption);
 }

@@ -286,7 +286,7 @@ Result<SnapshotInfo> SnapshotWriter::finish() {
   // From here the file has its final name; a failed directory fsync leaves
   // its durability unknown, so the caller must not compact the log.
   CHORUS_RETURN_IF_ERROR(store_->env_->sync_dir(store_->dir_));
-  CHORUS_RETURN_IF_ERROR(store_->retain());
+  CHORUS_RETURN_IF_ERROR(store_->retain(info_.meta));
   return info_;
 }
 
@@ -331,9 +331,18 @@ Result<std::vector<core::SnapshotMeta>> SnapshotStore::list() {
   return out;
 }
 
-Status SnapshotStore::retain() {
+Status SnapshotStore::retain(const core::SnapshotMeta& finished) {
   CHORUS_ASSIGN_OR_RETURN(auto all, list());
-  if (all.size() <= options_.keep) return Status::ok();
+  // Snapshots after the one just finished are of a replaced history (found
+  // by the simulator, async seed 552: a backup installed its new primary's
+  // snapshot below its own, restarted, and recovered from its own).
+  bool removed = false;
+  while (!all.empty() && by_position(finished, all.back())) {
+    CHORUS_RETURN_IF_ERROR(env_->remove(path_of(all.back())));
+    all.pop_back();
+    removed = true;
+  }
+  if (all.size() <= options_.keep) return removed ? env_->sync_dir(dir_) : Status::ok();
   for (size_t i = 0; i + options_.keep < all.size(); ++i) {
     CHORUS_RETURN_IF_ERROR(env_->remove(path_of(all[i])));
   }

@@ -11,8 +11,11 @@
 // in any pieces and writes chunks of chunk_bytes; finish() writes the footer,
 // fdatasyncs, renames the file to its final name and fsyncs the directory —
 // only then is the snapshot durable and visible to load_latest() after a
-// crash. Then all but the `keep` newest snapshots (by index, then term) are
-// deleted. A writer destroyed without finish() removes its temporary file.
+// crash. Then every snapshot positioned after the one just finished is
+// deleted — it belongs to a history the new one replaced (a primary-backup
+// node installs its new primary's snapshot below its own: left in place, a
+// restart would load the replaced one) — and all but the `keep` newest
+// snapshots (by index, then term). A writer destroyed without finish() removes its temporary file.
 //
 // Reading. Nothing is handed out before the whole file has been verified:
 // load_latest() reads and verifies the newest snapshot in one pass and
@@ -160,7 +163,7 @@ class SnapshotStore {
   SnapshotStore(Env* env, std::string dir, SnapshotStoreOptions options)
       : env_(env), dir_(std::move(dir)), options_(options) {}
   Status init();
-  Status retain();
+  Status retain(const core::SnapshotMeta& finished);
   std::string path_of(const core::SnapshotMeta& meta) const;
 
   Env* env_;
