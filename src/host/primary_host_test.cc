@@ -209,27 +209,28 @@ TEST(PrimaryHost, RollbackOfARetriedCopyDoesNotFailAWriteWhoseFirstCopyCommits) 
   EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
 }
 
-// A primary whose lease lapses abandons its waiting writes (kDropped); the
-// host keeps them waiting and offers them again, so a renewal lets them
-// commit and their clients hear OK (a metadata leader change pauses
-// renewals; it must not turn into client errors).
-TEST(PrimaryHost, AWriteAbandonedAtALeaseLapseCommitsAfterARenewal) {
+// A primary whose lease lapses abandons its waiting writes (kDropped): their
+// clients hear "indeterminate" (the copy may still commit under a renewal);
+// a renewal lets it commit, and new writes succeed again.
+TEST(PrimaryHost, AWriteAbandonedAtALeaseLapseIsIndeterminateAndMayCommitAfterARenewal) {
   PrimaryHost<AckRule::kSemiSync> p([](primary::Options& o) { o.ack_timeout_ticks = 100000; },
                                     {NodeId(2)}, /*lease_ticks=*/30);
   EXPECT_FALSE(p.write("v1").has_value());  // n2 does not acknowledge yet
   p.fx().pass(400ms);                       // the lease (30 ticks) lapses
-  EXPECT_FALSE(p.last_outcome().has_value()) << p.last_outcome()->to_string();
+  ASSERT_TRUE(p.last_outcome().has_value());
+  EXPECT_EQ(p.last_outcome()->code(), StatusCode::kIndeterminate) << p.last_outcome()->to_string();
   // The manager renews the lease, anchored now.
   const Status renewed = p.host().configure_engine([](auto& e) {
     return e.configure({primary::Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}, 30, e.ticks()});
   });
   ASSERT_TRUE(renewed.is_ok()) << renewed.to_string();
   p.fx().pass(10ms);
-  p.ack_last_append();  // n2 holds it now
-  p.fx().pass(10ms);
+  p.ack_last_append();  // n2 holds v1: it commits after all
+  EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
+  EXPECT_FALSE(p.write("v2").has_value());
+  p.ack_last_append();
   ASSERT_TRUE(p.last_outcome().has_value());
   EXPECT_TRUE(p.last_outcome()->is_ok()) << p.last_outcome()->to_string();
-  EXPECT_EQ(p.host().state().read("k").value(), std::optional<std::string>("v1"));
 }
 
 // A write retried after its first copy was rolled back behind a marker —

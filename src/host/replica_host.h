@@ -49,8 +49,8 @@
 // kUnavailable/kBusy only when the write certainly never entered any log
 // (no leader, limits) or the engine rolled it back (kRolledBack);
 // kIndeterminate once it was handed to an engine and then lost sight of
-// (timeout, refused on a retry, shutdown, kAckTimedOut). An engine that
-// abandons a copy (kDropped) leaves the write waiting: it is offered again. Reads wait for
+// (timeout, refused on a retry, shutdown, kAckTimedOut, an engine that
+// abandons its copy: kDropped). Reads wait for
 // a read barrier (ReadIndex or lease) and for the local state machine to
 // reach its index; barriers not answered within retry_interval, or when the
 // leader changes, are asked again.

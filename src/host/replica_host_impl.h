@@ -653,12 +653,14 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
         break;
       default:
         // kDropped: the engine lost sight of this copy (a primary's lease
-        // lapsed, or it stepped down). The copy may still commit, or be
-        // replaced: the write stays pending and is offered again at once
-        // (the state machine's sessions apply it once), until it applies or
-        // its request times out. Answering "indeterminate" here turned every
-        // lease gap of a metadata leader change into client errors.
-        w.next_try = x_.now();
+        // lapsed, or it stepped down): it may still commit, or be replaced.
+        // Not offered again here: the engines report a dropped copy per
+        // position (Ready::dropped, e.g. "rolled back" for a primary's own
+        // uncommitted entry), and a re-offered copy that commits would make
+        // such a report misdescribe the write (the simulator, semi-sync
+        // seed 178).
+        complete_write(client, Status::indeterminate("the leader abandoned the write; it may or "
+                                                     "may not have been applied"));
         break;
     }
     return;

@@ -474,8 +474,16 @@ TEST_F(ClusterTest, PrimaryBackupKeyspacesServeFailOverAndKeepAcknowledgedWrites
     ASSERT_NE(p, 0) << "no primary appointed; logs in " << dir_;
     auto pc = connect(p);
     for (int i = 0; i < 20; ++i) {
-      EXPECT_EQ(str(cmd(pc.get(), {"SET", ks + ":" + std::to_string(i), "v" + std::to_string(i)})),
-                "OK");
+      // A primary's lease may lapse while the metadata leadership settles
+      // after start (its waiting writes then answer -UNCERTAIN): a client
+      // retries, as SET is idempotent.
+      std::string r;
+      for (int attempt = 0; attempt < 50; ++attempt) {
+        r = str(cmd(pc.get(), {"SET", ks + ":" + std::to_string(i), "v" + std::to_string(i)}));
+        if (r == "OK") break;
+        std::this_thread::sleep_for(50ms);
+      }
+      EXPECT_EQ(r, "OK");
     }
     EXPECT_EQ(str(cmd(pc.get(), {"GET", ks + ":7"})), "v7");
     EXPECT_EQ(str(cmd(pc.get(), {"INCR", ks + ":n"})), "1");
