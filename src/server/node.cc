@@ -436,12 +436,15 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
   } else {
     spdlog::info("dropped write: {}", line);
   }
-  std::FILE* f = std::fopen((opts_.config->data_dir + "/lost-writes.log").c_str(), "a");
-  if (f != nullptr) {
+  // Opened once: one Ready may drop hundreds of entries.
+  if (!lost_log_) {
+    lost_log_.reset(std::fopen((opts_.config->data_dir + "/lost-writes.log").c_str(), "a"));
+  }
+  if (lost_log_) {
     const std::string text =
         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    std::fwrite(text.data(), 1, text.size(), f);
-    std::fclose(f);
+    std::fwrite(text.data(), 1, text.size(), lost_log_.get());
+    std::fflush(lost_log_.get());  // in the page cache: survives the process, not the host
   } else {
     spdlog::error("cannot append to {}/lost-writes.log", opts_.config->data_dir);
   }

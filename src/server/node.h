@@ -27,6 +27,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
@@ -142,6 +143,10 @@ class Node {
   // oldest first (bounded; in memory: a re-report after a restart counts again).
   using DropKey = std::tuple<uint64_t, uint64_t, uint64_t, int, uint64_t>;
   std::set<DropKey> dropped_seen_;
+  struct CloseFile {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, CloseFile> lost_log_;  // <data>/lost-writes.log, opened on first use
   std::deque<DropKey> dropped_order_;
 };
 
