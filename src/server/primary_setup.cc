@@ -170,6 +170,10 @@ Result<PrimarySettings> primary_settings(std::string_view strategy,
   e.max_bytes_per_append = node.raft.max_bytes_per_append;
   e.max_uncommitted_bytes = node.raft.max_uncommitted_bytes;
   e.snapshot_trailing_entries = node.raft.snapshot_trailing_entries;
+  // Unreplicated entries a snapshot keeps so that a failover names what it
+  // drops (docs/strategies.md, "Loss accounting"): ~100k entries of a few
+  // hundred bytes, tens of MB, only while a backup lags that far.
+  e.retain_unreplicated_entries = 100000;
   CHORUS_RETURN_IF_ERROR(e.validate());
 
   primary::ManagerOptions& m = s.manager;

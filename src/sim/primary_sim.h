@@ -456,6 +456,7 @@ typename PrimaryTraits<R>::Knobs PrimaryTraits<R>::draw(const RunOptions& o, Prn
   e.max_entries_per_append = size_t{1} << setup.uniform(0, 6);
   e.forward_proposals = given("forward_proposals").value_or(setup.chance(0.7) ? 1 : 0) != 0;
   e.snapshot_trailing_entries = o.snapshot_every_entries / 4;
+  e.retain_unreplicated_entries = o.snapshot_every_entries;
   m.lease_ticks = pick("lease_ticks", 4, 20);
   m.renew_interval_ticks = std::max<uint64_t>(1, setup.uniform(1, m.lease_ticks / 2));
   m.failure_timeout_ticks = pick("failure_timeout_ticks", 10, 40);

@@ -99,6 +99,13 @@ struct Options {
   size_t max_pending_reads = 65536;
   // Entries kept behind a snapshot for slightly lagging backups.
   uint64_t snapshot_trailing_entries = 0;
+  // The primary keeps behind a snapshot, beyond the trailing entries, every
+  // entry some backup of its configuration still lacks — at most this many
+  // entries before the snapshot point. Those are the entries a failover can
+  // lose, and only entries still in the log can be named one by one when
+  // they are dropped (Ready::dropped); past the bound a loss is reported as a
+  // range of positions. 0: keep none (compaction ignores the backups).
+  uint64_t retain_unreplicated_entries = 0;
 
   // OK, or an error naming the first bad option.
   Status validate() const;

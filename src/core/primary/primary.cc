@@ -689,7 +689,17 @@ void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
   const LogIndex keep_from = snap.meta.index.value() > opts_.snapshot_trailing_entries
                                  ? snap.meta.index - opts_.snapshot_trailing_entries
                                  : LogIndex(0);
-  const LogIndex to = std::min(keep_from, log_.stable());
+  LogIndex to = std::min(keep_from, log_.stable());
+  if (const auto* p = std::get_if<Primary>(&role_); p && opts_.retain_unreplicated_entries > 0) {
+    // Keep what a backup lacks (bounded), so that a failover that drops it
+    // can name every entry it drops.
+    LogIndex every_backup_has = log_.last_index();
+    for (const auto& [id, pr] : p->peers) every_backup_has = std::min(every_backup_has, pr.match);
+    const LogIndex bound = snap.meta.index.value() > opts_.retain_unreplicated_entries
+                               ? snap.meta.index - opts_.retain_unreplicated_entries
+                               : LogIndex(0);
+    to = std::min(to, std::max(every_backup_has, bound));
+  }
   for (LogIndex i = log_.first_index(); i <= to; i = i.next()) {
     const Term t = log_.at(i).term;
     if (compacted_terms_.empty() || compacted_terms_.back().term != t)

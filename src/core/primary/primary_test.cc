@@ -270,6 +270,48 @@ TEST(Async, FarBehindBackupGetsTheSnapshot) {
   EXPECT_TRUE(g.dropped(3).empty());
 }
 
+// With retain_unreplicated_entries, a snapshot on an isolated primary keeps
+// the entries its backups lack: when a new primary is appointed and the old
+// one rejoins, every acknowledged write it drops is named, none only as a
+// range of positions (the nemesis found the range when the log was cut).
+TEST(Async, RetainedUnreplicatedEntriesAreNamedWhenDropped) {
+  Group<AckRule::kAsync> g(3, [](Options& o) { o.retain_unreplicated_entries = 1000; });
+  g.appoint(1, 1);
+  g.propose(1, "a");
+  g.stabilize();
+  g.isolate(1);
+  for (int i = 0; i < 20; ++i) g.propose(1, "v" + std::to_string(i));
+  g.run(2);
+  g.compact(1);
+  EXPECT_LE(g.node(1).log().snapshot().index, g.node(1).progress(NodeId(2))->match)
+      << "the entries n2 lacks stay in n1's log";
+  g.appoint(2, 2, 1000, {2, 3});
+  g.propose(2, "b");
+  g.stabilize();
+  g.heal();
+  g.run(15);
+  EXPECT_EQ(g.sm(1).commands, g.sm(2).commands);
+  size_t named = 0;
+  for (const core::DroppedEntry& d : g.dropped(1)) {
+    EXPECT_EQ(d.range_positions, 0u)
+        << "dropped at " << d.entry.index.value() << " only as a range";
+    if (d.kind == DropKind::kLostAcknowledged) ++named;
+  }
+  EXPECT_EQ(named, 20u);
+}
+
+// The bound: past it, compaction proceeds and the loss is a range again.
+TEST(Async, RetentionIsBounded) {
+  Group<AckRule::kAsync> g(3, [](Options& o) { o.retain_unreplicated_entries = 5; });
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  for (int i = 0; i < 20; ++i) g.propose(1, "v" + std::to_string(i));
+  g.run(2);
+  g.compact(1);
+  EXPECT_EQ(g.node(1).log().snapshot().index.value() + 5, g.node(1).log().applied().value());
+}
+
 // ---- epochs, fencing, leases ---------------------------------------------
 
 TEST(Fencing, BackupRefusesAnOlderEpochAndTheOldPrimaryStepsDown) {
