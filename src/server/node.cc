@@ -29,6 +29,18 @@ Result<std::unique_ptr<kv::StateMachine>> open_state_machine(const NodeConfig& c
   return std::unique_ptr<kv::StateMachine>(std::make_unique<kv::MemoryStateMachine>());
 }
 
+// "1,3" for KEYSPACE INFO; [1, 3] for /status.
+std::string node_list(const std::vector<NodeId>& v) {
+  std::string out;
+  for (NodeId n : v) out += fmt::format("{}{}", out.empty() ? "" : ",", n.value());
+  return out;
+}
+std::vector<uint64_t> ids_of(const std::vector<NodeId>& v) {
+  std::vector<uint64_t> out;
+  for (NodeId n : v) out.push_back(n.value());
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Node>> Node::open(Options opts) {
@@ -357,6 +369,8 @@ void Node::keyspace_info(std::string name, Done done) {
       f.fields.emplace_back("manager.phase", std::string(primary::phase_name(ms->phase)));
       f.fields.emplace_back("manager.epoch", std::to_string(ms->config.epoch.value()));
       f.fields.emplace_back("manager.primary", std::to_string(ms->config.primary.value()));
+      f.fields.emplace_back("manager.members", node_list(ms->config.members));
+      f.fields.emplace_back("manager.learners", node_list(ms->config.learners));
       f.fields.emplace_back("manager.reason", ms->reason);
     }
     done(KeyspaceAnswer{std::move(f)});
@@ -477,6 +491,8 @@ std::string Node::status_json() const {
                           {"epoch", ms->config.epoch.value()},
                           {"primary", ms->config.primary.value()},
                           {"version", ms->config.version},
+                          {"members", ids_of(ms->config.members)},
+                          {"learners", ids_of(ms->config.learners)},
                           {"reason", ms->reason}};
     }
     ks.push_back(std::move(entry));

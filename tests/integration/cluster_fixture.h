@@ -156,6 +156,35 @@ class ClusterTest : public ::testing::Test {
     return false;
   }
 
+  // The field `name` of a CHORUS.KEYSPACE INFO reply ("" when absent).
+  static std::string info_field(redisContext* cl, const std::string& keyspace,
+                                const std::string& name) {
+    auto r = cmd(cl, {"CHORUS.KEYSPACE", "INFO", keyspace});
+    if (!r || r->type != REDIS_REPLY_ARRAY) return std::string();
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      if (std::string(r->element[i]->str, r->element[i]->len) == name)
+        return std::string(r->element[i + 1]->str, r->element[i + 1]->len);
+    }
+    return std::string();
+  }
+
+  // The primary of `keyspace` as node `asked` sees it once one is appointed
+  // (0 if none within `within`), other than `not_this`.
+  int primary_of(int asked, const std::string& keyspace, int not_this,
+                 std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto cl = connect(asked);
+      if (cl && cl->err == 0) {
+        const std::string leader = info_field(cl.get(), keyspace, "leader");
+        if (!leader.empty() && leader != "0" && std::stoi(leader) != not_this)
+          return std::stoi(leader);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return 0;
+  }
+
   // Runs a shell command; returns its exit status and fills *output.
   static int run(const std::string& command, std::string* output = nullptr) {
     FILE* p = popen((command + " 2>&1").c_str(), "r");

@@ -427,32 +427,6 @@ TEST_F(ClusterTest, PrimaryBackupKeyspacesServeFailOverAndKeepAcknowledgedWrites
     cfg.keyspaces.push_back(server::KeyspaceSpec{"ss", "ss:", "semi-sync", {{"acks", "1"}}});
     cfg.keyspaces.push_back(server::KeyspaceSpec{"as", "as:", "async", {}});
   });
-  // The field `name` of a CHORUS.KEYSPACE INFO reply ("" when absent).
-  auto info_field = [](redisContext* cl, const std::string& keyspace, const std::string& name) {
-    auto r = cmd(cl, {"CHORUS.KEYSPACE", "INFO", keyspace});
-    if (!r || r->type != REDIS_REPLY_ARRAY) return std::string();
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-      if (std::string(r->element[i]->str, r->element[i]->len) == name)
-        return std::string(r->element[i + 1]->str, r->element[i + 1]->len);
-    }
-    return std::string();
-  };
-  // The primary of `keyspace` as node `asked` sees it once one is appointed
-  // (0 if none within `within`), other than `not_this`.
-  auto primary_of = [&](int asked, const std::string& keyspace, int not_this,
-                        std::chrono::milliseconds within) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto cl = connect(asked);
-      if (cl && cl->err == 0) {
-        const std::string leader = info_field(cl.get(), keyspace, "leader");
-        if (!leader.empty() && leader != "0" && std::stoi(leader) != not_this)
-          return std::stoi(leader);
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return 0;
-  };
   auto any = connect(1);
   ASSERT_TRUE(any && any->err == 0);
   EXPECT_EQ(str(cmd(any.get(), {"CHORUS.KEYSPACE", "CREATE", "bad", "PREFIX", "bad:", "STRATEGY",
@@ -557,6 +531,77 @@ TEST_F(ClusterTest, PrimaryBackupKeyspacesServeFailOverAndKeepAcknowledgedWrites
   }
   EXPECT_EQ(incr, "2");
   EXPECT_EQ(str(cmd(sc.get(), {"GET", "sa:7"})), "v7");
+}
+
+// Sync-all with on_replica_failure = reconfigure: a dead backup is dropped
+// and writes go on without it; the primary keeps streaming the log to it as
+// a learner, so once it is back it catches up and is re-admitted (PacificA).
+TEST_F(ClusterTest, SyncAllReconfigureDropsADeadBackupAndReadmitsItOnceCaughtUp) {
+  make(3, [](server::NodeConfig& cfg) {
+    cfg.keyspaces.push_back(
+        server::KeyspaceSpec{"sr", "sr:", "sync-all", {{"on_replica_failure", "reconfigure"}}});
+  });
+  const int p = primary_of(1, "sr", 0, 15s);
+  ASSERT_NE(p, 0) << "no primary appointed; logs in " << dir_;
+  const int b = p % 3 + 1;
+  // The manager's view (only the metadata leader runs it): a field of
+  // KEYSPACE INFO from whichever node has it.
+  auto manager_field = [&](const std::string& name) {
+    for (int k = 1; k <= 3; ++k) {
+      if (k == b) continue;
+      auto cl = connect(k);
+      if (!cl || cl->err != 0) continue;
+      if (info_field(cl.get(), "sr", "manager.phase").empty()) continue;
+      return info_field(cl.get(), "sr", name);
+    }
+    return std::string("<no manager>");
+  };
+  auto wait_for = [&](const std::function<bool()>& ok, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!ok() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    return ok();
+  };
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(write_until_ok(p, "sr:" + std::to_string(i), "v" + std::to_string(i)));
+  }
+  ASSERT_TRUE(c().signal(b, SIGKILL).is_ok());
+  ASSERT_TRUE(c().stop(b).is_ok());  // reaps it
+  // Writes fail while n{b} is a member, then continue without it — more
+  // than the manager's re-admission slack (256 entries), so n{b} is
+  // re-admitted only if it received the log as a learner.
+  for (int i = 10; i < 700; ++i) {
+    ASSERT_TRUE(write_until_ok(p, "sr:" + std::to_string(i), "v" + std::to_string(i)))
+        << "sr:" << i << "; logs in " << dir_;
+  }
+  EXPECT_EQ(manager_field("manager.learners"), std::to_string(b));
+  EXPECT_EQ(manager_field("manager.members").find(std::to_string(b)), std::string::npos);
+
+  ASSERT_TRUE(c().start(b).is_ok());
+  // Writes go on while it catches up; it is re-admitted.
+  int next = 700;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        write_until_ok(p, "sr:" + std::to_string(next), "v" + std::to_string(next));
+        ++next;
+        return manager_field("manager.learners").empty();
+      },
+      30s))
+      << "n" << b << " never re-admitted: " << manager_field("manager.reason") << "; logs in "
+      << dir_;
+  EXPECT_NE(manager_field("manager.members").find(std::to_string(b)), std::string::npos);
+  // A member again: every write now waits for it to prepare, and it holds
+  // every write made while it was dead or a learner.
+  ASSERT_TRUE(write_until_ok(p, "sr:last", "done"));
+  auto follower_get = [&](const std::string& key) {
+    auto bc = connect(b, 5000ms);
+    if (!bc || bc->err != 0 || str(cmd(bc.get(), {"CHORUS.CONSISTENCY", "follower"})) != "OK")
+      return std::string("<not up>");
+    return str(cmd(bc.get(), {"GET", key}));
+  };
+  EXPECT_TRUE(wait_for([&] { return follower_get("sr:last") == "done"; }, 10s));
+  for (int i = 0; i < next; i += 17) {
+    EXPECT_EQ(follower_get("sr:" + std::to_string(i)), "v" + std::to_string(i)) << "on n" << b;
+  }
 }
 
 }  // namespace

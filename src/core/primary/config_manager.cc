@@ -176,17 +176,29 @@ void ConfigManager::maybe_reconfigure() {
       return;
     }
   }
-  // PacificA: a replica rejoins only once it holds what the primary
-  // committed. Its commit index only moves on this epoch's appends, so
-  // commit >= the primary's means it holds the primary's log through there.
+  // PacificA: a replica rejoins only once it holds (nearly) what the
+  // primary committed. A last entry of this epoch came from this primary, so
+  // the learner holds the primary's log through there (Log Matching); the
+  // rest, at most readmit_lag_entries, the primary sends it.
   for (NodeId x : state_.replicas) {
     const Replica& r = replicas_.at(x);
     if (is_member(x) || silent(x) || !r.last || r.last->epoch != state_.config.epoch) continue;
-    if (r.last->commit < pr.last->commit) continue;
-    renew(with(state_.config.members, x), fmt::format("n{} caught up to commit {}: re-admitted",
-                                                      x.value(), pr.last->commit.value()));
+    if (epoch_of(r.last->last_term) != state_.config.epoch) continue;
+    if (r.last->last_index.value() + opts_.readmit_lag_entries < pr.last->commit.value()) continue;
+    renew(with(state_.config.members, x),
+          fmt::format("n{} caught up to {} (the primary's commit {}): re-admitted", x.value(),
+                      r.last->last_index.value(), pr.last->commit.value()));
     return;
   }
+}
+
+// Every replica that is not a member learns the log (Configuration::learners).
+std::vector<NodeId> ConfigManager::learners_besides(const std::vector<NodeId>& members) const {
+  std::vector<NodeId> out;
+  for (NodeId n : state_.replicas) {
+    if (!contains(members, n)) out.push_back(n);
+  }
+  return out;
 }
 
 void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
@@ -198,6 +210,7 @@ void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
   // then never undo it at a replica (options.h, Configuration::version).
   if (members != state_.config.members) ++state_.config.version;
   state_.config.members = std::move(members);
+  state_.config.learners = learners_besides(state_.config.members);
   for (NodeId n : state_.config.members) state_.witnesses = with(state_.witnesses, n);
   state_.config.lease_ticks = opts_.lease_ticks;
   last_grant_tick_ = now_;
@@ -358,7 +371,12 @@ void ConfigManager::appoint(NodeId primary, std::vector<NodeId> members, std::st
     for (NodeId n : state_.witnesses) state_.inherited = with(state_.inherited, n);
     state_.inherited = with(state_.inherited, failed);
   }
-  state_.config = Configuration{next, primary, std::move(members), opts_.lease_ticks};
+  state_.config = Configuration{};
+  state_.config.epoch = next;
+  state_.config.primary = primary;
+  state_.config.learners = learners_besides(members);
+  state_.config.members = std::move(members);
+  state_.config.lease_ticks = opts_.lease_ticks;
   state_.witnesses = state_.config.members;
   last_grant_tick_ = now_;
   phase_ = Serving{};

@@ -15,7 +15,9 @@
 //    this is Raft's §5.4.1 up-to-date order);
 //  - sync-all with on_replica_failure = reconfigure: a renewal without a
 //    backup silent for failure_timeout_ticks, and one with it again once it
-//    reports having caught up.
+//    reports having caught up. Every replica that is not a member is named a
+//    learner in each configuration: the primary streams the log to it
+//    without counting it, so it can catch up (PacificA).
 //
 // Promotion rules (after the old lease expired, the manager opens a probe
 // round; only reports that echo it count, so each was sent after the old
@@ -100,6 +102,10 @@ struct ManagerOptions {
   // promotion = available (and the first appointment): how long after the
   // probe to wait for more answers before taking the best so far.
   uint64_t promotion_wait_ticks = 10;
+  // Reconfigure: a learner is re-admitted once its log, of the current
+  // epoch, ends at most this many entries before the primary's commit index
+  // (the reports are not simultaneous; the primary sends it the rest).
+  uint64_t readmit_lag_entries = 256;
   // Every node's monotonic clock runs within this factor of real time.
   double clock_drift_bound = 1.1;
 
@@ -200,6 +206,7 @@ class ConfigManager {
                NodeId failed = kNoNode);
   void note_established();
   std::vector<NodeId> promotion_witnesses() const;
+  std::vector<NodeId> learners_besides(const std::vector<NodeId>& members) const;
   void renew(std::vector<NodeId> members, std::string why);
   bool silent(NodeId n) const;
   // Silent, or reports that it cannot serve the current epoch (ReplicaReport::serving).

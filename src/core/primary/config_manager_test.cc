@@ -244,7 +244,9 @@ ManagerOptions sync_all_reconfigure() {
 }
 
 TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
-  Harness h(sync_all_reconfigure(), 3);
+  ManagerOptions o = sync_all_reconfigure();
+  o.readmit_lag_entries = 2;
+  Harness h(o, 3);
   h.run(5, ids({1, 2, 3}));
   const uint64_t v0 = h.m.configuration().version;
   h.decisions.clear();
@@ -255,6 +257,7 @@ TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
   EXPECT_EQ(drop->kind, Decision::Kind::kRenewal);
   EXPECT_EQ(drop->config.epoch, Epoch(1));
   EXPECT_EQ(drop->config.members, ids({1, 2}));
+  EXPECT_EQ(drop->config.learners, ids({3})) << "the primary keeps streaming the log to n3";
   EXPECT_NE(drop->why.find("n3 silent"), std::string::npos) << drop->why;
   EXPECT_EQ(h.m.status().excluded, ids({3}));
   // A change of members is a newer version (a delayed older decision cannot
@@ -264,11 +267,19 @@ TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
 
   // Writes continue on {1, 2}; n3 returns behind the primary's commit.
   h.log[NodeId(1)].commit = h.log[NodeId(2)].commit = LogIndex(20);
+  h.log[NodeId(1)].last_index = h.log[NodeId(2)].last_index = LogIndex(20);
   h.run(5, ids({1, 2, 3}));
   EXPECT_EQ(h.m.configuration().members, ids({1, 2}));
-  h.log[NodeId(3)].commit = LogIndex(20);
+  // As a learner it receives the log: within readmit_lag_entries of the
+  // primary's commit, but its last entry from an older epoch — not yet.
+  h.log[NodeId(3)].last_index = LogIndex(18);
+  h.log[NodeId(3)].last_term = t(0, 1);
+  h.run(2, ids({1, 2, 3}));
+  EXPECT_EQ(h.m.configuration().members, ids({1, 2}));
+  h.log[NodeId(3)].last_term = t(1);
   h.run(1, ids({1, 2, 3}));
   EXPECT_EQ(h.m.configuration().members, ids({1, 2, 3}));
+  EXPECT_TRUE(h.m.configuration().learners.empty());
   EXPECT_EQ(h.m.configuration().epoch, Epoch(1));
   EXPECT_EQ(h.m.configuration().version, v0 + 2);
   EXPECT_TRUE(h.m.status().excluded.empty());

@@ -135,6 +135,12 @@ struct Configuration {
   // and members change only with a newer version (configure() refuses an
   // equal version naming other members; an equal one only renews the lease).
   uint64_t version = 0;
+  // Replicas that are not members (dropped by on_replica_failure =
+  // reconfigure): the primary streams its log to them so that they catch up,
+  // but they count for nothing — not for acknowledgements, prepares or
+  // rollbacks. The manager re-admits one as a member once it has caught up.
+  // Distinct from members; they change with members (a newer version).
+  std::vector<NodeId> learners = {};
 
   bool operator==(const Configuration&) const = default;
 };

@@ -55,6 +55,13 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
       std::find(c.members.begin(), c.members.end(), c.primary) == c.members.end()) {
     return Status::invalid_argument("the primary must be one of the members");
   }
+  for (NodeId l : c.learners) {
+    if (l == kNoNode || std::count(c.members.begin(), c.members.end(), l) > 0 ||
+        std::count(c.learners.begin(), c.learners.end(), l) > 1) {
+      return Status::invalid_argument(
+          fmt::format("learner n{} is a member, named twice, or no node", l.value()));
+    }
+  }
   if (from_message) c.lease_ticks = 0;  // a message never grants a lease
   if (c.lease_ticks > 0 && c.lease_anchor_tick > now_ticks_) {
     return Status::invalid_argument(fmt::format("lease anchor tick {} is after this node's tick {}",
@@ -79,7 +86,7 @@ Status PrimaryBackup<R>::apply_configuration(Configuration c, bool from_message)
       // A renewal: a lease from its anchor (a late grant extends nothing
       // past anchor + lease), and perhaps other members.
       p->lease_until_tick = std::max(p->lease_until_tick, lease_end(c));
-      set_peers(*p, c.members);
+      set_peers(*p, c);
       maybe_commit(*p);
     }
     config_ = std::move(c);
@@ -133,7 +140,7 @@ void PrimaryBackup<R>::become_primary(const Configuration& c) {
   const LogIndex start = log_.last_index().next();
   log_.append(Entry{entry_term(epoch_, 0), start, EntryType::kNoop, {}});
   p.epoch_start = start;
-  set_peers(p, c.members);
+  set_peers(p, c);
   p.broadcast_pending = true;
   role_ = std::move(p);
   role_reason_ =
@@ -173,14 +180,18 @@ void PrimaryBackup<R>::abandon(Primary& p) {
 }
 
 template <AckRule R>
-void PrimaryBackup<R>::set_peers(Primary& p, const std::vector<NodeId>& members) {
+void PrimaryBackup<R>::set_peers(Primary& p, const Configuration& c) {
   std::map<NodeId, PeerProgress> peers;
-  for (NodeId m : members) {
-    if (m == opts_.id) continue;
+  auto add = [&](NodeId m, bool learner) {
+    if (m == opts_.id) return;
     auto it = p.peers.find(m);
-    peers[m] = it != p.peers.end() ? it->second
-                                   : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false, {}};
-  }
+    PeerProgress& pr = peers[m] =
+        it != p.peers.end() ? it->second
+                            : PeerProgress{LogIndex(0), log_.last_index(), 0, 0, false, {}};
+    pr.learner = learner;
+  };
+  for (NodeId m : c.members) add(m, false);
+  for (NodeId l : c.learners) add(l, true);
   p.peers = std::move(peers);
   p.broadcast_pending = true;
 }
@@ -480,7 +491,9 @@ LogIndex PrimaryBackup<R>::ack_index(const Primary& p) const {
     if (R == AckRule::kSyncAll) return self;  // planted bug: no backup need prepare
   }
   std::vector<LogIndex> matches;
-  for (const auto& [id, pr] : p.peers) matches.push_back(pr.match);
+  for (const auto& [id, pr] : p.peers) {
+    if (!pr.learner) matches.push_back(pr.match);
+  }
   std::sort(matches.begin(), matches.end(), std::greater<>());
   if (R == AckRule::kSyncAll) return matches.empty() ? self : std::min(self, matches.back());
   CHORUS_ASSERT(opts_.acks <= matches.size());
@@ -576,10 +589,11 @@ void PrimaryBackup<R>::release_rollbacks(Primary& p) {
   if (!lease_valid()) return;
   std::erase_if(p.rollbacks, [&](const Rollback& rb) {
     if (log_.stable() < rb.marker) return false;
-    const bool on_backup =
-        p.peers.empty() || std::any_of(p.peers.begin(), p.peers.end(), [&](const auto& kv) {
-          return kv.second.match >= rb.marker;
-        });
+    const bool on_backup = std::none_of(p.peers.begin(), p.peers.end(),
+                                        [](const auto& kv) { return !kv.second.learner; }) ||
+                           std::any_of(p.peers.begin(), p.peers.end(), [&](const auto& kv) {
+                             return !kv.second.learner && kv.second.match >= rb.marker;
+                           });
     if (!on_backup) return false;
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});

@@ -90,6 +90,8 @@ struct PeerProgress {
   // The backup's snapshot point we found is not in our log; named in the
   // snapshot we send it so that it installs (InstallSnapshot::refuted).
   core::SnapshotMeta refuted;
+  // Not a member (Configuration::learners): receives the log, counts for nothing.
+  bool learner = false;
 };
 
 template <AckRule R>
@@ -209,7 +211,7 @@ class PrimaryBackup {
   void become_primary(const Configuration& c);
   void become_backup(Epoch e, NodeId primary, std::string why);
   void abandon(Primary& p);
-  void set_peers(Primary& p, const std::vector<NodeId>& members);
+  void set_peers(Primary& p, const Configuration& c);
 
   // Backup side.
   void handle_append(const Message& m, const Append& a);

@@ -312,6 +312,36 @@ TEST(Async, RetentionIsBounded) {
   EXPECT_EQ(g.node(1).log().snapshot().index.value() + 5, g.node(1).log().applied().value());
 }
 
+// ---- learners (on_replica_failure = reconfigure) -------------------------
+
+// A replica the manager dropped is a learner: sync-all commits without it,
+// and the primary still streams it the log, so it catches up to be
+// re-admitted (PacificA).
+TEST(Learners, SyncAllCommitsWithoutALearnerThatStillReceivesTheLog) {
+  Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.propose(1, "a");
+  g.stabilize();
+  Configuration c{Epoch(1), NodeId(1), {NodeId(1), NodeId(2)}, 1000};
+  c.lease_anchor_tick = g.node(1).ticks();
+  c.version = 1;
+  c.learners = {NodeId(3)};
+  ASSERT_TRUE(g.node(1).configure(c).is_ok());
+  g.hold(3);  // n3 never acknowledges while held
+  g.propose(1, "b");
+  g.run(3);
+  EXPECT_EQ(g.sm(1).commands, cmds({"a", "b"})) << "committed without the learner";
+  g.release(3);
+  g.run(3);
+  EXPECT_EQ(g.sm(3).commands, cmds({"a", "b"}));
+  EXPECT_EQ(g.node(1).progress(NodeId(3))->match, g.node(1).log().last_index());
+  // A learner that is also a member is refused.
+  Configuration bad = c;
+  bad.version = 2;
+  bad.learners = {NodeId(2)};
+  EXPECT_FALSE(g.node(1).configure(bad).is_ok());
+}
+
 // ---- epochs, fencing, leases ---------------------------------------------
 
 TEST(Fencing, BackupRefusesAnOlderEpochAndTheOldPrimaryStepsDown) {

@@ -27,6 +27,8 @@ void encode_config(const primary::Configuration& c, pb::Configuration* out) {
   out->set_lease_ticks(c.lease_ticks);
   out->set_lease_anchor_tick(c.lease_anchor_tick);
   out->set_version(c.version);
+  CHORUS_ASSERT(c.learners.size() <= kMaxConfigurationMembers);
+  for (NodeId n : c.learners) out->add_learners(n.value());
 }
 
 Status check_nodes(const google::protobuf::RepeatedField<uint64_t>& ids, const char* what) {
@@ -56,6 +58,13 @@ Result<primary::Configuration> decode_config(const pb::Configuration& in, bool a
   c.epoch = primary::Epoch(in.epoch());
   c.primary = NodeId(in.primary());
   for (uint64_t n : in.members()) c.members.push_back(NodeId(n));
+  CHORUS_RETURN_IF_ERROR(check_nodes(in.learners(), "learners"));
+  for (uint64_t n : in.learners()) {
+    if (std::find(in.members().begin(), in.members().end(), n) != in.members().end()) {
+      return bad(fmt::format("learner {} is also a member", n));
+    }
+    c.learners.push_back(NodeId(n));
+  }
   c.lease_ticks = in.lease_ticks();
   c.lease_anchor_tick = in.lease_anchor_tick();
   c.version = in.version();

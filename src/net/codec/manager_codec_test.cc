@@ -82,6 +82,13 @@ TEST(ManagerCodec, RefusesHostileConfigurations) {
             StatusCode::kCorruption);
   EXPECT_EQ(with([](managerpb::Configuration& c) { c.add_members(0); }).status().code(),
             StatusCode::kCorruption);
+  EXPECT_EQ(with([](managerpb::Configuration& c) { c.add_learners(1); }).status().code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(with([](managerpb::Configuration& c) { c.add_learners(0); }).status().code(),
+            StatusCode::kCorruption);
+  auto learner = with([](managerpb::Configuration& c) { c.add_learners(9); });
+  ASSERT_TRUE(learner.is_ok()) << learner.status().to_string();
+  EXPECT_EQ(std::get<ManagerGrant>(*learner).config->learners, std::vector<NodeId>{NodeId(9)});
 }
 
 TEST(ManagerCodec, RefusesHostileReportsAndEnvelopes) {

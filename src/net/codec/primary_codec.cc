@@ -94,6 +94,8 @@ void encode(const primary::NewConfiguration& c, pb::PrimaryMessage* out) {
   p->set_primary(c.config.primary.value());
   p->mutable_members()->Reserve(static_cast<int>(c.config.members.size()));
   for (NodeId n : c.config.members) p->add_members(n.value());
+  CHORUS_ASSERT(c.config.learners.size() <= kMaxConfigurationMembers);
+  for (NodeId n : c.config.learners) p->add_learners(n.value());
   p->set_version(c.config.version);
   // No lease: messages.h, NewConfiguration.
 }
@@ -319,6 +321,18 @@ Result<primary::Body> decode_configuration(const pb::NewConfiguration& in, Epoch
   if (c.primary == kNoNode ||
       std::find(c.members.begin(), c.members.end(), c.primary) == c.members.end()) {
     return bad(fmt::format("NewConfiguration primary {} is not a member", in.primary()));
+  }
+  if (static_cast<size_t>(in.learners_size()) > kMaxConfigurationMembers) {
+    return bad(fmt::format("NewConfiguration with {} learners, more than {}", in.learners_size(),
+                           kMaxConfigurationMembers));
+  }
+  for (uint64_t l : in.learners()) {
+    const NodeId n(l);
+    if (n == kNoNode || std::find(c.members.begin(), c.members.end(), n) != c.members.end() ||
+        std::find(c.learners.begin(), c.learners.end(), n) != c.learners.end()) {
+      return bad(fmt::format("NewConfiguration learner {} is no node, a member or named twice", l));
+    }
+    c.learners.push_back(n);
   }
   return primary::Body(primary::NewConfiguration{std::move(c)});
 }

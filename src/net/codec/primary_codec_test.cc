@@ -75,7 +75,7 @@ std::vector<Message> every_kind(NodeId from = NodeId(1), NodeId to = NodeId(2)) 
            core::SnapshotMeta{LogIndex(95), t(2, 3)}}},
       {from, to, e,
        primary::NewConfiguration{primary::Configuration{
-           Epoch(3), NodeId(2), {NodeId(1), NodeId(2), NodeId(7)}, 0, 0, 5}}},
+           Epoch(3), NodeId(2), {NodeId(1), NodeId(2), NodeId(7)}, 0, 0, 5, {NodeId(4)}}}},
       {from, to, e, primary::Forward{{"set a 1", std::string("\0bin", 4)}}},
   };
   EXPECT_EQ(all.size(), size_t{kKinds});
@@ -379,6 +379,12 @@ TEST(PrimaryCodecTest, MalformedNewConfigurationIsRefused) {
         for (uint64_t i = 0; i < kMaxConfigurationMembers; ++i) config_of(in).add_members(100 + i);
       },
       "too many members");
+  expect_refused(
+      c, [](auto& in) { config_of(in).add_learners(7); }, "a learner that is a member");
+  expect_refused(
+      c, [](auto& in) { config_of(in).add_learners(4); }, "a learner twice");
+  expect_refused(
+      c, [](auto& in) { config_of(in).add_learners(0); }, "learner 0");
 }
 
 TEST(PrimaryCodecTest, MalformedForwardIsRefused) {
