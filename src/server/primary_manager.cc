@@ -248,7 +248,9 @@ void PrimaryManagers::load_missing() {
         for (uint64_t id : d_.config->voter_ids()) st.replicas.push_back(NodeId(id));
       }
       Slot s;
-      s.mgr = std::make_unique<primary::ConfigManager>(settings->manager, st);
+      primary::ManagerOptions mo = settings->manager;
+      mo.prefer_not = self();
+      s.mgr = std::make_unique<primary::ConfigManager>(mo, st);
       s.persisted = st;
       s.persisted_bytes = std::move(raw);
       // Unique across incarnations (node id, 48 random bits): exactly-once

@@ -85,7 +85,7 @@ Result<Parsed> parse(std::string_view strategy, const std::map<std::string, std:
   // At most a minute: the host delivers at most max_catch_up_ticks after a
   // stall, so a longer lease could end later in real time than the
   // manager's view of it.
-  CHORUS_ASSIGN_OR_RETURN(p.lease_ms, number(o, "lease_ms", 200, 1, 60'000));
+  CHORUS_ASSIGN_OR_RETURN(p.lease_ms, number(o, "lease_ms", 150, 1, 60'000));
   CHORUS_ASSIGN_OR_RETURN(p.failure_timeout_ms, number(o, "failure_timeout_ms", 150, 1, kMaxMs));
   CHORUS_ASSIGN_OR_RETURN(p.on_timeout, word(o, "on_timeout", "error", {"error", "degrade"}));
   CHORUS_ASSIGN_OR_RETURN(p.on_replica_failure,

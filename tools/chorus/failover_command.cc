@@ -13,7 +13,9 @@
 // others must lose none). A sync-all primary is restarted at once after the
 // kill: with on_replica_failure = block no write is acknowledged while a
 // member is down, so its number is the time until a crash-restarted
-// primary's successor acknowledges a write.
+// primary's successor acknowledges a write. --option NAME=VALUE (repeatable)
+// passes keyspace options to CREATE; with on_replica_failure=reconfigure the
+// sync-all primary is not restarted at once (the manager drops it).
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
@@ -46,6 +48,7 @@ struct FailoverArgs {
   std::string dir = "/tmp/chorus-failover";
   int base_port = 27001;
   bool json = false;
+  std::vector<std::string> options;  // NAME=VALUE, keyspace options for CREATE
 };
 
 using nemesis::Connection;
@@ -123,9 +126,14 @@ int run_failover(const FailoverArgs& a) {
   if (keyspace) {
     auto l = c.wait_for_leader(10s);
     auto conn = l ? connect(c.config(*l).listen.client) : Connection();
-    const std::string r = conn.ok() ? call(conn, {"CHORUS.KEYSPACE", "CREATE", "fo", "PREFIX",
-                                                  "fo:", "STRATEGY", a.strategy})
-                                    : "no leader";
+    std::vector<std::string> create{
+        "CHORUS.KEYSPACE", "CREATE", "fo", "PREFIX", "fo:", "STRATEGY", a.strategy};
+    for (const auto& o : a.options) {
+      const size_t eq = o.find('=');
+      create.push_back(o.substr(0, eq));
+      create.push_back(eq == std::string::npos ? "" : o.substr(eq + 1));
+    }
+    const std::string r = conn.ok() ? call(conn, create) : "no leader";
     if (r != "OK") {
       std::fprintf(stderr, "creating the keyspace: %s\n", r.c_str());
       c.stop_all();
@@ -179,7 +187,9 @@ int run_failover(const FailoverArgs& a) {
     writer.join();
     // Sync-all (on_replica_failure = block) acknowledges nothing while a
     // member is down: its trial is a crash and an immediate restart.
-    const bool restart_at_once = a.strategy == "sync-all";
+    const bool restart_at_once =
+        a.strategy == "sync-all" && std::find(a.options.begin(), a.options.end(),
+                                              "on_replica_failure=reconfigure") == a.options.end();
     if (restart_at_once) {
       (void)c.stop(killed);  // reap
       (void)c.start(killed);
@@ -255,6 +265,12 @@ void add_failover_command(CLI::App& app) {
   cmd->add_option("--dir", args->dir, "Scratch directory for the cluster (removed)")
       ->capture_default_str();
   cmd->add_option("--base-port", args->base_port, "Client port of node 1")->capture_default_str();
+  cmd->add_option("--option", args->options,
+                  "Keyspace option NAME=VALUE for CREATE (repeatable), e.g. "
+                  "on_replica_failure=reconfigure")
+      ->check([](const std::string& s) {
+        return s.find('=') == std::string::npos ? std::string("expected NAME=VALUE") : "";
+      });
   cmd->add_flag("--json", args->json, "Also print a JSON summary line");
   cmd->callback([args] {
     if (int rc = run_failover(*args); rc != 0) throw CLI::RuntimeError(rc);

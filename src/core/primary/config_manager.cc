@@ -277,7 +277,8 @@ std::vector<NodeId> ConfigManager::needed_answers(const Failover& f, size_t* quo
   return w;
 }
 
-// The most up-to-date log by (last term, last index); the lower id on a tie.
+// The most up-to-date log by (last term, last index); on a tie not
+// prefer_not, then the lower id.
 std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) const {
   if constexpr (planted::kPbPromoteAny) {  // planted bug: log positions ignored
     if (!nodes.empty()) return nodes.front();
@@ -285,7 +286,7 @@ std::optional<NodeId> ConfigManager::best_of(const std::vector<NodeId>& nodes) c
   std::optional<NodeId> best;
   auto key = [&](NodeId n) {
     const ReplicaReport& r = *replicas_.at(n).last;
-    return std::make_tuple(r.last_term, r.last_index);
+    return std::make_tuple(r.last_term, r.last_index, n != opts_.prefer_not);
   };
   for (NodeId n : nodes) {
     if (!best || key(n) > key(*best)) best = n;

@@ -106,6 +106,10 @@ struct ManagerOptions {
   // epoch, ends at most this many entries before the primary's commit index
   // (the reports are not simultaneous; the primary sends it the rest).
   uint64_t readmit_lag_entries = 256;
+  // On a tie of logs, a replica other than this one is appointed (the
+  // manager's own node: a primary there shares its fate, and when that node
+  // dies its successor manager first waits out a whole lease).
+  NodeId prefer_not = kNoNode;
   // Every node's monotonic clock runs within this factor of real time.
   double clock_drift_bound = 1.1;
 

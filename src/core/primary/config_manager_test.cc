@@ -140,6 +140,23 @@ TEST(ConfigManagerTest, TiedLogsGoToTheLowerId) {
   EXPECT_EQ(h.appointments()[0].config.primary, NodeId(2));
 }
 
+// The manager's own node loses ties (a primary there would share its fate),
+// but never against a longer log.
+TEST(ConfigManagerTest, TiesAvoidTheManagersOwnNode) {
+  ManagerOptions o = semi_sync(1);
+  o.prefer_not = NodeId(2);
+  Harness h(o, 3);
+  h.run(30, ids({3, 2}));
+  ASSERT_EQ(h.appointments().size(), 1u);
+  EXPECT_EQ(h.appointments()[0].config.primary, NodeId(3));
+
+  Harness longer(o, 3);
+  longer.log[NodeId(2)].last_index = LogIndex(11);
+  longer.run(30, ids({3, 2}));
+  ASSERT_EQ(longer.appointments().size(), 1u);
+  EXPECT_EQ(longer.appointments()[0].config.primary, NodeId(2));
+}
+
 // 5 replicas: m = 4 backups, k = 2 acks: m - k + 1 = 3 answers.
 TEST(ConfigManagerTest, SafePromotionWaitsForMMinusKPlusOneAnswers) {
   Harness h(semi_sync(2), 5);
