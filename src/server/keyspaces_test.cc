@@ -167,8 +167,8 @@ TEST(PrimarySettings, OptionsBecomeTicksAndNodeLimitsAreChecked) {
   EXPECT_EQ(s->engine.acks, 2u);
   EXPECT_EQ(s->engine.on_timeout, primary::OnTimeout::kDegrade);
   EXPECT_EQ(s->engine.ack_timeout_ticks, 50u);
-  EXPECT_EQ(s->manager.lease_ticks, 20u);
-  EXPECT_EQ(s->manager.renew_interval_ticks, 5u);
+  EXPECT_EQ(s->manager.lease_ticks, 15u);
+  EXPECT_EQ(s->manager.renew_interval_ticks, 3u);
   EXPECT_EQ(s->manager.failure_timeout_ticks, 15u);
   EXPECT_EQ(s->manager.promotion, primary::Promotion::kSafe);
   EXPECT_EQ(s->manager.rule, primary::AckRule::kSemiSync);
