@@ -447,10 +447,12 @@ typename PrimaryTraits<R>::Knobs PrimaryTraits<R>::draw(const RunOptions& o, Prn
           0;
   m.promotion = available ? primary::Promotion::kAvailable : primary::Promotion::kSafe;
   e.promotion_available = available;
-  // Reconfigure only when asked: a dropped replica gets no appends, so it
-  // never catches up to be re-admitted (core/primary/README.md, "Not done
-  // here": the engine needs learners) and a healed cluster cannot converge.
-  if (R == primary::AckRule::kSyncAll && given("on_replica_failure").value_or(0) != 0) {
+  // Sync-all draws reconfigure for half the seeds: a dropped replica is a
+  // learner that receives the log and is re-admitted once caught up. (From
+  // its own stream, so the seed's other draws stay what they were.)
+  Prng reconfigure_draw(o.seed ^ 0x7265636f6e666967ULL);
+  if (R == primary::AckRule::kSyncAll &&
+      given("on_replica_failure").value_or(reconfigure_draw.chance(0.5) ? 1 : 0) != 0) {
     m.on_replica_failure = primary::OnReplicaFailure::kReconfigure;
   }
   e.max_entries_per_append = size_t{1} << setup.uniform(0, 6);

@@ -169,7 +169,10 @@ void ConfigManager::maybe_reconfigure() {
   const Replica& pr = replicas_.at(p);
   if (!pr.last) return;  // a renewal needs an anchor
   for (NodeId b : state_.config.members) {
-    if (b != p && silent(b)) {
+    // Never down to the primary alone: its writes would then live on no
+    // other witness, and a failover could not be safe without it (writes
+    // stall instead, as with block, until a learner is re-admitted).
+    if (b != p && silent(b) && state_.config.members.size() > 2) {
       renew(without(state_.config.members, b),
             fmt::format("n{} silent for more than {} ticks: dropped", b.value(),
                         opts_.failure_timeout_ticks));
@@ -253,6 +256,12 @@ void ConfigManager::start_failover_if_due() {
   try_promote(std::get<Failover>(phase_));
 }
 
+// Whether `n` answered this probe round and is not silent since.
+bool ConfigManager::answered_probe(NodeId n, const Failover& f) const {
+  const Replica& r = replicas_.at(n);
+  return r.last && !silent(n) && r.last->round >= probe_round_ && r.received_tick >= f.probe_tick;
+}
+
 // Witnesses (the failed primary excepted) that answered this probe round
 // and are not silent since.
 std::vector<NodeId> ConfigManager::answered(const Failover& f) const {
@@ -308,18 +317,40 @@ void ConfigManager::try_promote(const Failover& f) {
   }
   size_t quorum = 0;
   const std::vector<NodeId> witnesses = needed_answers(f, &quorum);
-  const std::vector<NodeId> ans = answered(f);
+  std::vector<NodeId> ans = answered(f);
   const bool safe = opts_.promotion == Promotion::kSafe && f.failed != kNoNode;
   const bool waited = now_ - f.probe_tick >= opts_.promotion_wait_ticks;
   const bool all = ans.size() == witnesses.size();
-  if (ans.empty() || (safe && ans.size() < quorum) || (!safe && !all && !waited)) {
+  // A failed primary that restarted and answered this probe holds, durably,
+  // every write it acknowledged and every rollback marker it released: it is
+  // a candidate, and with it any rule is met — used once no other witness
+  // can answer, or after promotion_wait_ticks (else the usual rule decides,
+  // with it among the candidates).
+  const bool restarted_answered = f.failed != kNoNode && answered_probe(f.failed, f);
+  const bool restart_decides = restarted_answered && (witnesses.empty() || waited);
+  if (!restart_decides &&
+      (ans.empty() || (safe && ans.size() < quorum) || (!safe && !all && !waited))) {
     reason_ = failover_reason(f);
     return;
   }
+  if (restarted_answered) ans.push_back(f.failed);
   const NodeId best = *best_of(ans);
   std::vector<NodeId> members = with(state_.config.members, best);
-  if (opts_.on_replica_failure == OnReplicaFailure::kReconfigure && f.failed != kNoNode) {
+  if (opts_.on_replica_failure == OnReplicaFailure::kReconfigure && f.failed != kNoNode &&
+      best != f.failed) {
     members = without(std::move(members), f.failed);
+    // Never a primary alone (see maybe_reconfigure): every other replica
+    // that answered joins; the new epoch commits nothing until it prepared.
+    for (NodeId n : state_.replicas) {
+      if (n != f.failed && answered_probe(n, f)) members = with(std::move(members), n);
+    }
+    if (members.size() < 2 && safe && state_.replicas.size() > 1) {
+      reason_ = fmt::format(
+          "n{} failed; on_replica_failure = reconfigure with promotion = safe will not appoint "
+          "n{} as the only member; waiting for another replica to answer",
+          f.failed.value(), best.value());
+      return;
+    }
   }
   if (f.failed == kNoNode) members = state_.replicas;
   appoint(best, std::move(members),

@@ -205,6 +205,7 @@ class ConfigManager {
   void try_promote(const Failover& f);
   std::vector<NodeId> needed_answers(const Failover& f, size_t* quorum) const;
   std::vector<NodeId> answered(const Failover& f) const;
+  bool answered_probe(NodeId n, const Failover& f) const;
   std::optional<NodeId> best_of(const std::vector<NodeId>& nodes) const;
   void appoint(NodeId primary, std::vector<NodeId> members, std::string why,
                NodeId failed = kNoNode);

@@ -303,6 +303,35 @@ TEST(ConfigManagerTest, ReconfigureDropsASilentBackupAndReadmitsItCaughtUp) {
   EXPECT_TRUE(h.appointments().empty());
 }
 
+// Reconfigure never leaves the primary alone: its writes would then be on no
+// other witness, and no failover could be safe without it (review: a
+// primary cut off alone kept committing, the learner re-admitted meanwhile
+// was promoted without those writes).
+TEST(ConfigManagerTest, ReconfigureNeverDropsTheLastBackup) {
+  Harness h(sync_all_reconfigure(), 3);
+  h.run(5, ids({1, 2, 3}));
+  h.run(60, ids({1}));
+  EXPECT_EQ(h.m.configuration().members.size(), 2u) << h.m.status().reason;
+  EXPECT_EQ(h.m.configuration().primary, NodeId(1));
+}
+
+// A primary that restarted holds every write it acknowledged: when the other
+// witnesses stay silent, it is appointed again (a new epoch) rather than the
+// keyspace waiting for them for good.
+TEST(ConfigManagerTest, ARestartedPrimaryIsACandidateWhenNoOtherWitnessAnswers) {
+  ManagerOptions o = sync_all_reconfigure();
+  o.on_replica_failure = OnReplicaFailure::kBlock;
+  Harness h(o, 3);
+  h.run(5, ids({1, 2, 3}));
+  h.log[NodeId(1)].serving = false;
+  h.run(10, ids({1}));
+  EXPECT_TRUE(h.appointments().empty()) << "not before the old lease expired";
+  h.run(60, ids({1}));
+  ASSERT_EQ(h.appointments().size(), 1u) << h.m.status().reason;
+  EXPECT_EQ(h.appointments()[0].config.epoch, Epoch(2));
+  EXPECT_EQ(h.appointments()[0].config.primary, NodeId(1));
+}
+
 // Sync-all: the rollback marker may be durable on one backup only — even one
 // dropped in this epoch — so safe promotion waits for every witness.
 TEST(ConfigManagerTest, SyncAllSafePromotionWaitsForEveryWitnessOfTheEpoch) {

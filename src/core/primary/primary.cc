@@ -376,8 +376,9 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       return;
     case Refusal::kPrepareLimit:
       // Without a lease, no rollback: its clients were told kDropped already.
-      if (R == AckRule::kSyncAll && lease_valid() && r.refused_index > log_.committed() &&
-          log_.match_term(r.refused_index, r.match_term)) {
+      // A learner's refusal aborts nothing: no write waits for it.
+      if (R == AckRule::kSyncAll && !pr.learner && lease_valid() &&
+          r.refused_index > log_.committed() && log_.match_term(r.refused_index, r.match_term)) {
         rollback_from(p, r.refused_index);
       }
       return;
@@ -705,10 +706,13 @@ void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
                                  : LogIndex(0);
   LogIndex to = std::min(keep_from, log_.stable());
   if (const auto* p = std::get_if<Primary>(&role_); p && opts_.retain_unreplicated_entries > 0) {
-    // Keep what a backup lacks (bounded), so that a failover that drops it
-    // can name every entry it drops.
+    // Keep what a member lacks (bounded), so that a failover that drops it
+    // can name every entry it drops. Learners do not pin it: a dead one
+    // would hold the whole bound for good.
     LogIndex every_backup_has = log_.last_index();
-    for (const auto& [id, pr] : p->peers) every_backup_has = std::min(every_backup_has, pr.match);
+    for (const auto& [id, pr] : p->peers) {
+      if (!pr.learner) every_backup_has = std::min(every_backup_has, pr.match);
+    }
     const LogIndex bound = snap.meta.index.value() > opts_.retain_unreplicated_entries
                                ? snap.meta.index - opts_.retain_unreplicated_entries
                                : LogIndex(0);
