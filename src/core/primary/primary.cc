@@ -605,6 +605,11 @@ bool PrimaryBackup<R>::has_ready() const {
          pending_install_ || log_.has_unstable() || !msgs_.empty() ||
          !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
          !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
+         std::any_of(unsettled_.begin(), unsettled_.end(),
+                     [&](const auto& kv) {
+                       return kv.second.conflict <= log_.committed() &&
+                              settled(kv.second).has_value();
+                     }) ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 
@@ -646,6 +651,7 @@ Ready PrimaryBackup<R>::ready() {
   rd.committed = log_.take_committed(opts_.max_apply_bytes_per_ready);
   rd.reads = std::move(reads_);
   rd.outcomes = std::move(outcomes_);
+  settle_drops();
   rd.dropped = std::move(dropped_);
   rd.snapshot_wanted = std::exchange(snapshot_wanted_, false);
   msgs_.clear();
