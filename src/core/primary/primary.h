@@ -61,7 +61,7 @@
 // PersistentState it persisted following each Ready. A restarted node is a
 // backup until configured again, and has forgotten the rolled-back drops it
 // had not settled: those entries are reported by the nodes that settle
-// them, not by this one.
+// them (the primary that rolled them back included), not by this one.
 #pragma once
 
 #include <cstdint>
@@ -195,11 +195,13 @@ class PrimaryBackup {
   // the marker is durable here and on a backup (so that the most up-to-date
   // replica a configuration manager can promote holds the rollback) while
   // the lease holds. Their drop reports wait for the same moment: before it
-  // the rollback may still be abandoned and the writes commit elsewhere.
+  // the rollback may still be abandoned and the writes commit elsewhere. An
+  // abandoned rollback's drops are held until settled (note_drop()).
   struct Rollback {
     LogIndex marker;
+    Term replaced_term;  // of the entry the marker replaced
     std::vector<Pending> aborted;
-    std::vector<core::DroppedEntry> dropped;  // reported when released, never if abandoned
+    std::vector<core::DroppedEntry> dropped;  // reported when released or settled
   };
   struct Backup {};
   struct Primary {
