@@ -209,13 +209,13 @@ struct Ready {
   std::vector<Entry> committed;
   std::vector<ReadState> reads;
   std::vector<Outcome> outcomes;
-  // Entries this node dropped from its log (a suffix its new primary does
-  // not have, or a sync-all rollback), for the host to count and record.
-  // Reported when the drop is decided: the truncation itself is in
-  // `entries` or `snapshot` of this Ready — except a sync-all primary's own
-  // rollback, reported only once it is irrevocable (with the clients'
-  // kRolledBack), and never if it is abandoned. Empty for engines that never
-  // drop an entry that a client may have seen acknowledged (Raft).
+  // Entries this node dropped from its log (a suffix its new primary does not have, or a
+  // sync-all rollback), for the host to count and record. Reported when the drop is decided
+  // (the truncation is in `entries` or `snapshot` of this Ready), except kRolledBack ones:
+  // reported once final — a sync-all primary's rollback once irrevocable (with the clients'
+  // kRolledBack), any other once the node committed another entry where the replacing log
+  // diverges (core/primary/primary.h); a node that restarts first never reports them. Empty
+  // for engines that never drop an entry that a client may have seen acknowledged (Raft).
   std::vector<DroppedEntry> dropped;
   // The engine needs a snapshot now (step 6): a peer can only be brought up
   // to date by one (core/primary: a backup whose log diverges from the

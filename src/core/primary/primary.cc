@@ -173,6 +173,7 @@ void PrimaryBackup<R>::abandon(Primary& p) {
   for (const auto& rb : p.rollbacks) {
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
+    for (const auto& d : rb.dropped) note_drop(d.entry, d.kind, rb.marker, rb.replaced_term);
   }
   p.pending.clear();
   p.rollbacks.clear();
@@ -272,10 +273,12 @@ void PrimaryBackup<R>::tick() {
     }
     // A rollback not yet released is abandoned too: the manager may now
     // promote a backup that still holds those writes prepared, and it would
-    // commit them. Their clients can only be told "unknown".
+    // commit them. Their clients can only be told "unknown"; the drops are
+    // reported if the marker's position commits after all (note_drop()).
     for (const auto& rb : p->rollbacks) {
       for (const auto& w : rb.aborted)
         outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
+      for (const auto& d : rb.dropped) note_drop(d.entry, d.kind, rb.marker, rb.replaced_term);
     }
     p->rollbacks.clear();
     role_reason_ = "the primary's lease lapsed";
@@ -562,7 +565,7 @@ void PrimaryBackup<R>::rollback_from(Primary& p, LogIndex from) {
                             [&](const Pending& w) { return w.index >= from; });
   if (first == p.pending.end() || p.generation == kMaxGeneration) return;
   from = first->index;  // markers and no-ops before it stay
-  Rollback rb{from, {first, p.pending.end()}, {}};
+  Rollback rb{from, log_.at(from).term, {first, p.pending.end()}, {}};
   for (const auto& w : rb.aborted) p.uncommitted_bytes -= w.bytes;
   p.pending.erase(first, p.pending.end());
   for (LogIndex i = from; i <= log_.last_index(); i = i.next()) {
@@ -620,6 +623,11 @@ bool PrimaryBackup<R>::has_ready() const {
          pending_install_ || log_.has_unstable() || !msgs_.empty() ||
          !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
          !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
+         std::any_of(unsettled_.begin(), unsettled_.end(),
+                     [&](const auto& kv) {
+                       return kv.second.conflict <= log_.committed() &&
+                              settled(kv.second).has_value();
+                     }) ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 
@@ -661,6 +669,7 @@ Ready PrimaryBackup<R>::ready() {
   rd.committed = log_.take_committed(opts_.max_apply_bytes_per_ready);
   rd.reads = std::move(reads_);
   rd.outcomes = std::move(outcomes_);
+  settle_drops();
   rd.dropped = std::move(dropped_);
   rd.snapshot_wanted = std::exchange(snapshot_wanted_, false);
   msgs_.clear();

@@ -44,6 +44,14 @@
 //    has a suffix the new primary lacks drops it — truncating it when none of
 //    it was applied, else asking for a snapshot — and reports every dropped
 //    entry in Ready::dropped with what it knows of its acknowledgement.
+//  - A drop is reported kRolledBack only once it is final: when this node
+//    has committed the position where the log that replaced the entry
+//    first differs from the entry's, or the entry's own position, with
+//    another entry there (settle_drops()). Before that the log that
+//    replaced the entry — a sync-all marker, or a new primary's suffix — may
+//    itself be replaced by one that still holds the entry (its holders are
+//    not all consulted at the next failover, or it came from a deposed
+//    primary after the manager's probe), and the entry may then commit.
 //  - Commitment (the prefix acknowledged to clients) follows R, counts the
 //    primary only once its own copy is durable, and only starts once the
 //    epoch's no-op is covered.
@@ -51,7 +59,9 @@
 // Threading: single-threaded; the owner calls every method from one thread.
 // Crash: nothing here is durable; the host rebuilds the engine from the
 // PersistentState it persisted following each Ready. A restarted node is a
-// backup until configured again.
+// backup until configured again, and has forgotten the rolled-back drops it
+// had not settled: those entries are reported by the nodes that settle
+// them (the primary that rolled them back included), not by this one.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +69,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -79,6 +90,10 @@ using PersistentState = core::PersistentState<DurableState>;
 
 // Term starts remembered beyond the log's compaction point.
 inline constexpr size_t kMaxTermHistory = 1 << 16;
+// Rolled-back drops waiting to be settled (primary.h, "A drop is reported
+// kRolledBack only once it is final"), in entries; beyond it the lowest is
+// reported kInDoubt at once. Bytes are bounded by Options::max_prepared_bytes.
+inline constexpr size_t kMaxUnsettledDrops = 1 << 16;
 
 // The primary's view of one backup.
 struct PeerProgress {
@@ -182,11 +197,13 @@ class PrimaryBackup {
   // the marker is durable here and on a backup (so that the most up-to-date
   // replica a configuration manager can promote holds the rollback) while
   // the lease holds. Their drop reports wait for the same moment: before it
-  // the rollback may still be abandoned and the writes commit elsewhere.
+  // the rollback may still be abandoned and the writes commit elsewhere. An
+  // abandoned rollback's drops are held until settled (note_drop()).
   struct Rollback {
     LogIndex marker;
+    Term replaced_term;  // of the entry the marker replaced
     std::vector<Pending> aborted;
-    std::vector<core::DroppedEntry> dropped;  // reported when released, never if abandoned
+    std::vector<core::DroppedEntry> dropped;  // reported when released or settled
   };
   struct Backup {};
   struct Primary {
@@ -224,6 +241,13 @@ class PrimaryBackup {
   void report_snapshot_loss(const InstallSnapshot& s);
   void report_dropped_from(LogIndex from);
   void report_dropped_against(const InstallSnapshot& s);
+  // Reports a drop (Ready::dropped), or holds it until settle_drops() when
+  // it is kRolledBack. `conflict` is the first position where the log that
+  // replaced e differs from e's log, which had `conflict_term` there.
+  void note_drop(const core::Entry& e, core::DropKind kind, LogIndex conflict, Term conflict_term);
+  // Reports every held drop that is final; forgets those whose entry was
+  // committed after all.
+  void settle_drops();
   std::vector<TermStart> term_history() const;
   core::DropKind classify(const core::Entry& e) const;
 
@@ -272,6 +296,24 @@ class PrimaryBackup {
   std::vector<core::ReadState> reads_;
   std::vector<core::Outcome> outcomes_;
   std::vector<core::DroppedEntry> dropped_;
+  // A rolled-back drop not yet final (note_drop()).
+  struct Unsettled {
+    core::DroppedEntry drop;
+    // The first position where the log that replaced the entry differs
+    // from the entry's log, and the term the entry's log has there: once
+    // another term is committed at `conflict`, the entry cannot come back
+    // (Log Matching: a log holding it has conflict_term there).
+    LogIndex conflict;
+    Term conflict_term;
+  };
+  // Held drops by their entry's (index, term): one each. Volatile (see
+  // "Crash" above). Invariant: unsettled_bytes_ is the sum of their
+  // entry_bytes(), and at most Options::max_prepared_bytes.
+  std::map<std::pair<LogIndex, Term>, Unsettled> unsettled_;
+  size_t unsettled_bytes_ = 0;
+  // True: final (report it); false: its entry was committed after all;
+  // nullopt: not known yet.
+  std::optional<bool> settled(const Unsettled& u) const;
   core::SoftState prev_soft_;
   DurableState prev_durable_;
   std::string role_reason_;

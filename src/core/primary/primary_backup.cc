@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -220,9 +222,12 @@ void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot& s) {
 
 template <AckRule R>
 void PrimaryBackup<R>::report_dropped_from(LogIndex from) {
-  for (LogIndex i = std::max(from, log_.first_index()); i <= log_.last_index(); i = i.next()) {
+  from = std::max(from, log_.first_index());
+  if (from > log_.last_index()) return;
+  const Term replaced = log_.at(from).term;
+  for (LogIndex i = from; i <= log_.last_index(); i = i.next()) {
     const Entry& e = log_.at(i);
-    if (e.type == EntryType::kNormal) dropped_.push_back({e, classify(e)});
+    if (e.type == EntryType::kNormal) note_drop(e, classify(e), from, replaced);
   }
 }
 
@@ -241,15 +246,92 @@ void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
     if (it == s.terms.begin()) return std::nullopt;
     return std::prev(it)->term;
   };
+  std::optional<Entry> first_differing;  // where the primary's log first differs from ours
   for (LogIndex i = log_.first_index(); i <= log_.last_index(); i = i.next()) {
     const Entry& e = log_.at(i);
-    if (e.type != EntryType::kNormal) continue;
     const auto t = primary_term(i);
+    if (t && *t != e.term && !first_differing) first_differing = e;
+    if (e.type != EntryType::kNormal) continue;
     if (!t) {
       dropped_.push_back({e, DropKind::kInDoubt});
     } else if (*t != e.term) {
-      dropped_.push_back({e, classify(e)});
+      note_drop(e, classify(e), first_differing->index, first_differing->term);
     }
+  }
+}
+
+// A rolled-back drop is final once this node has committed, at the position
+// where the log that replaced the entry first differs from the entry's, a
+// term other than the entry's log had there — or at the entry's own
+// position another entry: the entry can then never come back (unless a
+// lossy promotion loses the committed position itself, which the loss
+// reports then count). Before that, the log that replaced it may be
+// replaced in turn by one that still holds the entry, which then commits
+// (the simulator, sync-all seeds 261, 412 and 1837: a backup took a marker
+// that no replica the manager consulted held — sent by a primary deposed
+// after the manager's probe, or held only by a backup that was appointed
+// and failed before its epoch was established — and had reported the
+// entries rolled back). The acknowledgement kinds (kLostAcknowledged,
+// kInDoubt) go out at once: they may over-count, which their consumers
+// allow, but must not be forgotten in a crash.
+template <AckRule R>
+void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflict,
+                                 Term conflict_term) {
+  if (kind != DropKind::kRolledBack) {
+    dropped_.push_back({e, kind});
+    return;
+  }
+  CHORUS_ASSERT(conflict <= e.index);
+  auto [it, fresh] =
+      unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, conflict, conflict_term});
+  if (!fresh) {
+    // Dropped, taken back and dropped again: one drop, settled by either
+    // conflict (both positions hold e's log); the newer is kept.
+    it->second.conflict = conflict;
+    it->second.conflict_term = conflict_term;
+    return;
+  }
+  unsettled_bytes_ += core::entry_bytes(e);
+  while (unsettled_.size() > kMaxUnsettledDrops || unsettled_bytes_ > opts_.max_prepared_bytes) {
+    // Too many to follow: the lowest is reported now, as what it then is.
+    core::DroppedEntry d = std::move(unsettled_.begin()->second.drop);
+    unsettled_.erase(unsettled_.begin());
+    unsettled_bytes_ -= core::entry_bytes(d.entry);
+    d.kind = DropKind::kInDoubt;
+    dropped_.push_back(std::move(d));
+  }
+}
+
+// Whether a held drop is final (dead) or its entry committed after all
+// (back); nullopt while neither is known.
+template <AckRule R>
+std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
+  const LogIndex committed = log_.committed();
+  if (u.conflict <= committed) {
+    const std::optional<Term> t = known_term(u.conflict);
+    if (t && *t != u.conflict_term) return true;
+  }
+  if (u.drop.entry.index > committed) return std::nullopt;
+  return known_term(u.drop.entry.index) != u.drop.entry.term;
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::settle_drops() {
+  for (auto it = unsettled_.begin(); it != unsettled_.end();) {
+    Unsettled& u = it->second;
+    const std::optional<bool> dead = settled(u);
+    if (!dead) {
+      ++it;
+      continue;
+    }
+    unsettled_bytes_ -= core::entry_bytes(u.drop.entry);
+    if (*dead) {  // else it came back and committed: not dropped
+      // What committed at its position is forgotten: it cannot tell.
+      if (u.drop.entry.index <= log_.committed() && !known_term(u.drop.entry.index))
+        u.drop.kind = DropKind::kInDoubt;
+      dropped_.push_back(std::move(u.drop));
+    }
+    it = unsettled_.erase(it);
   }
 }
 
@@ -277,7 +359,10 @@ DropKind PrimaryBackup<R>::classify(const Entry& e) const {
   template void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot&);                    \
   template void PrimaryBackup<R>::report_dropped_from(LogIndex);                                   \
   template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);                  \
-  template DropKind PrimaryBackup<R>::classify(const Entry&) const;
+  template DropKind PrimaryBackup<R>::classify(const Entry&) const;                                \
+  template void PrimaryBackup<R>::note_drop(const Entry&, DropKind, LogIndex, Term);               \
+  template std::optional<bool> PrimaryBackup<R>::settled(const Unsettled&) const;                  \
+  template void PrimaryBackup<R>::settle_drops();
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSemiSync)
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kAsync)

@@ -58,8 +58,9 @@ TEST(SyncAllRollback, NotReleasedAfterTheLeaseLapsed) {
 }
 
 // The primary reports its rolled-back drops only when the rollback becomes
-// irrevocable — with the clients' kRolledBack — and never for a rollback
-// abandoned at a lease lapse (those writes may still commit elsewhere).
+// irrevocable — with the clients' kRolledBack — and a rollback abandoned at
+// a lease lapse only once its marker's position commits after all (until
+// then those writes may still commit elsewhere).
 TEST(SyncAllRollback, DropsAreReportedOnlyOnceReleased) {
   Group<AckRule::kSyncAll> g(3);
   g.appoint(1, 1);
@@ -77,7 +78,7 @@ TEST(SyncAllRollback, DropsAreReportedOnlyOnceReleased) {
   EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kRolledBack);
 }
 
-TEST(SyncAllRollback, AbandonedAtLeaseLapseReportsNoDrop) {
+TEST(SyncAllRollback, AbandonedAtLeaseLapseReportsOnlyOnceTheMarkerCommits) {
   Group<AckRule::kSyncAll> g(3);
   g.appoint(1, 1, /*lease_ticks=*/15);
   g.stabilize();
@@ -89,6 +90,12 @@ TEST(SyncAllRollback, AbandonedAtLeaseLapseReportsNoDrop) {
   EXPECT_FALSE(has_status(g, 1, ProposeStatus::kRolledBack));
   EXPECT_TRUE(has_status(g, 1, ProposeStatus::kDropped));
   EXPECT_TRUE(g.dropped(1).empty());
+  g.appoint(2, 1);  // n1's log, with the marker, is the most up to date
+  g.run(3);
+  ASSERT_EQ(g.dropped(1).size(), 1u);
+  EXPECT_EQ(g.dropped(1)[0].entry.data, "x");
+  EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kRolledBack);
+  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(g.sm(id).commands.empty()) << "n" << id;
 }
 
 // A backup's refusal of an older generation's append must survive its
