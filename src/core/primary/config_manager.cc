@@ -267,9 +267,7 @@ bool ConfigManager::answered_probe(NodeId n, const Failover& f) const {
 std::vector<NodeId> ConfigManager::answered(const Failover& f) const {
   std::vector<NodeId> out;
   for (NodeId n : promotion_witnesses()) {
-    const Replica& r = replicas_.at(n);
-    if (n == f.failed || !r.last || silent(n)) continue;
-    if (r.last->round >= probe_round_ && r.received_tick >= f.probe_tick) out.push_back(n);
+    if (n != f.failed && answered_probe(n, f)) out.push_back(n);
   }
   return out;
 }
