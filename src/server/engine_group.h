@@ -151,8 +151,7 @@ class EngineGroup final : public ReplicaGroup {
         r.round = round;
         // Named primary of the epoch it holds, yet not primary: it restarted
         // since (primary.h), and the manager must replace it.
-        r.serving = !(last_grant && last_grant->primary == e.id() &&
-                      last_grant->epoch == e.epoch() && !e.is_primary());
+        r.serving = primary::reports_serving(e.id(), e.epoch(), e.is_primary(), last_grant);
         return r;
       });
     } else {

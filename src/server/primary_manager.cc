@@ -280,9 +280,16 @@ void PrimaryManagers::on_report(GroupId g, primary::ReplicaReport r) {
   if (!still_leading() || it == slots_.end()) return;
   // A round of another manager answers none of this one's probes.
   r.round = (r.round >> 32) == it->second.tag ? (r.round & kLow32) : 0;
+  const uint64_t nonce = r.sent_tick >> kTickBits;
+  auto [seen, first] = it->second.incarnations.try_emplace(r.node, nonce);
+  const bool restarted = !first && seen->second != nonce;
+  seen->second = nonce;
   advance(it->second);
   it->second.mgr->report(r);
   process(g, it->second);
+  // A restarted replica learns the configuration now, not at the next
+  // renewal: a sync-all write waits for it, a learner's re-admission too.
+  if (restarted) refresh(g, it->second, r.node);
 }
 
 void PrimaryManagers::process(GroupId g, Slot& s) {
@@ -365,6 +372,20 @@ void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
     } else {
       d_.transport->send(net::encode_manager_grant(g, n, {c, round}));
     }
+  }
+}
+
+// The committed configuration, without a lease (a refresh grants none; a
+// restarted primary refuses it and says so in its next report).
+void PrimaryManagers::refresh(GroupId g, const Slot& s, NodeId n) {
+  if (!still_leading() || s.persisted.config.epoch == primary::Epoch(0)) return;
+  primary::Configuration c = s.persisted.config;
+  c.lease_ticks = 0;
+  c.lease_anchor_tick = 0;
+  if (n == self()) {
+    on_grant(g, c, wire_round(s));
+  } else {
+    d_.transport->send(net::encode_manager_grant(g, n, {c, wire_round(s)}));
   }
 }
 

@@ -100,6 +100,8 @@ class PrimaryManagers {
     uint64_t ticks_done = 0;
     uint64_t generation = 0;  // tells callbacks of an older slot apart
     uint64_t tag = 0;         // names this manager in probe rounds (see above)
+    // The report nonce last seen from each replica: a new one is a restart.
+    std::map<NodeId, uint64_t> incarnations;
   };
   using Clock = std::chrono::steady_clock;
 
@@ -116,6 +118,7 @@ class PrimaryManagers {
   void persist(GroupId g, Slot& s);
   void deliver(GroupId g, const primary::Decision& d, const primary::ManagerState& st);
   void probe(GroupId g, const Slot& s);
+  void refresh(GroupId g, const Slot& s, NodeId n);
   uint64_t wire_round(const Slot& s) const;
   NodeId self() const { return NodeId(d_.config->node_id); }
 

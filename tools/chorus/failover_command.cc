@@ -48,6 +48,7 @@ struct FailoverArgs {
   std::string dir = "/tmp/chorus-failover";
   int base_port = 27001;
   bool json = false;
+  bool keep = false;                 // leave the directory (node logs) for inspection
   std::vector<std::string> options;  // NAME=VALUE, keyspace options for CREATE
 };
 
@@ -245,7 +246,11 @@ int run_failover(const FailoverArgs& a) {
         a.strategy.c_str(), ms.size(), median, ms.front(), ms.back(),
         static_cast<unsigned long long>(lost_total), static_cast<unsigned long long>(acked_total));
   }
-  std::filesystem::remove_all(a.dir);
+  if (a.keep) {
+    std::printf("kept %s (node logs under it)\n", a.dir.c_str());
+  } else {
+    std::filesystem::remove_all(a.dir);
+  }
   return 0;
 }
 
@@ -262,7 +267,7 @@ void add_failover_command(CLI::App& app) {
   cmd->add_option("--trials", args->trials, "Number of leader kills")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  cmd->add_option("--dir", args->dir, "Scratch directory for the cluster (removed)")
+  cmd->add_option("--dir", args->dir, "Scratch directory for the cluster (removed unless --keep)")
       ->capture_default_str();
   cmd->add_option("--base-port", args->base_port, "Client port of node 1")->capture_default_str();
   cmd->add_option("--option", args->options,
@@ -272,6 +277,7 @@ void add_failover_command(CLI::App& app) {
         return s.find('=') == std::string::npos ? std::string("expected NAME=VALUE") : "";
       });
   cmd->add_flag("--json", args->json, "Also print a JSON summary line");
+  cmd->add_flag("--keep", args->keep, "Keep the scratch directory and the nodes' logs afterwards");
   cmd->callback([args] {
     if (int rc = run_failover(*args); rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -415,6 +415,13 @@ void ConfigManager::appoint(NodeId primary, std::vector<NodeId> members, std::st
                         replicas_.at(primary).last->sent_tick, std::move(why)});
 }
 
+bool reports_serving(NodeId me, Epoch epoch, bool is_primary,
+                     const std::optional<Configuration>& grant_since_start) {
+  if (is_primary || epoch == Epoch(0)) return true;
+  if (!grant_since_start) return false;
+  return !(grant_since_start->primary == me && grant_since_start->epoch == epoch);
+}
+
 ManagerStatus ConfigManager::status() const {
   ManagerStatus s;
   s.config = state_.config;

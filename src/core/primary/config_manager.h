@@ -129,9 +129,21 @@ struct ReplicaReport {
   // False when the manager named this node primary of `epoch` and it cannot
   // serve it: it restarted since (a node is primary only of an epoch it had
   // not seen, primary.h), so the appointment and every renewal are refused.
-  // The manager treats such a primary as failed.
+  // The manager treats such a primary as failed. See reports_serving().
   bool serving = true;
 };
+
+// ReplicaReport::serving for node `me`, which holds `epoch` and is or is not
+// primary, given the newest grant it received since it started (none yet:
+// nullopt). A node holding an epoch that has had no grant since it started
+// restarted after learning that epoch, so it can never be primary of it:
+// whether the manager names it primary there is unknown to it, and saying
+// false costs nothing when it is not (the manager reads `serving` only from
+// the primary it named of that very epoch). Saying true instead let the
+// manager renew the lease of a restarted primary that cannot use it, which
+// postponed the failover by a whole lease.
+bool reports_serving(NodeId me, Epoch epoch, bool is_primary,
+                     const std::optional<Configuration>& grant_since_start);
 
 // What the metadata group persists for the keyspace.
 struct ManagerState {

@@ -253,6 +253,40 @@ TEST(ConfigManagerTest, ARestartedPrimaryThatCannotServeIsReplaced) {
   EXPECT_EQ(h.appointments()[0].config.primary, NodeId(2));
 }
 
+// What a replica reports as `serving` (reports_serving): a node holding an
+// epoch with no grant since it started is a restarted one and cannot lead
+// that epoch; reporting true let the manager renew a dead primary's lease.
+TEST(ConfigManagerTest, ARestartedNodeWithoutAGrantReportsNotServing) {
+  const NodeId me(1);
+  Configuration named_me;
+  named_me.epoch = Epoch(3);
+  named_me.primary = me;
+  Configuration named_other = named_me;
+  named_other.primary = NodeId(2);
+  EXPECT_FALSE(reports_serving(me, Epoch(3), false, std::nullopt)) << "restarted, no grant yet";
+  EXPECT_TRUE(reports_serving(me, Epoch(0), false, std::nullopt)) << "never configured";
+  EXPECT_TRUE(reports_serving(me, Epoch(3), true, std::nullopt));
+  EXPECT_FALSE(reports_serving(me, Epoch(3), false, named_me)) << "named primary, not leading";
+  EXPECT_TRUE(reports_serving(me, Epoch(3), true, named_me));
+  EXPECT_TRUE(reports_serving(me, Epoch(3), false, named_other)) << "a backup";
+  Configuration newer = named_me;
+  newer.epoch = Epoch(4);
+  EXPECT_TRUE(reports_serving(me, Epoch(3), false, newer)) << "appointed; not yet configured";
+}
+
+// The manager renews no lease on a report saying the primary cannot serve.
+TEST(ConfigManagerTest, NoRenewalForAPrimaryThatCannotServe) {
+  Harness h(semi_sync(1), 3);
+  h.run(5, ids({1, 2, 3}));
+  h.log[NodeId(1)].serving = false;
+  h.run(1, ids({1, 2, 3}));  // the tick before these reports may still renew
+  h.decisions.clear();
+  h.run(10, ids({1, 2, 3}));
+  for (const auto& d : h.decisions) {
+    EXPECT_NE(d.config.epoch, Epoch(1)) << "renewed epoch 1 of a primary that cannot serve it";
+  }
+}
+
 ManagerOptions sync_all_reconfigure() {
   ManagerOptions o = semi_sync(1);
   o.rule = AckRule::kSyncAll;
