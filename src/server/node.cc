@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -124,6 +127,18 @@ void Node::stop() {
   for (auto& [id, g] : keyspaces_) g->stop();
   if (default_) default_->stop();
   if (meta_) meta_->stop();
+  sync_lost_log();
+}
+
+// lost-writes.log reaches the disk within a timer period of a drop (one
+// fdatasync for all the drops of that period, on the loop: drops are rare).
+void Node::sync_lost_log() {
+  if (!lost_log_dirty_ || !lost_log_) return;
+  lost_log_dirty_ = false;
+  if (::fdatasync(::fileno(lost_log_.get())) != 0) {
+    spdlog::error("cannot sync {}/lost-writes.log: {}", opts_.config->data_dir,
+                  std::strerror(errno));
+  }
 }
 
 Status Node::deliver(net::IncomingMessage m) {
@@ -179,6 +194,7 @@ void Node::on_timer() {
   reconcile();
   maybe_write_initial_table();
   managers_->tick();
+  sync_lost_log();
   arm_timer();
 }
 
@@ -458,7 +474,8 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
     const std::string text =
         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::fwrite(text.data(), 1, text.size(), lost_log_.get());
-    std::fflush(lost_log_.get());  // in the page cache: survives the process, not the host
+    std::fflush(lost_log_.get());  // survives the process now, the host after sync_lost_log()
+    lost_log_dirty_ = true;
   } else {
     spdlog::error("cannot append to {}/lost-writes.log", opts_.config->data_dir);
   }

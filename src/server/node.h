@@ -111,6 +111,7 @@ class Node {
   // Ready::dropped of group `g`: deduplicated, logged, appended to
   // lost-writes.log, then Options::on_dropped.
   void on_dropped(GroupId g, const core::DroppedEntry& d);
+  void sync_lost_log();
   std::string keyspace_name(GroupId g) const;
   std::string group_dir(GroupId id) const;
   void on_timer();
@@ -147,6 +148,7 @@ class Node {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
   std::unique_ptr<std::FILE, CloseFile> lost_log_;  // <data>/lost-writes.log, opened on first use
+  bool lost_log_dirty_ = false;                     // written since its last fdatasync
   std::deque<DropKey> dropped_order_;
 };
 
