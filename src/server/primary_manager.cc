@@ -359,8 +359,7 @@ void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
   if (!still_leading()) return;  // a deposed manager decides nothing
   primary::Configuration c = d.config;
   c.lease_anchor_tick = d.lease_anchor_tick;
-  if (d.kind == primary::Decision::Kind::kAppointment ||
-      d.why.find("lease renewal") == std::string::npos) {
+  if (!d.routine) {
     spdlog::info("group {}: epoch {} primary n{} members {} (version {}): {}", g.value(),
                  c.epoch.value(), c.primary.value(), nodes(c.members), c.version, d.why);
   }

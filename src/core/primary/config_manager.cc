@@ -160,7 +160,7 @@ void ConfigManager::maybe_renew() {
   const Replica& r = replicas_.at(state_.config.primary);
   if (!r.last || now_ - last_grant_tick_ < opts_.renew_interval_ticks) return;
   if (r.received_tick <= last_grant_tick_) return;  // nothing new to anchor on
-  renew(state_.config.members, "lease renewal");
+  renew(state_.config.members, "lease renewal", /*routine=*/true);
 }
 
 void ConfigManager::maybe_reconfigure() {
@@ -204,7 +204,7 @@ std::vector<NodeId> ConfigManager::learners_besides(const std::vector<NodeId>& m
   return out;
 }
 
-void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
+void ConfigManager::renew(std::vector<NodeId> members, std::string why, bool routine) {
   const NodeId p = state_.config.primary;
   CHORUS_ASSERT(contains(members, p));
   const Replica& r = replicas_.at(p);
@@ -218,7 +218,7 @@ void ConfigManager::renew(std::vector<NodeId> members, std::string why) {
   state_.config.lease_ticks = opts_.lease_ticks;
   last_grant_tick_ = now_;
   decisions_.push_back(
-      {Decision::Kind::kRenewal, state_.config, r.last->sent_tick, std::move(why)});
+      {Decision::Kind::kRenewal, state_.config, r.last->sent_tick, std::move(why), routine});
 }
 
 // The epoch is established once every member reported an entry of it: each

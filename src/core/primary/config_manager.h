@@ -164,6 +164,9 @@ struct Decision {
   // The primary's own tick its lease counts from (ReplicaReport::sent_tick).
   uint64_t lease_anchor_tick = 0;
   std::string why;
+  // A periodic renewal that changes nothing but the lease (hosts log the
+  // others).
+  bool routine = false;
 };
 
 struct ManagerStatus {
@@ -224,7 +227,7 @@ class ConfigManager {
   void note_established();
   std::vector<NodeId> promotion_witnesses() const;
   std::vector<NodeId> learners_besides(const std::vector<NodeId>& members) const;
-  void renew(std::vector<NodeId> members, std::string why);
+  void renew(std::vector<NodeId> members, std::string why, bool routine = false);
   bool silent(NodeId n) const;
   // Silent, or reports that it cannot serve the current epoch (ReplicaReport::serving).
   bool failed(NodeId n) const;
