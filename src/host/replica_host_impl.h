@@ -652,8 +652,8 @@ void ReplicaHost<E, X>::note_write_outcome(const core::Outcome& o) {
                                                      "time; it may or may not be applied"));
         break;
       default:
-        // kDropped: the engine lost sight of this copy (a primary's lease
-        // lapsed, or it stepped down): it may still commit, or be replaced.
+        // kDropped: the engine lost sight of this copy (its leader stepped
+        // down): it may still commit, or be replaced.
         // Not offered again here: the engines report a dropped copy per
         // position (Ready::dropped, e.g. "rolled back" for a primary's own
         // uncommitted entry), and a re-offered copy that commits would make

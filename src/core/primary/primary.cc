@@ -264,14 +264,13 @@ void PrimaryBackup<R>::tick() {
   auto* p = std::get_if<Primary>(&role_);
   if (!p) return;
   if (now_ticks_ == p->lease_until_tick) {
-    // The lease lapsed: no more acknowledgements; every client waiting is
-    // told its write's fate is unknown (it may commit under a renewal or a
-    // successor).
-    for (auto& w : p->pending) {
-      if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
-      w.answered = true;
-    }
-    // A rollback not yet released is abandoned too: the manager may now
+    // The lease lapsed: no more acknowledgements until a renewal. Waiting
+    // writes stay pending and unanswered: they are still in this primary's
+    // log, and a renewal of this epoch commits them (their clients are then
+    // answered on apply). Only losing the epoch loses sight of them
+    // (abandon() answers kDropped); a primary neither renewed nor deposed
+    // leaves them to the host's request timeout.
+    // A rollback not yet released is abandoned, though: the manager may now
     // promote a backup that still holds those writes prepared, and it would
     // commit them. Their clients can only be told "unknown"; the drops are
     // reported if the marker's position commits after all (note_drop()).

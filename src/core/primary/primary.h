@@ -191,7 +191,7 @@ class PrimaryBackup {
     Term term;
     uint64_t proposed_tick = 0;
     size_t bytes = 0;
-    bool answered = false;  // an outcome already went out (timeout, lease lapse)
+    bool answered = false;  // an outcome already went out (semi-sync kAckTimedOut)
   };
   // Sync-all: writes rolled back behind `marker`, answered kRolledBack once
   // the marker is durable here and on a backup (so that the most up-to-date
