@@ -14,7 +14,7 @@
 //    on every group their keys belong to (every group for SCAN and DBSIZE),
 //    then read them all as one state (routed_state.h);
 //  - CHORUS.KEYSPACE runs on the node's metadata group;
-//  - WAIT and CHORUS.POLL read the groups' status (write_progress below);
+//  - WAIT and CHORUS.POLL read the groups' status (write_progress.h);
 //    every completed write leaves its token (keyspace, term, index) in the
 //    session, which CHORUS.TOKEN prints and WAIT waits for.
 // Errors say what happened (error_for): -TRYAGAIN only when the command
@@ -39,6 +39,7 @@
 #include "net/resp/resp_parser.h"
 #include "server/commands.h"
 #include "server/node.h"
+#include "server/write_progress.h"
 
 namespace chorus::server {
 
@@ -98,33 +99,6 @@ class ClientServer {
   int64_t started_ms_ = 0;
   bool stopped_ = false;
 };
-
-// What one group's local replica knows about the write at (index, term).
-//   kCommitted  its log holds (index, term) and its commit index covers it;
-//   kPending    not committed yet as far as this node knows (or not here yet);
-//   kLost       its log holds another term at `index`: the write was replaced
-//               (Raft §5.3: a conflicting suffix was truncated);
-//   kRolledBack a primary-backup group (ReplicaGroup::managed()) holds, at
-//               `index`, an entry of the same epoch and a later generation:
-//               the sync-all primary that wrote it rolled it back (a marker
-//               or a later write replaced it), so it was certainly never
-//               acknowledged; judged, like kLost, only once committed here.
-// `replicas` counts the nodes other than the leader that durably hold the
-// entry, and never more than this node knows: on the leader, the peers whose
-// match_index reaches `index` (a match there means the same term, Raft §5.3
-// Log Matching); elsewhere 1 when this node holds it durably, else 0 — a
-// follower does not know the other followers' logs.
-// An entry already compacted into the snapshot is judged by the snapshot's
-// term: a later term is lost (terms never decrease along a log), an earlier
-// or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
-// made-up token may be misjudged).
-struct WriteProgress {
-  enum class State : uint8_t { kCommitted, kPending, kLost, kRolledBack };
-  State state = State::kPending;
-  uint64_t replicas = 0;
-};
-WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term);
-std::string_view write_state_name(WriteProgress::State s);
 
 // The RESP error line for a failed request ("TRYAGAIN no leader", "UNCERTAIN
 // request timed out; ..."), without "-" and CRLF.

@@ -1,4 +1,4 @@
-// write_progress (client_server.h): what WAIT and CHORUS.POLL answer for one
+// write_progress (write_progress.h): what WAIT and CHORUS.POLL answer for one
 // write, from a group's engine-neutral status. A fake group stands in for the
 // host: the rule reads only status() and term_at().
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <map>
 
 #include "core/primary/options.h"
-#include "server/client_server.h"
+#include "server/write_progress.h"
 #include "storage/kv/state_machine.h"
 
 namespace chorus::server {
