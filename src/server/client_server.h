@@ -30,6 +30,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -78,10 +79,18 @@ class ClientServer {
                                       bool& ok);
   asio::awaitable<void> execute_read(ReadOp& r, Session& session, std::string& out, bool& ok);
   asio::awaitable<void> execute_keyspace(KeyspaceOp& k, std::string& out, bool& ok);
+  using Clock = std::chrono::steady_clock;
   asio::awaitable<void> execute_wait(const WaitOp& w, Session& session, std::string& out);
-  void execute_poll(const PollOp& p, std::string& out, bool& ok);
-  // The replicas holding every write in `writes` (the minimum over them).
-  uint64_t replicas_holding(const std::vector<WriteToken>& writes, Session& session);
+  asio::awaitable<void> execute_poll(const PollOp& p, std::string& out, bool& ok);
+  // The replicas holding every write in `writes` (the minimum over them),
+  // asking each group's leader in turn when this node does not lead it.
+  asio::awaitable<uint64_t> replicas_holding(const std::vector<WriteToken>& writes,
+                                             Session& session, Clock::time_point deadline);
+  // One write's progress: this node's view, with its group's leader's
+  // (ProgressQueries, with_leader_view) when this node does not lead the
+  // group; the query waits until `deadline` at most.
+  asio::awaitable<WriteProgress> progress_of(ReplicaGroup& g, const WriteToken& t,
+                                             Clock::time_point deadline);
   // The group a token names; nullptr for an unknown keyspace.
   ReplicaGroup* group_of_keyspace(std::string_view name);
   ServerView view(bool with_status) const;
