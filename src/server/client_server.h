@@ -14,7 +14,8 @@
 //    on every group their keys belong to (every group for SCAN and DBSIZE),
 //    then read them all as one state (routed_state.h);
 //  - CHORUS.KEYSPACE runs on the node's metadata group;
-//  - WAIT and CHORUS.POLL read the groups' status (write_progress.h);
+//  - WAIT and CHORUS.POLL read the groups' status (write_progress.h) and,
+//    where this node does not lead a group, ask its leader (progress_queries.h);
 //    every completed write leaves its token (keyspace, term, index) in the
 //    session, which CHORUS.TOKEN prints and WAIT waits for.
 // Errors say what happened (error_for): -TRYAGAIN only when the command

@@ -9,33 +9,15 @@
 namespace chorus::server {
 namespace {
 
-net::ProgressState to_wire(WriteProgress::State s) {
-  switch (s) {
-    case WriteProgress::State::kPending:
-      return net::ProgressState::kPending;
-    case WriteProgress::State::kCommitted:
-      return net::ProgressState::kCommitted;
-    case WriteProgress::State::kLost:
-      return net::ProgressState::kLost;
-    case WriteProgress::State::kRolledBack:
-      return net::ProgressState::kRolledBack;
-  }
-  CHORUS_UNREACHABLE();
-}
-
-WriteProgress::State from_wire(net::ProgressState s) {
-  switch (s) {
-    case net::ProgressState::kPending:
-      return WriteProgress::State::kPending;
-    case net::ProgressState::kCommitted:
-      return WriteProgress::State::kCommitted;
-    case net::ProgressState::kLost:
-      return WriteProgress::State::kLost;
-    case net::ProgressState::kRolledBack:
-      return WriteProgress::State::kRolledBack;
-  }
-  CHORUS_UNREACHABLE();
-}
+// The codec's states are WriteProgress's, value for value.
+static_assert(static_cast<int>(net::ProgressState::kPending) ==
+              static_cast<int>(WriteProgress::State::kPending));
+static_assert(static_cast<int>(net::ProgressState::kCommitted) ==
+              static_cast<int>(WriteProgress::State::kCommitted));
+static_assert(static_cast<int>(net::ProgressState::kLost) ==
+              static_cast<int>(WriteProgress::State::kLost));
+static_assert(static_cast<int>(net::ProgressState::kRolledBack) ==
+              static_cast<int>(WriteProgress::State::kRolledBack));
 
 bool replaced(WriteProgress::State s) {
   return s == WriteProgress::State::kLost || s == WriteProgress::State::kRolledBack;
@@ -92,7 +74,7 @@ void ProgressQueries::answer_query(GroupId group, NodeId from, const net::Progre
   } else {
     const WriteProgress p = write_progress(*g, q.index, q.term);
     a.leader_term = s.term;
-    a.state = to_wire(p.state);
+    a.state = static_cast<net::ProgressState>(p.state);
     // Fewer is safe, more would be refused by the asker's decoder.
     a.replicas = std::min<uint64_t>(p.replicas, net::kMaxProgressReplicas);
   }
@@ -119,7 +101,7 @@ Status ProgressQueries::take_answer(GroupId group, NodeId from, const net::Progr
     if (g != nullptr) {
       const core::SoftState s = g->soft_state();
       if (s.role != core::Role::kLeader && s.leader == p.leader && s.term == p.leader_term) {
-        view = WriteProgress{from_wire(a.state), a.replicas};
+        view = WriteProgress{static_cast<WriteProgress::State>(a.state), a.replicas};
       }
     }
   }

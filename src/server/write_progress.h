@@ -29,13 +29,15 @@ namespace chorus::server {
 // entry, and never more than this node knows: on the leader, the peers whose
 // match_index reaches `index` (a match there means the same term, Raft §5.3
 // Log Matching); elsewhere 1 when this node holds it durably, else 0 — a
-// follower does not know the other followers' logs.
+// follower does not know the other followers' logs (progress_queries.h asks
+// the leader for its count).
 // An entry already compacted into the snapshot is judged by the snapshot's
 // term: a later term is lost (terms never decrease along a log), an earlier
 // or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
 // made-up token may be misjudged).
 struct WriteProgress {
-  enum class State : uint8_t { kCommitted, kPending, kLost, kRolledBack };
+  // Values as net::ProgressState's (progress_codec.h), which crosses the wire.
+  enum class State : uint8_t { kPending, kCommitted, kLost, kRolledBack };
   State state = State::kPending;
   uint64_t replicas = 0;
 };

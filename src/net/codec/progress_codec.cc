@@ -29,60 +29,14 @@ OutgoingMessage envelope(GroupId group, NodeId to, wirepb::ProgressMessage m) {
   return out;
 }
 
-wirepb::ProgressState state_to_wire(ProgressState s) {
-  switch (s) {
-    case ProgressState::kPending:
-      return wirepb::PROGRESS_PENDING;
-    case ProgressState::kCommitted:
-      return wirepb::PROGRESS_COMMITTED;
-    case ProgressState::kLost:
-      return wirepb::PROGRESS_LOST;
-    case ProgressState::kRolledBack:
-      return wirepb::PROGRESS_ROLLED_BACK;
-  }
-  CHORUS_UNREACHABLE();
-}
-
-wirepb::ProgressError error_to_wire(ProgressError e) {
-  switch (e) {
-    case ProgressError::kAnswered:
-      return wirepb::PROGRESS_ANSWERED;
-    case ProgressError::kUnknownGroup:
-      return wirepb::PROGRESS_UNKNOWN_GROUP;
-    case ProgressError::kNotLeader:
-      return wirepb::PROGRESS_NOT_LEADER;
-  }
-  CHORUS_UNREACHABLE();
-}
-
-// Proto3 enums are open: a parsed field may hold any int32.
-Result<ProgressState> state_from_wire(int v) {
-  switch (v) {
-    case wirepb::PROGRESS_PENDING:
-      return ProgressState::kPending;
-    case wirepb::PROGRESS_COMMITTED:
-      return ProgressState::kCommitted;
-    case wirepb::PROGRESS_LOST:
-      return ProgressState::kLost;
-    case wirepb::PROGRESS_ROLLED_BACK:
-      return ProgressState::kRolledBack;
-    default:
-      return bad(fmt::format("unknown state {}", v));
-  }
-}
-
-Result<ProgressError> error_from_wire(int v) {
-  switch (v) {
-    case wirepb::PROGRESS_ANSWERED:
-      return ProgressError::kAnswered;
-    case wirepb::PROGRESS_UNKNOWN_GROUP:
-      return ProgressError::kUnknownGroup;
-    case wirepb::PROGRESS_NOT_LEADER:
-      return ProgressError::kNotLeader;
-    default:
-      return bad(fmt::format("unknown error {}", v));
-  }
-}
+// The enums are the wire's, value for value.
+static_assert(static_cast<int>(ProgressState::kPending) == wirepb::PROGRESS_PENDING);
+static_assert(static_cast<int>(ProgressState::kCommitted) == wirepb::PROGRESS_COMMITTED);
+static_assert(static_cast<int>(ProgressState::kLost) == wirepb::PROGRESS_LOST);
+static_assert(static_cast<int>(ProgressState::kRolledBack) == wirepb::PROGRESS_ROLLED_BACK);
+static_assert(static_cast<int>(ProgressError::kAnswered) == wirepb::PROGRESS_ANSWERED);
+static_assert(static_cast<int>(ProgressError::kUnknownGroup) == wirepb::PROGRESS_UNKNOWN_GROUP);
+static_assert(static_cast<int>(ProgressError::kNotLeader) == wirepb::PROGRESS_NOT_LEADER);
 
 }  // namespace
 
@@ -103,9 +57,9 @@ OutgoingMessage encode_progress_answer(GroupId group, NodeId to, const ProgressA
   p->set_request_id(a.request_id);
   p->set_index(a.index.value());
   p->set_term(a.term.value());
-  p->set_error(error_to_wire(a.error));
+  p->set_error(static_cast<wirepb::ProgressError>(a.error));
   p->set_leader_term(a.leader_term.value());
-  p->set_state(state_to_wire(a.state));
+  p->set_state(static_cast<wirepb::ProgressState>(a.state));
   p->set_replicas(a.replicas);
   return envelope(group, to, std::move(m));
 }
@@ -134,9 +88,16 @@ Result<ProgressMessage> decode_progress_message(const IncomingMessage& in) {
       a.request_id = p.request_id();
       a.index = LogIndex(p.index());
       a.term = Term(p.term());
-      CHORUS_ASSIGN_OR_RETURN(a.error, error_from_wire(p.error()));
+      // Proto3 enums are open: a parsed field may hold any int32.
+      if (!wirepb::ProgressError_IsValid(p.error())) {
+        return bad(fmt::format("unknown error {}", static_cast<int>(p.error())));
+      }
+      if (!wirepb::ProgressState_IsValid(p.state())) {
+        return bad(fmt::format("unknown state {}", static_cast<int>(p.state())));
+      }
+      a.error = static_cast<ProgressError>(p.error());
       a.leader_term = Term(p.leader_term());
-      CHORUS_ASSIGN_OR_RETURN(a.state, state_from_wire(p.state()));
+      a.state = static_cast<ProgressState>(p.state());
       a.replicas = p.replicas();
       if (!answer_valid(a)) {
         return bad(fmt::format(
