@@ -6,7 +6,6 @@
 #include <chrono>
 #include <random>
 
-#include "core/primary/options.h"
 #include "net/resp/resp_encoder.h"
 #include "server/routed_state.h"
 
@@ -204,7 +203,7 @@ asio::awaitable<bool> ClientServer::execute(const std::vector<std::string>& args
   } else if (auto* wt = std::get_if<WaitOp>(&plan)) {
     co_await execute_wait(*wt, session, out);
   } else if (auto* p = std::get_if<PollOp>(&plan)) {
-    execute_poll(*p, out, ok);
+    co_await execute_poll(*p, out, ok);
   }
   if (opts_.on_command) opts_.on_command(name, ok ? "ok" : "error");
   co_return keep_open;
@@ -352,61 +351,6 @@ asio::awaitable<Status> ClientServer::read_barrier(ReplicaGroup& group, Consiste
 
 namespace chorus::server {
 
-std::string_view write_state_name(WriteProgress::State s) {
-  switch (s) {
-    case WriteProgress::State::kCommitted:
-      return "committed";
-    case WriteProgress::State::kPending:
-      return "pending";
-    case WriteProgress::State::kLost:
-      return "lost";
-    case WriteProgress::State::kRolledBack:
-      return "rolled-back";
-  }
-  return "pending";
-}
-
-WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
-  CHORUS_ASSERT(index.value() > 0);
-  const host::HostStatus st = g.status();
-  const core::EngineStatus& e = st.engine;
-  WriteProgress p;
-  if (const std::optional<Term> here = g.term_at(index)) {
-    if (*here != term) {
-      // Replaced only if this node knows its own entry there is committed;
-      // an uncommitted one may itself be replaced (a stale leader, a
-      // follower before its conflicting suffix is cut): pending, held by none.
-      if (index <= e.commit_index) {
-        // Entry terms of primary-backup groups are (epoch, generation)
-        // (core/primary/options.h); a generation grows only by a rollback.
-        const bool rolled_back = g.managed() &&
-                                 primary::epoch_of(*here) == primary::epoch_of(term) &&
-                                 primary::generation_of(*here) > primary::generation_of(term);
-        p.state = rolled_back ? WriteProgress::State::kRolledBack : WriteProgress::State::kLost;
-      }
-      return p;
-    }
-  } else if (index <= e.snapshot_index) {
-    // Compacted: only the snapshot's term is left (see the declaration).
-    const std::optional<Term> snap = g.term_at(e.snapshot_index);
-    if (snap && term > *snap) {
-      p.state = WriteProgress::State::kLost;
-      return p;
-    }
-  } else {
-    return p;  // past the end of this node's log: pending, held by none it knows of
-  }
-  if (index <= e.commit_index) p.state = WriteProgress::State::kCommitted;
-  if (e.soft.role == core::Role::kLeader) {
-    for (const core::PeerStatus& peer : e.peers) {
-      if (peer.id != e.soft.leader && peer.match_index >= index) ++p.replicas;
-    }
-  } else if (st.durable_index >= index) {
-    p.replicas = 1;  // this node, a replica that is not the leader
-  }
-  return p;
-}
-
 ReplicaGroup* ClientServer::group_of_keyspace(std::string_view name) {
   if (name == kDefaultKeyspaceName) return &node_.default_group();
   if (!node_.routing_ready()) return nullptr;
@@ -414,61 +358,88 @@ ReplicaGroup* ClientServer::group_of_keyspace(std::string_view name) {
   return d == nullptr ? nullptr : node_.group(GroupId(d->group_id()));
 }
 
-uint64_t ClientServer::replicas_holding(const std::vector<WriteToken>& writes, Session& session) {
+asio::awaitable<WriteProgress> ClientServer::progress_of(ReplicaGroup& g, const WriteToken& t,
+                                                         Clock::time_point deadline) {
+  const LogIndex index(t.index);
+  const Term term(t.term);
+  const WriteProgress local = write_progress(g, index, term);
+  ProgressQueries& queries = node_.progress();
+  // Judged here for good; or a made-up token (no entry has term 0); or this
+  // node leads the group, or knows no leader: nobody to ask.
+  if (local.state == WriteProgress::State::kLost ||
+      local.state == WriteProgress::State::kRolledBack || term.value() == 0 ||
+      !queries.leader_to_ask(g)) {
+    co_return local;
+  }
+  const auto now = Clock::now();
+  std::optional<WriteProgress> leader =
+      co_await await_callback<std::optional<WriteProgress>>([&](ProgressQueries::Done done) {
+        queries.ask(g, index, term, now, deadline, std::move(done));
+      });
+  // The group may have been dropped meanwhile: the caller looks it up again.
+  co_return with_leader_view(local, leader);
+}
+
+asio::awaitable<uint64_t> ClientServer::replicas_holding(const std::vector<WriteToken>& writes,
+                                                         Session& session,
+                                                         Clock::time_point deadline) {
   if (writes.empty()) {
     // Redis answers the replicas connected now; here the default group's
     // leader counts the peers it has heard from, other nodes the configured ones.
     const core::EngineStatus e = node_.default_group().status().engine;
-    if (e.soft.role != core::Role::kLeader) return opts_.replicas_configured;
+    if (e.soft.role != core::Role::kLeader) co_return opts_.replicas_configured;
     uint64_t n = 0;
     for (const core::PeerStatus& peer : e.peers) {
       if (peer.id != e.soft.leader && peer.match_index.value() > 0) ++n;
     }
-    return n;
+    co_return n;
   }
   uint64_t least = UINT64_MAX;
   for (const WriteToken& t : writes) {
-    if (t.uncertain) return 0;  // its position is unknown: no replica can be vouched for
+    if (t.uncertain) co_return 0;  // its position is unknown: no replica can be vouched for
+    // Looked up for each write: a query suspends, and a keyspace may be dropped meanwhile.
     ReplicaGroup* g = group_of_keyspace(t.keyspace);
     if (g == nullptr) {
       // The keyspace was dropped, and its writes with it: none holds them.
       // Forgotten, so the next WAIT of this connection is not stuck at 0.
       session.last_write_by_keyspace.erase(t.keyspace);
-      return 0;
+      co_return 0;
     }
-    const WriteProgress p = write_progress(*g, LogIndex(t.index), Term(t.term));
+    // One query at a time: a connection never has two outstanding.
+    const WriteProgress p = co_await progress_of(*g, t, deadline);
     least = std::min(least, p.state == WriteProgress::State::kLost ? 0 : p.replicas);
+    if (least == 0) break;
   }
-  return least;
+  co_return least;
 }
 
 asio::awaitable<void> ClientServer::execute_wait(const WaitOp& w, Session& session,
                                                  std::string& out) {
   const uint64_t timeout_ms = w.timeout_ms == 0 ? opts_.wait_timeout_max_ms
                                                 : std::min(w.timeout_ms, opts_.wait_timeout_max_ms);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  uint64_t n = replicas_holding(w.writes, session);
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  uint64_t n = co_await replicas_holding(w.writes, session, deadline);
   asio::steady_timer timer(io_);
   // Redis answers at once when there is nothing to wait for.
-  while (!w.writes.empty() && n < w.numreplicas && !stopped_ &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (!w.writes.empty() && n < w.numreplicas && !stopped_ && Clock::now() < deadline) {
     timer.expires_after(std::chrono::milliseconds(opts_.wait_poll_interval_ms));
     std::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    n = replicas_holding(w.writes, session);
+    n = co_await replicas_holding(w.writes, session, deadline);
   }
   resp::append_integer(&out, static_cast<int64_t>(n));
 }
 
-void ClientServer::execute_poll(const PollOp& p, std::string& out, bool& ok) {
+asio::awaitable<void> ClientServer::execute_poll(const PollOp& p, std::string& out, bool& ok) {
   ReplicaGroup* g = group_of_keyspace(p.token.keyspace);
   if (g == nullptr) {
     ok = false;
     resp::append_error(
         &out, "ERR unknown keyspace '" + p.token.keyspace.substr(0, 128) + "' in the write token");
-    return;
+    co_return;
   }
-  const WriteProgress w = write_progress(*g, LogIndex(p.token.index), Term(p.token.term));
+  const WriteProgress w =
+      co_await progress_of(*g, p.token, Clock::now() + ProgressQueries::kTimeout);
   // A flat map, as Redis 7's RESP2 replies give one (CLIENT INFO-like pairs).
   resp::append_array_header(&out, 4);
   resp::append_bulk_string(&out, "status");

@@ -14,7 +14,8 @@
 //    on every group their keys belong to (every group for SCAN and DBSIZE),
 //    then read them all as one state (routed_state.h);
 //  - CHORUS.KEYSPACE runs on the node's metadata group;
-//  - WAIT and CHORUS.POLL read the groups' status (write_progress below);
+//  - WAIT and CHORUS.POLL read the groups' status (write_progress.h) and,
+//    where this node does not lead a group, ask its leader (progress_queries.h);
 //    every completed write leaves its token (keyspace, term, index) in the
 //    session, which CHORUS.TOKEN prints and WAIT waits for.
 // Errors say what happened (error_for): -TRYAGAIN only when the command
@@ -30,6 +31,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +41,7 @@
 #include "net/resp/resp_parser.h"
 #include "server/commands.h"
 #include "server/node.h"
+#include "server/write_progress.h"
 
 namespace chorus::server {
 
@@ -77,10 +80,18 @@ class ClientServer {
                                       bool& ok);
   asio::awaitable<void> execute_read(ReadOp& r, Session& session, std::string& out, bool& ok);
   asio::awaitable<void> execute_keyspace(KeyspaceOp& k, std::string& out, bool& ok);
+  using Clock = std::chrono::steady_clock;
   asio::awaitable<void> execute_wait(const WaitOp& w, Session& session, std::string& out);
-  void execute_poll(const PollOp& p, std::string& out, bool& ok);
-  // The replicas holding every write in `writes` (the minimum over them).
-  uint64_t replicas_holding(const std::vector<WriteToken>& writes, Session& session);
+  asio::awaitable<void> execute_poll(const PollOp& p, std::string& out, bool& ok);
+  // The replicas holding every write in `writes` (the minimum over them),
+  // asking each group's leader in turn when this node does not lead it.
+  asio::awaitable<uint64_t> replicas_holding(const std::vector<WriteToken>& writes,
+                                             Session& session, Clock::time_point deadline);
+  // One write's progress: this node's view, with its group's leader's
+  // (ProgressQueries, with_leader_view) when this node does not lead the
+  // group; the query waits until `deadline` at most.
+  asio::awaitable<WriteProgress> progress_of(ReplicaGroup& g, const WriteToken& t,
+                                             Clock::time_point deadline);
   // The group a token names; nullptr for an unknown keyspace.
   ReplicaGroup* group_of_keyspace(std::string_view name);
   ServerView view(bool with_status) const;
@@ -98,33 +109,6 @@ class ClientServer {
   int64_t started_ms_ = 0;
   bool stopped_ = false;
 };
-
-// What one group's local replica knows about the write at (index, term).
-//   kCommitted  its log holds (index, term) and its commit index covers it;
-//   kPending    not committed yet as far as this node knows (or not here yet);
-//   kLost       its log holds another term at `index`: the write was replaced
-//               (Raft §5.3: a conflicting suffix was truncated);
-//   kRolledBack a primary-backup group (ReplicaGroup::managed()) holds, at
-//               `index`, an entry of the same epoch and a later generation:
-//               the sync-all primary that wrote it rolled it back (a marker
-//               or a later write replaced it), so it was certainly never
-//               acknowledged; judged, like kLost, only once committed here.
-// `replicas` counts the nodes other than the leader that durably hold the
-// entry, and never more than this node knows: on the leader, the peers whose
-// match_index reaches `index` (a match there means the same term, Raft §5.3
-// Log Matching); elsewhere 1 when this node holds it durably, else 0 — a
-// follower does not know the other followers' logs.
-// An entry already compacted into the snapshot is judged by the snapshot's
-// term: a later term is lost (terms never decrease along a log), an earlier
-// or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
-// made-up token may be misjudged).
-struct WriteProgress {
-  enum class State : uint8_t { kCommitted, kPending, kLost, kRolledBack };
-  State state = State::kPending;
-  uint64_t replicas = 0;
-};
-WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term);
-std::string_view write_state_name(WriteProgress::State s);
 
 // The RESP error line for a failed request ("TRYAGAIN no leader", "UNCERTAIN
 // request timed out; ..."), without "-" and CRLF.

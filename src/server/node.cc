@@ -63,6 +63,14 @@ Result<std::unique_ptr<Node>> Node::open(Options opts) {
   md.table = [raw = n.get()]() -> const KeyspaceTable& { return raw->table_; };
   md.prng_seed = prng.next_u64();
   n->managers_ = std::make_unique<PrimaryManagers>(std::move(md));
+  ProgressQueries::Deps pd;
+  pd.self = NodeId(opts.config->node_id);
+  pd.send = [t = opts.transport](net::OutgoingMessage m) { t->send(std::move(m)); };
+  // Data groups only: no write token names the metadata group.
+  pd.group = [raw = n.get()](GroupId id) {
+    return id == kMetadataGroup ? nullptr : raw->group(id);
+  };
+  n->progress_ = std::make_unique<ProgressQueries>(std::move(pd));
   n->reconcile();
   return n;
 }
@@ -124,6 +132,8 @@ void Node::stop() {
   if (stopped_) return;
   stopped_ = true;
   timer_.cancel();
+  // Its waiting callers count locally and go on.
+  if (progress_) progress_->stop();
   for (auto& [id, g] : keyspaces_) g->stop();
   if (default_) default_->stop();
   if (meta_) meta_->stop();
@@ -143,6 +153,7 @@ void Node::sync_lost_log() {
 
 Status Node::deliver(net::IncomingMessage m) {
   if (m.message.has_manager()) return managers_->receive(m);
+  if (m.message.has_progress()) return progress_->receive(m);
   if (ReplicaGroup* g = group(GroupId(m.message.group_id()))) return g->receive(std::move(m));
   return Status::ok();  // a group this node does not host (yet, or any more): dropped
 }
@@ -194,6 +205,7 @@ void Node::on_timer() {
   reconcile();
   maybe_write_initial_table();
   managers_->tick();
+  progress_->expire(std::chrono::steady_clock::now());
   sync_lost_log();
   arm_timer();
 }

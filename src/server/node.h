@@ -46,6 +46,7 @@
 #include "server/engine_group.h"
 #include "server/keyspaces.h"
 #include "server/primary_manager.h"
+#include "server/progress_queries.h"
 #include "server/replica_group.h"
 #include "storage/env/env.h"
 
@@ -86,6 +87,9 @@ class Node {
   ReplicaGroup* group(GroupId id);
   ReplicaGroup& default_group() { return *default_; }
   ReplicaGroup& metadata_group() { return *meta_; }
+  // Asks groups' leaders how far a write has spread (WAIT, CHORUS.POLL) and
+  // answers their queries when this node leads.
+  ProgressQueries& progress() { return *progress_; }
   // Default and every keyspace's group (not the metadata group).
   std::vector<ReplicaGroup*> data_groups();
   // The same, with each keyspace's name ("default" first).
@@ -140,6 +144,7 @@ class Node {
   uint64_t session_ = 0;  // this node's session for its metadata writes
   uint64_t seq_ = 0;
   std::unique_ptr<PrimaryManagers> managers_;
+  std::unique_ptr<ProgressQueries> progress_;
   // (group, term, index, kind, range positions) of drops already reported,
   // oldest first (bounded; in memory: a re-report after a restart counts again).
   using DropKey = std::tuple<uint64_t, uint64_t, uint64_t, int, uint64_t>;

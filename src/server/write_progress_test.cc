@@ -1,4 +1,4 @@
-// write_progress (client_server.h): what WAIT and CHORUS.POLL answer for one
+// write_progress (write_progress.h): what WAIT and CHORUS.POLL answer for one
 // write, from a group's engine-neutral status. A fake group stands in for the
 // host: the rule reads only status() and term_at().
 #include <gtest/gtest.h>
@@ -6,60 +6,11 @@
 #include <map>
 
 #include "core/primary/options.h"
-#include "server/client_server.h"
-#include "storage/kv/state_machine.h"
+#include "server/fake_group.h"
+#include "server/write_progress.h"
 
 namespace chorus::server {
 namespace {
-
-class FakeGroup final : public ReplicaGroup {
- public:
-  std::string_view strategy() const override { return "fake"; }
-  core::Capabilities capabilities() const override { return {}; }
-  GroupId group_id() const override { return GroupId(0); }
-  Status init() override { return Status::ok(); }
-  void start() override {}
-  void stop() override {}
-  Status receive(net::IncomingMessage) override { return Status::ok(); }
-  void write(kvpb::Command, WriteDone) override {}
-  void write_acked(kvpb::Command, WriteAckDone) override {}
-  void read(host::Consistency, ReadDone) override {}
-  bool read_ready_now(host::Consistency) override { return false; }
-  const kv::StateMachine& state() const override { return sm_; }
-  int64_t time_base_ms() const override { return 0; }
-  bool healthy() const override { return true; }
-  Status failure() const override { return Status::ok(); }
-  core::SoftState soft_state() const override { return st.engine.soft; }
-  host::HostStatus status() const override { return st; }
-  bool managed() const override { return managed_; }
-  std::optional<Term> term_at(LogIndex i) const override {
-    auto it = terms.find(i.value());
-    if (it == terms.end()) return std::nullopt;
-    return Term(it->second);
-  }
-
-  host::HostStatus st;
-  std::map<uint64_t, uint64_t> terms;  // index -> term of the local log
-  bool managed_ = false;               // a primary-backup group
-
- private:
-  kv::MemoryStateMachine sm_;
-};
-
-// Node 1 leads term 2 of {1, 2, 3}; its log holds 1..10 (1..4 of term 1),
-// commit index 8; n2 matches through 9, n3 through 6.
-FakeGroup leader() {
-  FakeGroup g;
-  g.st.engine.soft = core::SoftState{core::Role::kLeader, Term(2), NodeId(1)};
-  g.st.engine.commit_index = LogIndex(8);
-  g.st.engine.last_index = LogIndex(10);
-  g.st.engine.peers = {{NodeId(1), LogIndex(10), LogIndex(11)},
-                       {NodeId(2), LogIndex(9), LogIndex(10)},
-                       {NodeId(3), LogIndex(6), LogIndex(7)}};
-  g.st.durable_index = LogIndex(10);
-  for (uint64_t i = 1; i <= 10; ++i) g.terms[i] = i <= 4 ? 1 : 2;
-  return g;
-}
 
 WriteProgress at(const FakeGroup& g, uint64_t index, uint64_t term) {
   return write_progress(g, LogIndex(index), Term(term));

@@ -13,6 +13,7 @@ bool is_engine_body(wirepb::PeerMessage::BodyCase body) {
     case wirepb::PeerMessage::kRaft:
     case wirepb::PeerMessage::kPrimary:
     case wirepb::PeerMessage::kManager:
+    case wirepb::PeerMessage::kProgress:
       return true;
     case wirepb::PeerMessage::kSnapshotChunk:
     case wirepb::PeerMessage::BODY_NOT_SET:
@@ -29,6 +30,8 @@ std::string_view body_name(wirepb::PeerMessage::BodyCase body) {
       return "primary";
     case wirepb::PeerMessage::kManager:
       return "manager";
+    case wirepb::PeerMessage::kProgress:
+      return "progress";
     case wirepb::PeerMessage::kSnapshotChunk:
       return "snapshot chunk";
     case wirepb::PeerMessage::BODY_NOT_SET:

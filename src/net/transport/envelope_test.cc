@@ -58,10 +58,12 @@ TEST(EnvelopeTest, MissingOrUnknownBodyIsRefused) {
 TEST(EnvelopeTest, EngineBodiesAreTheOnlyOnesToSend) {
   EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kRaft));
   EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kPrimary));
+  EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kProgress));
   EXPECT_FALSE(is_engine_body(wirepb::PeerMessage::kSnapshotChunk));
   EXPECT_FALSE(is_engine_body(wirepb::PeerMessage::BODY_NOT_SET));
   EXPECT_EQ(body_name(wirepb::PeerMessage::kRaft), "raft");
   EXPECT_EQ(body_name(wirepb::PeerMessage::kPrimary), "primary");
+  EXPECT_EQ(body_name(wirepb::PeerMessage::kProgress), "progress");
 }
 
 TEST(EnvelopeTest, EncodedFrameDecodesToTheMessage) {
