@@ -174,6 +174,7 @@ Result<PrimarySettings> primary_settings(std::string_view strategy,
   // drops (docs/strategies.md, "Loss accounting"): ~100k entries of a few
   // hundred bytes, tens of MB, only while a backup lags that far.
   e.retain_unreplicated_entries = 100000;
+  e.retain_unreplicated_bytes = 128u << 20;  // in memory, on the primary
   CHORUS_RETURN_IF_ERROR(e.validate());
 
   primary::ManagerOptions& m = s.manager;

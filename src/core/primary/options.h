@@ -106,6 +106,9 @@ struct Options {
   // they are dropped (Ready::dropped); past the bound a loss is reported as a
   // range of positions. 0: keep none (compaction ignores the backups).
   uint64_t retain_unreplicated_entries = 0;
+  // The same retention bounded by bytes (core::entry_bytes): the newest
+  // retained entries that fit are kept. 0: bounded by entries only.
+  size_t retain_unreplicated_bytes = 0;
 
   // OK, or an error naming the first bad option.
   Status validate() const;

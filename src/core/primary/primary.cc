@@ -724,7 +724,19 @@ void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
     const LogIndex bound = snap.meta.index.value() > opts_.retain_unreplicated_entries
                                ? snap.meta.index - opts_.retain_unreplicated_entries
                                : LogIndex(0);
-    to = std::min(to, std::max(every_backup_has, bound));
+    LogIndex floor = std::max(every_backup_has, bound);
+    if (opts_.retain_unreplicated_bytes > 0) {
+      // Entries above `to` stay anyway; of (floor, to], keep the newest that fit.
+      size_t bytes = 0;
+      for (LogIndex i = to; i > floor; i = i.prev()) {
+        bytes += core::entry_bytes(log_.at(i));
+        if (bytes > opts_.retain_unreplicated_bytes) {
+          floor = i;
+          break;
+        }
+      }
+    }
+    to = std::min(to, floor);
   }
   for (LogIndex i = log_.first_index(); i <= to; i = i.next()) {
     const Term t = log_.at(i).term;

@@ -350,6 +350,26 @@ TEST(Async, RetentionIsBounded) {
   EXPECT_EQ(g.node(1).log().snapshot().index.value() + 5, g.node(1).log().applied().value());
 }
 
+// ... and by bytes: the newest retained entries that fit are kept.
+TEST(Async, RetentionIsBoundedByBytes) {
+  const size_t one = core::entry_bytes(
+      core::Entry{Term(1), LogIndex(1), core::EntryType::kNormal, std::string(100, 'x')});
+  Group<AckRule::kAsync> g(3, [one](Options& o) {
+    o.retain_unreplicated_entries = 1000;
+    o.retain_unreplicated_bytes = 3 * one;
+  });
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  for (int i = 0; i < 20; ++i) g.propose(1, std::string(100, static_cast<char>('a' + i)));
+  g.run(2);
+  g.compact(1);
+  const uint64_t kept =
+      g.node(1).log().applied().value() - g.node(1).log().snapshot().index.value();
+  EXPECT_GE(kept, 1u);
+  EXPECT_LE(kept, 3u) << "more than 3 entries' bytes retained";
+}
+
 // ---- learners (on_replica_failure = reconfigure) -------------------------
 
 // A replica the manager dropped is a learner: sync-all commits without it,
