@@ -300,6 +300,13 @@ void PrimaryManagers::process(GroupId g, Slot& s) {
         return q.kind == primary::Decision::Kind::kRenewal && q.config == d.config;
       });
     }
+    if (d.routine && s.queue.empty() && d.config == s.persisted.config) {
+      // A lease on the committed configuration waits for nothing: holding
+      // it behind a slow metadata write (of witnesses, say) let the
+      // primary's lease lapse.
+      deliver(g, d, s.persisted);
+      continue;
+    }
     s.queue.push_back(std::move(d));
   }
   if (s.persisting) return;
