@@ -70,6 +70,8 @@ Result<std::unique_ptr<Node>> Node::open(Options opts) {
   pd.group = [raw = n.get()](GroupId id) {
     return id == kMetadataGroup ? nullptr : raw->group(id);
   };
+  pd.post = [io = opts.io](std::function<void()> f) { asio::post(*io, std::move(f)); };
+  pd.first_request_id = prng.next_u64() >> 1;  // room to count up
   n->progress_ = std::make_unique<ProgressQueries>(std::move(pd));
   n->reconcile();
   return n;
@@ -146,8 +148,14 @@ void Node::sync_lost_log() {
   if (!lost_log_dirty_ || !lost_log_) return;
   lost_log_dirty_ = false;
   if (::fdatasync(::fileno(lost_log_.get())) != 0) {
-    spdlog::error("cannot sync {}/lost-writes.log: {}", opts_.config->data_dir,
-                  std::strerror(errno));
+    // After a failed fdatasync the kernel may have dropped the dirty pages:
+    // a retry proving nothing, the records since the last sync are named
+    // here, in the server log, by the lines logged with each drop.
+    spdlog::error(
+        "cannot sync {}/lost-writes.log: {}; the records since its last sync may be missing "
+        "from it (each was also logged when dropped)",
+        opts_.config->data_dir, std::strerror(errno));
+    lost_log_.reset();
   }
 }
 
@@ -479,17 +487,32 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
     spdlog::info("dropped write: {}", line);
   }
   // Opened once: one Ready may drop hundreds of entries.
+  const std::string path = opts_.config->data_dir + "/lost-writes.log";
   if (!lost_log_) {
-    lost_log_.reset(std::fopen((opts_.config->data_dir + "/lost-writes.log").c_str(), "a"));
+    const bool existed = std::filesystem::exists(path);
+    lost_log_.reset(std::fopen(path.c_str(), "a"));
+    // A new file survives a power failure only once its directory entry does.
+    if (lost_log_ && !existed && opts_.env != nullptr) {
+      if (Status st = opts_.env->sync_dir(opts_.config->data_dir); !st.is_ok()) {
+        spdlog::error("lost-writes.log created but its directory not synced: {}", st.to_string());
+      }
+    }
   }
   if (lost_log_) {
     const std::string text =
         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    std::fwrite(text.data(), 1, text.size(), lost_log_.get());
-    std::fflush(lost_log_.get());  // survives the process now, the host after sync_lost_log()
-    lost_log_dirty_ = true;
+    // Flushed, it survives the process; synced (sync_lost_log()), the host.
+    if (std::fwrite(text.data(), 1, text.size(), lost_log_.get()) != text.size() ||
+        std::fflush(lost_log_.get()) != 0) {
+      spdlog::error("cannot append to {}: {}; the record is only in this log: {}", path,
+                    std::strerror(errno), line);
+      lost_log_.reset();  // reopened (and appended to) at the next drop
+    } else {
+      lost_log_dirty_ = true;
+    }
   } else {
-    spdlog::error("cannot append to {}/lost-writes.log", opts_.config->data_dir);
+    spdlog::error("cannot open {}: {}; the record is only in this log: {}", path,
+                  std::strerror(errno), line);
   }
   if (opts_.on_dropped) opts_.on_dropped(ks, d);
 }

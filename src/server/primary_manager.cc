@@ -385,6 +385,8 @@ void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
 // restarted primary refuses it and says so in its next report).
 void PrimaryManagers::refresh(GroupId g, const Slot& s, NodeId n) {
   if (!still_leading() || s.persisted.config.epoch == primary::Epoch(0)) return;
+  const auto& replicas = s.persisted.replicas;
+  if (std::find(replicas.begin(), replicas.end(), n) == replicas.end()) return;
   primary::Configuration c = s.persisted.config;
   c.lease_ticks = 0;
   c.lease_anchor_tick = 0;

@@ -67,9 +67,12 @@ void ProgressQueries::answer_query(GroupId group, NodeId from, const net::Progre
   const ReplicaGroup* g = d_.group(group);
   if (g == nullptr) {
     a.error = net::ProgressError::kUnknownGroup;
-  } else if (const core::SoftState s = g->soft_state();
-             s.role != core::Role::kLeader || s.term.value() == 0 || !g->healthy()) {
-    // A failed node's status may be stale: it speaks for no one.
+  } else if (const core::SoftState s = g->soft_state(); s.role != core::Role::kLeader ||
+                                                        s.term.value() == 0 || !g->healthy() ||
+                                                        !g->status().engine.acknowledging) {
+    // A failed node's status may be stale, and a primary whose lease lapsed
+    // may have been deposed (a successor may have replaced what its
+    // backups' match positions count): it speaks for no one.
     a.error = net::ProgressError::kNotLeader;
   } else {
     const WriteProgress p = write_progress(*g, q.index, q.term);
@@ -107,7 +110,7 @@ Status ProgressQueries::take_answer(GroupId group, NodeId from, const net::Progr
   }
   Done done = std::move(p.done);
   pending_.erase(it);  // before done: it may ask again
-  done(view);
+  complete(std::move(done), view);
   return Status::ok();
 }
 
@@ -121,7 +124,7 @@ void ProgressQueries::expire(Clock::time_point now) {
       ++it;
     }
   }
-  for (Done& d : due) d(std::nullopt);
+  for (Done& d : due) complete(std::move(d), std::nullopt);
 }
 
 void ProgressQueries::stop() {
@@ -129,13 +132,26 @@ void ProgressQueries::stop() {
   std::vector<Done> all;
   for (auto& [id, p] : pending_) all.push_back(std::move(p.done));
   pending_.clear();
-  for (Done& d : all) d(std::nullopt);
+  for (Done& d : all) complete(std::move(d), std::nullopt);
+}
+
+// Through Deps::post when set: a client's coroutine resumes on its own turn
+// of the loop, not inside the transport's receive path, the node's timer or
+// stop().
+void ProgressQueries::complete(Done done, std::optional<WriteProgress> view) {
+  if (!d_.post) {
+    done(view);
+    return;
+  }
+  d_.post([done = std::move(done), view] { done(view); });
 }
 
 WriteProgress with_leader_view(const WriteProgress& local,
                                const std::optional<WriteProgress>& leader) {
   if (!leader || replaced(local.state)) return local;
   if (replaced(leader->state)) return WriteProgress{leader->state, 0};
+  // The leader's count, not max(local, leader): its 0 may mean it holds
+  // another term at the index, and then this node's copy is doomed too.
   return WriteProgress{local.state, leader->replicas};
 }
 

@@ -56,9 +56,15 @@ class ProgressQueries {
     std::function<void(net::OutgoingMessage)> send;
     // The data group `id` hosted here; nullptr if none.
     std::function<ReplicaGroup*(GroupId)> group;
+    // Runs a completion later on the node's loop (unset: at once).
+    std::function<void(std::function<void()>)> post;
+    // The first request id (random in a node: an answer meant for an
+    // earlier incarnation then matches no query of this one).
+    uint64_t first_request_id = 0;
   };
 
-  explicit ProgressQueries(Deps deps) : d_(std::move(deps)) {}
+  explicit ProgressQueries(Deps deps)
+      : d_(std::move(deps)), last_request_id_(d_.first_request_id) {}
 
   // The node to ask about group `g`'s writes: its leader as this node sees
   // it, when that is another node and a query may be sent now (not
@@ -97,6 +103,7 @@ class ProgressQueries {
   };
   void answer_query(GroupId group, NodeId from, const net::ProgressQuery& q);
   Status take_answer(GroupId group, NodeId from, const net::ProgressAnswer& a);
+  void complete(Done done, std::optional<WriteProgress> view);
 
   Deps d_;
   std::map<uint64_t, Pending> pending_;  // by request id

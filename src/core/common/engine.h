@@ -83,6 +83,10 @@ struct EngineStatus {
   // engines that never degrade.
   bool degraded = false;
   uint64_t degraded_writes = 0;  // writes acknowledged while degraded, since start
+  // The leader may acknowledge writes now: false for a primary-backup
+  // primary whose lease lapsed (it may have been deposed without knowing);
+  // a Raft leader always may (its acknowledged entries are never replaced).
+  bool acknowledging = true;
 };
 
 template <class E>

@@ -778,6 +778,7 @@ core::EngineStatus PrimaryBackup<R>::status() const {
   st.snapshot_index = log_.snapshot().index;
   st.degraded = degraded_;
   st.degraded_writes = degraded_writes_;
+  st.acknowledging = is_primary() && lease_valid();
   if (const auto* p = std::get_if<Primary>(&role_)) {
     for (const auto& [id, pr] : p->peers) {
       st.peers.push_back({id, pr.match, pr.next, log_.last_index() - pr.match});

@@ -96,10 +96,12 @@ class logger;
 namespace chorus::net {
 
 // The newest and oldest peer protocol versions this build speaks. Version 2
-// is the engine-agnostic envelope; a cluster does not mix versions 1 and 2
-// (docs/formats/wire.md, "Versions").
-inline constexpr uint32_t kProtocolVersion = 2;
-inline constexpr uint32_t kMinProtocolVersion = 2;
+// is the engine-agnostic envelope; version 3 adds progress queries
+// (PeerMessage.progress), which a version-2 node would answer by closing the
+// connection, so the handshake refuses version 2 instead: a cluster does not
+// mix versions (docs/formats/wire.md, "Versions").
+inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kMinProtocolVersion = 3;
 // Handshake.magic: the bytes "CHRW" as a little-endian fixed32.
 inline constexpr uint32_t kWireMagic = 0x57524843;
 
