@@ -601,7 +601,7 @@ void PrimaryBackup<R>::release_rollbacks(Primary& p) {
     if (!on_backup) return false;
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});
-    dropped_.insert(dropped_.end(), rb.dropped.begin(), rb.dropped.end());
+    for (const auto& d : rb.dropped) report_drop(d);
     return true;
   });
 }

@@ -68,11 +68,13 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "base/assert.h"
 #include "base/ids.h"
 #include "base/status.h"
 #include "core/common/engine.h"
@@ -94,6 +96,9 @@ inline constexpr size_t kMaxTermHistory = 1 << 16;
 // kRolledBack only once it is final"), in entries; beyond it the lowest is
 // reported kInDoubt at once. Bytes are bounded by Options::max_prepared_bytes.
 inline constexpr size_t kMaxUnsettledDrops = 1 << 16;
+// Drops reported entry by entry whose (index, term) a node remembers, so
+// that an entry dropped, taken back and dropped again is reported once.
+inline constexpr size_t kMaxRememberedDrops = 1 << 16;
 
 // The primary's view of one backup.
 struct PeerProgress {
@@ -245,6 +250,9 @@ class PrimaryBackup {
   // it is kRolledBack. `conflict` is the first position where the log that
   // replaced e differs from e's log, which had `conflict_term` there.
   void note_drop(const core::Entry& e, core::DropKind kind, LogIndex conflict, Term conflict_term);
+  // The one way a drop leaves the core (Ready::dropped): each entry at most
+  // once, its held copy (if any) released.
+  void report_drop(core::DroppedEntry d);
   // Reports every held drop that is final; forgets those whose entry was
   // committed after all.
   void settle_drops();
@@ -309,8 +317,18 @@ class PrimaryBackup {
   // Held drops by their entry's (index, term): one each. Volatile (see
   // "Crash" above). Invariant: unsettled_bytes_ is the sum of their
   // entry_bytes(), and at most Options::max_prepared_bytes.
-  std::map<std::pair<LogIndex, Term>, Unsettled> unsettled_;
+  using Held = std::map<std::pair<LogIndex, Term>, Unsettled>;
+  Held unsettled_;
   size_t unsettled_bytes_ = 0;
+  typename Held::iterator unhold(typename Held::iterator it) {
+    CHORUS_ASSERT(unsettled_bytes_ >= core::entry_bytes(it->second.drop.entry));
+    unsettled_bytes_ -= core::entry_bytes(it->second.drop.entry);
+    return unsettled_.erase(it);
+  }
+  // (index, term) of the drops reported entry by entry (report_drop()),
+  // oldest first in reported_order_; at most kMaxRememberedDrops.
+  std::set<std::pair<LogIndex, Term>> reported_;
+  std::deque<std::pair<LogIndex, Term>> reported_order_;
   // True: final (report it); false: its entry was committed after all;
   // nullopt: not known yet.
   std::optional<bool> settled(const Unsettled& u) const;

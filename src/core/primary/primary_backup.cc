@@ -148,6 +148,10 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
     send(m.from, ok, /*after_persist=*/true);
     return;
   }
+  // Held drops at positions this node committed are decided by its log as
+  // it is, before the install replaces it: no range record below can then
+  // cover a held drop (report_drop()).
+  settle_drops();
   report_snapshot_loss(s);
   report_dropped_against(s);
   needs_snapshot_ = false;
@@ -214,7 +218,7 @@ void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot& s) {
   auto range = [&](LogIndex from, LogIndex to, DropKind kind) {
     if (from > to) return;
     const Entry first{own(from).value_or(Term(0)), from, EntryType::kNormal, {}};
-    dropped_.push_back({first, kind, to.value() - from.value() + 1});
+    report_drop({first, kind, to.value() - from.value() + 1});
   };
   range(doubt_from, lost_from.prev(), DropKind::kInDoubt);
   range(lost_from, ours.index, DropKind::kLostAcknowledged);
@@ -253,7 +257,7 @@ void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
     if (t && *t != e.term && !first_differing) first_differing = e;
     if (e.type != EntryType::kNormal) continue;
     if (!t) {
-      dropped_.push_back({e, DropKind::kInDoubt});
+      report_drop({e, DropKind::kInDoubt});
     } else if (*t != e.term) {
       note_drop(e, classify(e), first_differing->index, first_differing->term);
     }
@@ -278,10 +282,11 @@ template <AckRule R>
 void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflict,
                                  Term conflict_term) {
   if (kind != DropKind::kRolledBack) {
-    dropped_.push_back({e, kind});
+    report_drop({e, kind});
     return;
   }
   CHORUS_ASSERT(conflict <= e.index);
+  if (reported_.contains({e.index, e.term})) return;  // reported already (evicted, say)
   auto [it, fresh] =
       unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, conflict, conflict_term});
   if (!fresh) {
@@ -294,12 +299,38 @@ void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflic
   unsettled_bytes_ += core::entry_bytes(e);
   while (unsettled_.size() > kMaxUnsettledDrops || unsettled_bytes_ > opts_.max_prepared_bytes) {
     // Too many to follow: the lowest is reported now, as what it then is.
-    core::DroppedEntry d = std::move(unsettled_.begin()->second.drop);
-    unsettled_.erase(unsettled_.begin());
-    unsettled_bytes_ -= core::entry_bytes(d.entry);
+    core::DroppedEntry d = unsettled_.begin()->second.drop;
     d.kind = DropKind::kInDoubt;
-    dropped_.push_back(std::move(d));
+    report_drop(std::move(d));
   }
+}
+
+// Every report path ends here, so each dropped entry is reported once: its
+// held copy is released (a snapshot install or a bound eviction reports an
+// entry that may also be held), and an entry reported before — dropped,
+// taken back and dropped again — is not reported again (remembered for the
+// last kMaxRememberedDrops reports). A range record names positions, not
+// entries, and no held drop lies in one: its positions are inside this
+// node's snapshot, at or below its commit index, where settle_drops() has
+// decided every held drop (handle_snapshot()).
+template <AckRule R>
+void PrimaryBackup<R>::report_drop(core::DroppedEntry d) {
+  if (d.range_positions > 0) {
+    const auto after = unsettled_.lower_bound({d.entry.index, Term(0)});
+    CHORUS_ASSERT(after == unsettled_.end() ||
+                  after->first.first.value() >= d.entry.index.value() + d.range_positions);
+    dropped_.push_back(std::move(d));
+    return;
+  }
+  const std::pair key{d.entry.index, d.entry.term};
+  if (auto it = unsettled_.find(key); it != unsettled_.end()) unhold(it);
+  if (!reported_.insert(key).second) return;
+  reported_order_.push_back(key);
+  if (reported_order_.size() > kMaxRememberedDrops) {
+    reported_.erase(reported_order_.front());
+    reported_order_.pop_front();
+  }
+  dropped_.push_back(std::move(d));
 }
 
 // Whether a held drop is final (dead) or its entry committed after all
@@ -318,20 +349,22 @@ std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
 template <AckRule R>
 void PrimaryBackup<R>::settle_drops() {
   for (auto it = unsettled_.begin(); it != unsettled_.end();) {
-    Unsettled& u = it->second;
+    const Unsettled& u = it->second;
     const std::optional<bool> dead = settled(u);
     if (!dead) {
       ++it;
       continue;
     }
-    unsettled_bytes_ -= core::entry_bytes(u.drop.entry);
-    if (*dead) {  // else it came back and committed: not dropped
-      // What committed at its position is forgotten: it cannot tell.
-      if (u.drop.entry.index <= log_.committed() && !known_term(u.drop.entry.index))
-        u.drop.kind = DropKind::kInDoubt;
-      dropped_.push_back(std::move(u.drop));
+    if (!*dead) {  // it came back and committed: not dropped
+      it = unhold(it);
+      continue;
     }
-    it = unsettled_.erase(it);
+    core::DroppedEntry d = u.drop;
+    // What committed at its position is forgotten: it cannot tell.
+    if (d.entry.index <= log_.committed() && !known_term(d.entry.index))
+      d.kind = DropKind::kInDoubt;
+    ++it;
+    report_drop(std::move(d));  // releases the held copy
   }
 }
 
@@ -361,6 +394,7 @@ DropKind PrimaryBackup<R>::classify(const Entry& e) const {
   template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);                  \
   template DropKind PrimaryBackup<R>::classify(const Entry&) const;                                \
   template void PrimaryBackup<R>::note_drop(const Entry&, DropKind, LogIndex, Term);               \
+  template void PrimaryBackup<R>::report_drop(core::DroppedEntry);                                 \
   template std::optional<bool> PrimaryBackup<R>::settled(const Unsettled&) const;                  \
   template void PrimaryBackup<R>::settle_drops();
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
