@@ -155,5 +155,31 @@ TEST(HeldDrops, SnapshotInstallOfAHeldEntryReportsItOnce) {
   EXPECT_EQ(b.reports("x"), 1u);
 }
 
+// ---- cost ------------------------------------------------------------------
+
+// Held drops are examined again only when what decides them can have
+// changed (the commit index, the log below it, a new hold): heartbeats that
+// move nothing must not scan them all, on every input.
+TEST(HeldDrops, HeartbeatsThatCommitNothingDoNotRescan) {
+  Backup b;
+  std::vector<Entry> es{noop(1, term(1))};
+  for (uint64_t i = 2; i <= 11; ++i) es.push_back(normal(i, term(1), "w" + std::to_string(i)));
+  b.append(1, 1, term(1), 0, Term(0), es, 1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // ten held
+  b.drain();
+  ASSERT_EQ(b.engine().held_drops(), 10u);
+  const uint64_t scans = b.engine().held_drop_scans();
+  for (int i = 0; i < 50; ++i) {
+    b.append(1, 1, term(1, 1), 2, term(1, 1), {}, 1);
+    b.drain();
+  }
+  EXPECT_EQ(b.engine().held_drop_scans(), scans);
+  b.append(1, 1, term(1, 1), 2, term(1, 1), {}, 2);  // the marker commits
+  b.drain();
+  EXPECT_EQ(b.engine().held_drops(), 0u);
+  EXPECT_EQ(b.dropped().size(), 10u);
+}
+
 }  // namespace
 }  // namespace chorus::primary

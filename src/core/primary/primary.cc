@@ -622,12 +622,7 @@ bool PrimaryBackup<R>::has_ready() const {
   return soft_state() != prev_soft_ || DurableState{epoch_, log_.committed()} != prev_durable_ ||
          pending_install_ || log_.has_unstable() || !msgs_.empty() ||
          !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
-         !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
-         std::any_of(unsettled_.begin(), unsettled_.end(),
-                     [&](const auto& kv) {
-                       return kv.second.conflict <= log_.committed() &&
-                              settled(kv.second).has_value();
-                     }) ||
+         !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ || settle_due() ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 

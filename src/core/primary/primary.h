@@ -188,6 +188,10 @@ class PrimaryBackup {
   std::optional<PeerProgress> progress(NodeId peer) const;
   // This node's tick clock; a lease request names it (Configuration::lease_anchor_tick).
   uint64_t ticks() const { return now_ticks_; }
+  // Rolled-back drops held until final, and how often they were all
+  // examined (settle_drops()).
+  size_t held_drops() const { return unsettled_.size(); }
+  uint64_t held_drop_scans() const { return settle_scans_; }
 
  private:
   // A client write the primary has not committed yet.
@@ -254,7 +258,7 @@ class PrimaryBackup {
   // once, its held copy (if any) released.
   void report_drop(core::DroppedEntry d);
   // Reports every held drop that is final; forgets those whose entry was
-  // committed after all.
+  // committed after all. Looks only when settle_due().
   void settle_drops();
   std::vector<TermStart> term_history() const;
   core::DropKind classify(const core::Entry& e) const;
@@ -332,6 +336,18 @@ class PrimaryBackup {
   // True: final (report it); false: its entry was committed after all;
   // nullopt: not known yet.
   std::optional<bool> settled(const Unsettled& u) const;
+  // What settled() says changes only with the log at or below the commit
+  // index: when the commit index moves, a snapshot is installed, or a drop
+  // is held or held again. Until then settle_drops() need not look (every
+  // input would otherwise examine every held drop: up to kMaxUnsettledDrops).
+  // settled_at_commit_ is the commit index it last looked at; settle_due_
+  // the other two.
+  bool settle_due() const {
+    return !unsettled_.empty() && (settle_due_ || log_.committed() != settled_at_commit_);
+  }
+  bool settle_due_ = false;
+  LogIndex settled_at_commit_;
+  uint64_t settle_scans_ = 0;
   core::SoftState prev_soft_;
   DurableState prev_durable_;
   std::string role_reason_;

@@ -162,6 +162,7 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   }
   snapshot_ = s.snapshot;
   pending_install_ = s.snapshot;
+  settle_due_ = true;  // the log at and below the commit index changed
   send(m.from, ok, /*after_persist=*/true);
 }
 
@@ -289,6 +290,7 @@ void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflic
   if (reported_.contains({e.index, e.term})) return;  // reported already (evicted, say)
   auto [it, fresh] =
       unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, conflict, conflict_term});
+  settle_due_ = true;
   if (!fresh) {
     // Dropped, taken back and dropped again: one drop, settled by either
     // conflict (both positions hold e's log); the newer is kept.
@@ -348,6 +350,10 @@ std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
 
 template <AckRule R>
 void PrimaryBackup<R>::settle_drops() {
+  if (!settle_due()) return;
+  settle_due_ = false;
+  settled_at_commit_ = log_.committed();
+  ++settle_scans_;
   for (auto it = unsettled_.begin(); it != unsettled_.end();) {
     const Unsettled& u = it->second;
     const std::optional<bool> dead = settled(u);
