@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/primary/primary.h"
+#include "core/primary/testing.h"
 
 namespace chorus::primary {
 namespace {
@@ -153,6 +154,51 @@ TEST(HeldDrops, SnapshotInstallOfAHeldEntryReportsItOnce) {
   b.install(3, 2, {LogIndex(5), term(2)}, {{term(2), LogIndex(3)}}, 5);
   b.drain();
   EXPECT_EQ(b.reports("x"), 1u);
+}
+
+// ---- a restart -------------------------------------------------------------
+
+// Held drops live in memory; a restart must not make them vanish. The
+// restarted backup reports their positions, in doubt, once.
+TEST(HeldDrops, ABackupRestartedBeforeTheyAreFinalReportsTheirPositionsInDoubt) {
+  Backup b;
+  b.append(1, 1, term(1), 0, Term(0),
+           {noop(1, term(1)), normal(2, term(1), "x"), normal(3, term(1), "y")}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // x, y held
+  b.drain();
+  ASSERT_TRUE(b.dropped().empty());
+  b.restart();
+  b.drain();
+  ASSERT_EQ(b.dropped().size(), 1u) << "held drops vanished in a restart";
+  const core::DroppedEntry& d = b.dropped()[0];
+  EXPECT_EQ(d.kind, DropKind::kInDoubt);
+  EXPECT_EQ(d.entry.index, LogIndex(2));
+  EXPECT_EQ(d.range_positions, 2u);
+  b.restart();  // reported and handled: not again
+  b.drain();
+  b.append(1, 1, term(1, 1), 2, term(1, 1), {}, 2);  // the marker commits
+  b.drain();
+  EXPECT_EQ(b.dropped().size(), 1u);
+}
+
+// The same for a primary whose rollback was not yet released.
+TEST(HeldDrops, APrimaryRestartedBeforeReleasingARollbackReportsItInDoubt) {
+  testing::Group<AckRule::kSyncAll> g(3);
+  g.appoint(1, 1);
+  g.stabilize();
+  g.isolate(1);
+  const core::ProposeResult x = g.propose(1, "x");
+  ASSERT_EQ(x.status, core::ProposeStatus::kAccepted);
+  g.run(12);  // rolled back at n1; no backup holds the marker
+  ASSERT_TRUE(g.dropped(1).empty());
+  g.crash(1);
+  g.restart(1);
+  g.run(1);
+  ASSERT_EQ(g.dropped(1).size(), 1u);
+  EXPECT_EQ(g.dropped(1)[0].kind, DropKind::kInDoubt);
+  EXPECT_EQ(g.dropped(1)[0].entry.index, x.index);
+  EXPECT_EQ(g.dropped(1)[0].range_positions, 1u);
 }
 
 // ---- cost ------------------------------------------------------------------

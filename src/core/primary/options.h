@@ -155,14 +155,26 @@ struct DurableState {
   // The commit index as last known; written lazily (never synced for itself),
   // so after a restart it may lag.
   LogIndex commit;
+  // The first and last log positions of the rolled-back drops this node has
+  // not reported for good (primary.h, "Crash"): held until final, in a
+  // rollback not yet released, or reported in a Ready not yet handled. Zero
+  // when there are none. A node restarted with a range reports its positions
+  // as one kInDoubt range record (it forgot the entries). A change must be
+  // synced: the truncation that makes a drop is persisted with it.
+  LogIndex unreported_first;
+  LogIndex unreported_last;
 
   bool operator==(const DurableState&) const = default;
 };
 
+// Version 2: one version byte, then epoch, commit, unreported_first and
+// unreported_last as little-endian u64 (33 bytes). Version 1 (17 bytes,
+// without the unreported range) is still read, as an empty range.
 std::string encode_durable_state(const DurableState& ds);
 Result<DurableState> decode_durable_state(std::string_view bytes);
 inline bool durable_state_needs_sync(const DurableState& before, const DurableState& after) {
-  return after.epoch != before.epoch;
+  return after.epoch != before.epoch || after.unreported_first != before.unreported_first ||
+         after.unreported_last != before.unreported_last;
 }
 
 }  // namespace chorus::primary

@@ -59,9 +59,18 @@
 // Threading: single-threaded; the owner calls every method from one thread.
 // Crash: nothing here is durable; the host rebuilds the engine from the
 // PersistentState it persisted following each Ready. A restarted node is a
-// backup until configured again, and has forgotten the rolled-back drops it
-// had not settled: those entries are reported by the nodes that settle
-// them (the primary that rolled them back included), not by this one.
+// backup until configured again. It has forgotten the rolled-back drops it
+// held (unsettled, or in a rollback not yet released), but not where they
+// were: DurableState::unreported_first/last, synced with the truncation
+// that made them, name their positions, and the restarted node reports
+// those positions as one kInDoubt range record (types.h) — nothing held
+// vanishes silently, and nothing is claimed rolled back that a restart
+// could no longer prove. The metadata file cannot hold the entries
+// themselves (docs/formats/metadata.md: 4 KiB), hence a range. The range
+// shrinks only in the Ready after the one that reports a drop, so a crash
+// between the two reports those positions again, in doubt: at least once,
+// never silently never.
+
 #pragma once
 
 #include <cstdint>
@@ -257,6 +266,11 @@ class PrimaryBackup {
   // The one way a drop leaves the core (Ready::dropped): each entry at most
   // once, its held copy (if any) released.
   void report_drop(core::DroppedEntry d);
+  // The durable state to persist now (DurableState).
+  DurableState durable_state() const;
+  // Widens the range of drops reported in the Ready being built (see
+  // reported_first_).
+  void keep_unreported(LogIndex i);
   // Reports every held drop that is final; forgets those whose entry was
   // committed after all. Looks only when settle_due().
   void settle_drops();
@@ -329,6 +343,11 @@ class PrimaryBackup {
     unsettled_bytes_ -= core::entry_bytes(it->second.drop.entry);
     return unsettled_.erase(it);
   }
+  // Positions of the held drops reported since the last ready(): they stay
+  // in DurableState's unreported range until the Ready that reports them was
+  // handled (the host reports drops after persisting). Zero when none.
+  LogIndex reported_first_;
+  LogIndex reported_last_;
   // (index, term) of the drops reported entry by entry (report_drop()),
   // oldest first in reported_order_; at most kMaxRememberedDrops.
   std::set<std::pair<LogIndex, Term>> reported_;

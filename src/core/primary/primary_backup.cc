@@ -325,7 +325,10 @@ void PrimaryBackup<R>::report_drop(core::DroppedEntry d) {
     return;
   }
   const std::pair key{d.entry.index, d.entry.term};
-  if (auto it = unsettled_.find(key); it != unsettled_.end()) unhold(it);
+  if (auto it = unsettled_.find(key); it != unsettled_.end()) {
+    unhold(it);
+    keep_unreported(d.entry.index);
+  }
   if (!reported_.insert(key).second) return;
   reported_order_.push_back(key);
   if (reported_order_.size() > kMaxRememberedDrops) {
@@ -333,6 +336,13 @@ void PrimaryBackup<R>::report_drop(core::DroppedEntry d) {
     reported_order_.pop_front();
   }
   dropped_.push_back(std::move(d));
+}
+
+template <AckRule R>
+void PrimaryBackup<R>::keep_unreported(LogIndex i) {
+  CHORUS_ASSERT(i != LogIndex(0));
+  if (reported_first_ == LogIndex(0) || i < reported_first_) reported_first_ = i;
+  reported_last_ = std::max(reported_last_, i);
 }
 
 // Whether a held drop is final (dead) or its entry committed after all
@@ -401,6 +411,7 @@ DropKind PrimaryBackup<R>::classify(const Entry& e) const {
   template DropKind PrimaryBackup<R>::classify(const Entry&) const;                                \
   template void PrimaryBackup<R>::note_drop(const Entry&, DropKind, LogIndex, Term);               \
   template void PrimaryBackup<R>::report_drop(core::DroppedEntry);                                 \
+  template void PrimaryBackup<R>::keep_unreported(LogIndex);                                       \
   template std::optional<bool> PrimaryBackup<R>::settled(const Unsettled&) const;                  \
   template void PrimaryBackup<R>::settle_drops();
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
