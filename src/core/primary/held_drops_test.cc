@@ -156,6 +156,32 @@ TEST(HeldDrops, SnapshotInstallOfAHeldEntryReportsItOnce) {
   EXPECT_EQ(b.reports("x"), 1u);
 }
 
+// ---- settling ---------------------------------------------------------------
+
+// An entry dropped twice is final as soon as either log that replaced it
+// commits another entry where it differs from the entry's: an idle keyspace
+// may commit the older divergence and nothing past it for a long time.
+TEST(HeldDrops, SettledByAnyDivergenceThatCommits) {
+  Backup b;
+  b.append(1, 1, term(1), 0, Term(0),
+           {noop(1, term(1)), normal(2, term(1), "a"), normal(3, term(1), "x")}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // a, x held: marker at 2
+  b.drain();
+  b.append(3, 2, term(2), 1, term(1),
+           {normal(2, term(1), "a"), normal(3, term(1), "x"), noop(4, term(2))}, 0);
+  b.drain();  // taken back
+  b.append(1, 3, term(3), 1, term(1), {normal(2, term(1), "a"), noop(3, term(3))}, 0);
+  b.drain();  // x dropped again, diverging at 3 now
+  ASSERT_EQ(b.engine().held_drops(), 2u);
+  // Epoch 4's primary holds the marker at 2; this backup commits through 2 only.
+  b.append(3, 4, term(4), 1, term(1), {noop(2, term(1, 1))}, 2);
+  b.drain();
+  EXPECT_EQ(b.reports("a"), 1u);
+  EXPECT_EQ(b.reports("x"), 1u) << "x is final: the marker committed where x's log has a";
+  EXPECT_EQ(b.engine().held_drops(), 0u);
+}
+
 // ---- a restart -------------------------------------------------------------
 
 // Held drops live in memory; a restart must not make them vanish. The

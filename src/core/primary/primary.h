@@ -45,9 +45,10 @@
 //    it was applied, else asking for a snapshot — and reports every dropped
 //    entry in Ready::dropped with what it knows of its acknowledgement.
 //  - A drop is reported kRolledBack only once it is final: when this node
-//    has committed the position where the log that replaced the entry
-//    first differs from the entry's, or the entry's own position, with
-//    another entry there (settle_drops()). Before that the log that
+//    has committed a position where a log that replaced the entry (any of
+//    them, if it was dropped more than once) first differs from the
+//    entry's, or the entry's own position, with another entry there
+//    (settle_drops()). Before that the log that
 //    replaced the entry — a sync-all marker, or a new primary's suffix — may
 //    itself be replaced by one that still holds the entry (its holders are
 //    not all consulted at the next failover, or it came from a deposed
@@ -322,16 +323,25 @@ class PrimaryBackup {
   std::vector<core::ReadState> reads_;
   std::vector<core::Outcome> outcomes_;
   std::vector<core::DroppedEntry> dropped_;
+  // Where a log that replaced a held drop's entry first differs from the
+  // entry's log, and the term the entry's log has there: once another term
+  // is committed at `position`, the entry cannot come back (Log Matching: a
+  // log holding it has `term` there).
+  struct Divergence {
+    LogIndex position;
+    Term term;
+    bool operator==(const Divergence&) const = default;
+  };
   // A rolled-back drop not yet final (note_drop()).
   struct Unsettled {
     core::DroppedEntry drop;
-    // The first position where the log that replaced the entry differs
-    // from the entry's log, and the term the entry's log has there: once
-    // another term is committed at `conflict`, the entry cannot come back
-    // (Log Matching: a log holding it has conflict_term there).
-    LogIndex conflict;
-    Term conflict_term;
+    // One per log that replaced the entry (it was dropped, taken back and
+    // dropped again), oldest first, at most kMaxDivergences: each is
+    // sufficient evidence, and the first to commit settles it — an idle
+    // keyspace may commit an older one long before the newest.
+    std::vector<Divergence> divergences;
   };
+  static constexpr size_t kMaxDivergences = 4;
   // Held drops by their entry's (index, term): one each. Volatile (see
   // "Crash" above). Invariant: unsettled_bytes_ is the sum of their
   // entry_bytes(), and at most Options::max_prepared_bytes.

@@ -265,9 +265,10 @@ void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
   }
 }
 
-// A rolled-back drop is final once this node has committed, at the position
-// where the log that replaced the entry first differs from the entry's, a
-// term other than the entry's log had there — or at the entry's own
+// A rolled-back drop is final once this node has committed, at a position
+// where a log that replaced the entry first differs from the entry's (one
+// Divergence each), a term other than the entry's log had there — or at the
+// entry's own
 // position another entry: the entry can then never come back (unless a
 // lossy promotion loses the committed position itself, which the loss
 // reports then count). Before that, the log that replaced it may be
@@ -288,14 +289,19 @@ void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflic
   }
   CHORUS_ASSERT(conflict <= e.index);
   if (reported_.contains({e.index, e.term})) return;  // reported already (evicted, say)
-  auto [it, fresh] =
-      unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, conflict, conflict_term});
+  const Divergence div{conflict, conflict_term};
+  auto [it, fresh] = unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, {div}});
   settle_due_ = true;
   if (!fresh) {
-    // Dropped, taken back and dropped again: one drop, settled by either
-    // conflict (both positions hold e's log); the newer is kept.
-    it->second.conflict = conflict;
-    it->second.conflict_term = conflict_term;
+    // Dropped, taken back and dropped again: one drop, settled by any of
+    // its divergences (each is a position of e's log); past the bound the
+    // oldest is forgotten, the newest replacing log being the likeliest to
+    // commit.
+    std::vector<Divergence>& divs = it->second.divergences;
+    if (std::find(divs.begin(), divs.end(), div) != divs.end()) return;
+    if (divs.size() == kMaxDivergences) divs.erase(divs.begin());
+    divs.push_back(div);
+    CHORUS_ASSERT(divs.size() <= kMaxDivergences);
     return;
   }
   unsettled_bytes_ += core::entry_bytes(e);
@@ -350,9 +356,10 @@ void PrimaryBackup<R>::keep_unreported(LogIndex i) {
 template <AckRule R>
 std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
   const LogIndex committed = log_.committed();
-  if (u.conflict <= committed) {
-    const std::optional<Term> t = known_term(u.conflict);
-    if (t && *t != u.conflict_term) return true;
+  for (const Divergence& d : u.divergences) {
+    if (d.position > committed) continue;
+    const std::optional<Term> t = known_term(d.position);
+    if (t && *t != d.term) return true;
   }
   if (u.drop.entry.index > committed) return std::nullopt;
   return known_term(u.drop.entry.index) != u.drop.entry.term;
