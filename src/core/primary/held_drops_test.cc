@@ -115,10 +115,7 @@ class Backup {
 // back and is dropped again, it must not be reported a second time (as
 // kRolledBack once the second drop settles).
 TEST(HeldDrops, EvictedThenDroppedAgainIsReportedOnce) {
-  Backup b([](Options& o) {
-    o.max_bytes_per_append = 100;
-    o.max_prepared_bytes = 100;
-  });
+  Backup b([](Options& o) { o.max_unsettled_drop_bytes = 100; });
   const std::string x(60, 'x');  // 84 bytes as an entry
   b.append(1, 1, term(1), 0, Term(0), {noop(1, term(1)), normal(2, term(1), x)}, 1);
   b.drain();
@@ -138,6 +135,26 @@ TEST(HeldDrops, EvictedThenDroppedAgainIsReportedOnce) {
            4);
   b.drain();
   EXPECT_EQ(b.reports(x), 1u) << "x reported again after its eviction";
+}
+
+// The held drops' bound is their own: a small prepare limit (what a backup
+// accepts undecided) must not turn rolled-back drops into in-doubt ones.
+TEST(HeldDrops, BoundedByTheirOwnOptionNotThePrepareLimit) {
+  Backup b([](Options& o) {
+    o.max_bytes_per_append = 100;
+    o.max_prepared_bytes = 100;
+  });
+  b.append(1, 1, term(1), 0, Term(0), {noop(1, term(1)), normal(2, term(1), std::string(60, 'x'))},
+           1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // x held
+  b.drain();
+  b.append(1, 1, term(1, 1), 2, term(1, 1), {normal(3, term(1, 1), std::string(30, 'y'))}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 2), 2, term(1, 1), {noop(3, term(1, 2))}, 1);  // y held: 138 bytes
+  b.drain();
+  EXPECT_EQ(b.engine().held_drops(), 2u);
+  EXPECT_TRUE(b.dropped().empty());
 }
 
 // An entry held, taken back and then dropped by a snapshot install whose

@@ -23,6 +23,8 @@ Status Options::validate() const {
     return Status::invalid_argument("max_uncommitted_bytes: must be at least 1");
   if (max_prepared_bytes < max_bytes_per_append)
     return Status::invalid_argument("max_prepared_bytes: must be at least max_bytes_per_append");
+  if (max_unsettled_drop_bytes == 0)
+    return Status::invalid_argument("max_unsettled_drop_bytes: must be at least 1");
   if (max_pending_reads == 0)
     return Status::invalid_argument("max_pending_reads: must be at least 1");
   return Status::ok();

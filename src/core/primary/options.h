@@ -94,6 +94,11 @@ struct Options {
   // Sync-all: a backup refuses to prepare beyond this many bytes of entries
   // past its commit index; the primary then rolls the write back.
   size_t max_prepared_bytes = 64u << 20;
+  // Bytes of rolled-back drops a node holds until they are final (primary.h,
+  // "A drop is reported kRolledBack only once it is final"); beyond it the
+  // lowest is reported kInDoubt at once. Memory only: the entries are out of
+  // the log. Several rollbacks' worth of prepares by default.
+  size_t max_unsettled_drop_bytes = 16u << 20;
   size_t max_apply_bytes_per_ready = 16u << 20;
   // Read barriers answered per Ready at most; beyond it kTooMuchUncommitted.
   size_t max_pending_reads = 65536;

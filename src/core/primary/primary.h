@@ -104,7 +104,7 @@ using PersistentState = core::PersistentState<DurableState>;
 inline constexpr size_t kMaxTermHistory = 1 << 16;
 // Rolled-back drops waiting to be settled (primary.h, "A drop is reported
 // kRolledBack only once it is final"), in entries; beyond it the lowest is
-// reported kInDoubt at once. Bytes are bounded by Options::max_prepared_bytes.
+// reported kInDoubt at once. Bytes: Options::max_unsettled_drop_bytes.
 inline constexpr size_t kMaxUnsettledDrops = 1 << 16;
 // Drops reported entry by entry whose (index, term) a node remembers, so
 // that an entry dropped, taken back and dropped again is reported once.
@@ -344,7 +344,7 @@ class PrimaryBackup {
   static constexpr size_t kMaxDivergences = 4;
   // Held drops by their entry's (index, term): one each. Volatile (see
   // "Crash" above). Invariant: unsettled_bytes_ is the sum of their
-  // entry_bytes(), and at most Options::max_prepared_bytes.
+  // entry_bytes(), and at most Options::max_unsettled_drop_bytes.
   using Held = std::map<std::pair<LogIndex, Term>, Unsettled>;
   Held unsettled_;
   size_t unsettled_bytes_ = 0;

@@ -305,7 +305,8 @@ void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflic
     return;
   }
   unsettled_bytes_ += core::entry_bytes(e);
-  while (unsettled_.size() > kMaxUnsettledDrops || unsettled_bytes_ > opts_.max_prepared_bytes) {
+  while (unsettled_.size() > kMaxUnsettledDrops ||
+         unsettled_bytes_ > opts_.max_unsettled_drop_bytes) {
     // Too many to follow: the lowest is reported now, as what it then is.
     core::DroppedEntry d = unsettled_.begin()->second.drop;
     d.kind = DropKind::kInDoubt;

@@ -47,6 +47,9 @@ TEST(PrimaryOptions, ValidateNamesTheBadOption) {
   o.prepare_timeout_ticks = 10;
   o.max_prepared_bytes = 1;
   EXPECT_NE(o.validate().message().find("max_prepared_bytes"), std::string::npos);
+  o.max_prepared_bytes = 64u << 20;
+  o.max_unsettled_drop_bytes = 0;
+  EXPECT_NE(o.validate().message().find("max_unsettled_drop_bytes"), std::string::npos);
 }
 
 TEST(PrimaryOptions, DurableStateRoundTripsAndRejectsGarbage) {
