@@ -111,20 +111,29 @@ class Backup {
 
 // ---- each drop is reported once -------------------------------------------
 
+const std::string kBigX(60, 'x');  // 84 bytes as an entry
+const std::string kY(30, 'y');     // 54
+
+// Epoch 1 rolls back x (marker at 2), then y (marker at 3): 138 bytes held
+// unless the bound evicts x.
+void roll_back_x_then_y(Backup& b) {
+  b.append(1, 1, term(1), 0, Term(0), {noop(1, term(1)), normal(2, term(1), kBigX)}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 1), 2, term(1, 1), {normal(3, term(1, 1), kY)}, 1);
+  b.drain();
+  b.append(1, 1, term(1, 2), 2, term(1, 1), {noop(3, term(1, 2))}, 1);
+  b.drain();
+}
+
 // A held drop evicted by the bound goes out kInDoubt; when the entry comes
 // back and is dropped again, it must not be reported a second time (as
 // kRolledBack once the second drop settles).
 TEST(HeldDrops, EvictedThenDroppedAgainIsReportedOnce) {
   Backup b([](Options& o) { o.max_unsettled_drop_bytes = 100; });
-  const std::string x(60, 'x');  // 84 bytes as an entry
-  b.append(1, 1, term(1), 0, Term(0), {noop(1, term(1)), normal(2, term(1), x)}, 1);
-  b.drain();
-  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // rollback marker: x held
-  b.drain();
-  b.append(1, 1, term(1, 1), 2, term(1, 1), {normal(3, term(1, 1), std::string(30, 'y'))}, 1);
-  b.drain();
-  b.append(1, 1, term(1, 2), 2, term(1, 1), {noop(3, term(1, 2))}, 1);  // y held: x evicted
-  b.drain();
+  const std::string& x = kBigX;
+  roll_back_x_then_y(b);  // y held: x evicted
   ASSERT_EQ(b.reports(x), 1u);
   EXPECT_EQ(b.dropped()[0].kind, DropKind::kInDoubt);
   // Epoch 2's primary (n3) still holds x: the backup takes it back ...
@@ -144,15 +153,7 @@ TEST(HeldDrops, BoundedByTheirOwnOptionNotThePrepareLimit) {
     o.max_bytes_per_append = 100;
     o.max_prepared_bytes = 100;
   });
-  b.append(1, 1, term(1), 0, Term(0), {noop(1, term(1)), normal(2, term(1), std::string(60, 'x'))},
-           1);
-  b.drain();
-  b.append(1, 1, term(1, 1), 1, term(1), {noop(2, term(1, 1))}, 1);  // x held
-  b.drain();
-  b.append(1, 1, term(1, 1), 2, term(1, 1), {normal(3, term(1, 1), std::string(30, 'y'))}, 1);
-  b.drain();
-  b.append(1, 1, term(1, 2), 2, term(1, 1), {noop(3, term(1, 2))}, 1);  // y held: 138 bytes
-  b.drain();
+  roll_back_x_then_y(b);
   EXPECT_EQ(b.engine().held_drops(), 2u);
   EXPECT_TRUE(b.dropped().empty());
 }
