@@ -52,7 +52,7 @@ Status Config::validate() const {
     return Status::invalid_argument("paxos: need 0 < heartbeat_interval < election_timeout");
   }
   if (max_inflight_slots == 0 || max_slots_per_accept == 0 || max_slots_per_decide == 0 ||
-      max_apply_slots_per_ready == 0 || max_pending_reads == 0) {
+      max_apply_slots_per_ready == 0 || max_pending_reads == 0 || accept_retry_ticks == 0) {
     return Status::invalid_argument("paxos: every limit must be positive");
   }
   return Status::ok();
@@ -301,6 +301,7 @@ void Paxos::reset_timer() {
 }
 
 void Paxos::tick() {
+  ++now_ticks_;
   if (auto* l = std::get_if<Leader>(&role_)) {
     if (++l->heartbeat_elapsed_ticks >= cfg_.heartbeat_interval_ticks) {
       l->heartbeat_elapsed_ticks = 0;

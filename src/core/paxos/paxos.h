@@ -91,6 +91,9 @@ struct Config {
 
   size_t max_inflight_slots = 256;  // slots in phase 2 at once; propose() refuses beyond
   size_t max_slots_per_accept = 64;
+  // An open slot a peer has not acknowledged is sent to it again after this
+  // many ticks (then once per heartbeat): the Accept or the Accepted was lost.
+  uint32_t accept_retry_ticks = 3;
   size_t max_slots_per_decide = 256;
   size_t max_apply_slots_per_ready = 1024;
   size_t max_pending_reads = 4096;
@@ -179,6 +182,7 @@ class Paxos {
     Value value;
     std::set<NodeId> accepted_by;  // self counted only once durable
     bool sent = false;             // broadcast at least once
+    uint64_t sent_tick = 0;        // when it was first broadcast
   };
   struct Leader {
     Ballot ballot;
@@ -258,6 +262,7 @@ class Paxos {
   NodeId leader_;
   RoleState role_;
   Ballot highest_seen_;  // the highest ballot heard of, for choosing the next one
+  uint64_t now_ticks_ = 0;
   uint32_t elapsed_ticks_ = 0;
   uint32_t timeout_ticks_ = 0;
   std::optional<core::SnapshotRef> snapshot_;         // latest snapshot, for lagging learners

@@ -154,22 +154,33 @@ void Paxos::on_self_durable(const Ready& rd) {
   advance_chosen_prefix();
 }
 
+// New slots go to every peer at once, batched. On a resend (each
+// heartbeat) a peer gets at most one batch of the oldest slots sent at least
+// accept_retry_ticks ago that it has not acknowledged, so a dead peer costs
+// one message per heartbeat, not the whole window.
 void Paxos::send_accepts(Leader& l, bool resend) {
   for (NodeId peer : cfg_.members) {
     if (peer == cfg_.id) continue;
     Accept a{l.ballot, {}, chosen_through_};
     for (const auto& [slot, s] : l.open) {
-      const bool want = !s.sent || (resend && !s.accepted_by.contains(peer));
+      const bool want = resend ? s.sent && now_ticks_ - s.sent_tick >= cfg_.accept_retry_ticks &&
+                                     !s.accepted_by.contains(peer)
+                               : !s.sent;
       if (!want) continue;
       a.proposals.push_back(PValue{slot, l.ballot, s.value});
       if (a.proposals.size() == cfg_.max_slots_per_accept) {
         send(peer, a);
         a.proposals.clear();
+        if (resend) break;
       }
     }
     if (!a.proposals.empty()) send(peer, std::move(a));
   }
-  for (auto& [slot, s] : l.open) s.sent = true;
+  if (resend) return;
+  for (auto& [slot, s] : l.open) {
+    if (!s.sent) s.sent_tick = now_ticks_;
+    s.sent = true;
+  }
 }
 
 void Paxos::broadcast_heartbeat(Leader& l) {

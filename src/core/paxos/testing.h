@@ -200,6 +200,7 @@ class Cluster {
   }
   void release(uint64_t id) {
     Node& n = nodes_.at(id);
+    if (!n.up) return;
     n.holding = false;
     if (n.held) {
       Ready rd = std::move(*n.held);
@@ -222,11 +223,13 @@ class Cluster {
     pump(id);
   }
 
-  // The host snapshots its state machine at the applied slot.
+  // The host snapshots its state machine at the slot it applied (never while
+  // a Ready is held: what it hands over is not applied yet).
   void compact(uint64_t id) {
     Node& n = nodes_.at(id);
-    const LogIndex idx = n.px->applied();
-    if (idx == LogIndex(0)) return;
+    if (!n.up || n.held || n.sm.empty()) return;
+    const LogIndex idx = n.sm.rbegin()->first;
+    if (idx <= n.px->status().snapshot_index) return;
     core::SnapshotRef snap{core::SnapshotMeta{idx, *n.px->term_at(idx)}, save_sm(id, idx)};
     n.px->compact(snap);
     n.disk.snapshot = snap;
