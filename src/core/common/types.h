@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/ids.h"
@@ -230,6 +231,19 @@ struct Ready {
            !snapshot_wanted;
   }
 };
+
+// Sets rd.soft_state (and its reason) when `now` differs from what the last
+// Ready reported, then remembers `now`; the reason is consumed either way.
+// Every engine's ready() starts with this.
+template <class Rd>
+void report_soft_state(Rd& rd, const SoftState& now, SoftState& prev, std::string& reason) {
+  if (now != prev) {
+    rd.soft_state = now;
+    rd.soft_state_reason = std::move(reason);
+  }
+  reason.clear();
+  prev = now;
+}
 
 // What a host restores a core from after a restart: the durable state as it
 // was last persisted. `applied` is how far the host's state machine already

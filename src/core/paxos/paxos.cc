@@ -230,13 +230,7 @@ Ready Paxos::ready() {
   CHORUS_ASSERT_MSG(!ready_outstanding_, "ready() called before advance() of the previous Ready");
   flush_outbox();
   Ready rd;
-  const core::SoftState soft = soft_state();
-  if (soft != prev_soft_) {
-    rd.soft_state = soft;
-    rd.soft_state_reason = std::move(role_reason_);
-  }
-  role_reason_.clear();
-  prev_soft_ = soft;
+  core::report_soft_state(rd, soft_state(), prev_soft_, role_reason_);
   const DurableState durable{promised_};
   if (durable != prev_durable_) rd.durable_state = durable;
   prev_durable_ = durable;
@@ -502,17 +496,16 @@ void Paxos::on_catchup(const Message& m, const CatchupRequest& c) {
 }
 
 void Paxos::on_decide(const Decide& d) {
+  // A leader learns every slot it needs from its own phase 1 and phase 2; a
+  // late Decide (asked for while it followed) must not release its read
+  // barriers, which only a slot chosen under its own ballot may do.
+  if (std::holds_alternative<Leader>(role_)) return;
   for (const PValue& pv : d.chosen) {
     CHORUS_ASSERT(pv.ballot == kChosenBallot);
     if (pv.slot <= chosen_through_) {
       CHORUS_ASSERT_MSG(pv.slot <= snapshot_index_ || slots_.at(pv.slot).value == pv.value,
                         "two values chosen at one slot");
       continue;
-    }
-    if (const auto* l = std::get_if<Leader>(&role_)) {
-      auto it = l->open.find(pv.slot);
-      CHORUS_ASSERT_MSG(it == l->open.end() || it->second.value == pv.value,
-                        "a chosen value differs from the leader's proposal");
     }
     write_record(pv.slot, kChosenBallot, pv.value);
   }
