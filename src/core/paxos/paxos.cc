@@ -256,6 +256,7 @@ Ready Paxos::ready() {
   rd.messages = std::exchange(msgs_, {});
   rd.messages_after_persist = std::exchange(msgs_after_persist_, {});
   // Slots are applied strictly in order, from the first one not yet handed.
+  CHORUS_ASSERT(applied_ >= snapshot_index_);
   for (size_t n = 0; applied_ < chosen_through_ && n < cfg_.max_apply_slots_per_ready; ++n) {
     applied_ = applied_.next();
     const Record& r = slots_.at(applied_);
@@ -271,7 +272,12 @@ Ready Paxos::ready() {
 void Paxos::advance(const Ready& rd) {
   CHORUS_ASSERT(ready_outstanding_);
   ready_outstanding_ = false;
-  if (rd.durable_state) durable_promised_ = rd.durable_state->promised;
+  if (rd.durable_state) {
+    // Invariant: the durable promise only grows, and never passes the live one.
+    CHORUS_ASSERT(rd.durable_state->promised >= durable_promised_);
+    CHORUS_ASSERT(rd.durable_state->promised <= promised_);
+    durable_promised_ = rd.durable_state->promised;
+  }
   on_self_durable(rd);
 }
 
@@ -452,6 +458,8 @@ void Paxos::advance_chosen_prefix() {
   auto* l = std::get_if<Leader>(&role_);
   while (is_chosen_locally(chosen_through_.next())) {
     chosen_through_ = chosen_through_.next();
+    // Invariant: a chosen slot past the snapshot is held, to be applied.
+    CHORUS_ASSERT(slots_.contains(chosen_through_));
     if (l == nullptr) continue;
     l->chosen.erase(chosen_through_);
     l->commit_pending = true;

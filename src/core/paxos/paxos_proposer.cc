@@ -102,6 +102,8 @@ void Paxos::become_leader(Preparing p) {
     }
   }
   advance_chosen_prefix();
+  CHORUS_ASSERT(l.next_slot > chosen_through_);
+  CHORUS_ASSERT(l.open.empty() || l.open.begin()->first > chosen_through_);
   l.accepts_pending = true;
   broadcast_heartbeat(l);
 }
@@ -116,6 +118,8 @@ void Paxos::open_slot(Leader& l, LogIndex slot, Value v) {
 void Paxos::count_accept(Leader& l, LogIndex slot, NodeId who) {
   auto it = l.open.find(slot);
   if (it == l.open.end()) return;
+  CHORUS_ASSERT(slot > chosen_through_);
+  CHORUS_ASSERT(std::find(cfg_.members.begin(), cfg_.members.end(), who) != cfg_.members.end());
   it->second.accepted_by.insert(who);
   if (it->second.accepted_by.size() < majority()) return;
   // Chosen: a majority accepted (slot, ballot, value).

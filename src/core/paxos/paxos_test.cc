@@ -161,6 +161,34 @@ TEST(PaxosAcceptor, CrashRestartKeepsItsPromise) {
   EXPECT_GT(restarted.ballot(), bal(5, 3));
 }
 
+TEST(PaxosAcceptor, RestartedAcceptorStillRefusesTheBallotItOutranked) {
+  Cluster c({.nodes = 3});
+  ASSERT_TRUE(c.elect(1));
+  const Ballot old = c.px(1).ballot();
+  // n3 runs phase 1 with a higher ballot that n2 promises, but n1 hears
+  // nothing of it.
+  c.cut(1, 3);
+  c.cut(1, 2);
+  while (c.px(3).paxos_role() == PaxosRole::kFollower) c.tick(3);
+  c.deliver_all();
+  ASSERT_GT(c.px(2).promised(), old);
+  c.crash(2);
+  c.restart(2);
+  EXPECT_GT(c.px(2).promised(), old);
+  c.heal();
+  c.cut(1, 3);
+  c.sent_log().clear();
+  c.propose(1, "from-the-old-ballot");
+  c.deliver_all();
+  bool nacked = false;
+  for (const Message& m : c.sent_log()) {
+    EXPECT_EQ(body<Accepted>(m) != nullptr && m.from == NodeId(2) && m.to == NodeId(1), false);
+    nacked = nacked || (body<Nack>(m) != nullptr && m.from == NodeId(2));
+  }
+  EXPECT_TRUE(nacked);
+  EXPECT_EQ(c.px(1).paxos_role(), PaxosRole::kFollower);  // preempted
+}
+
 TEST(PaxosAcceptor, CrashBeforeThePersistLosesThePromiseButNoOneHeardIt) {
   Cluster c({.nodes = 3});
   c.hold(2);
