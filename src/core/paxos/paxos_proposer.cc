@@ -90,6 +90,7 @@ void Paxos::become_leader(Preparing p) {
   role_reason_ = fmt::format("phase 1 of ballot {}.{} promised by {} of {}", p.ballot.round,
                              p.ballot.node.value(), p.promises.size(), cfg_.members.size());
   for (LogIndex s = chosen_through_.next(); s <= last; s = s.next()) {
+    if (is_chosen_locally(s)) continue;  // learned from a Decide meanwhile
     auto it = adopted.find(s);
     if (it == adopted.end()) {
       // A hole: no majority member accepted anything here, so nothing can
