@@ -146,8 +146,8 @@ class Paxos {
   bool has_ready() const;
   Ready ready();
   void advance(const Ready& rd);
-  // Accepts, Heartbeats, Prepares, Nacks and Decides may leave before the
-  // outstanding Ready is persisted; Promises and Accepteds never do.
+  // Accepts, Heartbeats, Nacks and Decides may leave before the outstanding
+  // Ready is persisted; Prepares, Promises and Accepteds never do.
   bool has_messages() const;
   std::vector<Message> take_messages();
   // The host's snapshot covers every slot through snap.meta.index (applied).

@@ -49,8 +49,12 @@ void Paxos::start_phase1(std::string why) {
   leader_ = kNoNode;
   role_reason_ = std::move(why);
   reset_timer();
+  // The Prepare leaves only once the ballot is durable (our own promise):
+  // a proposer that crashed after sending it and forgot the ballot could
+  // pick the same ballot again and propose a second value for a slot under
+  // it (Paxos Made Live §4: the coordinator persists its proposal number).
   for (NodeId peer : cfg_.members) {
-    if (peer != cfg_.id) send(peer, Prepare{b, first});
+    if (peer != cfg_.id) send_after_persist(peer, Prepare{b, first});
   }
   // Our own promise counts once it is durable (on_self_durable).
 }

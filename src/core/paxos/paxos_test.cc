@@ -161,6 +161,38 @@ TEST(PaxosAcceptor, CrashRestartKeepsItsPromise) {
   EXPECT_GT(restarted.ballot(), bal(5, 3));
 }
 
+TEST(PaxosProposer, PrepareLeavesOnlyOnceItsBallotIsDurable) {
+  Paxos p(config3(1), Prng(1));
+  while (p.paxos_role() == PaxosRole::kFollower) p.tick();
+  EXPECT_FALSE(p.has_messages());
+  const Ready rd = drain(p);
+  ASSERT_TRUE(rd.durable_state.has_value());
+  EXPECT_EQ(rd.durable_state->promised, p.ballot());
+  EXPECT_TRUE(rd.messages.empty());
+  ASSERT_EQ(rd.messages_after_persist.size(), 2u);
+  for (const Message& m : rd.messages_after_persist) EXPECT_NE(body<Prepare>(m), nullptr);
+}
+
+TEST(PaxosProposer, ACrashedProposerNeverReusesABallot) {
+  // Found by the sweep (seed 778 with harsher faults): a proposer crashed
+  // with its ballot not yet durable, restarted, drew the same ballot and
+  // proposed another value for a slot under it.
+  Cluster c({.nodes = 3});
+  c.hold(1);
+  while (c.px(1).paxos_role() == PaxosRole::kFollower) c.tick(1);
+  c.deliver_all();
+  // Nothing left: the Prepares wait for the persist, so the ballot the crash
+  // makes n1 forget was never seen by anyone and may be drawn again.
+  for (const Message& m : c.sent_log()) EXPECT_EQ(body<Prepare>(m), nullptr);
+  EXPECT_EQ(c.px(2).promised(), Ballot{});
+  c.crash(1);
+  c.restart(1);
+  ASSERT_TRUE(c.elect(1));
+  const auto r = c.propose(1, "x");
+  c.deliver_all();
+  EXPECT_EQ(c.applied(2).at(r.index).data, "x");
+}
+
 TEST(PaxosAcceptor, RestartedAcceptorStillRefusesTheBallotItOutranked) {
   Cluster c({.nodes = 3});
   ASSERT_TRUE(c.elect(1));
@@ -450,25 +482,29 @@ TEST(PaxosRandomized, NoTwoReplicasApplyDifferentValuesAndAcknowledgedWritesSurv
     Prng rnd(seed * 7919);
     const size_t n = seed % 2 == 0 ? 3 : 5;
     Cluster c({.nodes = n, .seed = seed, .max_slots_per_accept = 1 + seed % 8});
+    // Per-seed fault rates, so the sweep covers calm and violent runs.
+    const double crash_p = 0.01 + rnd.real() * 0.05;
+    const double isolate_p = 0.01 + rnd.real() * 0.05;
+    const double hold_p = rnd.real() * 0.08;
     c.faults() = testing::Faults{.drop = 0.05 + rnd.real() * 0.15,
                                  .duplicate = rnd.real() * 0.1,
                                  .max_delay_ticks = static_cast<uint32_t>(rnd.uniform(0, 3)),
                                  .reorder = true};
     // Safety phase: faults, crashes, partitions, compaction.
-    for (int t = 0; t < 300; ++t) {
+    for (int t = 0; t < 400; ++t) {
       c.tick_all();
       const uint64_t victim = rnd.uniform(1, n);
       if (rnd.chance(0.4)) {
         if (auto l = c.leader())
           c.propose(*l, "s" + std::to_string(seed) + "t" + std::to_string(t));
       }
-      if (rnd.chance(0.02) && c.up(victim)) c.crash(victim);
+      if (rnd.chance(crash_p) && c.up(victim)) c.crash(victim);
       if (rnd.chance(0.05) && !c.up(victim)) c.restart(victim);
-      if (rnd.chance(0.02)) c.isolate(victim);
+      if (rnd.chance(isolate_p)) c.isolate(victim);
       if (rnd.chance(0.04)) c.heal();
       if (rnd.chance(0.02) && c.up(victim)) c.compact(victim);
       // A slow fsync: answers wait; a crash meanwhile loses the held Ready.
-      if (rnd.chance(0.03)) c.hold(victim);
+      if (rnd.chance(hold_p)) c.hold(victim);
       if (rnd.chance(0.1)) c.release(rnd.uniform(1, n));
       if (::testing::Test::HasFailure()) return;
     }

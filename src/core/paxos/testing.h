@@ -14,8 +14,8 @@
 // state machine from its snapshot.
 //
 // Checked as it goes: every node applies the same value at every slot, in
-// order, and only once it is durable; Promise and Accepted leave only from
-// messages_after_persist.
+// order, and only once it is durable; Prepare, Promise and Accepted leave
+// only from messages_after_persist.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -365,8 +365,9 @@ class Cluster {
   }
 
   void send(Message m, bool after_persist) {
-    const bool answers =
-        std::holds_alternative<Promise>(m.body) || std::holds_alternative<Accepted>(m.body);
+    const bool answers = std::holds_alternative<Prepare>(m.body) ||
+                         std::holds_alternative<Promise>(m.body) ||
+                         std::holds_alternative<Accepted>(m.body);
     EXPECT_TRUE(after_persist || !answers)
         << describe(m) << " left before the acceptor's state was durable";
     sent_log_.push_back(m);
