@@ -2,14 +2,11 @@
 
 #include <fmt/format.h>
 
+#include "base/overloaded.h"
+
 namespace chorus::paxos {
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 std::string ballot_str(Ballot b) {
   if (b == kChosenBallot) return "chosen";

@@ -8,17 +8,9 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "base/overloaded.h"
 
 namespace chorus::paxos {
-
-namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-
-}  // namespace
 
 std::string_view paxos_role_name(PaxosRole r) {
   switch (r) {
