@@ -64,6 +64,16 @@ TEST(DurableState, RoundTripsAndRejectsCorruption) {
   EXPECT_FALSE(Paxos::decode_durable(std::string(16, '\xff')).is_ok());
 }
 
+TEST(SlotCodec, MatchesTheWorkedExampleInTheFormatDoc) {
+  // docs/formats/paxos.md, "Worked example".
+  const core::Entry e =
+      encode_slot(LogIndex(7), bal(3, 2), Value{bal(2, 1), EntryType::kNormal, "SET k v"});
+  EXPECT_EQ(e.term, Term(0x30002));
+  EXPECT_EQ(e.data, std::string("\x01\x00\x02\x00\x00\x00\x00\x00SET k v", 15));
+  EXPECT_EQ(Paxos::encode_durable(DurableState{bal(3, 2)}),
+            std::string("\x03\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0", 16));
+}
+
 TEST(SlotCodec, RoundTripsAcceptedChosenAndHoles) {
   const Value v{bal(3, 1), EntryType::kNormal, "cmd"};
   const core::Entry e = encode_slot(LogIndex(5), bal(4, 2), v);
