@@ -37,10 +37,10 @@ void Paxos::become_follower(NodeId leader, std::string why) {
 }
 
 void Paxos::start_phase1(std::string why) {
-  if (std::holds_alternative<Leader>(role_)) become_follower(kNoNode, why);
+  CHORUS_ASSERT(!std::holds_alternative<Leader>(role_));  // a leader has no election timer
   const Ballot b = next_ballot();
-  promise_at_least(b, cfg_.id);
-  CHORUS_ASSERT(promised_ == b);
+  CHORUS_ASSERT(b > promised_ && b > highest_seen_);
+  promised_ = b;  // our own promise, durable before any Prepare leaves
   highest_seen_ = b;
   // Multi-Paxos: one phase 1 for every slot from the first one not known
   // chosen (Paxos Made Simple §3).
