@@ -455,10 +455,8 @@ void Node::on_dropped(GroupId g, const core::DroppedEntry& d) {
   kvpb::Command cmd;
   if (d.range_positions > 0) {
     j["positions"] = d.range_positions;
-    what = fmt::format(
-        "{} log positions from here (inside a snapshot, or forgotten in a "
-        "restart; not enumerable)",
-        d.range_positions);
+    what = fmt::format("{} log positions from here (inside a snapshot; not enumerable)",
+                       d.range_positions);
   } else if (d.entry.type == core::EntryType::kNormal) {
     if (cmd.ParseFromString(d.entry.data)) {
       what = cmd.ShortDebugString();

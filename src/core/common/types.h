@@ -155,10 +155,8 @@ std::string_view drop_kind_name(DropKind k);
 
 // One dropped entry, or (range_positions > 0) a run of positions that a
 // node dropped without being able to enumerate them: they lay inside its
-// own snapshot, compacted away — or (kInDoubt, core/primary) a restart
-// forgot the drops it held there, all but their positions. Then
-// entry.index is the first position, entry.term this node's term there (0
-// if it forgot), entry.data is empty,
+// own snapshot, compacted away. Then entry.index is the first position,
+// entry.term this node's term there (0 if it forgot), entry.data is empty,
 // and range_positions counts positions, not writes: it is an upper bound on
 // the client writes lost (no-ops and markers take positions too). A
 // consumer that must never under-report counts it as that many writes.
@@ -216,9 +214,8 @@ struct Ready {
   // (the truncation is in `entries` or `snapshot` of this Ready), except kRolledBack ones:
   // reported once final — a sync-all primary's rollback once irrevocable (with the clients'
   // kRolledBack), any other once the node committed another entry where the replacing log
-  // diverges (core/primary/primary.h); a node that restarts first reports their positions
-  // as a kInDoubt range record. Empty for engines that never drop an entry that a client may
-  // have seen acknowledged (Raft).
+  // diverges (core/primary/primary.h); a node that restarts first never reports them. Empty
+  // for engines that never drop an entry that a client may have seen acknowledged (Raft).
   std::vector<DroppedEntry> dropped;
   // The engine needs a snapshot now (step 6): a peer can only be brought up
   // to date by one (core/primary: a backup whose log diverges from the

@@ -23,8 +23,6 @@ Status Options::validate() const {
     return Status::invalid_argument("max_uncommitted_bytes: must be at least 1");
   if (max_prepared_bytes < max_bytes_per_append)
     return Status::invalid_argument("max_prepared_bytes: must be at least max_bytes_per_append");
-  if (max_unsettled_drop_bytes == 0)
-    return Status::invalid_argument("max_unsettled_drop_bytes: must be at least 1");
   if (max_pending_reads == 0)
     return Status::invalid_argument("max_pending_reads: must be at least 1");
   return Status::ok();
@@ -39,49 +37,33 @@ uint64_t get_u64(std::string_view b) {
   for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(b[i])} << (8 * i);
   return v;
 }
-constexpr size_t kDurableBytesV1 = 17;
-constexpr size_t kDurableBytes = 33;
-constexpr char kDurableVersion = 2;
+constexpr size_t kDurableBytes = 17;
+constexpr char kDurableVersion = 1;
 }  // namespace
 
-// Format: options.h, above encode_durable_state().
+// One version byte, then epoch and commit as little-endian u64.
 std::string encode_durable_state(const DurableState& ds) {
   std::string out;
   out.push_back(kDurableVersion);
   put_u64(out, ds.epoch.value());
   put_u64(out, ds.commit.value());
-  put_u64(out, ds.unreported_first.value());
-  put_u64(out, ds.unreported_last.value());
   return out;
 }
 
 Result<DurableState> decode_durable_state(std::string_view bytes) {
   if (bytes.empty()) return DurableState{};  // a new node
-  const bool v1 = bytes.size() == kDurableBytesV1 && bytes[0] == 1;
-  if (!v1 && (bytes.size() != kDurableBytes || bytes[0] != kDurableVersion)) {
-    return Status::corruption(
-        "primary-backup durable state: expected 33 bytes of version 2 or "
-        "17 of version 1, got " +
-        std::to_string(bytes.size()));
+  if (bytes.size() != kDurableBytes || bytes[0] != kDurableVersion) {
+    return Status::corruption("primary-backup durable state: expected " +
+                              std::to_string(kDurableBytes) + " bytes of version 1, got " +
+                              std::to_string(bytes.size()));
   }
-  DurableState ds;
-  ds.epoch = Epoch(get_u64(bytes.substr(1)));
-  if (ds.epoch > kMaxEpoch) {
+  const Epoch epoch(get_u64(bytes.substr(1)));
+  if (epoch > kMaxEpoch) {
     return Status::corruption("primary-backup durable state: epoch " +
-                              std::to_string(ds.epoch.value()) + " is beyond the largest, " +
+                              std::to_string(epoch.value()) + " is beyond the largest, " +
                               std::to_string(kMaxEpoch.value()));
   }
-  ds.commit = LogIndex(get_u64(bytes.substr(9)));
-  if (v1) return ds;
-  ds.unreported_first = LogIndex(get_u64(bytes.substr(17)));
-  ds.unreported_last = LogIndex(get_u64(bytes.substr(25)));
-  if ((ds.unreported_first == LogIndex(0)) != (ds.unreported_last == LogIndex(0)) ||
-      ds.unreported_first > ds.unreported_last) {
-    return Status::corruption("primary-backup durable state: unreported drops from " +
-                              std::to_string(ds.unreported_first.value()) + " to " +
-                              std::to_string(ds.unreported_last.value()));
-  }
-  return ds;
+  return DurableState{epoch, LogIndex(get_u64(bytes.substr(9)))};
 }
 
 }  // namespace chorus::primary

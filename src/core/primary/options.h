@@ -94,11 +94,6 @@ struct Options {
   // Sync-all: a backup refuses to prepare beyond this many bytes of entries
   // past its commit index; the primary then rolls the write back.
   size_t max_prepared_bytes = 64u << 20;
-  // Bytes of rolled-back drops a node holds until they are final (primary.h,
-  // "A drop is reported kRolledBack only once it is final"); beyond it the
-  // lowest is reported kInDoubt at once. Memory only: the entries are out of
-  // the log. Several rollbacks' worth of prepares by default.
-  size_t max_unsettled_drop_bytes = 16u << 20;
   size_t max_apply_bytes_per_ready = 16u << 20;
   // Read barriers answered per Ready at most; beyond it kTooMuchUncommitted.
   size_t max_pending_reads = 65536;
@@ -163,26 +158,14 @@ struct DurableState {
   // The commit index as last known; written lazily (never synced for itself),
   // so after a restart it may lag.
   LogIndex commit;
-  // The first and last log positions of the rolled-back drops this node has
-  // not reported for good (primary.h, "Crash"): held until final, in a
-  // rollback not yet released, or reported in a Ready not yet handled. Zero
-  // when there are none. A node restarted with a range reports its positions
-  // as one kInDoubt range record (it forgot the entries). A change must be
-  // synced: the truncation that makes a drop is persisted with it.
-  LogIndex unreported_first;
-  LogIndex unreported_last;
 
   bool operator==(const DurableState&) const = default;
 };
 
-// Version 2: one version byte, then epoch, commit, unreported_first and
-// unreported_last as little-endian u64 (33 bytes). Version 1 (17 bytes,
-// without the unreported range) is still read, as an empty range.
 std::string encode_durable_state(const DurableState& ds);
 Result<DurableState> decode_durable_state(std::string_view bytes);
 inline bool durable_state_needs_sync(const DurableState& before, const DurableState& after) {
-  return after.epoch != before.epoch || after.unreported_first != before.unreported_first ||
-         after.unreported_last != before.unreported_last;
+  return after.epoch != before.epoch;
 }
 
 }  // namespace chorus::primary

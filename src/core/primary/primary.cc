@@ -31,41 +31,6 @@ PrimaryBackup<R>::PrimaryBackup(Options opts, PersistentState state)
   config_.epoch = epoch_;
   prev_soft_ = soft_state();
   prev_durable_ = state.durable;
-  // Drops held before a crash, forgotten but for their positions (see
-  // "Crash" in primary.h). The range stays durable until this report was
-  // handled.
-  const DurableState& ds = state.durable;
-  if (ds.unreported_first != LogIndex(0)) {
-    CHORUS_ASSERT(ds.unreported_first <= ds.unreported_last);
-    const Entry first{Term(0), ds.unreported_first, EntryType::kNormal, {}};
-    report_drop(
-        {first, DropKind::kInDoubt, ds.unreported_last.value() - ds.unreported_first.value() + 1});
-    reported_first_ = ds.unreported_first;
-    reported_last_ = ds.unreported_last;
-  }
-}
-
-// The unreported range covers every held drop, every drop of a rollback not
-// yet released, and the drops reported since the last ready().
-template <AckRule R>
-DurableState PrimaryBackup<R>::durable_state() const {
-  DurableState ds{epoch_, log_.committed(), reported_first_, reported_last_};
-  auto cover = [&](LogIndex i) {
-    if (ds.unreported_first == LogIndex(0) || i < ds.unreported_first) ds.unreported_first = i;
-    ds.unreported_last = std::max(ds.unreported_last, i);
-  };
-  if (!unsettled_.empty()) {
-    cover(unsettled_.begin()->first.first);
-    cover(unsettled_.rbegin()->first.first);
-  }
-  if (const auto* p = std::get_if<Primary>(&role_)) {
-    for (const Rollback& rb : p->rollbacks) {
-      if (rb.dropped.empty()) continue;
-      cover(rb.dropped.front().entry.index);
-      cover(rb.dropped.back().entry.index);
-    }
-  }
-  return ds;
 }
 
 // ---------------------------------------------------------------------------
@@ -635,10 +600,7 @@ void PrimaryBackup<R>::release_rollbacks(Primary& p) {
     if (!on_backup) return false;
     for (const auto& w : rb.aborted)
       outcomes_.push_back({0, ProposeStatus::kRolledBack, opts_.id, w.index, w.term});
-    for (const auto& d : rb.dropped) {
-      keep_unreported(d.entry.index);
-      report_drop(d);
-    }
+    dropped_.insert(dropped_.end(), rb.dropped.begin(), rb.dropped.end());
     return true;
   });
 }
@@ -656,10 +618,15 @@ template <AckRule R>
 bool PrimaryBackup<R>::has_ready() const {
   if (ready_outstanding_) return false;
   const auto* p = std::get_if<Primary>(&role_);
-  return soft_state() != prev_soft_ || durable_state() != prev_durable_ || pending_install_ ||
-         log_.has_unstable() || !msgs_.empty() || !msgs_after_persist_.empty() ||
-         log_.has_committed_to_apply() || !reads_.empty() || !outcomes_.empty() ||
-         !dropped_.empty() || snapshot_wanted_ || settle_due() ||
+  return soft_state() != prev_soft_ || DurableState{epoch_, log_.committed()} != prev_durable_ ||
+         pending_install_ || log_.has_unstable() || !msgs_.empty() ||
+         !msgs_after_persist_.empty() || log_.has_committed_to_apply() || !reads_.empty() ||
+         !outcomes_.empty() || !dropped_.empty() || snapshot_wanted_ ||
+         std::any_of(unsettled_.begin(), unsettled_.end(),
+                     [&](const auto& kv) {
+                       return kv.second.conflict <= log_.committed() &&
+                              settled(kv.second).has_value();
+                     }) ||
          (p && p->broadcast_pending && durable_epoch_ == epoch_);
 }
 
@@ -675,9 +642,7 @@ Ready PrimaryBackup<R>::ready() {
     prev_soft_ = soft;
   }
   role_reason_.clear();
-  // Before settle_drops() below: what it reports stays in the unreported
-  // range of this Ready's durable state.
-  const DurableState ds = durable_state();
+  const DurableState ds{epoch_, log_.committed()};
   if (ds != prev_durable_) {
     rd.durable_state = ds;
     prev_durable_ = ds;
@@ -711,7 +676,6 @@ Ready PrimaryBackup<R>::ready() {
   reads_.clear();
   outcomes_.clear();
   dropped_.clear();
-  reported_first_ = reported_last_ = LogIndex(0);  // handled once this Ready is
   ready_outstanding_ = true;
   return rd;
 }

@@ -45,10 +45,9 @@
 //    it was applied, else asking for a snapshot — and reports every dropped
 //    entry in Ready::dropped with what it knows of its acknowledgement.
 //  - A drop is reported kRolledBack only once it is final: when this node
-//    has committed a position where a log that replaced the entry (any of
-//    them, if it was dropped more than once) first differs from the
-//    entry's, or the entry's own position, with another entry there
-//    (settle_drops()). Before that the log that
+//    has committed the position where the log that replaced the entry
+//    first differs from the entry's, or the entry's own position, with
+//    another entry there (settle_drops()). Before that the log that
 //    replaced the entry — a sync-all marker, or a new primary's suffix — may
 //    itself be replaced by one that still holds the entry (its holders are
 //    not all consulted at the next failover, or it came from a deposed
@@ -60,31 +59,20 @@
 // Threading: single-threaded; the owner calls every method from one thread.
 // Crash: nothing here is durable; the host rebuilds the engine from the
 // PersistentState it persisted following each Ready. A restarted node is a
-// backup until configured again. It has forgotten the rolled-back drops it
-// held (unsettled, or in a rollback not yet released), but not where they
-// were: DurableState::unreported_first/last, synced with the truncation
-// that made them, name their positions, and the restarted node reports
-// those positions as one kInDoubt range record (types.h) — nothing held
-// vanishes silently, and nothing is claimed rolled back that a restart
-// could no longer prove. The metadata file cannot hold the entries
-// themselves (docs/formats/metadata.md: 4 KiB), hence a range. The range
-// shrinks only in the Ready after the one that reports a drop, so a crash
-// between the two reports those positions again, in doubt: at least once,
-// never silently never.
-
+// backup until configured again, and has forgotten the rolled-back drops it
+// had not settled: those entries are reported by the nodes that settle
+// them (the primary that rolled them back included), not by this one.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "base/assert.h"
 #include "base/ids.h"
 #include "base/status.h"
 #include "core/common/engine.h"
@@ -104,11 +92,8 @@ using PersistentState = core::PersistentState<DurableState>;
 inline constexpr size_t kMaxTermHistory = 1 << 16;
 // Rolled-back drops waiting to be settled (primary.h, "A drop is reported
 // kRolledBack only once it is final"), in entries; beyond it the lowest is
-// reported kInDoubt at once. Bytes: Options::max_unsettled_drop_bytes.
+// reported kInDoubt at once. Bytes are bounded by Options::max_prepared_bytes.
 inline constexpr size_t kMaxUnsettledDrops = 1 << 16;
-// Drops reported entry by entry whose (index, term) a node remembers, so
-// that an entry dropped, taken back and dropped again is reported once.
-inline constexpr size_t kMaxRememberedDrops = 1 << 16;
 
 // The primary's view of one backup.
 struct PeerProgress {
@@ -198,10 +183,6 @@ class PrimaryBackup {
   std::optional<PeerProgress> progress(NodeId peer) const;
   // This node's tick clock; a lease request names it (Configuration::lease_anchor_tick).
   uint64_t ticks() const { return now_ticks_; }
-  // Rolled-back drops held until final, and how often they were all
-  // examined (settle_drops()).
-  size_t held_drops() const { return unsettled_.size(); }
-  uint64_t held_drop_scans() const { return settle_scans_; }
 
  private:
   // A client write the primary has not committed yet.
@@ -264,16 +245,8 @@ class PrimaryBackup {
   // it is kRolledBack. `conflict` is the first position where the log that
   // replaced e differs from e's log, which had `conflict_term` there.
   void note_drop(const core::Entry& e, core::DropKind kind, LogIndex conflict, Term conflict_term);
-  // The one way a drop leaves the core (Ready::dropped): each entry at most
-  // once, its held copy (if any) released.
-  void report_drop(core::DroppedEntry d);
-  // The durable state to persist now (DurableState).
-  DurableState durable_state() const;
-  // Widens the range of drops reported in the Ready being built (see
-  // reported_first_).
-  void keep_unreported(LogIndex i);
   // Reports every held drop that is final; forgets those whose entry was
-  // committed after all. Looks only when settle_due().
+  // committed after all.
   void settle_drops();
   std::vector<TermStart> term_history() const;
   core::DropKind classify(const core::Entry& e) const;
@@ -323,60 +296,24 @@ class PrimaryBackup {
   std::vector<core::ReadState> reads_;
   std::vector<core::Outcome> outcomes_;
   std::vector<core::DroppedEntry> dropped_;
-  // Where a log that replaced a held drop's entry first differs from the
-  // entry's log, and the term the entry's log has there: once another term
-  // is committed at `position`, the entry cannot come back (Log Matching: a
-  // log holding it has `term` there).
-  struct Divergence {
-    LogIndex position;
-    Term term;
-    bool operator==(const Divergence&) const = default;
-  };
   // A rolled-back drop not yet final (note_drop()).
   struct Unsettled {
     core::DroppedEntry drop;
-    // One per log that replaced the entry (it was dropped, taken back and
-    // dropped again), oldest first, at most kMaxDivergences: each is
-    // sufficient evidence, and the first to commit settles it — an idle
-    // keyspace may commit an older one long before the newest.
-    std::vector<Divergence> divergences;
+    // The first position where the log that replaced the entry differs
+    // from the entry's log, and the term the entry's log has there: once
+    // another term is committed at `conflict`, the entry cannot come back
+    // (Log Matching: a log holding it has conflict_term there).
+    LogIndex conflict;
+    Term conflict_term;
   };
-  static constexpr size_t kMaxDivergences = 4;
   // Held drops by their entry's (index, term): one each. Volatile (see
   // "Crash" above). Invariant: unsettled_bytes_ is the sum of their
-  // entry_bytes(), and at most Options::max_unsettled_drop_bytes.
-  using Held = std::map<std::pair<LogIndex, Term>, Unsettled>;
-  Held unsettled_;
+  // entry_bytes(), and at most Options::max_prepared_bytes.
+  std::map<std::pair<LogIndex, Term>, Unsettled> unsettled_;
   size_t unsettled_bytes_ = 0;
-  typename Held::iterator unhold(typename Held::iterator it) {
-    CHORUS_ASSERT(unsettled_bytes_ >= core::entry_bytes(it->second.drop.entry));
-    unsettled_bytes_ -= core::entry_bytes(it->second.drop.entry);
-    return unsettled_.erase(it);
-  }
-  // Positions of the held drops reported since the last ready(): they stay
-  // in DurableState's unreported range until the Ready that reports them was
-  // handled (the host reports drops after persisting). Zero when none.
-  LogIndex reported_first_;
-  LogIndex reported_last_;
-  // (index, term) of the drops reported entry by entry (report_drop()),
-  // oldest first in reported_order_; at most kMaxRememberedDrops.
-  std::set<std::pair<LogIndex, Term>> reported_;
-  std::deque<std::pair<LogIndex, Term>> reported_order_;
   // True: final (report it); false: its entry was committed after all;
   // nullopt: not known yet.
   std::optional<bool> settled(const Unsettled& u) const;
-  // What settled() says changes only with the log at or below the commit
-  // index: when the commit index moves, a snapshot is installed, or a drop
-  // is held or held again. Until then settle_drops() need not look (every
-  // input would otherwise examine every held drop: up to kMaxUnsettledDrops).
-  // settled_at_commit_ is the commit index it last looked at; settle_due_
-  // the other two.
-  bool settle_due() const {
-    return !unsettled_.empty() && (settle_due_ || log_.committed() != settled_at_commit_);
-  }
-  bool settle_due_ = false;
-  LogIndex settled_at_commit_;
-  uint64_t settle_scans_ = 0;
   core::SoftState prev_soft_;
   DurableState prev_durable_;
   std::string role_reason_;

@@ -148,10 +148,6 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
     send(m.from, ok, /*after_persist=*/true);
     return;
   }
-  // Held drops at positions this node committed are decided by its log as
-  // it is, before the install replaces it: no range record below can then
-  // cover a held drop (report_drop()).
-  settle_drops();
   report_snapshot_loss(s);
   report_dropped_against(s);
   needs_snapshot_ = false;
@@ -162,7 +158,6 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   }
   snapshot_ = s.snapshot;
   pending_install_ = s.snapshot;
-  settle_due_ = true;  // the log at and below the commit index changed
   send(m.from, ok, /*after_persist=*/true);
 }
 
@@ -219,7 +214,7 @@ void PrimaryBackup<R>::report_snapshot_loss(const InstallSnapshot& s) {
   auto range = [&](LogIndex from, LogIndex to, DropKind kind) {
     if (from > to) return;
     const Entry first{own(from).value_or(Term(0)), from, EntryType::kNormal, {}};
-    report_drop({first, kind, to.value() - from.value() + 1});
+    dropped_.push_back({first, kind, to.value() - from.value() + 1});
   };
   range(doubt_from, lost_from.prev(), DropKind::kInDoubt);
   range(lost_from, ours.index, DropKind::kLostAcknowledged);
@@ -258,17 +253,16 @@ void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot& s) {
     if (t && *t != e.term && !first_differing) first_differing = e;
     if (e.type != EntryType::kNormal) continue;
     if (!t) {
-      report_drop({e, DropKind::kInDoubt});
+      dropped_.push_back({e, DropKind::kInDoubt});
     } else if (*t != e.term) {
       note_drop(e, classify(e), first_differing->index, first_differing->term);
     }
   }
 }
 
-// A rolled-back drop is final once this node has committed, at a position
-// where a log that replaced the entry first differs from the entry's (one
-// Divergence each), a term other than the entry's log had there — or at the
-// entry's own
+// A rolled-back drop is final once this node has committed, at the position
+// where the log that replaced the entry first differs from the entry's, a
+// term other than the entry's log had there — or at the entry's own
 // position another entry: the entry can then never come back (unless a
 // lossy promotion loses the committed position itself, which the loss
 // reports then count). Before that, the log that replaced it may be
@@ -284,72 +278,28 @@ template <AckRule R>
 void PrimaryBackup<R>::note_drop(const Entry& e, DropKind kind, LogIndex conflict,
                                  Term conflict_term) {
   if (kind != DropKind::kRolledBack) {
-    report_drop({e, kind});
+    dropped_.push_back({e, kind});
     return;
   }
   CHORUS_ASSERT(conflict <= e.index);
-  if (reported_.contains({e.index, e.term})) return;  // reported already (evicted, say)
-  const Divergence div{conflict, conflict_term};
-  auto [it, fresh] = unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, {div}});
-  settle_due_ = true;
+  auto [it, fresh] =
+      unsettled_.try_emplace({e.index, e.term}, Unsettled{{e, kind}, conflict, conflict_term});
   if (!fresh) {
-    // Dropped, taken back and dropped again: one drop, settled by any of
-    // its divergences (each is a position of e's log); past the bound the
-    // oldest is forgotten, the newest replacing log being the likeliest to
-    // commit.
-    std::vector<Divergence>& divs = it->second.divergences;
-    if (std::find(divs.begin(), divs.end(), div) != divs.end()) return;
-    if (divs.size() == kMaxDivergences) divs.erase(divs.begin());
-    divs.push_back(div);
-    CHORUS_ASSERT(divs.size() <= kMaxDivergences);
+    // Dropped, taken back and dropped again: one drop, settled by either
+    // conflict (both positions hold e's log); the newer is kept.
+    it->second.conflict = conflict;
+    it->second.conflict_term = conflict_term;
     return;
   }
   unsettled_bytes_ += core::entry_bytes(e);
-  while (unsettled_.size() > kMaxUnsettledDrops ||
-         unsettled_bytes_ > opts_.max_unsettled_drop_bytes) {
+  while (unsettled_.size() > kMaxUnsettledDrops || unsettled_bytes_ > opts_.max_prepared_bytes) {
     // Too many to follow: the lowest is reported now, as what it then is.
-    core::DroppedEntry d = unsettled_.begin()->second.drop;
+    core::DroppedEntry d = std::move(unsettled_.begin()->second.drop);
+    unsettled_.erase(unsettled_.begin());
+    unsettled_bytes_ -= core::entry_bytes(d.entry);
     d.kind = DropKind::kInDoubt;
-    report_drop(std::move(d));
-  }
-}
-
-// Every report path ends here, so each dropped entry is reported once: its
-// held copy is released (a snapshot install or a bound eviction reports an
-// entry that may also be held), and an entry reported before — dropped,
-// taken back and dropped again — is not reported again (remembered for the
-// last kMaxRememberedDrops reports). A range record names positions, not
-// entries, and no held drop lies in one: its positions are inside this
-// node's snapshot, at or below its commit index, where settle_drops() has
-// decided every held drop (handle_snapshot()).
-template <AckRule R>
-void PrimaryBackup<R>::report_drop(core::DroppedEntry d) {
-  if (d.range_positions > 0) {
-    const auto after = unsettled_.lower_bound({d.entry.index, Term(0)});
-    CHORUS_ASSERT(after == unsettled_.end() ||
-                  after->first.first.value() >= d.entry.index.value() + d.range_positions);
     dropped_.push_back(std::move(d));
-    return;
   }
-  const std::pair key{d.entry.index, d.entry.term};
-  if (auto it = unsettled_.find(key); it != unsettled_.end()) {
-    unhold(it);
-    keep_unreported(d.entry.index);
-  }
-  if (!reported_.insert(key).second) return;
-  reported_order_.push_back(key);
-  if (reported_order_.size() > kMaxRememberedDrops) {
-    reported_.erase(reported_order_.front());
-    reported_order_.pop_front();
-  }
-  dropped_.push_back(std::move(d));
-}
-
-template <AckRule R>
-void PrimaryBackup<R>::keep_unreported(LogIndex i) {
-  CHORUS_ASSERT(i != LogIndex(0));
-  if (reported_first_ == LogIndex(0) || i < reported_first_) reported_first_ = i;
-  reported_last_ = std::max(reported_last_, i);
 }
 
 // Whether a held drop is final (dead) or its entry committed after all
@@ -357,10 +307,9 @@ void PrimaryBackup<R>::keep_unreported(LogIndex i) {
 template <AckRule R>
 std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
   const LogIndex committed = log_.committed();
-  for (const Divergence& d : u.divergences) {
-    if (d.position > committed) continue;
-    const std::optional<Term> t = known_term(d.position);
-    if (t && *t != d.term) return true;
+  if (u.conflict <= committed) {
+    const std::optional<Term> t = known_term(u.conflict);
+    if (t && *t != u.conflict_term) return true;
   }
   if (u.drop.entry.index > committed) return std::nullopt;
   return known_term(u.drop.entry.index) != u.drop.entry.term;
@@ -368,27 +317,21 @@ std::optional<bool> PrimaryBackup<R>::settled(const Unsettled& u) const {
 
 template <AckRule R>
 void PrimaryBackup<R>::settle_drops() {
-  if (!settle_due()) return;
-  settle_due_ = false;
-  settled_at_commit_ = log_.committed();
-  ++settle_scans_;
   for (auto it = unsettled_.begin(); it != unsettled_.end();) {
-    const Unsettled& u = it->second;
+    Unsettled& u = it->second;
     const std::optional<bool> dead = settled(u);
     if (!dead) {
       ++it;
       continue;
     }
-    if (!*dead) {  // it came back and committed: not dropped
-      it = unhold(it);
-      continue;
+    unsettled_bytes_ -= core::entry_bytes(u.drop.entry);
+    if (*dead) {  // else it came back and committed: not dropped
+      // What committed at its position is forgotten: it cannot tell.
+      if (u.drop.entry.index <= log_.committed() && !known_term(u.drop.entry.index))
+        u.drop.kind = DropKind::kInDoubt;
+      dropped_.push_back(std::move(u.drop));
     }
-    core::DroppedEntry d = u.drop;
-    // What committed at its position is forgotten: it cannot tell.
-    if (d.entry.index <= log_.committed() && !known_term(d.entry.index))
-      d.kind = DropKind::kInDoubt;
-    ++it;
-    report_drop(std::move(d));  // releases the held copy
+    it = unsettled_.erase(it);
   }
 }
 
@@ -418,8 +361,6 @@ DropKind PrimaryBackup<R>::classify(const Entry& e) const {
   template void PrimaryBackup<R>::report_dropped_against(const InstallSnapshot&);                  \
   template DropKind PrimaryBackup<R>::classify(const Entry&) const;                                \
   template void PrimaryBackup<R>::note_drop(const Entry&, DropKind, LogIndex, Term);               \
-  template void PrimaryBackup<R>::report_drop(core::DroppedEntry);                                 \
-  template void PrimaryBackup<R>::keep_unreported(LogIndex);                                       \
   template std::optional<bool> PrimaryBackup<R>::settled(const Unsettled&) const;                  \
   template void PrimaryBackup<R>::settle_drops();
 CHORUS_PRIMARY_BACKUP_SIDE(AckRule::kSyncAll)
