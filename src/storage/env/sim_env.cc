@@ -179,10 +179,7 @@ class SimEnv::Shared final : public SharedSync {
     // it) none of it.
     CHORUS_RETURN_IF_ERROR(env_->maybe_fail_sync("shared sync"));
     for (const auto& [owner, r] : recs) {
-      for (const auto& [inode, path] : r.files) {
-        inode->durable = inode->current;
-        inode->pending.clear();
-      }
+      for (const auto& [inode, path] : r.files) make_durable(*inode);
       for (const auto& dir : r.dirs) env_->make_dir_durable(dir);
     }
     return Status::ok();
@@ -459,9 +456,23 @@ Status SimEnv::sync_file(const std::shared_ptr<Inode>& inode, const std::string&
 
 Status SimEnv::sync_inode(Inode& inode, const std::string& path) {
   CHORUS_RETURN_IF_ERROR(maybe_fail_sync(path));
-  inode.durable = inode.current;
-  inode.pending.clear();
+  make_durable(inode);
   return Status::ok();
+}
+
+// durable = current, by replaying the pending operations (the invariant):
+// a sync then costs what was written since the last one, not the file's
+// size, which made every WAL sync of a simulation copy the whole segment.
+void SimEnv::make_durable(Inode& inode) {
+  for (const auto& op : inode.pending) {
+    if (op.is_truncate) {
+      inode.durable.resize(op.offset, '\0');
+    } else {
+      apply_write(inode.durable, op.offset, op.data);
+    }
+  }
+  inode.pending.clear();
+  CHORUS_ASSERT(inode.durable.size() == inode.current.size());
 }
 
 void SimEnv::crash() {
@@ -584,6 +595,13 @@ Status SimEnv::corrupt(const std::string& raw, uint64_t offset, uint64_t len) {
     const auto mask = static_cast<char>(prng_.uniform(1, 255));
     if (i < inode->current.size()) inode->current[i] = static_cast<char>(inode->current[i] ^ mask);
     if (i < inode->durable.size()) inode->durable[i] = static_cast<char>(inode->durable[i] ^ mask);
+    // The pending writes too, so that replaying them (make_durable) still
+    // yields the current bytes.
+    for (auto& op : inode->pending) {
+      if (!op.is_truncate && i >= op.offset && i < op.offset + op.data.size()) {
+        op.data[i - op.offset] = static_cast<char>(op.data[i - op.offset] ^ mask);
+      }
+    }
   }
   return Status::ok();
 }

@@ -168,6 +168,7 @@ class SimEnv final : public Env {
   void maybe_flip_bit(char* data, size_t n);
   Status write_inode(Inode& inode, const std::string& path, uint64_t offset, std::string_view data);
   Status truncate_inode(Inode& inode, const std::string& path, uint64_t size);
+  static void make_durable(Inode& inode);
   Status sync_inode(Inode& inode, const std::string& path);
   Status sync_file(const std::shared_ptr<Inode>& inode, const std::string& path);
   void make_dir_durable(const std::string& path);
