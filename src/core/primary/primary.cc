@@ -728,7 +728,8 @@ void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
     if (opts_.retain_unreplicated_bytes > 0) {
       // Entries above `to` stay anyway; of (floor, to], keep the newest that fit.
       size_t bytes = 0;
-      for (LogIndex i = to; i > floor; i = i.prev()) {
+      // (Positions below first_index() were compacted already: no bytes.)
+      for (LogIndex i = to; i > floor && i >= log_.first_index(); i = i.prev()) {
         bytes += core::entry_bytes(log_.at(i));
         if (bytes > opts_.retain_unreplicated_bytes) {
           floor = i;
