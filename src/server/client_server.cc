@@ -366,9 +366,7 @@ asio::awaitable<WriteProgress> ClientServer::progress_of(ReplicaGroup& g, const 
   ProgressQueries& queries = node_.progress();
   // Judged here for good; or a made-up token (no entry has term 0); or this
   // node leads the group, or knows no leader: nobody to ask.
-  if (local.state == WriteProgress::State::kLost ||
-      local.state == WriteProgress::State::kRolledBack || term.value() == 0 ||
-      !queries.leader_to_ask(g)) {
+  if (replaced(local.state) || term.value() == 0 || !queries.leader_to_ask(g)) {
     co_return local;
   }
   const auto now = Clock::now();

@@ -372,12 +372,16 @@ void PrimaryManagers::deliver(GroupId g, const primary::Decision& d,
   }
   auto it = slots_.find(g);
   const uint64_t round = it == slots_.end() ? 0 : wire_round(it->second);
-  for (NodeId n : st.replicas) {
-    if (n == self()) {
-      on_grant(g, c, round);
-    } else {
-      d_.transport->send(net::encode_manager_grant(g, n, {c, round}));
-    }
+  for (NodeId n : st.replicas) grant(g, n, c, round);
+}
+
+// To a replica: over the transport, or straight to this node's own side.
+void PrimaryManagers::grant(GroupId g, NodeId n, const std::optional<primary::Configuration>& c,
+                            uint64_t round) {
+  if (n == self()) {
+    on_grant(g, c, round);
+  } else {
+    d_.transport->send(net::encode_manager_grant(g, n, {c, round}));
   }
 }
 
@@ -390,22 +394,12 @@ void PrimaryManagers::refresh(GroupId g, const Slot& s, NodeId n) {
   primary::Configuration c = s.persisted.config;
   c.lease_ticks = 0;
   c.lease_anchor_tick = 0;
-  if (n == self()) {
-    on_grant(g, c, wire_round(s));
-  } else {
-    d_.transport->send(net::encode_manager_grant(g, n, {c, wire_round(s)}));
-  }
+  grant(g, n, c, wire_round(s));
 }
 
 void PrimaryManagers::probe(GroupId g, const Slot& s) {
   const uint64_t round = wire_round(s);
-  for (NodeId n : s.mgr->state().replicas) {
-    if (n == self()) {
-      on_grant(g, std::nullopt, round);
-    } else {
-      d_.transport->send(net::encode_manager_grant(g, n, {std::nullopt, round}));
-    }
-  }
+  for (NodeId n : s.mgr->state().replicas) grant(g, n, std::nullopt, round);
 }
 
 }  // namespace chorus::server

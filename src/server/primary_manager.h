@@ -119,6 +119,7 @@ class PrimaryManagers {
   void deliver(GroupId g, const primary::Decision& d, const primary::ManagerState& st);
   void probe(GroupId g, const Slot& s);
   void refresh(GroupId g, const Slot& s, NodeId n);
+  void grant(GroupId g, NodeId n, const std::optional<primary::Configuration>& c, uint64_t round);
   uint64_t wire_round(const Slot& s) const;
   NodeId self() const { return NodeId(d_.config->node_id); }
 

@@ -19,10 +19,6 @@ static_assert(static_cast<int>(net::ProgressState::kLost) ==
 static_assert(static_cast<int>(net::ProgressState::kRolledBack) ==
               static_cast<int>(WriteProgress::State::kRolledBack));
 
-bool replaced(WriteProgress::State s) {
-  return s == WriteProgress::State::kLost || s == WriteProgress::State::kRolledBack;
-}
-
 }  // namespace
 
 std::optional<NodeId> ProgressQueries::leader_to_ask(const ReplicaGroup& g) const {

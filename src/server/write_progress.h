@@ -43,5 +43,9 @@ struct WriteProgress {
 };
 WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term);
 std::string_view write_state_name(WriteProgress::State s);
+// Lost or rolled back: the write was replaced, for good.
+inline bool replaced(WriteProgress::State s) {
+  return s == WriteProgress::State::kLost || s == WriteProgress::State::kRolledBack;
+}
 
 }  // namespace chorus::server
