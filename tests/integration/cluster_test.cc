@@ -353,7 +353,17 @@ TEST_F(ClusterTest, KeyspacesRouteKeysToTheirOwnGroupsAndSurviveARestart) {
   ASSERT_TRUE(c().start_all().is_ok());
   ASSERT_TRUE(c().wait_for_leader(15s).has_value());
   EXPECT_TRUE(c().wait_for_agreement(15s).agreed());
-  auto again = connect(3);
+  // Each group elects on its own after the restart; the agreement above
+  // covers the default group only, so wait for the metadata group too (a
+  // DROP waits for its leader; under a loaded CI machine that took > 2 s).
+  auto again = connect(3, 10s);
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto l = cmd(again.get(), {"CHORUS.KEYSPACE", "LIST"});
+    ASSERT_TRUE(l) << "connection lost";
+    if (l->type == REDIS_REPLY_ARRAY) break;
+    std::this_thread::sleep_for(50ms);
+  }
   EXPECT_EQ(str(cmd(again.get(), {"GET", "orders:1"})), "a");
   EXPECT_EQ(str(cmd(again.get(), {"GET", "cart:1"})), "b");
   // Dropping a keyspace deletes its data; its keys route to default again.
