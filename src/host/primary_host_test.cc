@@ -282,5 +282,69 @@ TEST(PrimaryHost, TakesASnapshotWhenTheEngineWantsOne) {
   EXPECT_EQ(sent->snapshot.meta.index, p.host().state().applied_index());
 }
 
+// A backup whose state machine is ahead of the new primary's snapshot (a
+// lossy promotion dropped entries it applied) installs that older snapshot.
+// A local snapshot image it began before the install finishes after the
+// engine took it: that image is of the replaced state, past the engine's
+// applied index (simulator, semi-sync seed 2915: n2 imaged 770, installed
+// the new primary's 733, and compact(770) asserted).
+TEST(PrimaryHost, AnImageBegunBeforeAnOlderInstalledSnapshotIsIgnored) {
+  PrimaryHost<AckRule::kAsync> p;
+  ASSERT_TRUE(p.write("v1").has_value());
+  ASSERT_TRUE(p.write("v2").has_value());
+  ASSERT_EQ(p.host().state().applied_index(), LogIndex(3));
+  // n2 asks for a snapshot: the host starts imaging its state at 3 on the
+  // storage executor, which has not run yet.
+  primary::AppendResponse need;
+  need.refusal = primary::Refusal::kNeedSnapshot;
+  need.hint = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(1), need});
+  Effects& fx = p.fx();
+  while (!fx.posted.empty()) {
+    auto f = std::move(fx.posted.front());
+    fx.posted.pop_front();
+    f();
+  }
+  ASSERT_EQ(fx.storage.size(), 1u) << "the snapshot image is not being built";
+  // n3 is promoted (epoch 2) with a log that ends at 1: our entries 2 and 3,
+  // applied, are not in it, so we must install its snapshot at 1.
+  const Term t1 = primary::entry_term(primary::Epoch(1), 0);
+  const Term t2 = primary::entry_term(primary::Epoch(2), 0);
+  primary::Append a;
+  a.term = t2;
+  a.prev_index = LogIndex(1);
+  a.prev_term = t1;
+  a.entries = {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}}};
+  a.commit = LogIndex(1);
+  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), a});
+  kv::MemoryStateMachine theirs;
+  const std::vector<kv::StateMachine::Entry> noop{{LogIndex(1), {}, true}};
+  ASSERT_TRUE(theirs.apply_batch(noop).is_ok());
+  auto image = theirs.snapshot();
+  ASSERT_TRUE(image.is_ok());
+  primary::InstallSnapshot s;
+  s.snapshot = core::SnapshotRef{core::SnapshotMeta{LogIndex(1), t1},
+                                 std::make_shared<const std::string>(std::move(image).value())};
+  s.terms = {{t1, LogIndex(1)}, {t2, LogIndex(2)}};
+  s.last_index = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), s});
+  ASSERT_EQ(p.host().engine().log().applied(), LogIndex(1));
+  // Now the image of 3 is written, then the install is persisted.
+  fx.settle();
+  ASSERT_TRUE(p.host().healthy()) << p.host().failure().to_string();
+  EXPECT_EQ(p.host().state().applied_index(), LogIndex(1));
+  EXPECT_EQ(p.host().state().read("k").value(), std::nullopt);
+  EXPECT_EQ(p.host().engine().log().snapshot().index, LogIndex(1));
+  // The engine offers the installed snapshot, not the replaced image.
+  ASSERT_TRUE(p.host().engine().log().term(LogIndex(1)).has_value());
+  // n3's log goes on after it.
+  a.prev_index = LogIndex(1);
+  a.commit = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), a});
+  fx.settle();
+  ASSERT_TRUE(p.host().healthy()) << p.host().failure().to_string();
+  EXPECT_EQ(p.host().state().applied_index(), LogIndex(2));
+}
+
 }  // namespace
 }  // namespace chorus::host

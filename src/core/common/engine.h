@@ -137,7 +137,11 @@ concept Engine = requires(E e, const E ce, typename E::Message m, std::string da
   { ce.has_messages() } -> std::same_as<bool>;
   { e.take_messages() } -> std::same_as<std::vector<typename E::Message>>;
   // The host's state machine snapshot covers everything through
-  // snap.meta.index (which must be applied): the log before it may go.
+  // snap.meta.index (which must be applied): the log before it may go. The
+  // host builds the image off the loop, so an engine may have installed a
+  // leader's snapshot meanwhile — for primary-backup one below that image,
+  // after a lossy promotion — whose Ready the host has not seen yet: such
+  // an image is of a replaced state, and the engine ignores it.
   { e.compact(snap) } -> std::same_as<void>;
   { ce.soft_state() } -> std::same_as<SoftState>;
   { ce.status() } -> std::same_as<EngineStatus>;

@@ -284,6 +284,11 @@ class PrimaryBackup {
   bool snapshot_wanted_ = false;
   // A backup that must drop entries it applied waits for a snapshot.
   bool needs_snapshot_ = false;
+  // The highest applied index an installed snapshot moved this node back
+  // from (handle_snapshot): the host may still finish an image of that
+  // replaced state, up to here (compact()). Volatile: a restart ends every
+  // image in flight.
+  LogIndex rewound_from_;
   // The newest Append::term taken. Volatile, but seeded from the log's last
   // term on a restart, and never below it: older appends are refused.
   Term append_term_;

@@ -151,6 +151,10 @@ void PrimaryBackup<R>::handle_snapshot(const Message& m, const InstallSnapshot& 
   report_snapshot_loss(s);
   report_dropped_against(s);
   needs_snapshot_ = false;
+  // A snapshot below what we applied moves the state machine back (a lossy
+  // promotion dropped entries we applied): an image the host began before
+  // now is of the replaced state (compact()).
+  if (log_.applied() > meta.index) rewound_from_ = std::max(rewound_from_, log_.applied());
   log_ = raft::RaftLog(meta, {}, meta.index, meta.index);
   compacted_terms_.clear();
   for (const TermStart& t : s.terms) {

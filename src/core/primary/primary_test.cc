@@ -627,6 +627,82 @@ TEST(Failover, SemiSyncPromotingTheAcknowledgingBackupLosesNothing) {
 
 // ---- restart -------------------------------------------------------------
 
+// A backup that installs a snapshot below what it applied (a lossy
+// promotion dropped entries it had applied) may still get, from its host,
+// an image of the replaced state begun before the install (simulator,
+// semi-sync seed 2915). Taking it would make it offer backups a state its
+// log does not hold, or assert when the image is past its applied index.
+TEST(Failover, AnImageOfTheStateAnInstallReplacedIsNotTaken) {
+  Options o;
+  o.id = NodeId(1);
+  Async n1(o);
+  auto drain = [&] {
+    while (n1.has_ready()) n1.advance(n1.ready());
+  };
+  const Term t1 = entry_term(Epoch(1), 0);
+  const Term t2 = entry_term(Epoch(2), 0);
+  using core::Entry;
+  using core::EntryType;
+  Append a1{t1,
+            LogIndex(0),
+            Term(0),
+            {Entry{t1, LogIndex(1), EntryType::kNoop, {}},
+             Entry{t1, LogIndex(2), EntryType::kNormal, "a"},
+             Entry{t1, LogIndex(3), EntryType::kNormal, "b"}},
+            LogIndex(3)};
+  n1.step(Message{NodeId(2), NodeId(1), Epoch(1), a1});
+  drain();
+  ASSERT_EQ(n1.log().applied(), LogIndex(3));
+  // The host begins imaging its state at 3/t1 ("a", "b") here.
+  const core::SnapshotRef stale{{LogIndex(3), t1}, std::make_shared<const std::string>("a,b")};
+  // n3, promoted for epoch 2 with a log ending at 1, replaces 2 and 3.
+  Append a2{t2,
+            LogIndex(1),
+            t1,
+            {Entry{t2, LogIndex(2), EntryType::kNoop, {}},
+             Entry{t2, LogIndex(3), EntryType::kNormal, "c"}},
+            LogIndex(1)};
+  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), a2});
+  drain();
+  InstallSnapshot s{core::SnapshotRef{{LogIndex(1), t1}, std::make_shared<const std::string>("")},
+                    {{t1, LogIndex(1)}, {t2, LogIndex(2)}},
+                    LogIndex(3),
+                    {}};
+  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), s});
+  ASSERT_EQ(n1.log().applied(), LogIndex(1));
+  // The image finishes before the install's Ready reached the host: past
+  // the applied index, it is ignored.
+  n1.compact(stale);
+  drain();
+  a2.commit = LogIndex(3);
+  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), a2});
+  drain();
+  ASSERT_EQ(n1.log().applied(), LogIndex(3));
+  // Or it finishes once the new log is applied past it: its term is not
+  // ours at its index; ignored too.
+  n1.compact(stale);
+  // Promoted, n1 offers a far-behind backup its real snapshot, not the image.
+  ASSERT_TRUE(n1.configure({Epoch(3), NodeId(1), {NodeId(1), NodeId(2)}, 100}).is_ok());
+  drain();
+  AppendResponse need;
+  need.refusal = Refusal::kNeedSnapshot;
+  need.hint = LogIndex(1);
+  n1.step(Message{NodeId(2), NodeId(1), Epoch(3), need});
+  bool sent = false;
+  while (n1.has_ready()) {
+    Ready rd = n1.ready();
+    for (const auto& m : rd.messages) {
+      if (const auto* is = std::get_if<InstallSnapshot>(&m.body)) {
+        sent = true;
+        EXPECT_NE(*is->snapshot.data, "a,b") << "offered the replaced state";
+        EXPECT_EQ(n1.term_at(is->snapshot.meta.index), is->snapshot.meta.term);
+      }
+    }
+    n1.advance(rd);
+  }
+  EXPECT_TRUE(sent);
+}
+
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {
   Group<AckRule::kSyncAll> g(3);
   g.appoint(3, 1);
