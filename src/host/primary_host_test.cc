@@ -346,5 +346,66 @@ TEST(PrimaryHost, AnImageBegunBeforeAnOlderInstalledSnapshotIsIgnored) {
   EXPECT_EQ(p.host().state().applied_index(), LogIndex(2));
 }
 
+// A read's answer is posted, and its caller reads the state machine when
+// the answer runs. If a leader's snapshot replaced the state in between —
+// a deposed primary catching up with a successor that lost what it had
+// committed — the caller would read a state older than the read's index,
+// missing writes acknowledged before the read began. (The simulator,
+// semi-sync seed 52: n3 answered get(k2) at 964 from its own state, and the
+// next Ready, persisted inline before the answer ran, installed its
+// successor's snapshot at 870.) The read fails instead: the client retries.
+TEST(PrimaryHost, AReadAnswerOvertakenByALeadersSnapshotFails) {
+  PrimaryHost<AckRule::kAsync> p;
+  ASSERT_TRUE(p.write("v1").has_value());
+  ASSERT_EQ(p.host().state().applied_index(), LogIndex(2));  // the no-op, then v1
+  std::optional<Result<LogIndex>> got;
+  std::optional<std::string> value;
+  p.host().read(Consistency::kLinearizable, [&](Result<LogIndex> r) {
+    got = r;
+    if (r.is_ok()) value = p.host().state().read("k").value().value_or("<none>");
+  });
+  // The loop turn that confirms the barrier and posts the answer (caught
+  // before it runs) ...
+  ASSERT_EQ(p.fx().posted.size(), 1u);  // the pump
+  auto pump = std::move(p.fx().posted.front());
+  p.fx().posted.pop_front();
+  pump();
+  std::deque<Task> answer;
+  answer.swap(p.fx().posted);
+  ASSERT_FALSE(answer.empty());
+  ASSERT_FALSE(got.has_value());
+  // ... is followed by epoch 2's primary n2, whose log never held v1: n1
+  // refuses its append (v1 is committed here) and installs its snapshot at
+  // the no-op.
+  const Term t1 = primary::entry_term(primary::Epoch(1), 0);
+  const Term t2 = primary::entry_term(primary::Epoch(2), 0);
+  primary::Append a;
+  a.term = t2;
+  a.prev_index = LogIndex(1);
+  a.prev_term = t1;
+  a.entries = {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}}};
+  a.commit = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), a});
+  p.fx().settle();
+  kv::MemoryStateMachine older;
+  const kv::StateMachine::Entry noop{LogIndex(1), {}, true};
+  ASSERT_TRUE(older.apply_batch({&noop, 1}).is_ok());
+  auto image = older.snapshot();
+  ASSERT_TRUE(image.is_ok());
+  primary::InstallSnapshot s;
+  s.snapshot = {{LogIndex(1), t1}, std::make_shared<const std::string>(std::move(image).value())};
+  s.terms = {{t1, LogIndex(1)}, {t2, LogIndex(2)}};
+  s.last_index = LogIndex(2);
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), s});
+  p.fx().settle();
+  ASSERT_EQ(p.host().state().applied_index(), LogIndex(1)) << "n1 took n2's snapshot";
+  for (auto& f : answer) f();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->is_ok()) << "answered at index " << got->value().value()
+                             << " with k = " << value.value_or("?") << " from the state of index "
+                             << p.host().state().applied_index().value()
+                             << ", though v1 completed before the read began";
+}
+
 }  // namespace
 }  // namespace chorus::host

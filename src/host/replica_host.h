@@ -363,6 +363,11 @@ class ReplicaHost {
   std::unordered_map<uint64_t, PendingWrite> writes_;  // by client session id
   std::map<uint64_t, PendingRead> reads_;              // by read ctx
   uint64_t next_read_ctx_;
+  // How often a leader's snapshot replaced the state machine. A read's
+  // answer is posted, and its caller reads the state when it runs: shared
+  // with those posted answers, which fail if a snapshot was installed in
+  // between (complete_read()).
+  std::shared_ptr<uint64_t> installs_ = std::make_shared<uint64_t>(0);
 };
 
 }  // namespace chorus::host

@@ -406,7 +406,25 @@ void ReplicaHost<E, X>::complete_read(uint64_t ctx, Result<LogIndex> r) {
   if (it == reads_.end()) return;
   auto done = std::move(it->second.done);
   reads_.erase(it);
-  if (done) x_.post([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  if (!done) return;
+  // The caller reads the state machine when this posted answer runs, not
+  // now: the Ready handled in between (on_persisted() pumps the next one at
+  // once; a backup persists it inline) may install a leader's snapshot
+  // before the answer runs. A deposed primary's successor may send one older
+  // than the read's index (a lossy failover dropped what this node had
+  // committed): the state the caller would read misses writes acknowledged
+  // before the read began (simulator, semi-sync seed 52: a read served at
+  // 964 read the successor's state at 870). Such a read fails instead; the
+  // client retries.
+  x_.post([done = std::move(done), r = std::move(r), installs = installs_,
+           seen = *installs_]() mutable {
+    if (r.is_ok() && *installs != seen) {
+      r = Status::unavailable(
+          "a snapshot from the leader replaced this node's state before the read was answered; "
+          "retry");
+    }
+    done(std::move(r));
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -573,6 +591,7 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
   if (rd->durable_state && E::durable_needs_sync(synced_, *rd->durable_state))
     synced_ = *rd->durable_state;
   if (rd->snapshot) {
+    ++*installs_;  // before the restore: a failed one leaves no state to read either
     Status rs = sm_->restore(*rd->snapshot->data);
     if (!rs.is_ok()) {
       fail_stop(Status::corruption("snapshot from the leader does not load: " + rs.to_string()));
