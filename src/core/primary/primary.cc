@@ -167,6 +167,18 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
 template <AckRule R>
 void PrimaryBackup<R>::abandon(Primary& p) {
   // No leader hint: config_.primary still names this node here.
+  // Read barriers confirmed under the lease but not yet handed out: the
+  // index they name is of the epoch just lost, and this node may drop what
+  // it committed there (a lossy failover) or install its successor's older
+  // snapshot before the host sees them — the host would then serve a read
+  // the old primary confirmed from the successor's state, missing writes
+  // acknowledged before the read began (found chasing semi-sync seed 52,
+  // whose read was handed out just before the deposition; the host side is
+  // ReplicaHost::complete_read()). Dropped (kDropped, no index): the host
+  // asks again, and a backup refuses.
+  for (const core::ReadState& r : reads_)
+    outcomes_.push_back({r.ctx, ProposeStatus::kDropped, kNoNode, {}, {}});
+  reads_.clear();
   for (const auto& w : p.pending) {
     if (!w.answered) outcomes_.push_back({0, ProposeStatus::kDropped, kNoNode, w.index, w.term});
   }

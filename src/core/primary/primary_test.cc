@@ -751,6 +751,49 @@ TEST(Reads, PrimaryAnswersAtItsCommitIndexBackupsRefuse) {
   for (uint64_t id : {1, 2, 3}) EXPECT_EQ(g.sm(id).commands, cmds({"x", "y"})) << "n" << id;
 }
 
+// A read barrier the primary confirmed under its lease, still inside the
+// engine when the primary is deposed, must not be handed out afterwards: the
+// index belongs to the epoch it lost, and the Ready that would carry it may
+// also install the successor's older snapshot, from which the host would
+// serve it, missing writes acknowledged before the read began (found while
+// chasing semi-sync seed 52). The barrier is dropped instead, and the host
+// asks again.
+TEST(Reads, BarrierConfirmedBeforeADepositionIsDroppedNotServed) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(1, 1);
+  g.propose(1, "a");
+  g.stabilize();
+  g.isolate(1);
+  g.propose(1, "c");  // acknowledged alone (async), never shipped
+  g.stabilize();
+  ASSERT_EQ(g.sm(1).commands, cmds({"a", "c"}));
+  g.hold(1);  // a slow fsync: a Ready stays outstanding
+  g.propose(1, "d");
+  g.process_ready(1);
+  const auto read = g.node(1).read_index(9);
+  ASSERT_EQ(read.status, ProposeStatus::kAccepted);
+  ASSERT_EQ(read.index, g.node(1).log().committed());
+  // Meanwhile the manager appoints n2, which never saw c.
+  g.appoint(2, 2, 1000, {2, 3});
+  g.propose(2, "f");
+  g.stabilize();
+  g.compact(2);
+  g.heal();
+  g.appoint(2, 2, 1000, {1});  // n1 learns it is deposed ...
+  g.release(1);                // ... before its stalled Ready was handled
+  g.run(3);
+  ASSERT_FALSE(g.node(1).is_primary());
+  ASSERT_EQ(g.sm(1).commands, cmds({"a", "f"})) << "n1 took its successor's state";
+  for (const auto& r : g.reads(1)) {
+    EXPECT_NE(r.ctx, 9u) << "barrier confirmed in the lost epoch handed out at index "
+                         << r.index.value() << " after n1 was deposed";
+  }
+  const auto& os = g.outcomes(1);
+  EXPECT_TRUE(std::any_of(os.begin(), os.end(), [](const core::Outcome& o) {
+    return o.id == 9 && o.index == LogIndex(0) && o.status == ProposeStatus::kDropped;
+  })) << "the host is told to ask again";
+}
+
 // A forwarded write reaches only the primary of the sender's epoch: a node
 // that is not primary drops it (never passes it on), and an old primary
 // deposed by a newer epoch does not take it.
