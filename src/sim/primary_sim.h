@@ -11,7 +11,7 @@
 // ManagerState it persisted before delivering any decision (a new
 // metadata leader starts from the committed state), and its loop stalls.
 //
-//   manager --Poll{round, config}--> every replica, every manager tick
+//   manager --Poll{round}--> every replica, every manager tick
 //   replica --Report{epoch, last durable entry, commit, sent_tick, round}--> manager,
 //             every replica tick and at once when a new probe round arrives
 //   manager --Decision{config, lease anchor}--> every replica
@@ -22,10 +22,15 @@
 // manager incarnation: a report echoing a round of an earlier incarnation
 // answers no probe of this one (a restarted manager counts from 1 again).
 //
-// A replica that the latest configuration it heard names primary of an
-// epoch it has seen but does not lead (it restarted: a primary is never
-// primary of an epoch twice) reports serving = false: the manager must see
-// it as failed and appoint a successor, not renew a lease it cannot use.
+// Serving, as chorusd reports it (primary::reports_serving): a replica
+// holding an epoch with no decision received since it started, or one
+// whose newest decision names it primary of the epoch it holds though it
+// does not lead it (it restarted: a primary is never primary of an epoch
+// twice), reports serving = false: the manager must see it as failed and
+// appoint a successor, not renew a lease it cannot use. And, as chorusd's
+// PrimaryManagers::refresh does, the manager sends the committed
+// configuration, without a lease, to a replica whose report shows it
+// restarted since its last report to this manager incarnation.
 #pragma once
 
 #include <fmt/format.h>
@@ -35,6 +40,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/primary/config_manager.h"
@@ -84,17 +90,16 @@ class ManagerActor {
   struct Poll {
     uint64_t round = 0;
     uint64_t incarnation = 0;
-    primary::Configuration config;
   };
   struct Report {
     primary::ReplicaReport report;
     uint64_t incarnation = 0;  // of the manager whose round it echoes
+    uint64_t boot = 0;         // the replica's start count (chorusd: its nonce)
   };
   // What a replica's host knows of the manager.
   struct Heard {
     uint64_t round = 0;
     uint64_t incarnation = 0;
-    primary::Configuration config;
   };
 
   int self() const { return c_.opts_.nodes; }
@@ -106,6 +111,7 @@ class ManagerActor {
   void sync();
   void flush();
   void on_report(const Report& r);
+  void refresh(NodeId n);
   void schedule_faults();
   void every(Time mean, std::function<void()> fn);
   void arm_report(size_t i);
@@ -122,6 +128,12 @@ class ManagerActor {
   int64_t origin_ns_ = 0;
   uint64_t ticks_done_ = 0;
   std::vector<Heard> heard_;
+  // Per replica: the newest decision it received since it started, and how
+  // many times it started.
+  std::vector<std::optional<primary::Configuration>> granted_;
+  std::vector<uint64_t> boots_;
+  // The manager's (volatile): each replica's start count in its last report.
+  std::map<NodeId, uint64_t> seen_boot_;
 };
 
 template <class C>
@@ -134,6 +146,8 @@ ManagerActor<C>::ManagerActor(C& c) : c_(c) {
   loop_->set_clock(rate, static_cast<int64_t>(setup.uniform(0, 1ull << 40)) * 1000);
   for (const auto& n : c_.nodes_) persisted_.replicas.push_back(n->id);
   heard_.resize(c_.nodes_.size());
+  granted_.resize(c_.nodes_.size());
+  boots_.resize(c_.nodes_.size());
 }
 
 template <class C>
@@ -152,6 +166,7 @@ void ManagerActor<C>::boot() {
   ++incarnation_;
   loop_->begin_incarnation();
   cm_.emplace(mopts_, persisted_);
+  seen_boot_.clear();
   origin_ns_ = loop_->local_ns();
   ticks_done_ = 0;
   c_.trace(fmt::format("manager starts (incarnation {}, epoch {})", incarnation_,
@@ -211,7 +226,7 @@ template <class C>
 void ManagerActor<C>::on_tick() {
   sync();
   flush();
-  const Poll p{cm_->probe_round(), incarnation_, cm_->configuration()};
+  const Poll p{cm_->probe_round(), incarnation_};
   for (size_t i = 0; i < c_.nodes_.size(); ++i) {
     send(self(), static_cast<int>(i), [this, i, p] { on_poll(i, p); });
   }
@@ -240,8 +255,28 @@ void ManagerActor<C>::on_report(const Report& r) {
   sync();
   primary::ReplicaReport rep = r.report;
   if (r.incarnation != incarnation_) rep.round = 0;  // an earlier manager's round
+  auto [seen, first] = seen_boot_.try_emplace(rep.node, r.boot);
+  const bool restarted = !first && seen->second != r.boot;
+  seen->second = r.boot;
   cm_->report(rep);
   flush();
+  if (restarted) refresh(rep.node);
+}
+
+// The committed configuration, without a lease, to a replica that restarted.
+template <class C>
+void ManagerActor<C>::refresh(NodeId n) {
+  if (persisted_.config.epoch == primary::Epoch(0)) return;
+  const auto& replicas = persisted_.replicas;
+  if (std::find(replicas.begin(), replicas.end(), n) == replicas.end()) return;
+  primary::Decision d{primary::Decision::Kind::kRenewal, persisted_.config, 0, "refresh", true};
+  d.config.lease_ticks = 0;
+  c_.trace(fmt::format("manager: refreshes n{} with epoch {} (it restarted)", n.value(),
+                       d.config.epoch.value()));
+  for (size_t i = 0; i < c_.nodes_.size(); ++i) {
+    if (c_.nodes_[i]->id != n) continue;
+    send(self(), static_cast<int>(i), [this, i, d] { on_decision(i, d); });
+  }
 }
 
 // The manager's own faults: crashes (it restarts from the persisted state),
@@ -293,6 +328,8 @@ void ManagerActor<C>::every(Time mean, std::function<void()> fn) {
 
 template <class C>
 void ManagerActor<C>::node_started(size_t i) {
+  granted_[i].reset();
+  ++boots_[i];
   arm_report(i);
 }
 
@@ -315,10 +352,10 @@ void ManagerActor<C>::report(size_t i) {
   const LogIndex durable = n.host->storage().durable_index();
   auto r = n.host->configure_engine([&](Engine& e) -> std::optional<primary::ReplicaReport> {
     primary::ReplicaReport rep;
-    // Named primary of an epoch it has seen but does not lead (it
-    // restarted): the manager must fail it over, not renew its lease.
-    rep.serving = !(h.config.primary == me && h.config.epoch != primary::Epoch(0) &&
-                    e.epoch() >= h.config.epoch && !e.is_primary());
+    // Named primary of the epoch it holds, yet not primary (it restarted),
+    // or no decision since it started: the manager must fail it over, not
+    // renew its lease.
+    rep.serving = primary::reports_serving(me, e.epoch(), e.is_primary(), granted_[i]);
     rep.node = me;
     rep.epoch = e.epoch();
     rep.last_index = std::min(e.log().last_index(), durable);
@@ -329,7 +366,7 @@ void ManagerActor<C>::report(size_t i) {
     return rep;
   });
   if (!r) return;
-  const Report msg{*r, h.incarnation};
+  const Report msg{*r, h.incarnation, boots_[i]};
   send(static_cast<int>(i), self(), [this, msg] {
     if (cm_) on_report(msg);
   });
@@ -340,7 +377,7 @@ void ManagerActor<C>::on_poll(size_t i, const Poll& p) {
   Heard& h = heard_[i];
   const bool new_round = p.incarnation != h.incarnation || p.round != h.round;
   if (p.incarnation < h.incarnation) return;  // an earlier manager's late poll
-  h = Heard{p.round, p.incarnation, p.config};
+  h = Heard{p.round, p.incarnation};
   if (new_round) report(i);
 }
 
@@ -348,7 +385,10 @@ template <class C>
 void ManagerActor<C>::on_decision(size_t i, const primary::Decision& d) {
   auto& n = *c_.nodes_[i];
   if (!n.host) return;
-  if (d.config.epoch >= heard_[i].config.epoch) heard_[i].config = d.config;
+  auto& g = granted_[i];
+  if (!g || std::tie(d.config.epoch, d.config.version) >= std::tie(g->epoch, g->version)) {
+    g = d.config;
+  }
   primary::Configuration cfg = d.config;
   if (cfg.primary == n.id) {
     cfg.lease_anchor_tick = d.lease_anchor_tick;
@@ -459,6 +499,12 @@ typename PrimaryTraits<R>::Knobs PrimaryTraits<R>::draw(const RunOptions& o, Prn
   e.forward_proposals = given("forward_proposals").value_or(setup.chance(0.7) ? 1 : 0) != 0;
   e.snapshot_trailing_entries = o.snapshot_every_entries / 4;
   e.retain_unreplicated_entries = o.snapshot_every_entries;
+  // Half the seeds also bound what the primary keeps for its backups by
+  // bytes (chorusd: 128 MiB), small enough to bind. From its own stream, so
+  // the seed's other draws stay what they were.
+  Prng bytes_draw(o.seed ^ 0x72657461696e6279ULL);
+  if (bytes_draw.chance(0.5))
+    e.retain_unreplicated_bytes = static_cast<size_t>(bytes_draw.uniform(64, 8192));
   m.lease_ticks = pick("lease_ticks", 4, 20);
   m.renew_interval_ticks = std::max<uint64_t>(1, setup.uniform(1, m.lease_ticks / 2));
   m.failure_timeout_ticks = pick("failure_timeout_ticks", 10, 40);
@@ -490,6 +536,9 @@ std::string PrimaryTraits<R>::describe(const Knobs& k) {
         e.prepare_timeout_ticks);
   }
   s += fmt::format("  forward {}", e.forward_proposals ? "on" : "off");
+  if (e.retain_unreplicated_bytes > 0) {
+    s += fmt::format("  retain <= {} bytes", e.retain_unreplicated_bytes);
+  }
   s += fmt::format(
       "  promotion {}  append <= {} entries  lease reads {}\nmanager: lease {} ticks, renew every "
       "{}, failure timeout {}, promotion wait {}, clock drift bound {:.3f}{}",
