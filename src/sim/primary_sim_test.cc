@@ -68,14 +68,22 @@ int sweep(const char* strategy, uint64_t default_count) {
   return bad;
 }
 
+// Under the sanitizers a seed costs ~5x more and the sweep finds nothing
+// they would: a few seeds there, the sanitizers' part being the point.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr uint64_t kSeeds = 5;
+#else
+constexpr uint64_t kSeeds = 30;
+#endif
+
 TEST(PrimarySim, SyncAllSweepIsClean) {
-  EXPECT_EQ(sweep("sync-all", 30), 0);
+  EXPECT_EQ(sweep("sync-all", kSeeds), 0);
 }
 TEST(PrimarySim, SemiSyncSweepIsClean) {
-  EXPECT_EQ(sweep("semi-sync", 30), 0);
+  EXPECT_EQ(sweep("semi-sync", kSeeds), 0);
 }
 TEST(PrimarySim, AsyncSweepIsClean) {
-  EXPECT_EQ(sweep("async", 30), 0);
+  EXPECT_EQ(sweep("async", kSeeds), 0);
 }
 
 }  // namespace
