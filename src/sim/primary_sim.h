@@ -111,13 +111,13 @@ class ManagerActor {
   void sync();
   void flush();
   void on_report(const Report& r);
-  void refresh(NodeId n);
+  void refresh(NodeId n, const primary::ManagerState& committed);
   void schedule_faults();
   void every(Time mean, std::function<void()> fn);
   void arm_report(size_t i);
   void report(size_t i);
   void on_poll(size_t i, const Poll& p);
-  void on_decision(size_t i, const primary::Decision& d);
+  void on_decision(size_t i, const primary::Decision& d, uint64_t incarnation);
 
   C& c_;
   std::unique_ptr<NodeLoop> loop_;
@@ -245,7 +245,8 @@ void ManagerActor<C>::flush() {
                          d.config.epoch.value(), d.config.primary.value(), d.config.members.size(),
                          d.config.version, d.lease_anchor_tick, d.why));
     for (size_t i = 0; i < c_.nodes_.size(); ++i) {
-      send(self(), static_cast<int>(i), [this, i, d] { on_decision(i, d); });
+      send(self(), static_cast<int>(i),
+           [this, i, d, inc = incarnation_] { on_decision(i, d, inc); });
     }
   }
 }
@@ -258,24 +259,28 @@ void ManagerActor<C>::on_report(const Report& r) {
   auto [seen, first] = seen_boot_.try_emplace(rep.node, r.boot);
   const bool restarted = !first && seen->second != r.boot;
   seen->second = r.boot;
+  // chorusd refreshes with the configuration committed before this report:
+  // a change the report causes is still being written to the metadata group
+  // (here flush() commits it at once).
+  const primary::ManagerState committed = persisted_;
   cm_->report(rep);
   flush();
-  if (restarted) refresh(rep.node);
+  if (restarted) refresh(rep.node, committed);
 }
 
 // The committed configuration, without a lease, to a replica that restarted.
 template <class C>
-void ManagerActor<C>::refresh(NodeId n) {
-  if (persisted_.config.epoch == primary::Epoch(0)) return;
-  const auto& replicas = persisted_.replicas;
+void ManagerActor<C>::refresh(NodeId n, const primary::ManagerState& committed) {
+  if (committed.config.epoch == primary::Epoch(0)) return;
+  const auto& replicas = committed.replicas;
   if (std::find(replicas.begin(), replicas.end(), n) == replicas.end()) return;
-  primary::Decision d{primary::Decision::Kind::kRenewal, persisted_.config, 0, "refresh", true};
+  primary::Decision d{primary::Decision::Kind::kRenewal, committed.config, 0, "refresh", true};
   d.config.lease_ticks = 0;
   c_.trace(fmt::format("manager: refreshes n{} with epoch {} (it restarted)", n.value(),
                        d.config.epoch.value()));
   for (size_t i = 0; i < c_.nodes_.size(); ++i) {
     if (c_.nodes_[i]->id != n) continue;
-    send(self(), static_cast<int>(i), [this, i, d] { on_decision(i, d); });
+    send(self(), static_cast<int>(i), [this, i, d, inc = incarnation_] { on_decision(i, d, inc); });
   }
 }
 
@@ -329,6 +334,7 @@ void ManagerActor<C>::every(Time mean, std::function<void()> fn) {
 template <class C>
 void ManagerActor<C>::node_started(size_t i) {
   granted_[i].reset();
+  heard_[i] = Heard{};  // chorusd's round_heard_ is per process
   ++boots_[i];
   arm_report(i);
 }
@@ -382,9 +388,14 @@ void ManagerActor<C>::on_poll(size_t i, const Poll& p) {
 }
 
 template <class C>
-void ManagerActor<C>::on_decision(size_t i, const primary::Decision& d) {
+void ManagerActor<C>::on_decision(size_t i, const primary::Decision& d, uint64_t incarnation) {
   auto& n = *c_.nodes_[i];
   if (!n.host) return;
+  // A manager older than the newest heard from (a delayed message): its
+  // decisions are void, as chorusd's on_grant drops an older tag's.
+  Heard& h = heard_[i];
+  if (incarnation < h.incarnation) return;
+  if (incarnation > h.incarnation) h = Heard{0, incarnation};
   auto& g = granted_[i];
   if (!g || std::tie(d.config.epoch, d.config.version) >= std::tie(g->epoch, g->version)) {
     g = d.config;
@@ -406,7 +417,8 @@ void ManagerActor<C>::on_decision(size_t i, const primary::Decision& d) {
 // fixes any by name: "acks", "promotion" (0 safe, 1 available), "on_timeout"
 // (0 error, 1 degrade), "on_replica_failure" (0 block, 1 reconfigure),
 // "prepare_timeout_ticks", "ack_timeout_ticks", "lease_ticks",
-// "failure_timeout_ticks", "forward_proposals" (0 or 1).
+// "failure_timeout_ticks", "forward_proposals" (0 or 1),
+// "retain_unreplicated_bytes" (0: unbounded).
 template <primary::AckRule R>
 struct PrimaryTraits {
   using Engine = primary::PrimaryBackup<R>;
@@ -502,9 +514,14 @@ typename PrimaryTraits<R>::Knobs PrimaryTraits<R>::draw(const RunOptions& o, Prn
   // Half the seeds also bound what the primary keeps for its backups by
   // bytes (chorusd: 128 MiB), small enough to bind. From its own stream, so
   // the seed's other draws stay what they were.
+  // (It binds only with the entries bound, which needs snapshots on.)
   Prng bytes_draw(o.seed ^ 0x72657461696e6279ULL);
-  if (bytes_draw.chance(0.5))
-    e.retain_unreplicated_bytes = static_cast<size_t>(bytes_draw.uniform(64, 8192));
+  const bool bound_bytes = bytes_draw.chance(0.5);
+  const auto drawn_bytes = static_cast<int>(bytes_draw.uniform(64, 8192));
+  if (e.retain_unreplicated_entries > 0) {
+    e.retain_unreplicated_bytes = static_cast<size_t>(
+        given("retain_unreplicated_bytes").value_or(bound_bytes ? drawn_bytes : 0));
+  }
   m.lease_ticks = pick("lease_ticks", 4, 20);
   m.renew_interval_ticks = std::max<uint64_t>(1, setup.uniform(1, m.lease_ticks / 2));
   m.failure_timeout_ticks = pick("failure_timeout_ticks", 10, 40);

@@ -721,18 +721,23 @@ std::vector<Message> PrimaryBackup<R>::take_messages() {
 template <AckRule R>
 void PrimaryBackup<R>::compact(core::SnapshotRef snap) {
   // The host images its state machine off the loop, and may finish an image
-  // it began before this backup installed an older snapshot than its state
+  // it began before this backup installed a primary's snapshot
   // (handle_snapshot; the install's Ready may not even have reached the
-  // host). That image is of the replaced history: past our applied index,
-  // or with another term than our log's at its index. Taking it would make
-  // the engine offer backups a state its log does not hold (simulator,
-  // semi-sync seed 2915: n2 imaged 770, installed the new primary's 733,
-  // and asserted here). It is ignored; the host then restores the installed
-  // snapshot, whose persisting removes the image from disk.
-  if (snap.meta.index <= rewound_from_ &&
-      (snap.meta.index > log_.applied() || known_term(snap.meta.index) != snap.meta.term)) {
-    return;
-  }
+  // host). Such an image is ignored when it is
+  // - of a replaced history: past our applied index after an install moved
+  //   it back (simulator, semi-sync seed 2915: n2 imaged 770, installed the
+  //   new primary's 733, and asserted here), or with another term than our
+  //   log's at its index (a legitimate image always has our term there:
+  //   applied entries are replaced only by an install);
+  // - or older than the snapshot our log now starts from: taking it would
+  //   move snapshot_ back below the log, and a backup sent it would need
+  //   entries we no longer hold (and it may be of a replaced history whose
+  //   term we no longer know).
+  // Taking either would make the engine offer backups a state its log does
+  // not hold. The host then restores the installed snapshot.
+  if (snap.meta.index < log_.snapshot().index) return;
+  if (snap.meta.index > log_.applied() && snap.meta.index <= rewound_from_) return;
+  if (auto t = known_term(snap.meta.index); t && *t != snap.meta.term) return;
   CHORUS_ASSERT_MSG(snap.meta.index <= log_.applied(), "a snapshot past the applied index");
   const LogIndex keep_from = snap.meta.index.value() > opts_.snapshot_trailing_entries
                                  ? snap.meta.index - opts_.snapshot_trailing_entries

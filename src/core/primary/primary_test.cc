@@ -627,40 +627,70 @@ TEST(Failover, SemiSyncPromotingTheAcknowledgingBackupLosesNothing) {
 
 // ---- restart -------------------------------------------------------------
 
+// A backup n1 that applied 1..3 of epoch 1 ("a", "b") while its host began
+// imaging that state; then a primary of epoch 2 whose log ends at 1
+// replaces them. The tests deliver the image at various points.
+class ReplacedImage : public ::testing::Test {
+ protected:
+  ReplacedImage() : n1(options()) {
+    Append a1{t1,
+              LogIndex(0),
+              Term(0),
+              {core::Entry{t1, LogIndex(1), core::EntryType::kNoop, {}},
+               core::Entry{t1, LogIndex(2), core::EntryType::kNormal, "a"},
+               core::Entry{t1, LogIndex(3), core::EntryType::kNormal, "b"}},
+              LogIndex(3)};
+    n1.step(Message{NodeId(2), NodeId(1), Epoch(1), a1});
+    drain();
+  }
+  static Options options() {
+    Options o;
+    o.id = NodeId(1);
+    return o;
+  }
+  void drain() {
+    while (n1.has_ready()) n1.advance(n1.ready());
+  }
+  // n1, promoted for epoch 3, is asked by a far-behind n2 for a snapshot:
+  // the one it offers (nullopt: none).
+  std::optional<core::SnapshotRef> offered_when_promoted() {
+    EXPECT_TRUE(n1.configure({Epoch(3), NodeId(1), {NodeId(1), NodeId(2)}, 100}).is_ok());
+    drain();
+    AppendResponse need;
+    need.refusal = Refusal::kNeedSnapshot;
+    need.hint = LogIndex(1);
+    n1.step(Message{NodeId(2), NodeId(1), Epoch(3), need});
+    std::optional<core::SnapshotRef> sent;
+    while (n1.has_ready()) {
+      Ready rd = n1.ready();
+      for (const auto& m : rd.messages) {
+        if (const auto* is = std::get_if<InstallSnapshot>(&m.body)) sent = is->snapshot;
+      }
+      n1.advance(rd);
+    }
+    return sent;
+  }
+
+  const Term t1 = entry_term(Epoch(1), 0);
+  const Term t2 = entry_term(Epoch(2), 0);
+  // The host's image of 3/t1, begun before any install.
+  const core::SnapshotRef stale{{LogIndex(3), t1}, std::make_shared<const std::string>("a,b")};
+  Async n1;
+};
+
 // A backup that installs a snapshot below what it applied (a lossy
 // promotion dropped entries it had applied) may still get, from its host,
 // an image of the replaced state begun before the install (simulator,
 // semi-sync seed 2915). Taking it would make it offer backups a state its
 // log does not hold, or assert when the image is past its applied index.
-TEST(Failover, AnImageOfTheStateAnInstallReplacedIsNotTaken) {
-  Options o;
-  o.id = NodeId(1);
-  Async n1(o);
-  auto drain = [&] {
-    while (n1.has_ready()) n1.advance(n1.ready());
-  };
-  const Term t1 = entry_term(Epoch(1), 0);
-  const Term t2 = entry_term(Epoch(2), 0);
-  using core::Entry;
-  using core::EntryType;
-  Append a1{t1,
-            LogIndex(0),
-            Term(0),
-            {Entry{t1, LogIndex(1), EntryType::kNoop, {}},
-             Entry{t1, LogIndex(2), EntryType::kNormal, "a"},
-             Entry{t1, LogIndex(3), EntryType::kNormal, "b"}},
-            LogIndex(3)};
-  n1.step(Message{NodeId(2), NodeId(1), Epoch(1), a1});
-  drain();
+TEST_F(ReplacedImage, AnImageOfTheStateAnInstallReplacedIsNotTaken) {
   ASSERT_EQ(n1.log().applied(), LogIndex(3));
-  // The host begins imaging its state at 3/t1 ("a", "b") here.
-  const core::SnapshotRef stale{{LogIndex(3), t1}, std::make_shared<const std::string>("a,b")};
   // n3, promoted for epoch 2 with a log ending at 1, replaces 2 and 3.
   Append a2{t2,
             LogIndex(1),
             t1,
-            {Entry{t2, LogIndex(2), EntryType::kNoop, {}},
-             Entry{t2, LogIndex(3), EntryType::kNormal, "c"}},
+            {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}},
+             core::Entry{t2, LogIndex(3), core::EntryType::kNormal, "c"}},
             LogIndex(1)};
   n1.step(Message{NodeId(3), NodeId(1), Epoch(2), a2});
   drain();
@@ -682,25 +712,35 @@ TEST(Failover, AnImageOfTheStateAnInstallReplacedIsNotTaken) {
   // ours at its index; ignored too.
   n1.compact(stale);
   // Promoted, n1 offers a far-behind backup its real snapshot, not the image.
-  ASSERT_TRUE(n1.configure({Epoch(3), NodeId(1), {NodeId(1), NodeId(2)}, 100}).is_ok());
+  const auto sent = offered_when_promoted();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_NE(*sent->data, "a,b") << "offered the replaced state";
+  EXPECT_EQ(n1.term_at(sent->meta.index), sent->meta.term);
+}
+
+// The same race when the primary's snapshot lies above what the backup
+// applied (its entries 2 and 3 replaced, the primary compacted past them):
+// no rewind, yet the image of 3 is of the replaced history, and older than
+// the snapshot the log now starts from. Taking it moved snapshot_ below
+// the log: promoted, the node offered the replaced state (found in review).
+TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
+  // n3, primary of epoch 2 from a log ending at 1, has compacted through 4.
+  InstallSnapshot s{
+      core::SnapshotRef{{LogIndex(4), t2}, std::make_shared<const std::string>("c,d")},
+      {{t1, LogIndex(1)}, {t2, LogIndex(2)}},
+      LogIndex(4),
+      {}};
+  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), s});
   drain();
-  AppendResponse need;
-  need.refusal = Refusal::kNeedSnapshot;
-  need.hint = LogIndex(1);
-  n1.step(Message{NodeId(2), NodeId(1), Epoch(3), need});
-  bool sent = false;
-  while (n1.has_ready()) {
-    Ready rd = n1.ready();
-    for (const auto& m : rd.messages) {
-      if (const auto* is = std::get_if<InstallSnapshot>(&m.body)) {
-        sent = true;
-        EXPECT_NE(*is->snapshot.data, "a,b") << "offered the replaced state";
-        EXPECT_EQ(n1.term_at(is->snapshot.meta.index), is->snapshot.meta.term);
-      }
-    }
-    n1.advance(rd);
-  }
-  EXPECT_TRUE(sent);
+  ASSERT_EQ(n1.log().applied(), LogIndex(4));
+  ASSERT_EQ(n1.log().snapshot().index, LogIndex(4));
+  n1.compact(stale);
+  drain();
+  EXPECT_EQ(n1.log().snapshot().index, LogIndex(4));
+  const auto sent = offered_when_promoted();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(*sent->data, "c,d") << "offered the replaced state";
+  EXPECT_EQ(sent->meta.index, LogIndex(4));
 }
 
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {
