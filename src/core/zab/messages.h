@@ -66,6 +66,13 @@ struct FollowerInfo {
 struct NewEpoch {
   uint64_t epoch = 0;
   uint64_t session = 0;
+  // The leader's settled vote and round. The follower takes them as its own,
+  // so what it answers LOOKING peers names this leadership: over a lossy
+  // channel it may reconnect to a leader that was re-elected in another
+  // round without noticing (a ZooKeeper follower would have seen its TCP
+  // connection close and gone through the election again).
+  std::optional<Vote> leader_vote;
+  uint64_t election_epoch = 0;
 };
 
 struct AckEpoch {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "base/assert.h"
@@ -150,6 +151,11 @@ void Zab::drop_reads(std::string_view why) {
   (void)why;
 }
 
+core::SnapshotRef empty_snapshot() {
+  static const auto kEmpty = std::make_shared<const std::string>();
+  return core::SnapshotRef{core::SnapshotMeta{LogIndex(0), Term(0)}, kEmpty};
+}
+
 // ---- Introspection ----------------------------------------------------------
 
 ServerState Zab::server_state() const {
@@ -254,12 +260,13 @@ Ready Zab::ready() {
     if (from > last_index() && from <= handed_last_) {
       // A pure truncation: the host truncates only where new entries start,
       // so write the last kept entry again (or, when that one is in the
-      // snapshot, the snapshot itself: nothing past it was applied).
+      // snapshot, the snapshot itself: nothing past it was applied; with no
+      // snapshot, the empty one at index 0).
       if (last_index() > snapshot_index_) {
         from = last_index();
       } else if (!rd.snapshot) {
-        CHORUS_ASSERT(snapshot_ && applied_ == snapshot_index_);
-        rd.snapshot = snapshot_;
+        CHORUS_ASSERT(applied_ == snapshot_index_);
+        rd.snapshot = snapshot_ ? *snapshot_ : empty_snapshot();
       }
     }
     for (LogIndex i = std::max(from, snapshot_index_.next()); i <= last_index(); i = i.next()) {

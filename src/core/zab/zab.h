@@ -84,6 +84,11 @@ using PersistentState = core::PersistentState<DurableState>;
 enum class Phase : uint8_t { kDiscovery, kSynchronization, kBroadcast };
 std::string_view phase_name(Phase p);
 
+// The state before any transaction: what a follower installs when a
+// TRUNC empties its log (the host truncates only by writing from an index,
+// or by installing a snapshot). Its data is the empty string.
+core::SnapshotRef empty_snapshot();
+
 // FLE's totalOrderPredicate: true when `a` ranks above `b` (higher
 // currentEpoch, then higher last zxid, then higher id).
 bool vote_beats(const Vote& a, const Vote& b);

@@ -40,6 +40,14 @@ void Zab::on_notification(NodeId from, const Notification& n) {
     on_notification_looking(*l, from, n);
     return;
   }
+  // Our leader is LOOKING again: its leadership ended (ZooKeeper's
+  // follower sees the connection close), so we look too.
+  if (const auto* f = std::get_if<Following>(&role_);
+      f && from == f->leader && n.state == ServerState::kLooking) {
+    start_election(fmt::format("leader n{} is LOOKING again", from.value()));
+    on_notification(from, n);
+    return;
+  }
   // Settled (FOLLOWING or LEADING): a LOOKING peer gets our settled vote
   // back, with our state, so it can join the established leader.
   if (n.state == ServerState::kLooking) {
@@ -112,7 +120,9 @@ bool Zab::quorum_agrees(const std::map<NodeId, Received>& votes, const Vote& v, 
 // LEADING itself; lead only if the quorum's round is ours.
 bool Zab::check_leader(const std::map<NodeId, Received>& votes, NodeId leader,
                        std::optional<uint64_t> election_epoch) const {
-  if (leader == cfg_.id) return !election_epoch || *election_epoch == logical_clock_;
+  // Outside a round (election_epoch unset) a node never settles as leader:
+  // its settled peers may follow a leadership of ours that already ended.
+  if (leader == cfg_.id) return election_epoch && *election_epoch == logical_clock_;
   auto it = votes.find(leader);
   return it != votes.end() && it->second.state == ServerState::kLeading;
 }

@@ -50,6 +50,10 @@ void Zab::on_new_epoch(Following& f, const NewEpoch& e) {
   // The acceptedEpoch is persisted before the ACK-E leaves: this Ready's
   // durable_state carries it, the AckEpoch waits for its fsync.
   accepted_epoch_ = e.epoch;
+  if (e.leader_vote) {
+    vote_ = *e.leader_vote;
+    logical_clock_ = e.election_epoch;
+  }
   f.epoch = e.epoch;
   f.phase = Phase::kSynchronization;
   f.attempt_ticks = 0;

@@ -40,7 +40,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
     accepted_epoch_ = l.epoch;
     l.epoch_acks.insert(cfg_.id);
     for (auto& [id, lr] : l.learners) {
-      send_after_persist(id, NewEpoch{l.epoch, lr.session});
+      send_after_persist(id, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
       lr.stage = Learner::Stage::kEpochSent;
     }
     if (l.epoch_acks.size() >= quorum()) start_synchronization(l);
@@ -48,7 +48,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   }
   if (from == cfg_.id) return;
   Learner& lr = l.learners.at(from);
-  send_after_persist(from, NewEpoch{l.epoch, lr.session});
+  send_after_persist(from, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
   lr.stage = Learner::Stage::kEpochSent;
 }
 
@@ -109,10 +109,12 @@ void Zab::send_new_leader(Leading& l, NodeId to, Learner& lr) {
     // below its last zxid, cut the rest.
     LogIndex k = std::min(peer, last_index());
     while (k > snapshot_index_ && zxid_at(k) >= lr.peer_last_zxid) k = k.prev();
-    if (k >= snapshot_index_ && zxid_at(k) < lr.peer_last_zxid && k.value() > 0) {
-      n.mode = SyncMode::kTrunc;
+    if (k < snapshot_index_ || zxid_at(k) >= lr.peer_last_zxid) {
+      start = LogIndex(0);  // no common point in what we still hold: SNAP below
+    } else {
+      n.mode = k.value() > 0 ? SyncMode::kTrunc : SyncMode::kDiff;
+      start = k;
     }
-    start = k;
   }
   if (start < snapshot_index_ ||
       (snapshot_ && snapshot_index_ > start && last_index() - start > cfg_.max_sync_entries)) {
