@@ -642,6 +642,31 @@ TEST(ZabScenario, IsolatedLeadersUncommittedProposalIsTruncatedOnReturn) {
   EXPECT_EQ(c.zab(old).last_zxid(), c.zab(fresh).last_zxid());
 }
 
+TEST(ZabScenario, LongDiffArrivesInPartsAndTheEpochOnlyWithTheLast) {
+  Cluster c(3, 1, [](Config& cfg) { cfg.max_sync_entries = 3; });
+  c.start_all();
+  ASSERT_TRUE(c.run_until_stable());
+  const uint64_t l = *c.leader();
+  const uint64_t f = l == 1 ? 2 : 1;
+  c.crash(f);
+  for (int i = 0; i < 10; ++i) c.propose(l, "p" + std::to_string(i));
+  ASSERT_TRUE(c.run_until([&] { return c.delivered(l).size() == 10; }));
+  c.sent_log().clear();
+  c.restart(f);
+  ASSERT_TRUE(c.run_until([&] { return c.stable() && c.delivered(f).size() == 10; }));
+  size_t partial = 0;
+  for (const auto& [to, n] : find<NewLeader>(c.sent_log())) {
+    if (to != NodeId(f)) continue;
+    EXPECT_LE(n.entries.size(), 3u);
+    if (!n.complete) ++partial;
+  }
+  EXPECT_GE(partial, 3u);
+  for (const auto& [to, a] : find<NewLeaderAck>(c.sent_log())) {
+    EXPECT_EQ(a.last_index, c.zab(l).last_index()) << "acknowledged an incomplete history";
+  }
+  EXPECT_EQ(c.delivered(f), c.delivered(l));
+}
+
 TEST(ZabScenario, RestartedNodesKeepTheirEpochsAndRejoin) {
   Cluster c(3);
   c.start_all();
@@ -671,43 +696,65 @@ TEST(ZabScenario, RestartedNodesKeepTheirEpochsAndRejoin) {
 // the established epoch in a failed discovery refuses this leader's
 // NEWEPOCH until the next epoch, as in ZooKeeper; it must be the only
 // kind of node left out.)
-TEST(ZabSweep, SafeUnderFaultsAndLiveAfterHeal) {
-  for (uint64_t seed = 1; seed <= kSweepSeeds; ++seed) {
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    const size_t n = seed % 2 ? 3 : 5;
-    Cluster c(n, seed);
-    c.start_all();
-    Prng rnd(seed * 7919);
-    c.faults() = {0.1, 0.05, 2, true};
-    for (int t = 0; t < 600; ++t) {
-      c.tick_all();
-      if (const auto l = c.leader()) c.propose(*l, "s" + std::to_string(t));
-      if (rnd.chance(0.01)) {
-        const uint64_t victim = rnd.uniform(1, n);
-        if (c.up(victim)) c.crash(victim);
-      }
-      for (uint64_t i = 1; i <= n; ++i) {
-        if (!c.up(i) && rnd.chance(0.05)) c.restart(i);
-        if (c.up(i) && rnd.chance(0.01)) c.compact(i);
-      }
-      if (::testing::Test::HasFatalFailure()) return;
+struct SweepSettings {
+  testing::NetFaults faults;
+  double crash = 0.01;    // per tick, one random node
+  double compact = 0.01;  // per tick and node
+  size_t max_sync_entries = 4096;
+};
+
+void sweep(uint64_t seed, const SweepSettings& set) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const size_t n = seed % 2 ? 3 : 5;
+  Cluster c(n, seed, [&](Config& cfg) { cfg.max_sync_entries = set.max_sync_entries; });
+  c.start_all();
+  Prng rnd(seed * 7919);
+  c.faults() = set.faults;
+  for (int t = 0; t < 600; ++t) {
+    c.tick_all();
+    if (const auto l = c.leader()) c.propose(*l, "s" + std::to_string(t));
+    if (rnd.chance(set.crash)) {
+      const uint64_t victim = rnd.uniform(1, n);
+      if (c.up(victim)) c.crash(victim);
     }
-    c.faults() = {};
     for (uint64_t i = 1; i <= n; ++i) {
-      if (!c.up(i)) c.restart(i);
+      if (!c.up(i) && rnd.chance(0.05)) c.restart(i);
+      if (c.up(i) && rnd.chance(set.compact)) c.compact(i);
     }
-    ASSERT_TRUE(c.run_until([&] { return c.leader().has_value(); }, 3000)) << c.dump();
-    const uint64_t l = *c.leader();
-    const uint64_t epoch = c.zab(l).current_epoch();
-    ASSERT_EQ(c.propose(l, "final").status, ProposeStatus::kAccepted);
-    auto joined = [&] {
-      for (uint64_t i = 1; i <= n; ++i) {
-        if (c.zab(i).accepted_epoch() > epoch) continue;
-        if (!c.delivered_by(i, "final")) return false;
-      }
-      return true;
-    };
-    ASSERT_TRUE(c.run_until(joined, 3000)) << c.dump();
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  c.faults() = {};
+  for (uint64_t i = 1; i <= n; ++i) {
+    if (!c.up(i)) c.restart(i);
+  }
+  ASSERT_TRUE(c.run_until([&] { return c.leader().has_value(); }, 3000)) << c.dump();
+  const uint64_t l = *c.leader();
+  const uint64_t epoch = c.zab(l).current_epoch();
+  ASSERT_EQ(c.propose(l, "final").status, ProposeStatus::kAccepted);
+  auto joined = [&] {
+    for (uint64_t i = 1; i <= n; ++i) {
+      if (c.zab(i).accepted_epoch() > epoch) continue;
+      if (!c.delivered_by(i, "final")) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(c.run_until(joined, 3000)) << c.dump();
+}
+
+TEST(ZabSweep, SafeUnderFaultsAndLiveAfterHeal) {
+  for (uint64_t seed = 1; seed <= kSweepSeeds && !HasFatalFailure(); ++seed) {
+    sweep(seed, SweepSettings{.faults = {0.1, 0.05, 2, true}});
+  }
+}
+
+// Harsher: a third of the messages lost, frequent crashes and snapshots,
+// and diffs cut into pieces of five entries.
+TEST(ZabSweep, SafeUnderHeavyLossWithPartialSyncs) {
+  for (uint64_t seed = 1; seed <= kSweepSeeds / 2 && !HasFatalFailure(); ++seed) {
+    sweep(
+        seed,
+        SweepSettings{
+            .faults = {0.3, 0.1, 4, true}, .crash = 0.03, .compact = 0.05, .max_sync_entries = 5});
   }
 }
 
