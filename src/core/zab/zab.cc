@@ -138,7 +138,7 @@ void Zab::set_commit(LogIndex i) {
   }
 }
 
-void Zab::drop_reads(std::string_view why) {
+void Zab::drop_reads() {
   auto* l = std::get_if<Leading>(&role_);
   if (l == nullptr) return;
   for (const auto& [idx, ctxs] : l->read_slots) {
@@ -148,7 +148,6 @@ void Zab::drop_reads(std::string_view why) {
   }
   l->read_slots.clear();
   l->pending_reads = 0;
-  (void)why;
 }
 
 core::SnapshotRef empty_snapshot() {

@@ -284,7 +284,8 @@ class Zab {
   void append(core::Entry e);
   void set_commit(LogIndex i);
   void mark_unstable(LogIndex from);
-  void drop_reads(std::string_view why);
+  // A leader that steps down answers its pending reads with kDropped.
+  void drop_reads();
 
   void send(NodeId to, Body body);
   void send_after_persist(NodeId to, Body body);

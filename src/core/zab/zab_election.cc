@@ -16,7 +16,7 @@ Vote Zab::initial_vote() const {
 }
 
 void Zab::start_election(std::string why) {
-  drop_reads(why);
+  drop_reads();
   role_ = Looking{};
   auto& l = std::get<Looking>(role_);
   l.resend_interval_ticks = cfg_.notification_interval_ticks;

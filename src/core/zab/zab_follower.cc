@@ -10,6 +10,7 @@
 namespace chorus::zab {
 
 void Zab::become_following(NodeId leader, std::string why) {
+  CHORUS_ASSERT(leader != cfg_.id && leader != kNoNode);
   role_ = Following{};
   auto& f = std::get<Following>(role_);
   f.leader = leader;
@@ -101,8 +102,10 @@ void Zab::on_new_leader(Following& f, const NewLeader& n) {
     connect(f);
     return;
   }
-  // DSN 2011 Alg. 2: currentEpoch := e' before acknowledging NEWLEADER, in
-  // the same fsync as the history it acknowledges.
+  // DSN 2011 Alg. 2: NEWLEADER(e') counts only if e' is the epoch we
+  // accepted; currentEpoch := e' before acknowledging it, in the same fsync
+  // as the history it acknowledges.
+  CHORUS_ASSERT(accepted_epoch_ == n.epoch && current_epoch_ <= n.epoch);
   current_epoch_ = n.epoch;
   f.acked_leader = true;
   f.attempt_ticks = 0;

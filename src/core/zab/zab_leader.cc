@@ -164,6 +164,8 @@ void Zab::check_established(Leading& l) {
     l.newleader_acks.insert(cfg_.id);
   }
   if (l.newleader_acks.size() < quorum()) return;
+  CHORUS_ASSERT(current_epoch_ == l.epoch && accepted_epoch_ == l.epoch);
+  CHORUS_ASSERT(l.initial_last <= last_index() && l.next_counter == 1);
   l.phase = Phase::kBroadcast;
   set_commit(l.initial_last);
   role_reason_ = fmt::format("epoch {} established by a quorum", l.epoch);
@@ -187,6 +189,8 @@ void Zab::on_ack(Leading& l, NodeId from, const Ack& a) {
 // acknowledged: proposals commit in zxid order (DSN 2011 Alg. 3).
 void Zab::update_commit(Leading& l) {
   if (l.phase != Phase::kBroadcast) return;
+  // Invariant: everything of I_e' was committed when the epoch was established.
+  CHORUS_ASSERT(commit_ >= l.initial_last);
   std::vector<LogIndex> acked;
   for (NodeId m : cfg_.members) {
     if (m == cfg_.id) {

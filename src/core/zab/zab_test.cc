@@ -520,6 +520,22 @@ TEST(ZabBroadcast, Zab_LeaderGoesLookingWithoutASyncedQuorum) {
   EXPECT_EQ(rd.outcomes[0].status, ProposeStatus::kDropped);
 }
 
+TEST(ZabBroadcast, AOneMemberEnsembleLeadsAndCommitsAlone) {
+  Config cfg;
+  cfg.id = NodeId(1);
+  cfg.members = {NodeId(1)};
+  Zab z(cfg);
+  EXPECT_EQ(z.server_state(), ServerState::kLeading);
+  drain(z);  // acceptedEpoch and currentEpoch durable: the epoch is established
+  ASSERT_EQ(z.phase(), Phase::kBroadcast);
+  EXPECT_EQ(z.current_epoch(), 1u);
+  ASSERT_EQ(z.propose("solo").status, ProposeStatus::kAccepted);
+  EXPECT_TRUE(drain(z).committed.empty()) << "committed before its own copy was durable";
+  const Ready rd = drain(z);
+  ASSERT_EQ(rd.committed.size(), 1u);
+  EXPECT_EQ(rd.committed[0].data, "solo");
+}
+
 // ---- Scenarios ----------------------------------------------------------------
 
 TEST(ZabScenario, ElectionConvergesOnTheHighestZxidThenId) {
