@@ -496,10 +496,10 @@ TEST(PaxosRandomized, NoTwoReplicasApplyDifferentValuesAndAcknowledgedWritesSurv
     const double crash_p = 0.01 + rnd.real() * 0.05;
     const double isolate_p = 0.01 + rnd.real() * 0.05;
     const double hold_p = rnd.real() * 0.08;
-    c.faults() = testing::Faults{.drop = 0.05 + rnd.real() * 0.15,
-                                 .duplicate = rnd.real() * 0.1,
-                                 .max_delay_ticks = static_cast<uint32_t>(rnd.uniform(0, 3)),
-                                 .reorder = true};
+    c.faults() = testing::NetFaults{.drop = 0.05 + rnd.real() * 0.15,
+                                    .duplicate = rnd.real() * 0.1,
+                                    .max_delay_ticks = static_cast<uint32_t>(rnd.uniform(0, 3)),
+                                    .reorder = true};
     // Safety phase: faults, crashes, partitions, compaction.
     for (int t = 0; t < 400; ++t) {
       c.tick_all();

@@ -8,10 +8,11 @@
 // seed: drop, duplicate, delay and reorder messages, cut links. Every Ready
 // is handled by the contract in core/common/types.h: send `messages`,
 // persist, only then send `messages_after_persist`, apply `committed`,
-// advance(). hold(id) models a slow fsync: the Ready is taken, its
-// `messages` leave, nothing else happens until release(id); crash(id) loses
-// a held Ready; restart(id) rebuilds the node from its disk and restores its
-// state machine from its snapshot.
+// advance(). The network is core/common/testing/network.h. hold(id)
+// models a slow fsync: the Ready is taken, its `messages` leave, nothing
+// else happens until release(id); crash(id) loses a held Ready; restart(id)
+// rebuilds the node from its disk and restores its state machine from its
+// snapshot.
 //
 // Checked as it goes: every node applies the same value at every slot, in
 // order, and only once it is durable; Prepare, Promise and Accepted leave
@@ -24,12 +25,12 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/prng.h"
+#include "core/common/testing/network.h"
 #include "core/common/types.h"
 #include "core/paxos/messages.h"
 #include "core/paxos/paxos.h"
@@ -37,6 +38,7 @@
 namespace chorus::paxos::testing {
 
 using core::Entry;
+using core::testing::NetFaults;
 
 struct Disk {
   DurableState durable;
@@ -49,13 +51,6 @@ struct Applied {
   core::EntryType type;
   std::string data;
   bool operator==(const Applied&) const = default;
-};
-
-struct Faults {
-  double drop = 0;
-  double duplicate = 0;
-  uint32_t max_delay_ticks = 0;  // each message waits a uniform 0..max ticks
-  bool reorder = false;          // deliver ready messages in random order
 };
 
 struct Options {
@@ -77,7 +72,7 @@ struct Proposal {
 
 class Cluster {
  public:
-  explicit Cluster(Options o) : opts_(o), prng_(o.seed) {
+  explicit Cluster(Options o) : opts_(o), prng_(o.seed), net_(prng_) {
     for (size_t i = 1; i <= o.nodes; ++i) ids_.push_back(NodeId(i));
     for (NodeId id : ids_) {
       nodes_[id.value()].node_seed = prng_.next_u64();
@@ -91,8 +86,8 @@ class Cluster {
   const Disk& disk(uint64_t id) { return nodes_.at(id).disk; }
   bool up(uint64_t id) { return nodes_.at(id).up; }
   std::vector<Proposal>& proposals() { return proposals_; }
-  Faults& faults() { return faults_; }
-  uint64_t now() const { return now_; }
+  NetFaults& faults() { return net_.faults(); }
+  uint64_t now() const { return net_.now(); }
   // Messages sent so far, in send order, for tests that look at the wire.
   std::vector<Message>& sent_log() { return sent_log_; }
 
@@ -115,17 +110,14 @@ class Cluster {
   }
   // One tick of network time: every node ticks, then ready messages move.
   void tick_all() {
-    ++now_;
+    net_.tick();
     for (NodeId id : ids_) tick(id.value());
     deliver_due();
   }
   // Moves messages until the network is quiet (no faults may be set that
   // keep it busy forever: duplicates stop after a bounded number of rounds).
   void deliver_all(size_t max_rounds = 10000) {
-    for (size_t r = 0; r < max_rounds && !net_.empty(); ++r) {
-      now_ = std::max(now_, min_due());
-      deliver_due();
-    }
+    net_.deliver_all([this](const Message& m) { receive(m); }, max_rounds);
   }
   // Ticks everyone until `pred` holds, at most max_ticks; true if it held.
   template <class Pred>
@@ -181,17 +173,10 @@ class Cluster {
 
   // ---- Faults --------------------------------------------------------------
 
-  void cut(uint64_t a, uint64_t b) {
-    cut_.insert({a, b});
-    cut_.insert({b, a});
-  }
-  void isolate(uint64_t a) {
-    for (NodeId b : ids_) {
-      if (b.value() != a) cut(a, b.value());
-    }
-  }
-  void heal() { cut_.clear(); }
-  bool is_cut(uint64_t a, uint64_t b) const { return cut_.contains({a, b}); }
+  void cut(uint64_t a, uint64_t b) { net_.cut(a, b); }
+  void isolate(uint64_t a) { net_.isolate(a, ids_); }
+  void heal() { net_.heal(); }
+  bool is_cut(uint64_t a, uint64_t b) const { return net_.is_cut(a, b); }
 
   // Slow fsync: the next Ready's messages leave, its persistence waits.
   void hold(uint64_t id) {
@@ -262,11 +247,6 @@ class Cluster {
     std::optional<Ready> held;
     std::map<LogIndex, Applied> sm;  // the state machine: applied slots
   };
-  struct InFlight {
-    uint64_t due = 0;
-    Message m;
-  };
-
   void start(NodeId id) {
     Node& n = nodes_.at(id.value());
     PersistentState st;
@@ -364,56 +344,37 @@ class Cluster {
     }
   }
 
-  void send(Message m, bool after_persist) {
+  void send(const Message& m, bool after_persist) {
     const bool answers = std::holds_alternative<Prepare>(m.body) ||
                          std::holds_alternative<Promise>(m.body) ||
                          std::holds_alternative<Accepted>(m.body);
     EXPECT_TRUE(after_persist || !answers)
         << describe(m) << " left before the acceptor's state was durable";
     sent_log_.push_back(m);
-    if (prng_.chance(faults_.drop)) return;
-    const int copies = prng_.chance(faults_.duplicate) ? 2 : 1;
-    for (int i = 0; i < copies; ++i) {
-      const uint64_t delay =
-          faults_.max_delay_ticks ? prng_.uniform(0, faults_.max_delay_ticks) : 0;
-      net_.push_back(InFlight{now_ + delay, m});
-    }
-  }
-
-  uint64_t min_due() const {
-    uint64_t d = UINT64_MAX;
-    for (const InFlight& f : net_) d = std::min(d, f.due);
-    return d;
+    net_.send(m);
   }
 
   void deliver_due() {
-    std::vector<InFlight> due;
-    std::vector<InFlight> later;
-    for (InFlight& f : net_) (f.due <= now_ ? due : later).push_back(std::move(f));
-    net_ = std::move(later);
-    if (faults_.reorder) {
-      for (size_t i = due.size(); i > 1; --i) std::swap(due[i - 1], due[prng_.uniform(0, i - 1)]);
-    }
-    for (InFlight& f : due) {
-      const uint64_t to = f.m.to.value();
-      if (is_cut(f.m.from.value(), to) || !nodes_.at(to).up) continue;
-      px(to).step(f.m);
-      pump(to);
-    }
+    net_.deliver_due([this](const Message& m) { receive(m); });
+  }
+
+  // A message the network delivers; a node that is down loses it.
+  void receive(const Message& m) {
+    const uint64_t to = m.to.value();
+    if (!nodes_.at(to).up) return;
+    px(to).step(m);
+    pump(to);
   }
 
   Options opts_;
-  Prng prng_;
-  Faults faults_;
+  Prng prng_;  // the node seeds, then every message fate
+  core::testing::Network<Message> net_;
   std::vector<NodeId> ids_;
   std::map<uint64_t, Node> nodes_;
-  std::vector<InFlight> net_;
-  std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::map<LogIndex, Applied> chosen_;  // the first value any node applied at each slot
   std::map<std::string, std::map<LogIndex, Applied>> snapshots_;
   std::vector<Proposal> proposals_;
   std::vector<Message> sent_log_;
-  uint64_t now_ = 0;
   uint64_t restarts_ = 0;
 };
 

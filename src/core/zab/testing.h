@@ -4,12 +4,13 @@
 // A Cluster is N Zab nodes, each with what a host gives it: a "disk" (the
 // epochs, the log and the snapshot exactly as persisted from Readys) and a
 // state machine (the delivered transactions). Between them sits a network
-// the tests drive by hand or let misbehave from a seed (drop, duplicate,
-// delay, reorder, cut links), plus `filter`, a predicate a test uses to drop
-// precisely the messages of its story. Every Ready is handled by the
-// contract in core/common/types.h: send `messages`, persist, only then send
-// `messages_after_persist`, apply `committed`, advance(). crash(id) loses
-// nothing durable; restart(id) rebuilds the node from its disk.
+// (core/common/testing/network.h) the tests drive by hand or let misbehave
+// from a seed (drop, duplicate, delay, reorder, cut links), plus `filter`, a
+// predicate a test uses to drop precisely the messages of its story. Every
+// Ready is handled by the contract in core/common/types.h: send `messages`,
+// persist, only then send `messages_after_persist`, apply `committed`,
+// advance(). crash(id) loses nothing durable; restart(id) rebuilds the node
+// from its disk.
 //
 // Checked as it goes (DSN 2011's properties): every node delivers the same
 // transaction at each index (agreement, total order), in index order, each
@@ -25,18 +26,19 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/prng.h"
+#include "core/common/testing/network.h"
 #include "core/common/types.h"
 #include "core/zab/zab.h"
 
 namespace chorus::zab::testing {
 
 using core::Entry;
+using core::testing::NetFaults;
 
 struct Disk {
   DurableState durable;
@@ -51,17 +53,10 @@ struct Delivered {
   bool operator==(const Delivered&) const = default;
 };
 
-struct NetFaults {
-  double drop = 0;
-  double duplicate = 0;
-  uint32_t max_delay_ticks = 0;
-  bool reorder = false;
-};
-
 class Cluster {
  public:
   explicit Cluster(size_t n, uint64_t seed = 1, std::function<void(Config&)> tune = {})
-      : prng_(seed), seed_(seed), tune_(std::move(tune)) {
+      : prng_(seed), net_(prng_), seed_(seed), tune_(std::move(tune)) {
     for (size_t i = 1; i <= n; ++i) ids_.push_back(NodeId(i));
     for (NodeId id : ids_) nodes_[id.value()];
     snapshots_[""] = {};  // empty_snapshot()
@@ -75,7 +70,7 @@ class Cluster {
   Zab& zab(uint64_t id) { return *nodes_.at(id).zab; }
   bool up(uint64_t id) { return nodes_.at(id).up; }
   const std::map<LogIndex, Delivered>& delivered(uint64_t id) { return nodes_.at(id).sm; }
-  NetFaults& faults() { return faults_; }
+  NetFaults& faults() { return net_.faults(); }
   std::vector<Message>& sent_log() { return sent_log_; }
   // Messages for which this returns true are dropped.
   std::function<bool(const Message&)> filter;
@@ -89,7 +84,7 @@ class Cluster {
   }
 
   void tick_all() {
-    ++now_;
+    net_.tick();
     for (NodeId id : ids_) {
       if (!up(id.value())) continue;
       zab(id.value()).tick();
@@ -98,12 +93,7 @@ class Cluster {
     deliver_due();
   }
   void deliver_all(size_t max_rounds = 10000) {
-    for (size_t r = 0; r < max_rounds && !net_.empty(); ++r) {
-      uint64_t due = UINT64_MAX;
-      for (const InFlight& f : net_) due = std::min(due, f.due);
-      now_ = std::max(now_, due);
-      deliver_due();
-    }
+    net_.deliver_all([this](const Message& m) { receive(m); }, max_rounds);
   }
   template <class Pred>
   bool run_until(Pred pred, size_t max_ticks = 2000) {
@@ -173,16 +163,9 @@ class Cluster {
     return r;
   }
 
-  void cut(uint64_t a, uint64_t b) {
-    cut_.insert({a, b});
-    cut_.insert({b, a});
-  }
-  void isolate(uint64_t a) {
-    for (NodeId b : ids_) {
-      if (b.value() != a) cut(a, b.value());
-    }
-  }
-  void heal() { cut_.clear(); }
+  void cut(uint64_t a, uint64_t b) { net_.cut(a, b); }
+  void isolate(uint64_t a) { net_.isolate(a, ids_); }
+  void heal() { net_.heal(); }
 
   void crash(uint64_t id) {
     Node& n = nodes_.at(id);
@@ -236,11 +219,6 @@ class Cluster {
     bool up = false;
     std::map<LogIndex, Delivered> sm;
   };
-  struct InFlight {
-    uint64_t due = 0;
-    Message m;
-  };
-
   void pump(uint64_t id) {
     Node& n = nodes_.at(id);
     while (n.up && n.zab->has_ready()) {
@@ -299,44 +277,33 @@ class Cluster {
         std::holds_alternative<NewLeader>(m.body);
     EXPECT_TRUE(after_persist || !promises) << describe(m) << " left before its fsync";
     sent_log_.push_back(m);
+    // The filter draws nothing: the messages it drops leave the fates of
+    // the others as they were.
     if (filter && filter(m)) return;
-    if (prng_.chance(faults_.drop)) return;
-    const int copies = prng_.chance(faults_.duplicate) ? 2 : 1;
-    for (int i = 0; i < copies; ++i) {
-      const uint64_t delay =
-          faults_.max_delay_ticks ? prng_.uniform(0, faults_.max_delay_ticks) : 0;
-      net_.push_back(InFlight{now_ + delay, m});
-    }
+    net_.send(m);
   }
 
   void deliver_due() {
-    std::vector<InFlight> due;
-    std::vector<InFlight> later;
-    for (InFlight& f : net_) (f.due <= now_ ? due : later).push_back(std::move(f));
-    net_ = std::move(later);
-    if (faults_.reorder) {
-      for (size_t i = due.size(); i > 1; --i) std::swap(due[i - 1], due[prng_.uniform(0, i - 1)]);
-    }
-    for (InFlight& f : due) {
-      const uint64_t to = f.m.to.value();
-      if (cut_.contains({f.m.from.value(), to}) || !nodes_.at(to).up) continue;
-      zab(to).step(f.m);
-      pump(to);
-    }
+    net_.deliver_due([this](const Message& m) { receive(m); });
   }
 
-  Prng prng_;
+  // A message the network delivers; a node that is down loses it.
+  void receive(const Message& m) {
+    const uint64_t to = m.to.value();
+    if (!up(to)) return;
+    zab(to).step(m);
+    pump(to);
+  }
+
+  Prng prng_;  // every message fate
+  core::testing::Network<Message> net_;
   uint64_t seed_;
   std::function<void(Config&)> tune_;
-  NetFaults faults_;
   std::vector<NodeId> ids_;
   std::map<uint64_t, Node> nodes_;
-  std::vector<InFlight> net_;
-  std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::map<LogIndex, Delivered> first_delivered_;
   std::map<std::string, std::map<LogIndex, Delivered>> snapshots_;
   std::vector<Message> sent_log_;
-  uint64_t now_ = 0;
 };
 
 }  // namespace chorus::zab::testing
