@@ -64,7 +64,8 @@ inline bool durable_needs_sync(const DurableState& a, const DurableState& b) {
 
 // 16 bytes: round, node id, each little-endian u64.
 std::string encode_durable_state(const DurableState& ds);
-// Fails with kCorruption on a wrong length or an impossible ballot.
+// Empty bytes (a new node) decode to the null promise; fails with
+// kCorruption on any other wrong length or an impossible ballot.
 Result<DurableState> decode_durable_state(std::string_view bytes);
 
 }  // namespace chorus::paxos

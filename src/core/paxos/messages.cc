@@ -76,6 +76,9 @@ std::string encode_durable_state(const DurableState& ds) {
 }
 
 Result<DurableState> decode_durable_state(std::string_view bytes) {
+  // A new node: the host's metadata file was never written (the simulator
+  // found that every fresh node refused to start).
+  if (bytes.empty()) return DurableState{};
   if (bytes.size() != 16) {
     return Status::corruption(fmt::format("paxos durable state: {} bytes, want 16", bytes.size()));
   }

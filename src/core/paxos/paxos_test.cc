@@ -64,6 +64,13 @@ TEST(DurableState, RoundTripsAndRejectsCorruption) {
   EXPECT_FALSE(Paxos::decode_durable(std::string(16, '\xff')).is_ok());
 }
 
+TEST(DurableState, ANewNodesEmptyStateDecodesToTheNullPromise) {
+  // The host hands a node that never saved its state empty bytes.
+  const Result<DurableState> fresh = Paxos::decode_durable("");
+  ASSERT_TRUE(fresh.is_ok());
+  EXPECT_TRUE(fresh.value().promised.is_null());
+}
+
 TEST(SlotCodec, MatchesTheWorkedExampleInTheFormatDoc) {
   // docs/formats/paxos.md, "Worked example".
   const core::Entry e =
