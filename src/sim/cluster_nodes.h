@@ -159,7 +159,9 @@ host::HostMetrics Cluster<E>::make_metrics(size_t i) {
 template <core::Engine E>
 void Cluster<E>::start_node(size_t i) {
   Node& n = *nodes_[i];
-  auto opened = storage::ReplicaStorage::open(n.env.get(), "/data");
+  storage::ReplicaStorageOptions so;
+  so.log_matching = E::kCapabilities.log_matching;
+  auto opened = storage::ReplicaStorage::open(n.env.get(), "/data", so);
   if (!opened.is_ok()) {
     // A recovery error (e.g. a transient bad read) keeps the node down; the
     // operator (here: a timer) tries again. Never start from a damaged state.

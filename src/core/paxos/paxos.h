@@ -121,6 +121,9 @@ class Paxos {
       .lease_reads = false,
       .linearizable = true,
       .may_lose_acknowledged_writes = false,
+      // Slots are independent: an entry's term is its accepted ballot, which
+      // says nothing about the entries before it.
+      .log_matching = false,
   };
   static std::string encode_durable(const DurableState& ds) { return encode_durable_state(ds); }
   static Result<DurableState> decode_durable(std::string_view b) { return decode_durable_state(b); }
@@ -166,6 +169,8 @@ class Paxos {
   Ballot ballot() const;
   NodeId leader() const { return leader_; }
   LogIndex chosen_through() const { return chosen_through_; }
+  // Slots through here are in the host's snapshot (and no longer held).
+  LogIndex snapshot_index() const { return snapshot_index_; }
   LogIndex applied() const { return applied_; }
   // The (ballot, value) this acceptor holds at `slot`, if any.
   std::optional<PValue> accepted(LogIndex slot) const;
