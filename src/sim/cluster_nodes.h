@@ -186,6 +186,15 @@ void Cluster<E>::start_node(size_t i) {
   probes.write_acknowledged = [this](const core::Entry& e) {
     acked_.emplace(e.index.value(), entry_hash(e));
   };
+  // Engines whose invariants watch what each node made durable (Paxos:
+  // acceptance is a durable record, core/paxos/invariants.h).
+  if constexpr (requires(typename Traits::Invariants & inv, std::span<const core::Entry> es) {
+                  inv.observe_durable(i, es);
+                }) {
+    probes.entries_durable = [this, i](std::span<const core::Entry> es) {
+      if (auto bad = invariants_->observe_durable(i, es)) violation(*bad);
+    };
+  }
   // New effects per incarnation: nothing queued for an earlier one reaches
   // them (NodeLoop drops it).
   n.fx = std::make_unique<Fx>(
@@ -303,6 +312,10 @@ void Cluster<E>::deliver(Msg m) {
                             s.id.value(), promised->value(), E::describe(m),
                             s.host->storage().durable_index().value()));
     }
+  }
+  // Engines whose invariants watch the messages sent (core/paxos/invariants.h).
+  if constexpr (requires(typename Traits::Invariants & inv) { inv.observe_message(from, m); }) {
+    if (auto bad = invariants_->observe_message(from, m)) violation(*bad);
   }
   auto delays = net_->fate(static_cast<int>(from), static_cast<int>(to), prng_);
   if (delays.empty()) {
