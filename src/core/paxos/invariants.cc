@@ -57,6 +57,11 @@ std::optional<std::string> Invariants::check_recovered(size_t i, const Paxos& p)
   Watched& w = watched_[i];
   const LogIndex snap = p.snapshot_index();
   w.durable_accepts.erase(w.durable_accepts.begin(), w.durable_accepts.upper_bound(snap));
+  // A crash inside a tail rewrite may lose slots; the acceptor must know it
+  // (amnesic_through) and then promises nothing for them until relearned.
+  if (const std::optional<LogIndex> lost = p.amnesic_through()) {
+    w.durable_accepts.erase(w.durable_accepts.begin(), w.durable_accepts.upper_bound(*lost));
+  }
   for (const auto& [slot, b] : w.durable_accepts) {
     const std::optional<PValue> held = p.accepted(slot);
     if (!held || held->ballot < b) {

@@ -21,10 +21,12 @@
 //  - A learner learns only chosen values: every slot a node counts in its
 //    chosen prefix holds the value chosen there, and the value was chosen
 //    (a majority accepted it) before any node counted it.
-//  - Acceptors forget nothing across a crash: after a restart a node still
-//    holds, at every slot past its snapshot, a ballot at least as high as
-//    the highest it ever accepted there durably; and its promise is at least
-//    every ballot it answered with a Prepare, Promise or Accepted.
+//  - Acceptors forget nothing across a crash unless they know it: after a
+//    restart a node still holds, at every slot past its snapshot (and past
+//    its amnesic_through(), a crash inside a tail rewrite), a ballot at least
+//    as high as the highest it ever accepted there durably; and its promise
+//    is at least every ballot it answered with a Prepare, Promise or
+//    Accepted.
 //  - Proposers: a node's Prepare ballots never decrease (across restarts);
 //    an Accept of ballot b leaves only after a majority promised b (PMS
 //    §2.3: phase 2 follows a majority's phase 1b).
