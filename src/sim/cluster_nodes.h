@@ -212,6 +212,16 @@ void Cluster<E>::start_node(size_t i) {
         fmt::format("n{} cannot start from what it made durable: {}", id.value(), st.to_string()));
     return;
   }
+  // Engines whose invariants check what a node recovered (Paxos: what it
+  // holds is durable, and it forgot nothing it accepted).
+  if constexpr (requires(typename Traits::Invariants & inv, const E& e) {
+                  inv.observe_recovered(i, e);
+                }) {
+    if (auto bad = invariants_->observe_recovered(i, n.host->engine())) {
+      violation(*bad);
+      return;
+    }
+  }
   trace(fmt::format("n{} starts (term {})", id.value(), n.host->soft_state().term.value()));
   const host::HostStatus hs = n.host->status();
   note_restored(i, hs.applied_index, hs.applied_term);

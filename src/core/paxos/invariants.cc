@@ -33,16 +33,21 @@ std::optional<LogIndex> Invariants::promised_durable(const Message& m) {
 }
 
 void Invariants::reset(size_t i) {
-  watched_[i].restarted = true;
   watched_[i].checked = LogIndex(0);
+}
+
+std::optional<std::string> Invariants::observe_recovered(size_t i, const Paxos& p) {
+  if (auto bad = check_recovered(i, p)) return bad;
+  for (LogIndex s = p.snapshot_index().next(); s <= p.status().last_index; s = s.next()) {
+    const std::optional<PValue> held = p.accepted(s);
+    if (!held || held->ballot == kChosenBallot) continue;
+    if (auto bad = accept_durably(i, s, held->ballot, held->value)) return bad;
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> Invariants::observe(size_t i, const Paxos& p) {
   Watched& w = watched_[i];
-  if (w.restarted) {
-    w.restarted = false;
-    if (auto bad = check_recovered(i, p)) return bad;
-  }
   // PMS §2.3: a promise answered is never forgotten, not even in a crash.
   if (p.promised() < w.promise_floor) {
     return fmt::format("n{} promised ballot {} but now promises only {} (a promise lost)", i + 1,

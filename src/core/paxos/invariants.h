@@ -68,9 +68,12 @@ class Invariants {
   std::optional<std::string> observe_durable(size_t i, std::span<const core::Entry> entries);
   // Node i sent m (before the network decides its fate).
   std::optional<std::string> observe_message(size_t i, const Message& m);
-  // Node i restarted: its volatile state is gone; the next observe() checks
-  // what it recovered.
+  // Node i restarts: its volatile state is gone.
   void reset(size_t i);
+  // Node i's engine as just rebuilt from its disk: everything it holds is
+  // durable (some of it made so by a persist whose completion the crash
+  // cut off, unseen by observe_durable), and it must hold what it accepted.
+  std::optional<std::string> observe_recovered(size_t i, const Paxos& p);
 
   // The slot a message promises is durable at its sender, if any (an
   // Accepted: its slots are held durably).
@@ -90,7 +93,6 @@ class Invariants {
     uint64_t chosen_value = 0;
   };
   struct Watched {
-    bool restarted = true;   // observe() has not yet checked what it recovered
     LogIndex checked;        // learner check done through here
     Ballot promise_floor;    // the highest ballot it answered with (durable)
     Ballot highest_prepare;  // the highest ballot of its Prepares
