@@ -79,6 +79,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -144,6 +145,9 @@ struct HostProbes {
   std::function<void(const core::Entry& e)> before_apply;
   // A client is told its write at entry `e` succeeded.
   std::function<void(const core::Entry& e)> write_acknowledged;
+  // A Ready's entries are durable (its persist returned OK), before the
+  // messages that depend on them leave.
+  std::function<void(std::span<const core::Entry> entries)> entries_durable;
 };
 
 // A completed write: the state machine's result and the log position of the

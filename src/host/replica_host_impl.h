@@ -57,12 +57,19 @@ ReplicaHost<E, X>::init(const EngineFactory& make_engine) {
   CHORUS_ASSIGN_OR_RETURN(synced_, E::decode_durable(rec.durable_state));
   last_snapshot_ = snap_index;
   durable_ = last;
-  info(fmt::format("recovery: {} log entries after snapshot {}, state machine at {}/{}",
-                   rec.entries.size(), snap_index.value(), applied.value(), applied_term_.value()));
+  const size_t recovered_entries = rec.entries.size();
   core::PersistentState<DurableState> ps{synced_, std::move(rec.snapshot), std::move(rec.entries),
                                          applied};
   core_ = make_engine(std::move(ps));
   CHORUS_ASSERT(core_ != nullptr);
+  // The applied entry's term as the engine reports committed entries, which
+  // need not be the term it persisted (Multi-Paxos persists a slot's
+  // accepted ballot and commits its origin ballot; found by the simulator:
+  // a restarted Paxos node with a durable state machine named its applied
+  // entry by the wrong term).
+  if (applied > snap_index) applied_term_ = core_->term_at(applied).value_or(applied_term_);
+  info(fmt::format("recovery: {} log entries after snapshot {}, state machine at {}/{}",
+                   recovered_entries, snap_index.value(), applied.value(), applied_term_.value()));
   last_term_ = core_->soft_state().term;
   return Status::ok();
 }
@@ -604,7 +611,10 @@ void ReplicaHost<E, X>::on_persisted(const ReadyPtr& rd, const Status& st, Durat
                      applied_term_.value()));
     if (metrics_ && metrics_->snapshot) metrics_->snapshot(rd->snapshot->meta, true);
   }
-  if (!rd->entries.empty()) durable_ = rd->entries.back().index;
+  if (!rd->entries.empty()) {
+    durable_ = rd->entries.back().index;
+    if (probes_.entries_durable) probes_.entries_durable(rd->entries);
+  }
   for (auto& m : rd->messages_after_persist) x_.send(std::move(m));
   apply(rd->committed);
   if (!healthy()) return;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/prng.h"
+#include "host/registry.h"
 #include "server/primary_setup.h"
 #include "storage/kv/rocksdb_state_machine.h"
 
@@ -94,6 +95,7 @@ Result<std::unique_ptr<ReplicaGroup>> Node::open_group(GroupId id, std::string_v
   const NodeConfig& cfg = *opts_.config;
   storage::ReplicaStorageOptions so;
   so.wal.segment_bytes = cfg.storage.wal_segment_bytes;
+  host::with_engine(strategy, [&]<class E>() { so.log_matching = E::kCapabilities.log_matching; });
   auto store = storage::ReplicaStorage::open(opts_.env, dir, so);
   if (!store.is_ok()) {
     return Status::corruption(fmt::format("group {} ({}): cannot recover storage: {}", id.value(),

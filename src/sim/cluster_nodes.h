@@ -159,7 +159,9 @@ host::HostMetrics Cluster<E>::make_metrics(size_t i) {
 template <core::Engine E>
 void Cluster<E>::start_node(size_t i) {
   Node& n = *nodes_[i];
-  auto opened = storage::ReplicaStorage::open(n.env.get(), "/data");
+  storage::ReplicaStorageOptions so;
+  so.log_matching = E::kCapabilities.log_matching;
+  auto opened = storage::ReplicaStorage::open(n.env.get(), "/data", so);
   if (!opened.is_ok()) {
     // A recovery error (e.g. a transient bad read) keeps the node down; the
     // operator (here: a timer) tries again. Never start from a damaged state.
@@ -184,6 +186,15 @@ void Cluster<E>::start_node(size_t i) {
   probes.write_acknowledged = [this](const core::Entry& e) {
     acked_.emplace(e.index.value(), entry_hash(e));
   };
+  // Engines whose invariants watch what each node made durable (Paxos:
+  // acceptance is a durable record, core/paxos/invariants.h).
+  if constexpr (requires(typename Traits::Invariants & inv, std::span<const core::Entry> es) {
+                  inv.observe_durable(i, es);
+                }) {
+    probes.entries_durable = [this, i](std::span<const core::Entry> es) {
+      if (auto bad = invariants_->observe_durable(i, es)) violation(*bad);
+    };
+  }
   // New effects per incarnation: nothing queued for an earlier one reaches
   // them (NodeLoop drops it).
   n.fx = std::make_unique<Fx>(
@@ -200,6 +211,16 @@ void Cluster<E>::start_node(size_t i) {
     violation(
         fmt::format("n{} cannot start from what it made durable: {}", id.value(), st.to_string()));
     return;
+  }
+  // Engines whose invariants check what a node recovered (Paxos: what it
+  // holds is durable, and it forgot nothing it accepted).
+  if constexpr (requires(typename Traits::Invariants & inv, const E& e) {
+                  inv.observe_recovered(i, e);
+                }) {
+    if (auto bad = invariants_->observe_recovered(i, n.host->engine())) {
+      violation(*bad);
+      return;
+    }
   }
   trace(fmt::format("n{} starts (term {})", id.value(), n.host->soft_state().term.value()));
   const host::HostStatus hs = n.host->status();
@@ -301,6 +322,10 @@ void Cluster<E>::deliver(Msg m) {
                             s.id.value(), promised->value(), E::describe(m),
                             s.host->storage().durable_index().value()));
     }
+  }
+  // Engines whose invariants watch the messages sent (core/paxos/invariants.h).
+  if constexpr (requires(typename Traits::Invariants & inv) { inv.observe_message(from, m); }) {
+    if (auto bad = invariants_->observe_message(from, m)) violation(*bad);
   }
   auto delays = net_->fate(static_cast<int>(from), static_cast<int>(to), prng_);
   if (delays.empty()) {

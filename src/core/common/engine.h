@@ -51,6 +51,12 @@ struct Capabilities {
   // A failover may drop writes that were acknowledged to clients; such an
   // engine reports each one (DESIGN.md, "Loss is counted, never silent").
   bool may_lose_acknowledged_writes = false;
+  // Log Matching (Raft §5.3): two entries with the same index and term name
+  // the same history up to them, so storage recovery may drop a log that
+  // disagrees with a snapshot at its index. False for engines whose entries
+  // are independent records (Multi-Paxos slots), which recovery must keep
+  // (storage::ReplicaStorageOptions::log_matching).
+  bool log_matching = true;
 };
 
 // How a read barrier is confirmed.

@@ -53,6 +53,11 @@ inline constexpr Ballot kChosenBallot{kMaxRound + 1, NodeId(0)};
 // remember this information even if it fails and then restarts").
 struct DurableState {
   Ballot promised;
+  // Every slot this acceptor may hold on disk is at or below it, raised
+  // before the host rewrites the log's tail (which cuts it durably before
+  // the new copy is synced). A log found ending below it after a crash lost
+  // accepted slots in that window: see Paxos::amnesic_through().
+  LogIndex written_through;
   bool operator==(const DurableState&) const = default;
 };
 
@@ -62,9 +67,11 @@ inline bool durable_needs_sync(const DurableState& a, const DurableState& b) {
   return a != b;
 }
 
-// 16 bytes: round, node id, each little-endian u64.
+// 16 bytes: round, node id, each little-endian u64; then, when it is not
+// zero, written_through as a little-endian u64 (24 bytes).
 std::string encode_durable_state(const DurableState& ds);
-// Fails with kCorruption on a wrong length or an impossible ballot.
+// Empty bytes (a new node) decode to the null promise; fails with
+// kCorruption on any other length than 0, 16 or 24, or an impossible ballot.
 Result<DurableState> decode_durable_state(std::string_view bytes);
 
 }  // namespace chorus::paxos

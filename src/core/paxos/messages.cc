@@ -67,28 +67,36 @@ std::string describe(const Message& m) {
 }
 
 std::string encode_durable_state(const DurableState& ds) {
-  std::string out(16, '\0');
+  const uint64_t written = ds.written_through.value();
+  std::string out(written == 0 ? 16 : 24, '\0');
   for (int i = 0; i < 8; ++i) {
     out[i] = static_cast<char>((ds.promised.round >> (8 * i)) & 0xff);
     out[8 + i] = static_cast<char>((ds.promised.node.value() >> (8 * i)) & 0xff);
+    if (written != 0) out[16 + i] = static_cast<char>((written >> (8 * i)) & 0xff);
   }
   return out;
 }
 
 Result<DurableState> decode_durable_state(std::string_view bytes) {
-  if (bytes.size() != 16) {
-    return Status::corruption(fmt::format("paxos durable state: {} bytes, want 16", bytes.size()));
+  // A new node: the host's metadata file was never written (the simulator
+  // found that every fresh node refused to start).
+  if (bytes.empty()) return DurableState{};
+  if (bytes.size() != 16 && bytes.size() != 24) {
+    return Status::corruption(
+        fmt::format("paxos durable state: {} bytes, want 16 or 24", bytes.size()));
   }
   uint64_t round = 0;
   uint64_t node = 0;
+  uint64_t written = 0;
   for (int i = 0; i < 8; ++i) {
     round |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
     node |= uint64_t{static_cast<uint8_t>(bytes[8 + i])} << (8 * i);
+    if (bytes.size() == 24) written |= uint64_t{static_cast<uint8_t>(bytes[16 + i])} << (8 * i);
   }
   if (round > kMaxRound || node >= (uint64_t{1} << kNodeBits)) {
     return Status::corruption("paxos durable state: ballot out of range");
   }
-  return DurableState{Ballot{round, NodeId(node)}};
+  return DurableState{Ballot{round, NodeId(node)}, LogIndex(written)};
 }
 
 }  // namespace chorus::paxos

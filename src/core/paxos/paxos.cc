@@ -85,6 +85,7 @@ std::optional<PValue> decode_slot(const core::Entry& e) {
 Paxos::Paxos(Config cfg, Prng prng, PersistentState st) : cfg_(std::move(cfg)), prng_(prng) {
   CHORUS_ASSERT_MSG(cfg_.validate().is_ok(), "invalid paxos config");
   promised_ = st.durable.promised;
+  written_through_ = st.durable.written_through;
   durable_promised_ = promised_;
   prev_durable_ = st.durable;
   highest_seen_ = promised_;
@@ -101,6 +102,8 @@ Paxos::Paxos(Config cfg, Prng prng, PersistentState st) : cfg_(std::move(cfg)), 
     slots_[e.index] = Record{pv->ballot, pv->value};
     if (pv->ballot != kChosenBallot) highest_seen_ = std::max(highest_seen_, pv->ballot);
   }
+  disk_high_ = handed_last_;
+  if (written_through_ > handed_last_) amnesic_through_ = written_through_;
   // What the host applied was chosen, and applied only once durable.
   applied_ = std::max(st.applied, snapshot_index_);
   chosen_through_ = applied_;
@@ -189,7 +192,9 @@ bool Paxos::has_ready() const {
       pending_install_ || unstable_from_ || applied_ < chosen_through_) {
     return true;
   }
-  if (promised_ != prev_durable_.promised || soft_state() != prev_soft_) return true;
+  if ((DurableState{promised_, written_through_}) != prev_durable_ || soft_state() != prev_soft_) {
+    return true;
+  }
   const auto* l = std::get_if<Leader>(&role_);
   return l != nullptr && (l->accepts_pending || l->commit_pending);
 }
@@ -224,9 +229,24 @@ Ready Paxos::ready() {
   flush_outbox();
   Ready rd;
   core::report_soft_state(rd, soft_state(), prev_soft_, role_reason_);
-  const DurableState durable{promised_};
+  // The host cuts a log's tail durably before it syncs the new copy, and
+  // replaces the whole log for a snapshot: a crash in between loses slots
+  // this acceptor accepted (found by the simulator). Before such a Ready,
+  // one that makes written_through cover every slot on disk, so that a
+  // restart can tell it may have lost some (amnesic_through()).
+  const bool rewrites =
+      pending_install_.has_value() ||
+      (unstable_from_ && std::min(*unstable_from_, handed_last_.next()) <= handed_last_);
+  const bool guard_first = rewrites && written_through_ < disk_high_;
+  if (guard_first) written_through_ = disk_high_;
+  const DurableState durable{promised_, written_through_};
   if (durable != prev_durable_) rd.durable_state = durable;
   prev_durable_ = durable;
+  if (guard_first) {
+    rd.messages = std::exchange(msgs_, {});
+    ready_outstanding_ = true;
+    return rd;  // the rewrite, and all that waits on it, in the next Ready
+  }
   if (pending_install_) {
     rd.snapshot = std::move(*pending_install_);
     pending_install_.reset();
@@ -245,6 +265,7 @@ Ready Paxos::ready() {
     }
     unstable_from_.reset();
     handed_last_ = std::max(handed_last_, last);
+    disk_high_ = std::max(disk_high_, last);
   }
   rd.messages = std::exchange(msgs_, {});
   rd.messages_after_persist = std::exchange(msgs_after_persist_, {});
@@ -387,6 +408,8 @@ void Paxos::on_prepare(const Message& m, const Prepare& p) {
     send(m.from, Nack{p.ballot, promised_});
     return;
   }
+  // An acceptor that may have lost accepted slots answers nothing for them.
+  if (!may_promise_from(p.first_slot)) return;
   if (p.ballot > promised_) reset_timer();  // give the new proposer a chance
   promise_at_least(p.ballot, m.from);
   // The promise leaves only once durable (messages_after_persist).
@@ -462,6 +485,9 @@ void Paxos::advance_chosen_prefix() {
       l->read_slots.erase(it);
     }
   }
+  // Every slot through amnesic_through_ is now learned as chosen: whatever
+  // this acceptor lost there, a Promise reports the chosen values instead.
+  if (amnesic_through_ && chosen_through_ >= *amnesic_through_) amnesic_through_.reset();
 }
 
 void Paxos::learn_commit(Ballot b, LogIndex commit, bool may_catch_up) {

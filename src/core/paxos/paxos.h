@@ -121,6 +121,9 @@ class Paxos {
       .lease_reads = false,
       .linearizable = true,
       .may_lose_acknowledged_writes = false,
+      // Slots are independent: an entry's term is its accepted ballot, which
+      // says nothing about the entries before it.
+      .log_matching = false,
   };
   static std::string encode_durable(const DurableState& ds) { return encode_durable_state(ds); }
   static Result<DurableState> decode_durable(std::string_view b) { return decode_durable_state(b); }
@@ -166,6 +169,15 @@ class Paxos {
   Ballot ballot() const;
   NodeId leader() const { return leader_; }
   LogIndex chosen_through() const { return chosen_through_; }
+  // Slots through here are in the host's snapshot (and no longer held).
+  LogIndex snapshot_index() const { return snapshot_index_; }
+  // Set after a restart that found the log ending below the durable
+  // written_through: a crash cut a tail rewrite short, and slots up to it
+  // this acceptor had accepted may be lost. Until it has learned every slot
+  // through it as chosen it answers no Prepare from a slot at or below it,
+  // nor counts its own promise (its report could omit a chosen value; Paxos
+  // Made Live §5.1 keeps a replica that lost its disk from voting likewise).
+  std::optional<LogIndex> amnesic_through() const { return amnesic_through_; }
   LogIndex applied() const { return applied_; }
   // The (ballot, value) this acceptor holds at `slot`, if any.
   std::optional<PValue> accepted(LogIndex slot) const;
@@ -238,6 +250,10 @@ class Paxos {
   void broadcast_heartbeat(Leader& l);
   void on_self_durable(const Ready& rd);
   size_t majority() const { return cfg_.members.size() / 2 + 1; }
+  // Whether this acceptor may promise for every slot from `first` on.
+  bool may_promise_from(LogIndex first) const {
+    return !amnesic_through_ || first > *amnesic_through_;
+  }
   Ballot next_ballot() const;
 
   void send(NodeId to, Body body);
@@ -246,9 +262,13 @@ class Paxos {
   Config cfg_;
   Prng prng_;
 
-  // Acceptor state. Durable: promised_ and every record in slots_.
+  // Acceptor state. Durable: promised_, written_through_ and every record
+  // in slots_.
   Ballot promised_;
-  std::map<LogIndex, Record> slots_;  // slots after snapshot_index_ that hold a value
+  LogIndex written_through_;                 // as handed in the durable state
+  LogIndex disk_high_;                       // the highest slot ever handed to the host
+  std::optional<LogIndex> amnesic_through_;  // see amnesic_through()
+  std::map<LogIndex, Record> slots_;         // slots after snapshot_index_ that hold a value
 
   // Learner state (volatile; rebuilt from the host's applied index).
   LogIndex snapshot_index_;  // slots through here are in the host's snapshot

@@ -148,7 +148,8 @@ void Paxos::on_nack(const Nack& n) {
 
 void Paxos::on_self_durable(const Ready& rd) {
   if (auto* p = std::get_if<Preparing>(&role_)) {
-    if (durable_promised_ == p->ballot && !p->promises.contains(cfg_.id)) {
+    if (durable_promised_ == p->ballot && !p->promises.contains(cfg_.id) &&
+        may_promise_from(p->first_slot)) {
       on_promise(*p, cfg_.id, make_promise(p->ballot, p->first_slot));
     }
     return;

@@ -56,12 +56,21 @@ TEST(Ballot, OrderedByRoundThenNodeAndPackingKeepsOrder) {
 }
 
 TEST(DurableState, RoundTripsAndRejectsCorruption) {
-  const DurableState ds{bal(42, 3)};
-  const Result<DurableState> back = Paxos::decode_durable(Paxos::encode_durable(ds));
-  ASSERT_TRUE(back.is_ok());
-  EXPECT_EQ(back.value(), ds);
+  for (const DurableState ds :
+       {DurableState{bal(42, 3), LogIndex(0)}, DurableState{bal(42, 3), LogIndex(1000)}}) {
+    const Result<DurableState> back = Paxos::decode_durable(Paxos::encode_durable(ds));
+    ASSERT_TRUE(back.is_ok());
+    EXPECT_EQ(back.value(), ds);
+  }
   EXPECT_FALSE(Paxos::decode_durable("short").is_ok());
   EXPECT_FALSE(Paxos::decode_durable(std::string(16, '\xff')).is_ok());
+}
+
+TEST(DurableState, ANewNodesEmptyStateDecodesToTheNullPromise) {
+  // The host hands a node that never saved its state empty bytes.
+  const Result<DurableState> fresh = Paxos::decode_durable("");
+  ASSERT_TRUE(fresh.is_ok());
+  EXPECT_TRUE(fresh.value().promised.is_null());
 }
 
 TEST(SlotCodec, MatchesTheWorkedExampleInTheFormatDoc) {
@@ -70,7 +79,7 @@ TEST(SlotCodec, MatchesTheWorkedExampleInTheFormatDoc) {
       encode_slot(LogIndex(7), bal(3, 2), Value{bal(2, 1), EntryType::kNormal, "SET k v"});
   EXPECT_EQ(e.term, Term(0x30002));
   EXPECT_EQ(e.data, std::string("\x01\x00\x02\x00\x00\x00\x00\x00SET k v", 15));
-  EXPECT_EQ(Paxos::encode_durable(DurableState{bal(3, 2)}),
+  EXPECT_EQ(Paxos::encode_durable(DurableState{bal(3, 2), LogIndex(0)}),
             std::string("\x03\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0", 16));
 }
 
@@ -169,6 +178,55 @@ TEST(PaxosAcceptor, CrashRestartKeepsItsPromise) {
     restarted.tick();
   }
   EXPECT_GT(restarted.ballot(), bal(5, 3));
+}
+
+// The host rewrites a log's tail by cutting it durably and then syncing the
+// new copy; a crash in between loses accepted slots past the cut (found by
+// the simulator). The acceptor first makes written_through cover them, so
+// after such a crash it knows, and promises nothing for them — its Promise
+// could omit a chosen value — until it has learned them chosen.
+TEST(PaxosAcceptor, AcceptorThatLostSlotsInARewriteCrashPromisesNothingForThemUntilRelearned) {
+  Paxos a(config3(2), Prng(1));
+  const Value v1{bal(1, 1), EntryType::kNormal, "one"};
+  const Value v2{bal(1, 1), EntryType::kNormal, "two"};
+  // Slot 2 arrives first: the log is a hole at 1, then slot 2.
+  a.step(msg(1, 2, Accept{bal(1, 1), {PValue{LogIndex(2), bal(1, 1), v2}}, LogIndex(0)}));
+  Ready rd = drain(a);
+  ASSERT_EQ(rd.entries.size(), 2u);
+  // Slot 1 arrives: slot 2 must be written again behind it.
+  a.step(msg(1, 2, Accept{bal(1, 1), {PValue{LogIndex(1), bal(1, 1), v1}}, LogIndex(0)}));
+  rd = drain(a);
+  ASSERT_TRUE(rd.durable_state.has_value());
+  EXPECT_EQ(rd.durable_state->written_through, LogIndex(2)) << "slot 2 is on disk";
+  EXPECT_TRUE(rd.entries.empty()) << "the rewrite waits until the mark is durable";
+  EXPECT_TRUE(rd.messages_after_persist.empty());
+  const DurableState disk = *rd.durable_state;
+  rd = drain(a);
+  ASSERT_EQ(rd.entries.size(), 2u);
+  EXPECT_EQ(rd.entries.front().index, LogIndex(1));
+  ASSERT_EQ(rd.messages_after_persist.size(), 1u);
+  // The host cut slot 2 durably and crashed before the new copy was synced.
+  Paxos b(config3(2), Prng(2), PersistentState{disk, std::nullopt, {}, LogIndex(0)});
+  EXPECT_EQ(b.amnesic_through(), LogIndex(2));
+  b.step(msg(3, 2, Prepare{bal(2, 3), LogIndex(1)}));
+  rd = drain(b);
+  for (const Message& m : rd.messages_after_persist) {
+    EXPECT_EQ(body<Promise>(m), nullptr) << "a Promise reporting slot 2 empty";
+  }
+  // Once it has learned slots 1 and 2 chosen it promises again, reporting them.
+  b.step(msg(
+      1, 2,
+      Decide{{PValue{LogIndex(1), kChosenBallot, v1}, PValue{LogIndex(2), kChosenBallot, v2}}}));
+  drain(b);
+  EXPECT_FALSE(b.amnesic_through().has_value());
+  b.step(msg(3, 2, Prepare{bal(3, 3), LogIndex(1)}));
+  rd = drain(b);
+  ASSERT_EQ(rd.messages_after_persist.size(), 1u);
+  const auto* pr = body<Promise>(rd.messages_after_persist[0]);
+  ASSERT_NE(pr, nullptr);
+  ASSERT_EQ(pr->accepted.size(), 2u);
+  EXPECT_EQ(pr->accepted[1].value, v2);
+  EXPECT_EQ(pr->accepted[1].ballot, kChosenBallot);
 }
 
 TEST(PaxosProposer, PrepareLeavesOnlyOnceItsBallotIsDurable) {

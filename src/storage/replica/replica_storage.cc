@@ -80,7 +80,7 @@ Status ReplicaStorage::recover(const ReplicaStorageOptions& options) {
         fmt::format("{}: the log starts at {} but the snapshot ends at {}: entries are missing",
                     dir_, wal_->first_index().value(), snap_index.value()));
   }
-  if (recovered_.snapshot) {
+  if (recovered_.snapshot && options.log_matching) {
     CHORUS_RETURN_IF_ERROR(
         drop_log_diverging_from(*wal_, recovered_.snapshot->meta, &recovered_.notes));
   }

@@ -40,6 +40,9 @@
 //   * the log starts at i+1: kept — it was cut there for a snapshot through
 //     i, and every snapshot through i covers the same committed entry;
 //   * the log starts after i+1: open fails (entries are missing).
+// An engine without Log Matching (options.log_matching false) keeps every
+// entry after i in the first two cases: its entries are independent records
+// that stay true whatever the snapshot says.
 //
 // Fail-stop: after any failed write or sync, every later persist fails
 // (healthy() is false). The node must stop and recover; it never retries.
@@ -76,6 +79,13 @@ namespace chorus::storage {
 struct ReplicaStorageOptions {
   WalOptions wal;
   SnapshotStoreOptions snapshots;
+  // The engine's entries obey Log Matching (core::Capabilities::log_matching):
+  // recovery may judge the log past a snapshot by the term at its index (see
+  // the class comment). When false — Multi-Paxos, whose entries are an
+  // acceptor's independent slots and whose terms are accepted ballots, not
+  // the snapshot's — every entry past the snapshot is kept: dropping one
+  // would make an acceptor forget a value it accepted.
+  bool log_matching = true;
 };
 
 // What recovery found.

@@ -317,6 +317,37 @@ TEST_F(ReplicaStorageTest, EntriesPastTheSnapshotWithTheSameTermAtItsIndexAreKep
   EXPECT_TRUE(r.notes.empty()) << join(r.notes);
 }
 
+// Multi-Paxos (log_matching false): an entry's term is the ballot its slot
+// was accepted at, and the snapshot's is the origin ballot of the value
+// applied there, so they differ at the snapshot's index as a rule. Every
+// slot past the snapshot is an acceptance the acceptor must not forget —
+// after a local snapshot (the log is kept back to the previous one) and
+// after a crash in the middle of an install alike. (Found by the
+// simulator: a restarted acceptor lost the slots it had accepted past its
+// newest snapshot.)
+TEST_F(ReplicaStorageTest, PaxosSlotsPastTheSnapshotAreKeptWhateverTheTermAtItsIndex) {
+  options_.log_matching = false;
+  {
+    auto s = open();
+    ASSERT_TRUE(s->persist(std::nullopt, entries(1, 30, 7), std::nullopt).is_ok());
+    ASSERT_TRUE(s->save_snapshot({LogIndex(12), Term(5)}, "state@12").is_ok());
+  }
+  env_.crash();
+  {
+    Recovered r = open()->take_recovered();
+    ASSERT_TRUE(r.snapshot.has_value());
+    EXPECT_EQ(r.snapshot->meta.index, LogIndex(12));
+    EXPECT_EQ(r.entries, entries(13, 30, 7)) << join(r.notes);
+  }
+  write_snapshot_but_keep_the_log(20, 9);
+  env_.crash();
+  Recovered r = open()->take_recovered();
+  ASSERT_TRUE(r.snapshot.has_value());
+  EXPECT_EQ(r.snapshot->meta.index, LogIndex(20));
+  EXPECT_EQ(r.entries, entries(21, 30, 7)) << join(r.notes);
+  EXPECT_TRUE(r.notes.empty()) << join(r.notes);
+}
+
 // The log ends before the snapshot (1..5, snapshot through 10): nothing is
 // past the snapshot, the old prefix is covered by it, and the log continues
 // at 11.
