@@ -405,6 +405,14 @@ template <AckRule R>
 void PrimaryBackup<R>::handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
                                            const AppendResponse& r) {
   if (r.hint_term == Term(0)) {
+    // Its log ends at hint. Below the match: a refusal sent before it caught
+    // up (delayed), or it has since installed our snapshot, which replaced
+    // its whole log — and an acknowledgement it sent before the install
+    // raised the match past what it holds. Resending from match + 1 then
+    // drew the same refusal forever, at network speed (simulator, semi-sync
+    // seed 4344). Start from what it says it holds: a stale refusal costs a
+    // resend, and a lower match only counts fewer acknowledgements.
+    if (r.hint < pr.match) pr.match = r.hint;
     pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
     send_append(p, from, pr, true);
     return;

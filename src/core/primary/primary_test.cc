@@ -743,6 +743,40 @@ TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
   EXPECT_EQ(sent->meta.index, LogIndex(4));
 }
 
+// A backup that installed our snapshot has a log that ends there, though
+// an acknowledgement it sent before the install may have raised its match
+// past it. Its "log ends at hint" refusal must move the primary back to
+// what it holds: resending from the old match drew the same refusal forever
+// (simulator, semi-sync seed 4344: a storm of appends and refusals).
+TEST(Failover, ABackupWhoseLogEndsBelowItsMatchIsSentWhatFollowsItsEnd) {
+  Group<AckRule::kAsync> g(3);
+  g.appoint(2, 1);
+  for (const char* v : {"a", "b", "c", "d"}) g.propose(1, v);
+  g.stabilize();
+  const LogIndex last = g.node(1).log().last_index();
+  ASSERT_GT(last, LogIndex(3));
+  AppendResponse r;
+  r.refusal = Refusal::kLogMismatch;
+  r.hint = LogIndex(2);
+  r.hint_term = Term(0);
+  g.node(1).step(Message{NodeId(2), NodeId(1), Epoch(2), r});
+  std::vector<Message> out = g.node(1).take_messages();
+  while (g.node(1).has_ready()) {
+    Ready rd = g.node(1).ready();
+    out.insert(out.end(), rd.messages.begin(), rd.messages.end());
+    out.insert(out.end(), rd.messages_after_persist.begin(), rd.messages_after_persist.end());
+    g.node(1).advance(rd);
+  }
+  bool resent = false;
+  for (const auto& m : out) {
+    const auto* a = std::get_if<Append>(&m.body);
+    if (a == nullptr || m.to != NodeId(2)) continue;
+    EXPECT_EQ(a->prev_index, LogIndex(2)) << "resent after the old match";
+    resent = true;
+  }
+  EXPECT_TRUE(resent);
+}
+
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {
   Group<AckRule::kSyncAll> g(3);
   g.appoint(3, 1);
