@@ -71,9 +71,9 @@ std::string describe(const Message& m) {
             return fmt::format("{} e={} session={}", head, e.epoch, e.session);
           },
           [&](const AckEpoch& a) {
-            return fmt::format("{} e={} session={} current_epoch={} last={} @{}", head, a.epoch,
+            return fmt::format("{} e={} session={} current_epoch={} last={} @{}{}", head, a.epoch,
                                a.session, a.current_epoch, to_string(a.last_zxid),
-                               a.last_index.value());
+                               a.last_index.value(), a.already_accepted ? " (not counted)" : "");
           },
           [&](const NewLeader& n) {
             return fmt::format("{} e={} session={} {} trunc=@{} entries={} commit={}{}", head,

@@ -305,6 +305,9 @@ class Zab {
   uint64_t logical_clock_ = 0;  // FLE's election round
   Vote vote_;                   // while LOOKING the proposal, after it the settled vote
   uint64_t session_ = 0;        // the follower's connection attempts
+  // The leader this incarnation acknowledged acceptedEpoch to when it
+  // raised it (the only one its ACK-E for that epoch may count for).
+  std::optional<NodeId> epoch_acked_to_;
   RoleState role_{Looking{}};
   std::optional<core::SnapshotRef> snapshot_;         // latest snapshot, for SNAP
   std::optional<core::SnapshotRef> pending_install_;  // a leader's SNAP, for the host

@@ -48,6 +48,17 @@ void Zab::on_new_epoch(Following& f, const NewEpoch& e) {
                                f.leader.value(), e.epoch, accepted_epoch_));
     return;
   }
+  // Learner.registerWithLeader: an epoch equal to the one we accepted may
+  // be one we acknowledged to another leader that picked the same e' (two
+  // leaders elected by overlapping quorums before either's NEWEPOCH
+  // arrived). Acknowledging it again as a full ACK-E would let both
+  // establish e' and commit different proposals at the same zxid, so the
+  // ACK-E says it must not count. The exception is a leader we already
+  // acknowledged e' to in this incarnation (our ACK-E may have been lost):
+  // we never acknowledged e' to anyone else, since we refuse a second.
+  const bool already_accepted =
+      e.epoch == accepted_epoch_ && !(epoch_acked_to_ && *epoch_acked_to_ == f.leader);
+  if (e.epoch > accepted_epoch_) epoch_acked_to_ = f.leader;
   // The acceptedEpoch is persisted before the ACK-E leaves: this Ready's
   // durable_state carries it, the AckEpoch waits for its fsync.
   accepted_epoch_ = e.epoch;
@@ -58,8 +69,8 @@ void Zab::on_new_epoch(Following& f, const NewEpoch& e) {
   f.epoch = e.epoch;
   f.phase = Phase::kSynchronization;
   f.attempt_ticks = 0;
-  send_after_persist(f.leader,
-                     AckEpoch{e.epoch, f.session, current_epoch_, last_zxid(), last_index()});
+  send_after_persist(f.leader, AckEpoch{e.epoch, f.session, current_epoch_, last_zxid(),
+                                        last_index(), already_accepted});
 }
 
 bool Zab::apply_sync(const NewLeader& n) {

@@ -61,7 +61,9 @@ void Zab::on_ack_epoch(Leading& l, NodeId from, const AckEpoch& a) {
     return;
   }
   const Zxid mine = last_zxid();
-  if (l.phase == Phase::kDiscovery &&
+  // Leader.waitForEpochAck skips an ACKEPOCH with epoch -1 for the checks
+  // and the count: that follower may have acknowledged e' to another leader.
+  if (l.phase == Phase::kDiscovery && !a.already_accepted &&
       std::tie(a.current_epoch, a.last_zxid) > std::tie(current_epoch_, mine)) {
     // Leader.waitForEpochAck: a follower ahead of the leader means the
     // election was decided on stale information; elect again.
@@ -73,7 +75,7 @@ void Zab::on_ack_epoch(Leading& l, NodeId from, const AckEpoch& a) {
   lr.stage = Learner::Stage::kEpochAcked;
   lr.peer_last_zxid = a.last_zxid;
   lr.peer_last_index = a.last_index;
-  l.epoch_acks.insert(from);
+  if (!a.already_accepted) l.epoch_acks.insert(from);
   if (l.phase == Phase::kDiscovery) {
     if (l.epoch_acks.size() >= quorum()) start_synchronization(l);
   } else {

@@ -244,6 +244,56 @@ TEST(ZabDiscovery, Zab_FollowerRefusesNewEpochBelowItsAcceptedEpoch) {
   EXPECT_TRUE(find<AckEpoch>(drain(z).messages_after_persist).empty());
 }
 
+// Two leaders elected by overlapping quorums may fix the same e' (each
+// from acceptedEpochs below it). A follower that already accepted e'
+// answers a NEWEPOCH(e') with an ACK-E marked not to count
+// (Learner.registerWithLeader's epoch -1); the leader synchronizes it but
+// needs a quorum of counted ACK-Es, so e' is established at most once.
+TEST(ZabDiscovery, Zab_EqualEpochIsAcknowledgedButNotCounted) {
+  Zab f(config3(2), state(3, 2, {}));
+  const uint64_t s = follow(f, 1, 3, 2);
+  f.step(msg(1, 2, NewEpoch{3, s, std::nullopt, 0}));
+  const auto acks = find<AckEpoch>(drain(f).messages_after_persist);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_TRUE(acks[0].second.already_accepted) << "acceptedEpoch was already 3";
+  EXPECT_EQ(f.server_state(), ServerState::kFollowing) << "it may still sync with this leader";
+
+  Zab l(config3(1), state(2, 2, {}));
+  settle_leading(l);
+  l.step(msg(2, 1, FollowerInfo{2, 7}));
+  drain(l);
+  ASSERT_EQ(l.accepted_epoch(), 3u);
+  l.step(msg(2, 1, AckEpoch{3, 7, 2, Zxid{}, LogIndex(0), true}));
+  EXPECT_EQ(l.phase(), Phase::kDiscovery) << "an ACK-E that does not count established e'";
+  EXPECT_EQ(l.current_epoch(), 2u);
+  EXPECT_TRUE(find<NewLeader>(drain(l).messages_after_persist).empty());
+  // A counted ACK-E completes the quorum; the other follower is synced too.
+  l.step(msg(3, 1, FollowerInfo{2, 9}));
+  drain(l);
+  l.step(msg(3, 1, AckEpoch{3, 9, 2, Zxid{}, LogIndex(0)}));
+  EXPECT_EQ(l.phase(), Phase::kSynchronization);
+  EXPECT_EQ(find<NewLeader>(drain(l).messages_after_persist).size(), 2u);
+}
+
+// The exception: a follower that raised its acceptedEpoch for this very
+// leader (in this incarnation) acknowledged e' to no one else, so its
+// ACK-E counts again when it reconnects (the first one may have been lost).
+TEST(ZabDiscovery, Zab_ReconnectingToTheSameLeaderAcknowledgesTheEpochAgain) {
+  Zab f(config3(2), state(2, 2, {}));
+  const uint64_t s = follow(f, 1, 3, 2);
+  f.step(msg(1, 2, NewEpoch{3, s, std::nullopt, 0}));
+  auto acks = find<AckEpoch>(drain(f).messages_after_persist);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_FALSE(acks[0].second.already_accepted);
+  for (uint32_t i = 0; i < f.config().handshake_retry_ticks; ++i) f.tick();
+  const auto infos = find<FollowerInfo>(drain(f).messages);
+  ASSERT_EQ(infos.size(), 1u);
+  f.step(msg(1, 2, NewEpoch{3, infos[0].second.session, std::nullopt, 0}));
+  acks = find<AckEpoch>(drain(f).messages_after_persist);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_FALSE(acks[0].second.already_accepted);
+}
+
 TEST(ZabDiscovery, Zab_LeaderProposesOneAboveEveryAcceptedEpochOfItsQuorum) {
   Zab z(config3(1), state(3, 3, {}));
   settle_leading(z);
