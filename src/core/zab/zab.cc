@@ -289,12 +289,14 @@ Ready Zab::ready() {
   rd.reads = std::exchange(reads_, {});
   rd.outcomes = std::exchange(outcomes_, {});
   ready_outstanding_ = true;
+  ++readies_taken_;
   return rd;
 }
 
 void Zab::advance(const Ready& rd) {
   CHORUS_ASSERT(ready_outstanding_);
   ready_outstanding_ = false;
+  ++readies_advanced_;
   if (rd.durable_state) {
     // Invariant: the durable epochs only grow, and never pass the live ones.
     CHORUS_ASSERT(rd.durable_state->accepted_epoch >= durable_.accepted_epoch);
@@ -338,6 +340,19 @@ void Zab::send(NodeId to, Body body) {
 void Zab::send_after_persist(NodeId to, Body body) {
   CHORUS_ASSERT(to != cfg_.id);
   msgs_after_persist_.push_back(Message{cfg_.id, to, std::move(body)});
+}
+
+// A message queued after persist leaves with the next Ready, after its
+// fsync; one queued plainly may leave at once (take_messages), before the
+// outstanding Ready's. So while a learner has a message waiting for a Ready
+// not yet advanced (its NewLeader), the rest queue behind it.
+void Zab::send_learner(Learner& lr, NodeId to, Body body, bool after_persist) {
+  if (after_persist || readies_advanced_ < lr.after_persist_until) {
+    lr.after_persist_until = readies_taken_ + 1;
+    send_after_persist(to, std::move(body));
+  } else {
+    send(to, std::move(body));
+  }
 }
 
 void Zab::step(const Message& m) {

@@ -217,6 +217,10 @@ class Zab {
     LogIndex peer_last_index;
     LogIndex acked;           // cumulative Ack; Invariant: acked <= leader's last index
     bool forwarding = false;  // receives Proposals and Commits (its sync was complete)
+    // The Ready that carries the last message queued to it after persist
+    // (NewEpoch, NewLeader): until that Ready is advanced, everything else
+    // to it queues after persist too, so nothing overtakes its NewLeader.
+    uint64_t after_persist_until = 0;
     uint32_t idle_ticks = 0;  // since we last heard from it
   };
   struct Leading {
@@ -289,6 +293,8 @@ class Zab {
 
   void send(NodeId to, Body body);
   void send_after_persist(NodeId to, Body body);
+  // The leader's sends to a learner, in FIFO order (LearnerHandler's queue).
+  void send_learner(Learner& lr, NodeId to, Body body, bool after_persist = false);
 
   Config cfg_;
 
@@ -325,6 +331,8 @@ class Zab {
   core::SoftState prev_soft_;
   std::string role_reason_;
   bool ready_outstanding_ = false;
+  uint64_t readies_taken_ = 0;     // ready() calls
+  uint64_t readies_advanced_ = 0;  // advance() calls
 };
 
 static_assert(core::Engine<Zab>);

@@ -25,7 +25,9 @@ void Zab::become_leading(std::string why) {
 void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   if (from != cfg_.id) {
     Learner& lr = l.learners[from];
+    const uint64_t after_persist_until = lr.after_persist_until;
     lr = Learner{};
+    lr.after_persist_until = after_persist_until;
     lr.session = fi.session;
     lr.accepted_epoch = fi.accepted_epoch;
   }
@@ -40,7 +42,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
     accepted_epoch_ = l.epoch;
     l.epoch_acks.insert(cfg_.id);
     for (auto& [id, lr] : l.learners) {
-      send_after_persist(id, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
+      send_learner(lr, id, NewEpoch{l.epoch, lr.session, vote_, logical_clock_}, true);
       lr.stage = Learner::Stage::kEpochSent;
     }
     if (l.epoch_acks.size() >= quorum()) start_synchronization(l);
@@ -48,7 +50,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   }
   if (from == cfg_.id) return;
   Learner& lr = l.learners.at(from);
-  send_after_persist(from, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
+  send_learner(lr, from, NewEpoch{l.epoch, lr.session, vote_, logical_clock_}, true);
   lr.stage = Learner::Stage::kEpochSent;
 }
 
@@ -132,9 +134,12 @@ void Zab::send_new_leader(Leading& l, NodeId to, Learner& lr) {
   for (LogIndex i = start.next(); i <= end; i = i.next()) n.entries.push_back(entry(i));
   n.complete = end == last_index();
   lr.stage = Learner::Stage::kSyncSent;
-  // Proposals made from now on reach it too (LearnerHandler.startForwarding).
+  // Proposals made from now on reach it too (LearnerHandler.startForwarding),
+  // queued behind the NewLeader: one that overtook it would be dropped (not
+  // yet acknowledged NEWLEADER) and the next seen as a gap, and under steady
+  // writes the follower would reconnect forever.
   lr.forwarding = n.complete;
-  send_after_persist(to, std::move(n));
+  send_learner(lr, to, std::move(n), true);
 }
 
 void Zab::on_new_leader_ack(Leading& l, NodeId from, const NewLeaderAck& a) {
@@ -151,7 +156,7 @@ void Zab::on_new_leader_ack(Leading& l, NodeId from, const NewLeaderAck& a) {
   lr.acked = std::max(lr.acked, a.last_index);
   l.newleader_acks.insert(from);
   if (l.phase == Phase::kBroadcast) {
-    send(from, UpToDate{l.epoch, lr.session, commit_});
+    send_learner(lr, from, UpToDate{l.epoch, lr.session, commit_});
     update_commit(l);
   } else {
     check_established(l);
@@ -172,7 +177,9 @@ void Zab::check_established(Leading& l) {
   set_commit(l.initial_last);
   role_reason_ = fmt::format("epoch {} established by a quorum", l.epoch);
   for (auto& [id, lr] : l.learners) {
-    if (lr.stage == Learner::Stage::kSynced) send(id, UpToDate{l.epoch, lr.session, commit_});
+    if (lr.stage == Learner::Stage::kSynced) {
+      send_learner(lr, id, UpToDate{l.epoch, lr.session, commit_});
+    }
   }
 }
 
@@ -226,7 +233,7 @@ void Zab::broadcast_proposals(Leading& l) {
              i = i.next()) {
           p.entries.push_back(entry(i));
         }
-        send(id, std::move(p));
+        send_learner(lr, id, std::move(p));
       }
     }
   }
@@ -234,7 +241,7 @@ void Zab::broadcast_proposals(Leading& l) {
     l.commit_pending = false;
     for (auto& [id, lr] : l.learners) {
       if (lr.stage == Learner::Stage::kSynced) {
-        send(id, Commit{l.epoch, zxid_at(commit_), commit_});
+        send_learner(lr, id, Commit{l.epoch, zxid_at(commit_), commit_});
       }
     }
   }
@@ -262,8 +269,10 @@ void Zab::tick_leading(Leading& l) {
   }
   if (++l.ping_elapsed_ticks >= cfg_.ping_interval_ticks) {
     l.ping_elapsed_ticks = 0;
-    for (const auto& [id, lr] : l.learners) {
-      if (lr.stage == Learner::Stage::kSynced) send(id, Ping{l.epoch, commit_, last_index()});
+    for (auto& [id, lr] : l.learners) {
+      if (lr.stage == Learner::Stage::kSynced) {
+        send_learner(lr, id, Ping{l.epoch, commit_, last_index()});
+      }
     }
   }
 }

@@ -530,6 +530,46 @@ TEST(ZabBroadcast, Zab_LeaderCommitsInZxidOrderWhatAQuorumAcked) {
   EXPECT_EQ(z.commit_index(), LogIndex(2));
 }
 
+// A follower joining an established epoch gets its NewLeader after the
+// leader's next fsync; proposals made meanwhile must queue behind it
+// (LearnerHandler's FIFO queue). One that overtook it would be dropped
+// (NEWLEADER not yet acknowledged) and the next one seen as a gap.
+TEST(ZabBroadcast, Zab_NoMessageOvertakesALearnersNewLeader) {
+  Zab z(config3(1));
+  lead_until_sync(z);
+  drain(z);
+  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
+  drain(z);
+  const uint64_t e = z.current_epoch();
+  ASSERT_EQ(z.propose("a").status, ProposeStatus::kAccepted);
+  drain(z);
+  z.step(msg(3, 1, FollowerInfo{0, 9}));
+  drain(z);
+  const Ready held = z.ready();  // a slow fsync
+  z.step(msg(3, 1, AckEpoch{e, 9, 0, Zxid{}, LogIndex(0)}));
+  auto to3 = [](const std::vector<Message>& ms) {
+    std::vector<std::string> out;
+    for (const Message& m : ms) {
+      if (m.to == NodeId(3)) out.emplace_back(message_name(m.body));
+    }
+    return out;
+  };
+  ASSERT_EQ(z.propose("b").status, ProposeStatus::kAccepted);
+  EXPECT_TRUE(to3(z.take_messages()).empty()) << "a Proposal left before the NewLeader";
+  z.advance(held);
+  ASSERT_EQ(z.propose("c").status, ProposeStatus::kAccepted);
+  EXPECT_TRUE(to3(z.take_messages()).empty()) << "a Proposal left before the NewLeader";
+  const Ready rd = drain(z);
+  EXPECT_TRUE(to3(rd.messages).empty());
+  const auto after = to3(rd.messages_after_persist);
+  ASSERT_FALSE(after.empty());
+  EXPECT_EQ(after.front(), "NewLeader");
+  EXPECT_NE(std::find(after.begin(), after.end(), "Proposal"), after.end());
+  // Once that Ready is through, proposals to it leave at once again.
+  ASSERT_EQ(z.propose("d").status, ProposeStatus::kAccepted);
+  EXPECT_EQ(to3(z.take_messages()), std::vector<std::string>{"Proposal"});
+}
+
 TEST(ZabBroadcast, Zab_ReadIsAnsweredOnceItsNoopCommits) {
   Zab z(config3(1));
   lead_until_sync(z);
@@ -753,6 +793,35 @@ TEST(ZabScenario, RestartedNodesKeepTheirEpochsAndRejoin) {
     }
     return true;
   }));
+}
+
+// A follower rejoins while the leader takes writes every tick and its
+// fsync is slow (each Ready held until after the next write): every
+// proposal it makes while the rejoining follower's NewLeader waits for
+// that fsync must not overtake it, or the follower drops it, sees a gap
+// after its NewLeaderAck, reconnects, and meets the same race again.
+TEST(ZabScenario, FollowerRejoinsWhileWritesContinue) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.run_until_stable());
+  const uint64_t l = *c.leader();
+  const uint64_t f = l == 3 ? 2 : 3;
+  c.crash(f);
+  for (int i = 0; i < 5; ++i) c.propose(l, "before" + std::to_string(i));
+  c.restart(f);
+  c.hold(l);
+  int t = 0;
+  auto rejoined = [&] {
+    return c.zab(f).server_state() == ServerState::kFollowing &&
+           c.zab(f).phase() == Phase::kBroadcast && c.delivered_by(f, "w" + std::to_string(t - 5));
+  };
+  for (; t < 300 && !rejoined(); ++t) {
+    c.tick_all();
+    ASSERT_EQ(c.propose(l, "w" + std::to_string(t)).status, ProposeStatus::kAccepted) << c.dump();
+    c.release(l);
+    c.hold(l);
+  }
+  EXPECT_TRUE(rejoined()) << c.dump();
 }
 
 // A randomized run: lossy, duplicating, reordering network and crashes; the
