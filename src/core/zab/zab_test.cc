@@ -610,6 +610,22 @@ TEST(ZabBroadcast, Zab_LeaderGoesLookingWithoutASyncedQuorum) {
   EXPECT_EQ(rd.outcomes[0].status, ProposeStatus::kDropped);
 }
 
+// A LOOKING notification from our leader in a round no later than the one
+// we settled in was sent before it settled (delayed or duplicated): it
+// must not take us away from a healthy leader. A later round means the
+// leader looks again.
+TEST(ZabBroadcast, Zab_StaleLookingNotificationFromTheLeaderIsIgnored) {
+  Zab z(config3(2));
+  establish_follower(z, 1, 3, 1);
+  const uint64_t round = z.election_epoch();
+  const Vote own{NodeId(1), Zxid{}, 0};
+  z.step(msg(1, 2, Notification{own, round, ServerState::kLooking}));
+  EXPECT_EQ(z.server_state(), ServerState::kFollowing);
+  EXPECT_EQ(z.phase(), Phase::kBroadcast);
+  z.step(msg(1, 2, Notification{own, round + 1, ServerState::kLooking}));
+  EXPECT_EQ(z.server_state(), ServerState::kLooking);
+}
+
 TEST(ZabBroadcast, AOneMemberEnsembleLeadsAndCommitsAlone) {
   Config cfg;
   cfg.id = NodeId(1);
