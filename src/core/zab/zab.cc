@@ -64,6 +64,9 @@ Zab::Zab(Config cfg, PersistentState st) : cfg_(std::move(cfg)) {
   accepted_epoch_ = st.durable.accepted_epoch;
   current_epoch_ = st.durable.current_epoch;
   CHORUS_ASSERT(current_epoch_ <= accepted_epoch_);
+  // A new incarnation, persisted by the first Ready (before any FollowerInfo).
+  CHORUS_ASSERT_MSG(st.durable.incarnation < kMaxIncarnation, "zab incarnations exhausted");
+  incarnation_ = st.durable.incarnation + 1;
   durable_ = st.durable;
   prev_durable_ = st.durable;
   if (st.snapshot) {
@@ -235,7 +238,7 @@ bool Zab::has_ready() const {
       pending_install_ || unstable_from_ || applied_ < commit_) {
     return true;
   }
-  return DurableState{accepted_epoch_, current_epoch_} != prev_durable_ ||
+  return DurableState{accepted_epoch_, current_epoch_, incarnation_} != prev_durable_ ||
          soft_state() != prev_soft_;
 }
 
@@ -244,7 +247,7 @@ Ready Zab::ready() {
   if (auto* l = std::get_if<Leading>(&role_)) broadcast_proposals(*l);
   Ready rd;
   core::report_soft_state(rd, soft_state(), prev_soft_, role_reason_);
-  const DurableState ds{accepted_epoch_, current_epoch_};
+  const DurableState ds{accepted_epoch_, current_epoch_, incarnation_};
   CHORUS_ASSERT(ds.current_epoch <= ds.accepted_epoch);
   if (ds != prev_durable_) rd.durable_state = ds;
   prev_durable_ = ds;
@@ -302,6 +305,7 @@ void Zab::advance(const Ready& rd) {
     CHORUS_ASSERT(rd.durable_state->accepted_epoch >= durable_.accepted_epoch);
     CHORUS_ASSERT(rd.durable_state->current_epoch >= durable_.current_epoch);
     CHORUS_ASSERT(rd.durable_state->accepted_epoch <= accepted_epoch_);
+    CHORUS_ASSERT(rd.durable_state->incarnation >= durable_.incarnation);
     durable_ = *rd.durable_state;
   }
   if (rd.snapshot) durable_last_ = std::max(durable_last_, rd.snapshot->meta.index);

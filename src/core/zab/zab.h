@@ -310,7 +310,8 @@ class Zab {
   LogIndex applied_;            // handed to the host in Ready::committed; <= commit_
   uint64_t logical_clock_ = 0;  // FLE's election round
   Vote vote_;                   // while LOOKING the proposal, after it the settled vote
-  uint64_t session_ = 0;        // the follower's connection attempts
+  uint64_t incarnation_ = 0;    // durable: persisted +1 at start
+  uint64_t session_ = 0;        // the follower's connection attempts in this incarnation
   // The leader this incarnation acknowledged acceptedEpoch to when it
   // raised it (the only one its ACK-E for that epoch may count for).
   std::optional<NodeId> epoch_acked_to_;

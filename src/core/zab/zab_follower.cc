@@ -21,12 +21,20 @@ void Zab::become_following(NodeId leader, std::string why) {
 // A new connection attempt: FollowerInfo (CEPOCH) with our acceptedEpoch.
 void Zab::connect(Following& f) {
   f.phase = Phase::kDiscovery;
-  f.session = ++session_;
+  // Unique across incarnations, and growing: (incarnation, attempt).
+  CHORUS_ASSERT_MSG(session_ < kMaxCounter, "zab sessions exhausted");
+  f.session = (incarnation_ << 32) | ++session_;
   f.epoch = 0;
   f.acked_leader = false;
   f.attempt_ticks = 0;
   f.behind_pings = 0;
-  send(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  // The first session of an incarnation waits for the incarnation's fsync:
+  // a crash before it would reuse the session.
+  if (durable_.incarnation == incarnation_) {
+    send(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  } else {
+    send_after_persist(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  }
 }
 
 // Messages count only from the leader we follow, and (past discovery) only

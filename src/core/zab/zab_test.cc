@@ -131,7 +131,7 @@ TEST(Zxid, OrdersByEpochThenCounterAndPacksLikeZooKeeper) {
 }
 
 TEST(DurableState, RoundTripsAndRejectsCorruption) {
-  const DurableState ds{7, 6};
+  const DurableState ds{7, 6, 3};
   const Result<DurableState> back = Zab::decode_durable(Zab::encode_durable(ds));
   ASSERT_TRUE(back.is_ok());
   EXPECT_EQ(back.value(), ds);
@@ -292,6 +292,33 @@ TEST(ZabDiscovery, Zab_ReconnectingToTheSameLeaderAcknowledgesTheEpochAgain) {
   acks = find<AckEpoch>(drain(f).messages_after_persist);
   ASSERT_EQ(acks.size(), 1u);
   EXPECT_FALSE(acks[0].second.already_accepted);
+}
+
+// Sessions must be unique across incarnations: a reply to an earlier
+// incarnation's session must never match a later one's, and a leader must
+// tell a newer connection attempt from a stale one. Each start persists
+// one more incarnation before its first FollowerInfo leaves, and sessions
+// are (incarnation, attempt).
+TEST(ZabDiscovery, Zab_SessionsGrowAcrossRestarts) {
+  Zab a(config3(2));
+  const Ready first = drain(a);
+  ASSERT_TRUE(first.durable_state.has_value());
+  EXPECT_EQ(first.durable_state->incarnation, 1u);
+  const uint64_t s1 = follow(a, 1, 3);
+  PersistentState st;
+  st.durable = *first.durable_state;
+  Zab b(config3(2), st);
+  const Vote v{NodeId(1), Zxid{}, 0};
+  b.step(msg(3, 2, Notification{v, 1, ServerState::kFollowing}));
+  b.step(msg(1, 2, Notification{v, 1, ServerState::kLeading}));
+  ASSERT_EQ(b.server_state(), ServerState::kFollowing);
+  const Ready rd = drain(b);
+  ASSERT_TRUE(rd.durable_state.has_value());
+  EXPECT_EQ(rd.durable_state->incarnation, 2u);
+  EXPECT_TRUE(find<FollowerInfo>(rd.messages).empty()) << "left before its incarnation is durable";
+  const auto infos = find<FollowerInfo>(rd.messages_after_persist);
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_GT(infos[0].second.session, s1) << "a restarted follower reused a session";
 }
 
 TEST(ZabDiscovery, Zab_LeaderProposesOneAboveEveryAcceptedEpochOfItsQuorum) {
