@@ -24,6 +24,13 @@ void Zab::become_leading(std::string why) {
 // Phase 1: collect a quorum of acceptedEpochs, propose e' = max + 1.
 void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   if (from != cfg_.id) {
+    // Only a newer connection attempt replaces the learner's: a duplicated
+    // or delayed FollowerInfo would take a synced follower out of the
+    // quorum (sessions grow, also across the follower's restarts).
+    if (auto it = l.learners.find(from);
+        it != l.learners.end() && fi.session <= it->second.session) {
+      return;
+    }
     Learner& lr = l.learners[from];
     const uint64_t after_persist_until = lr.after_persist_until;
     lr = Learner{};

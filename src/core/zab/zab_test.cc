@@ -597,6 +597,32 @@ TEST(ZabBroadcast, Zab_NoMessageOvertakesALearnersNewLeader) {
   EXPECT_EQ(to3(z.take_messages()), std::vector<std::string>{"Proposal"});
 }
 
+// A duplicated or delayed FollowerInfo (a session not newer than the
+// learner's) leaves a synced follower synced; a newer one is a new
+// connection attempt and starts it over.
+TEST(ZabBroadcast, Zab_OnlyANewerFollowerInfoResetsALearner) {
+  Zab z(config3(1));
+  lead_until_sync(z);
+  drain(z);
+  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
+  drain(z);
+  const uint64_t e = z.current_epoch();
+  ASSERT_EQ(z.propose("a").status, ProposeStatus::kAccepted);
+  drain(z);
+  z.step(msg(2, 1, FollowerInfo{e, 7}));  // the duplicate
+  z.step(msg(2, 1, FollowerInfo{e, 6}));  // an older attempt, delayed
+  EXPECT_TRUE(find<NewEpoch>(drain(z).messages_after_persist).empty());
+  z.step(msg(2, 1, Ack{e, Zxid{e, 1}, LogIndex(1)}));
+  EXPECT_EQ(z.commit_index(), LogIndex(1)) << "the synced follower was reset";
+  ASSERT_EQ(z.propose("b").status, ProposeStatus::kAccepted);
+  drain(z);
+  z.step(msg(2, 1, FollowerInfo{e, 8}));
+  EXPECT_EQ(find<NewEpoch>(drain(z).messages_after_persist).size(), 1u);
+  z.step(msg(2, 1, Ack{e, Zxid{e, 2}, LogIndex(2)}));
+  EXPECT_EQ(z.commit_index(), LogIndex(1))
+      << "a reconnecting follower's Ack counts only once synced";
+}
+
 TEST(ZabBroadcast, Zab_ReadIsAnsweredOnceItsNoopCommits) {
   Zab z(config3(1));
   lead_until_sync(z);
