@@ -120,6 +120,16 @@ void lead_until_sync(Zab& z, uint64_t follower_accepted = 0) {
   z.step(msg(2, 1, AckEpoch{z.accepted_epoch(), 7, 0, Zxid{}, LogIndex(0)}));
 }
 
+// Makes node 1 of 3 lead in broadcast with node 2 synced (session 7).
+// Returns the epoch.
+uint64_t lead_broadcast(Zab& z) {
+  lead_until_sync(z);
+  drain(z);
+  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
+  drain(z);
+  return z.current_epoch();
+}
+
 // ---- Zxids and durable state -------------------------------------------------
 
 TEST(Zxid, OrdersByEpochThenCounterAndPacksLikeZooKeeper) {
@@ -534,10 +544,7 @@ TEST(ZabBroadcast, Zab_AckLeavesOnlyAfterTheProposalIsPersisted) {
 
 TEST(ZabBroadcast, Zab_LeaderCommitsInZxidOrderWhatAQuorumAcked) {
   Zab z(config3(1));
-  lead_until_sync(z);
-  drain(z);
-  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
-  drain(z);
+  lead_broadcast(z);
   for (const char* d : {"a", "b", "c"}) {
     ASSERT_EQ(z.propose(d).status, ProposeStatus::kAccepted);
   }
@@ -563,11 +570,7 @@ TEST(ZabBroadcast, Zab_LeaderCommitsInZxidOrderWhatAQuorumAcked) {
 // (NEWLEADER not yet acknowledged) and the next one seen as a gap.
 TEST(ZabBroadcast, Zab_NoMessageOvertakesALearnersNewLeader) {
   Zab z(config3(1));
-  lead_until_sync(z);
-  drain(z);
-  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
-  drain(z);
-  const uint64_t e = z.current_epoch();
+  const uint64_t e = lead_broadcast(z);
   ASSERT_EQ(z.propose("a").status, ProposeStatus::kAccepted);
   drain(z);
   z.step(msg(3, 1, FollowerInfo{0, 9}));
@@ -602,11 +605,7 @@ TEST(ZabBroadcast, Zab_NoMessageOvertakesALearnersNewLeader) {
 // connection attempt and starts it over.
 TEST(ZabBroadcast, Zab_OnlyANewerFollowerInfoResetsALearner) {
   Zab z(config3(1));
-  lead_until_sync(z);
-  drain(z);
-  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
-  drain(z);
-  const uint64_t e = z.current_epoch();
+  const uint64_t e = lead_broadcast(z);
   ASSERT_EQ(z.propose("a").status, ProposeStatus::kAccepted);
   drain(z);
   z.step(msg(2, 1, FollowerInfo{e, 7}));  // the duplicate
@@ -625,10 +624,7 @@ TEST(ZabBroadcast, Zab_OnlyANewerFollowerInfoResetsALearner) {
 
 TEST(ZabBroadcast, Zab_ReadIsAnsweredOnceItsNoopCommits) {
   Zab z(config3(1));
-  lead_until_sync(z);
-  drain(z);
-  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
-  drain(z);
+  lead_broadcast(z);
   ASSERT_EQ(z.read_index(42).status, ProposeStatus::kAccepted);
   ASSERT_EQ(z.read_index(43).status, ProposeStatus::kAccepted);
   EXPECT_EQ(z.last_index(), LogIndex(1)) << "reads share one no-op";
@@ -651,10 +647,7 @@ TEST(ZabBroadcast, Zab_FollowerGoesLookingWhenItsLeaderIsSilent) {
 
 TEST(ZabBroadcast, Zab_LeaderGoesLookingWithoutASyncedQuorum) {
   Zab z(config3(1));
-  lead_until_sync(z);
-  drain(z);
-  z.step(msg(2, 1, NewLeaderAck{z.accepted_epoch(), 7, LogIndex(0)}));
-  drain(z);
+  lead_broadcast(z);
   ASSERT_EQ(z.read_index(5).status, ProposeStatus::kAccepted);
   for (uint32_t i = 0; i < z.config().sync_limit_ticks; ++i) z.tick();
   EXPECT_EQ(z.server_state(), ServerState::kLooking);
