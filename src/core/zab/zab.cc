@@ -46,7 +46,8 @@ Status Config::validate() const {
         "zab: need 0 < ping_interval < sync_limit and 0 < handshake_retry < init_limit");
   }
   if (max_entries_per_proposal == 0 || max_uncommitted_proposals == 0 || max_sync_entries == 0 ||
-      max_apply_entries_per_ready == 0 || max_pending_reads == 0) {
+      max_apply_entries_per_ready == 0 || max_pending_reads == 0 || max_zxid_counter == 0 ||
+      max_zxid_counter > kMaxCounter) {
     return Status::invalid_argument("zab: every limit must be positive");
   }
   return Status::ok();
@@ -422,6 +423,7 @@ ProposeResult Zab::propose(std::string data) {
   if (last_index() - commit_ >= cfg_.max_uncommitted_proposals) {
     return ProposeResult{ProposeStatus::kTooMuchUncommitted, cfg_.id, {}, {}};
   }
+  if (counters_exhausted(*l)) return ProposeResult{ProposeStatus::kNoLeader, {}, {}, {}};
   append_proposal(*l, core::EntryType::kNormal, std::move(data));
   return ProposeResult{ProposeStatus::kAccepted, cfg_.id, last_index(), entry(last_index()).term};
 }
@@ -440,7 +442,10 @@ ProposeResult Zab::read_index(uint64_t ctx, core::ReadMode /*mode*/) {
   // Reads arriving before the next flush share one no-op proposal.
   const bool share = !l->read_slots.empty() && l->read_slots.rbegin()->first == last_index() &&
                      l->unsent_from && *l->unsent_from <= last_index();
-  if (!share) append_proposal(*l, core::EntryType::kNoop, {});
+  if (!share) {
+    if (counters_exhausted(*l)) return ProposeResult{ProposeStatus::kNoLeader, {}, {}, {}};
+    append_proposal(*l, core::EntryType::kNoop, {});
+  }
   l->read_slots[last_index()].push_back(ctx);
   ++l->pending_reads;
   return ProposeResult{ProposeStatus::kAccepted, cfg_.id, last_index(), entry(last_index()).term};

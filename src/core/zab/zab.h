@@ -119,6 +119,10 @@ struct Config {
   size_t max_sync_entries = 4096;           // per NewLeader; the rest in another session
   size_t max_apply_entries_per_ready = 1024;
   size_t max_pending_reads = 4096;
+  // The last zxid counter a leader uses in an epoch; when its epoch has no
+  // counter left it forces a new election, hence a new epoch (ZooKeeper's
+  // Leader.propose, ZOOKEEPER-1277). Lower only in tests.
+  uint64_t max_zxid_counter = kMaxCounter;
 
   Status validate() const;
 };
@@ -277,6 +281,8 @@ class Zab {
   void check_established(Leading& l);
   void on_ack(Leading& l, NodeId from, const Ack& a);
   void append_proposal(Leading& l, core::EntryType type, std::string data);
+  // True (and LOOKING) when the epoch has no zxid counter left.
+  bool counters_exhausted(Leading& l);
   void broadcast_proposals(Leading& l);
   void update_commit(Leading& l);
   void tick_leading(Leading& l);

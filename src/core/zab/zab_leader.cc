@@ -222,10 +222,19 @@ void Zab::update_commit(Leading& l) {
 
 void Zab::append_proposal(Leading& l, core::EntryType type, std::string data) {
   CHORUS_ASSERT(l.phase == Phase::kBroadcast);
-  CHORUS_ASSERT_MSG(l.next_counter <= kMaxCounter, "zxid counter exhausted");
+  CHORUS_ASSERT_MSG(l.next_counter <= cfg_.max_zxid_counter, "zxid counter exhausted");
   const Zxid z{l.epoch, l.next_counter++};
   append(core::Entry{z.to_term(), last_index().next(), type, std::move(data)});
   if (!l.unsent_from) l.unsent_from = last_index();
+}
+
+bool Zab::counters_exhausted(Leading& l) {
+  if (l.next_counter <= cfg_.max_zxid_counter) return false;
+  // ZOOKEEPER-1277: the zxid's lower 32 bits would roll over into the
+  // epoch; elect again, so the next leader starts a new epoch at counter 1.
+  // What this epoch proposed is in the next one's initial history.
+  start_election(fmt::format("zxid counters of epoch {} exhausted", l.epoch));
+  return true;
 }
 
 void Zab::broadcast_proposals(Leading& l) {

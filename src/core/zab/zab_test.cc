@@ -688,6 +688,29 @@ TEST(ZabBroadcast, AOneMemberEnsembleLeadsAndCommitsAlone) {
   EXPECT_EQ(rd.committed[0].data, "solo");
 }
 
+// ZOOKEEPER-1277: an epoch whose zxid counters are used up cannot take
+// another proposal; the leader elects again (a new epoch) instead of
+// rolling the counter into the epoch bits or stopping.
+TEST(ZabBroadcast, Zab_ExhaustedZxidCountersForceANewEpoch) {
+  Config cfg;
+  cfg.id = NodeId(1);
+  cfg.members = {NodeId(1)};
+  cfg.max_zxid_counter = 2;
+  Zab z(cfg);
+  drain(z);
+  ASSERT_EQ(z.phase(), Phase::kBroadcast);
+  ASSERT_EQ(z.propose("a").status, ProposeStatus::kAccepted);
+  ASSERT_EQ(z.propose("b").status, ProposeStatus::kAccepted);
+  EXPECT_EQ(z.last_zxid(), (Zxid{1, 2}));
+  EXPECT_EQ(z.propose("c").status, ProposeStatus::kNoLeader);
+  drain(z);
+  drain(z);
+  ASSERT_EQ(z.phase(), Phase::kBroadcast) << "the only member leads again";
+  EXPECT_EQ(z.current_epoch(), 2u);
+  ASSERT_EQ(z.propose("c").status, ProposeStatus::kAccepted);
+  EXPECT_EQ(z.last_zxid(), (Zxid{2, 1}));
+}
+
 // ---- Scenarios ----------------------------------------------------------------
 
 TEST(ZabScenario, ElectionConvergesOnTheHighestZxidThenId) {
