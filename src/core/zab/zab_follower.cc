@@ -211,6 +211,13 @@ void Zab::tick_following(Following& f) {
     const uint32_t idle = f.idle_ticks;
     connect(f);
     f.idle_ticks = idle;
+  } else if (f.phase != Phase::kBroadcast && f.acked_leader &&
+             f.attempt_ticks >= cfg_.handshake_retry_ticks) {
+    // Our NewLeaderAck was lost (a lost UpToDate is made up for by pings):
+    // acknowledge again; the leader ignores a duplicate. The Proposals it
+    // forwards meanwhile keep us from timing out, so waiting would never end.
+    f.attempt_ticks = 0;
+    send_after_persist(f.leader, NewLeaderAck{f.epoch, f.session, last_index()});
   }
 }
 

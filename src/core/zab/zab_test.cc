@@ -384,6 +384,29 @@ TEST(ZabSync, Zab_CurrentEpochPersistedBeforeNewLeaderAck) {
   EXPECT_EQ(drain(z).committed.size(), 1u);
 }
 
+// A lost NewLeaderAck: the leader keeps the follower out of its quorum
+// (no UpToDate, no Commit, no Ping) but forwards it Proposals, which keep
+// it from timing out; it must acknowledge NEWLEADER again.
+TEST(ZabSync, Zab_FollowerRepeatsALostNewLeaderAck) {
+  Zab z(config3(2));
+  const uint64_t s = follow(z, 1, 3);
+  z.step(msg(1, 2, NewEpoch{1, s, std::nullopt, 0}));
+  drain(z);
+  z.step(msg(
+      1, 2,
+      NewLeader{1, s, SyncMode::kDiff, LogIndex(0), Zxid{}, std::nullopt, {}, LogIndex(0), true}));
+  ASSERT_EQ(find<NewLeaderAck>(drain(z).messages_after_persist).size(), 1u);  // lost
+  std::vector<std::pair<NodeId, NewLeaderAck>> again;
+  for (uint64_t i = 1; i <= 2 * z.config().handshake_retry_ticks && again.empty(); ++i) {
+    z.step(msg(1, 2, Proposal{1, {ent(i, 1, i)}}));
+    z.tick();
+    again = find<NewLeaderAck>(drain(z).messages_after_persist);
+  }
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].second.session, s);
+  EXPECT_EQ(again[0].second.last_index, z.last_index());
+}
+
 TEST(ZabSync, Zab_FollowerTruncatesUncommittedTailOnTrunc) {
   Zab z(config3(2), state(1, 1, {ent(1, 1, 1), ent(2, 1, 2), ent(3, 1, 3)}));
   const uint64_t s = follow(z, 1, 3, 1);
