@@ -71,9 +71,9 @@ std::string describe(const Message& m) {
             return fmt::format("{} e={} session={}", head, e.epoch, e.session);
           },
           [&](const AckEpoch& a) {
-            return fmt::format("{} e={} session={} current_epoch={} last={} @{}", head, a.epoch,
+            return fmt::format("{} e={} session={} current_epoch={} last={} @{}{}", head, a.epoch,
                                a.session, a.current_epoch, to_string(a.last_zxid),
-                               a.last_index.value());
+                               a.last_index.value(), a.already_accepted ? " (not counted)" : "");
           },
           [&](const NewLeader& n) {
             return fmt::format("{} e={} session={} {} trunc=@{} entries={} commit={}{}", head,
@@ -107,25 +107,29 @@ std::string describe(const Message& m) {
 }
 
 std::string encode_durable_state(const DurableState& ds) {
-  std::string out(16, '\0');
+  std::string out(24, '\0');
   for (int i = 0; i < 8; ++i) {
     out[i] = static_cast<char>((ds.accepted_epoch >> (8 * i)) & 0xff);
     out[8 + i] = static_cast<char>((ds.current_epoch >> (8 * i)) & 0xff);
+    out[16 + i] = static_cast<char>((ds.incarnation >> (8 * i)) & 0xff);
   }
   return out;
 }
 
 Result<DurableState> decode_durable_state(std::string_view bytes) {
-  if (bytes.size() != 16) {
-    return Status::corruption(fmt::format("zab durable state: {} bytes, want 16", bytes.size()));
+  if (bytes.size() != 24) {
+    return Status::corruption(fmt::format("zab durable state: {} bytes, want 24", bytes.size()));
   }
   DurableState ds;
   for (int i = 0; i < 8; ++i) {
     ds.accepted_epoch |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
     ds.current_epoch |= uint64_t{static_cast<uint8_t>(bytes[8 + i])} << (8 * i);
+    ds.incarnation |= uint64_t{static_cast<uint8_t>(bytes[16 + i])} << (8 * i);
   }
-  if (ds.accepted_epoch > kMaxEpoch || ds.current_epoch > ds.accepted_epoch) {
-    return Status::corruption("zab durable state: epoch out of range or current > accepted");
+  if (ds.accepted_epoch > kMaxEpoch || ds.current_epoch > ds.accepted_epoch ||
+      ds.incarnation > kMaxIncarnation) {
+    return Status::corruption(
+        "zab durable state: epoch or incarnation out of range, or current > accepted");
   }
   return ds;
 }

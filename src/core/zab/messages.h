@@ -81,6 +81,12 @@ struct AckEpoch {
   uint64_t current_epoch = 0;
   Zxid last_zxid;
   LogIndex last_index;
+  // The follower had already accepted this epoch before this NewEpoch (it
+  // may have acknowledged it to another leader that picked the same e'):
+  // ZooKeeper's ACKEPOCH with epoch -1 (Learner.registerWithLeader). The
+  // leader synchronizes it but does not count it toward the quorum that
+  // establishes the epoch, so no epoch is established by two leaders.
+  bool already_accepted = false;
 };
 
 enum class SyncMode : uint8_t {

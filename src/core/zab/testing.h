@@ -10,7 +10,10 @@
 // Ready is handled by the contract in core/common/types.h: send `messages`,
 // persist, only then send `messages_after_persist`, apply `committed`,
 // advance(). crash(id) loses nothing durable; restart(id) rebuilds the node
-// from its disk.
+// from its disk. hold(id) models a slow fsync: the next Ready is taken and
+// its `messages` leave, then nothing of it happens until release(id)
+// (messages the node may send meanwhile, take_messages(), still leave);
+// crash(id) loses a held Ready.
 //
 // Checked as it goes (DSN 2011's properties): every node delivers the same
 // transaction at each index (agreement, total order), in index order, each
@@ -167,9 +170,29 @@ class Cluster {
   void isolate(uint64_t a) { net_.isolate(a, ids_); }
   void heal() { net_.heal(); }
 
+  // Slow fsync: the next Ready's messages leave, its persistence waits.
+  void hold(uint64_t id) {
+    nodes_.at(id).holding = true;
+    pump(id);
+  }
+  void release(uint64_t id) {
+    Node& n = nodes_.at(id);
+    if (!n.up) return;
+    n.holding = false;
+    if (n.held) {
+      Ready rd = std::move(*n.held);
+      n.held.reset();
+      finish(id, rd);
+    }
+    pump(id);
+  }
+  bool holding_ready(uint64_t id) { return nodes_.at(id).held.has_value(); }
+
   void crash(uint64_t id) {
     Node& n = nodes_.at(id);
     n.up = false;
+    n.holding = false;
+    n.held.reset();  // un-synced writes are lost
     n.zab.reset();
   }
   void restart(uint64_t id) {
@@ -187,10 +210,11 @@ class Cluster {
     n.up = true;
     pump(id);
   }
-  // The host snapshots its state machine at its applied index.
+  // The host snapshots its state machine at its applied index (never while
+  // a Ready is held: what it hands over is not applied yet).
   void compact(uint64_t id) {
     Node& n = nodes_.at(id);
-    if (!n.up || n.sm.empty()) return;
+    if (!n.up || n.held || n.sm.empty()) return;
     const LogIndex idx = n.sm.rbegin()->first;
     if (idx <= n.zab->status().snapshot_index) return;
     const std::string key = "n" + std::to_string(id) + "@" + std::to_string(idx.value());
@@ -218,17 +242,34 @@ class Cluster {
     Disk disk;
     bool up = false;
     std::map<LogIndex, Delivered> sm;
+    bool holding = false;
+    std::optional<Ready> held;
   };
   void pump(uint64_t id) {
     Node& n = nodes_.at(id);
-    while (n.up && n.zab->has_ready()) {
+    if (!n.up) return;
+    if (n.held) {
+      for (const Message& m : n.zab->take_messages()) send(m, false);
+      return;
+    }
+    while (n.zab->has_ready()) {
       Ready rd = n.zab->ready();
       for (const Message& m : rd.messages) send(m, false);
-      persist(n, rd);
-      for (const Message& m : rd.messages_after_persist) send(m, true);
-      for (const Entry& e : rd.committed) deliver(id, e);
-      n.zab->advance(rd);
+      if (n.holding) {
+        n.held = std::move(rd);
+        return;
+      }
+      finish(id, rd);
     }
+  }
+
+  // Persist, send what waited for it, apply, advance.
+  void finish(uint64_t id, const Ready& rd) {
+    Node& n = nodes_.at(id);
+    persist(n, rd);
+    for (const Message& m : rd.messages_after_persist) send(m, true);
+    for (const Entry& e : rd.committed) deliver(id, e);
+    n.zab->advance(rd);
   }
 
   void persist(Node& n, const Ready& rd) {

@@ -46,7 +46,8 @@ Status Config::validate() const {
         "zab: need 0 < ping_interval < sync_limit and 0 < handshake_retry < init_limit");
   }
   if (max_entries_per_proposal == 0 || max_uncommitted_proposals == 0 || max_sync_entries == 0 ||
-      max_apply_entries_per_ready == 0 || max_pending_reads == 0) {
+      max_apply_entries_per_ready == 0 || max_pending_reads == 0 || max_zxid_counter == 0 ||
+      max_zxid_counter > kMaxCounter) {
     return Status::invalid_argument("zab: every limit must be positive");
   }
   return Status::ok();
@@ -64,6 +65,9 @@ Zab::Zab(Config cfg, PersistentState st) : cfg_(std::move(cfg)) {
   accepted_epoch_ = st.durable.accepted_epoch;
   current_epoch_ = st.durable.current_epoch;
   CHORUS_ASSERT(current_epoch_ <= accepted_epoch_);
+  // A new incarnation, persisted by the first Ready (before any FollowerInfo).
+  CHORUS_ASSERT_MSG(st.durable.incarnation < kMaxIncarnation, "zab incarnations exhausted");
+  incarnation_ = st.durable.incarnation + 1;
   durable_ = st.durable;
   prev_durable_ = st.durable;
   if (st.snapshot) {
@@ -235,7 +239,7 @@ bool Zab::has_ready() const {
       pending_install_ || unstable_from_ || applied_ < commit_) {
     return true;
   }
-  return DurableState{accepted_epoch_, current_epoch_} != prev_durable_ ||
+  return DurableState{accepted_epoch_, current_epoch_, incarnation_} != prev_durable_ ||
          soft_state() != prev_soft_;
 }
 
@@ -244,7 +248,7 @@ Ready Zab::ready() {
   if (auto* l = std::get_if<Leading>(&role_)) broadcast_proposals(*l);
   Ready rd;
   core::report_soft_state(rd, soft_state(), prev_soft_, role_reason_);
-  const DurableState ds{accepted_epoch_, current_epoch_};
+  const DurableState ds{accepted_epoch_, current_epoch_, incarnation_};
   CHORUS_ASSERT(ds.current_epoch <= ds.accepted_epoch);
   if (ds != prev_durable_) rd.durable_state = ds;
   prev_durable_ = ds;
@@ -289,17 +293,20 @@ Ready Zab::ready() {
   rd.reads = std::exchange(reads_, {});
   rd.outcomes = std::exchange(outcomes_, {});
   ready_outstanding_ = true;
+  ++readies_taken_;
   return rd;
 }
 
 void Zab::advance(const Ready& rd) {
   CHORUS_ASSERT(ready_outstanding_);
   ready_outstanding_ = false;
+  ++readies_advanced_;
   if (rd.durable_state) {
     // Invariant: the durable epochs only grow, and never pass the live ones.
     CHORUS_ASSERT(rd.durable_state->accepted_epoch >= durable_.accepted_epoch);
     CHORUS_ASSERT(rd.durable_state->current_epoch >= durable_.current_epoch);
     CHORUS_ASSERT(rd.durable_state->accepted_epoch <= accepted_epoch_);
+    CHORUS_ASSERT(rd.durable_state->incarnation >= durable_.incarnation);
     durable_ = *rd.durable_state;
   }
   if (rd.snapshot) durable_last_ = std::max(durable_last_, rd.snapshot->meta.index);
@@ -338,6 +345,19 @@ void Zab::send(NodeId to, Body body) {
 void Zab::send_after_persist(NodeId to, Body body) {
   CHORUS_ASSERT(to != cfg_.id);
   msgs_after_persist_.push_back(Message{cfg_.id, to, std::move(body)});
+}
+
+// A message queued after persist leaves with the next Ready, after its
+// fsync; one queued plainly may leave at once (take_messages), before the
+// outstanding Ready's. So while a learner has a message waiting for a Ready
+// not yet advanced (its NewLeader), the rest queue behind it.
+void Zab::send_learner(Learner& lr, NodeId to, Body body, bool after_persist) {
+  if (after_persist || readies_advanced_ < lr.after_persist_until) {
+    lr.after_persist_until = readies_taken_ + 1;
+    send_after_persist(to, std::move(body));
+  } else {
+    send(to, std::move(body));
+  }
 }
 
 void Zab::step(const Message& m) {
@@ -403,6 +423,7 @@ ProposeResult Zab::propose(std::string data) {
   if (last_index() - commit_ >= cfg_.max_uncommitted_proposals) {
     return ProposeResult{ProposeStatus::kTooMuchUncommitted, cfg_.id, {}, {}};
   }
+  if (counters_exhausted(*l)) return ProposeResult{ProposeStatus::kNoLeader, {}, {}, {}};
   append_proposal(*l, core::EntryType::kNormal, std::move(data));
   return ProposeResult{ProposeStatus::kAccepted, cfg_.id, last_index(), entry(last_index()).term};
 }
@@ -421,7 +442,10 @@ ProposeResult Zab::read_index(uint64_t ctx, core::ReadMode /*mode*/) {
   // Reads arriving before the next flush share one no-op proposal.
   const bool share = !l->read_slots.empty() && l->read_slots.rbegin()->first == last_index() &&
                      l->unsent_from && *l->unsent_from <= last_index();
-  if (!share) append_proposal(*l, core::EntryType::kNoop, {});
+  if (!share) {
+    if (counters_exhausted(*l)) return ProposeResult{ProposeStatus::kNoLeader, {}, {}, {}};
+    append_proposal(*l, core::EntryType::kNoop, {});
+  }
   l->read_slots[last_index()].push_back(ctx);
   ++l->pending_reads;
   return ProposeResult{ProposeStatus::kAccepted, cfg_.id, last_index(), entry(last_index()).term};

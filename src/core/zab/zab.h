@@ -119,6 +119,10 @@ struct Config {
   size_t max_sync_entries = 4096;           // per NewLeader; the rest in another session
   size_t max_apply_entries_per_ready = 1024;
   size_t max_pending_reads = 4096;
+  // The last zxid counter a leader uses in an epoch; when its epoch has no
+  // counter left it forces a new election, hence a new epoch (ZooKeeper's
+  // Leader.propose, ZOOKEEPER-1277). Lower only in tests.
+  uint64_t max_zxid_counter = kMaxCounter;
 
   Status validate() const;
 };
@@ -217,6 +221,10 @@ class Zab {
     LogIndex peer_last_index;
     LogIndex acked;           // cumulative Ack; Invariant: acked <= leader's last index
     bool forwarding = false;  // receives Proposals and Commits (its sync was complete)
+    // The Ready that carries the last message queued to it after persist
+    // (NewEpoch, NewLeader): until that Ready is advanced, everything else
+    // to it queues after persist too, so nothing overtakes its NewLeader.
+    uint64_t after_persist_until = 0;
     uint32_t idle_ticks = 0;  // since we last heard from it
   };
   struct Leading {
@@ -273,6 +281,8 @@ class Zab {
   void check_established(Leading& l);
   void on_ack(Leading& l, NodeId from, const Ack& a);
   void append_proposal(Leading& l, core::EntryType type, std::string data);
+  // True (and LOOKING) when the epoch has no zxid counter left.
+  bool counters_exhausted(Leading& l);
   void broadcast_proposals(Leading& l);
   void update_commit(Leading& l);
   void tick_leading(Leading& l);
@@ -289,6 +299,8 @@ class Zab {
 
   void send(NodeId to, Body body);
   void send_after_persist(NodeId to, Body body);
+  // The leader's sends to a learner, in FIFO order (LearnerHandler's queue).
+  void send_learner(Learner& lr, NodeId to, Body body, bool after_persist = false);
 
   Config cfg_;
 
@@ -304,7 +316,11 @@ class Zab {
   LogIndex applied_;            // handed to the host in Ready::committed; <= commit_
   uint64_t logical_clock_ = 0;  // FLE's election round
   Vote vote_;                   // while LOOKING the proposal, after it the settled vote
-  uint64_t session_ = 0;        // the follower's connection attempts
+  uint64_t incarnation_ = 0;    // durable: persisted +1 at start
+  uint64_t session_ = 0;        // the follower's connection attempts in this incarnation
+  // The leader this incarnation acknowledged acceptedEpoch to when it
+  // raised it (the only one its ACK-E for that epoch may count for).
+  std::optional<NodeId> epoch_acked_to_;
   RoleState role_{Looking{}};
   std::optional<core::SnapshotRef> snapshot_;         // latest snapshot, for SNAP
   std::optional<core::SnapshotRef> pending_install_;  // a leader's SNAP, for the host
@@ -322,6 +338,8 @@ class Zab {
   core::SoftState prev_soft_;
   std::string role_reason_;
   bool ready_outstanding_ = false;
+  uint64_t readies_taken_ = 0;     // ready() calls
+  uint64_t readies_advanced_ = 0;  // advance() calls
 };
 
 static_assert(core::Engine<Zab>);

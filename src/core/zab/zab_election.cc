@@ -41,9 +41,15 @@ void Zab::on_notification(NodeId from, const Notification& n) {
     return;
   }
   // Our leader is LOOKING again: its leadership ended (ZooKeeper's
-  // follower sees the connection close), so we look too.
-  if (const auto* f = std::get_if<Following>(&role_);
-      f && from == f->leader && n.state == ServerState::kLooking) {
+  // follower sees the connection close), so we look too. Only in a round
+  // after the one we settled in (or adopted from its NewEpoch): a leader
+  // that looks again starts a later round, so an earlier one is a delayed
+  // or duplicated notification from before it settled, and acting on it
+  // would evict us from a healthy leader. A leader that restarted (its
+  // round starts over) is noticed by sync_limit_ticks instead.
+  if (const auto* f = std::get_if<Following>(&role_); f && from == f->leader &&
+                                                      n.state == ServerState::kLooking &&
+                                                      n.election_epoch > logical_clock_) {
     start_election(fmt::format("leader n{} is LOOKING again", from.value()));
     on_notification(from, n);
     return;

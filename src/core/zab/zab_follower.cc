@@ -21,12 +21,20 @@ void Zab::become_following(NodeId leader, std::string why) {
 // A new connection attempt: FollowerInfo (CEPOCH) with our acceptedEpoch.
 void Zab::connect(Following& f) {
   f.phase = Phase::kDiscovery;
-  f.session = ++session_;
+  // Unique across incarnations, and growing: (incarnation, attempt).
+  CHORUS_ASSERT_MSG(session_ < kMaxCounter, "zab sessions exhausted");
+  f.session = (incarnation_ << 32) | ++session_;
   f.epoch = 0;
   f.acked_leader = false;
   f.attempt_ticks = 0;
   f.behind_pings = 0;
-  send(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  // The first session of an incarnation waits for the incarnation's fsync:
+  // a crash before it would reuse the session.
+  if (durable_.incarnation == incarnation_) {
+    send(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  } else {
+    send_after_persist(f.leader, FollowerInfo{accepted_epoch_, f.session});
+  }
 }
 
 // Messages count only from the leader we follow, and (past discovery) only
@@ -48,6 +56,17 @@ void Zab::on_new_epoch(Following& f, const NewEpoch& e) {
                                f.leader.value(), e.epoch, accepted_epoch_));
     return;
   }
+  // Learner.registerWithLeader: an epoch equal to the one we accepted may
+  // be one we acknowledged to another leader that picked the same e' (two
+  // leaders elected by overlapping quorums before either's NEWEPOCH
+  // arrived). Acknowledging it again as a full ACK-E would let both
+  // establish e' and commit different proposals at the same zxid, so the
+  // ACK-E says it must not count. The exception is a leader we already
+  // acknowledged e' to in this incarnation (our ACK-E may have been lost):
+  // we never acknowledged e' to anyone else, since we refuse a second.
+  const bool already_accepted =
+      e.epoch == accepted_epoch_ && !(epoch_acked_to_ && *epoch_acked_to_ == f.leader);
+  if (e.epoch > accepted_epoch_) epoch_acked_to_ = f.leader;
   // The acceptedEpoch is persisted before the ACK-E leaves: this Ready's
   // durable_state carries it, the AckEpoch waits for its fsync.
   accepted_epoch_ = e.epoch;
@@ -58,8 +77,8 @@ void Zab::on_new_epoch(Following& f, const NewEpoch& e) {
   f.epoch = e.epoch;
   f.phase = Phase::kSynchronization;
   f.attempt_ticks = 0;
-  send_after_persist(f.leader,
-                     AckEpoch{e.epoch, f.session, current_epoch_, last_zxid(), last_index()});
+  send_after_persist(f.leader, AckEpoch{e.epoch, f.session, current_epoch_, last_zxid(),
+                                        last_index(), already_accepted});
 }
 
 bool Zab::apply_sync(const NewLeader& n) {
@@ -192,6 +211,13 @@ void Zab::tick_following(Following& f) {
     const uint32_t idle = f.idle_ticks;
     connect(f);
     f.idle_ticks = idle;
+  } else if (f.phase != Phase::kBroadcast && f.acked_leader &&
+             f.attempt_ticks >= cfg_.handshake_retry_ticks) {
+    // Our NewLeaderAck was lost (a lost UpToDate is made up for by pings):
+    // acknowledge again; the leader ignores a duplicate. The Proposals it
+    // forwards meanwhile keep us from timing out, so waiting would never end.
+    f.attempt_ticks = 0;
+    send_after_persist(f.leader, NewLeaderAck{f.epoch, f.session, last_index()});
   }
 }
 

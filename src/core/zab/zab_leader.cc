@@ -24,8 +24,17 @@ void Zab::become_leading(std::string why) {
 // Phase 1: collect a quorum of acceptedEpochs, propose e' = max + 1.
 void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   if (from != cfg_.id) {
+    // Only a newer connection attempt replaces the learner's: a duplicated
+    // or delayed FollowerInfo would take a synced follower out of the
+    // quorum (sessions grow, also across the follower's restarts).
+    if (auto it = l.learners.find(from);
+        it != l.learners.end() && fi.session <= it->second.session) {
+      return;
+    }
     Learner& lr = l.learners[from];
+    const uint64_t after_persist_until = lr.after_persist_until;
     lr = Learner{};
+    lr.after_persist_until = after_persist_until;
     lr.session = fi.session;
     lr.accepted_epoch = fi.accepted_epoch;
   }
@@ -40,7 +49,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
     accepted_epoch_ = l.epoch;
     l.epoch_acks.insert(cfg_.id);
     for (auto& [id, lr] : l.learners) {
-      send_after_persist(id, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
+      send_learner(lr, id, NewEpoch{l.epoch, lr.session, vote_, logical_clock_}, true);
       lr.stage = Learner::Stage::kEpochSent;
     }
     if (l.epoch_acks.size() >= quorum()) start_synchronization(l);
@@ -48,7 +57,7 @@ void Zab::on_follower_info(Leading& l, NodeId from, const FollowerInfo& fi) {
   }
   if (from == cfg_.id) return;
   Learner& lr = l.learners.at(from);
-  send_after_persist(from, NewEpoch{l.epoch, lr.session, vote_, logical_clock_});
+  send_learner(lr, from, NewEpoch{l.epoch, lr.session, vote_, logical_clock_}, true);
   lr.stage = Learner::Stage::kEpochSent;
 }
 
@@ -61,7 +70,9 @@ void Zab::on_ack_epoch(Leading& l, NodeId from, const AckEpoch& a) {
     return;
   }
   const Zxid mine = last_zxid();
-  if (l.phase == Phase::kDiscovery &&
+  // Leader.waitForEpochAck skips an ACKEPOCH with epoch -1 for the checks
+  // and the count: that follower may have acknowledged e' to another leader.
+  if (l.phase == Phase::kDiscovery && !a.already_accepted &&
       std::tie(a.current_epoch, a.last_zxid) > std::tie(current_epoch_, mine)) {
     // Leader.waitForEpochAck: a follower ahead of the leader means the
     // election was decided on stale information; elect again.
@@ -73,7 +84,7 @@ void Zab::on_ack_epoch(Leading& l, NodeId from, const AckEpoch& a) {
   lr.stage = Learner::Stage::kEpochAcked;
   lr.peer_last_zxid = a.last_zxid;
   lr.peer_last_index = a.last_index;
-  l.epoch_acks.insert(from);
+  if (!a.already_accepted) l.epoch_acks.insert(from);
   if (l.phase == Phase::kDiscovery) {
     if (l.epoch_acks.size() >= quorum()) start_synchronization(l);
   } else {
@@ -130,9 +141,12 @@ void Zab::send_new_leader(Leading& l, NodeId to, Learner& lr) {
   for (LogIndex i = start.next(); i <= end; i = i.next()) n.entries.push_back(entry(i));
   n.complete = end == last_index();
   lr.stage = Learner::Stage::kSyncSent;
-  // Proposals made from now on reach it too (LearnerHandler.startForwarding).
+  // Proposals made from now on reach it too (LearnerHandler.startForwarding),
+  // queued behind the NewLeader: one that overtook it would be dropped (not
+  // yet acknowledged NEWLEADER) and the next seen as a gap, and under steady
+  // writes the follower would reconnect forever.
   lr.forwarding = n.complete;
-  send_after_persist(to, std::move(n));
+  send_learner(lr, to, std::move(n), true);
 }
 
 void Zab::on_new_leader_ack(Leading& l, NodeId from, const NewLeaderAck& a) {
@@ -149,7 +163,7 @@ void Zab::on_new_leader_ack(Leading& l, NodeId from, const NewLeaderAck& a) {
   lr.acked = std::max(lr.acked, a.last_index);
   l.newleader_acks.insert(from);
   if (l.phase == Phase::kBroadcast) {
-    send(from, UpToDate{l.epoch, lr.session, commit_});
+    send_learner(lr, from, UpToDate{l.epoch, lr.session, commit_});
     update_commit(l);
   } else {
     check_established(l);
@@ -170,7 +184,9 @@ void Zab::check_established(Leading& l) {
   set_commit(l.initial_last);
   role_reason_ = fmt::format("epoch {} established by a quorum", l.epoch);
   for (auto& [id, lr] : l.learners) {
-    if (lr.stage == Learner::Stage::kSynced) send(id, UpToDate{l.epoch, lr.session, commit_});
+    if (lr.stage == Learner::Stage::kSynced) {
+      send_learner(lr, id, UpToDate{l.epoch, lr.session, commit_});
+    }
   }
 }
 
@@ -206,10 +222,19 @@ void Zab::update_commit(Leading& l) {
 
 void Zab::append_proposal(Leading& l, core::EntryType type, std::string data) {
   CHORUS_ASSERT(l.phase == Phase::kBroadcast);
-  CHORUS_ASSERT_MSG(l.next_counter <= kMaxCounter, "zxid counter exhausted");
+  CHORUS_ASSERT_MSG(l.next_counter <= cfg_.max_zxid_counter, "zxid counter exhausted");
   const Zxid z{l.epoch, l.next_counter++};
   append(core::Entry{z.to_term(), last_index().next(), type, std::move(data)});
   if (!l.unsent_from) l.unsent_from = last_index();
+}
+
+bool Zab::counters_exhausted(Leading& l) {
+  if (l.next_counter <= cfg_.max_zxid_counter) return false;
+  // ZOOKEEPER-1277: the zxid's lower 32 bits would roll over into the
+  // epoch; elect again, so the next leader starts a new epoch at counter 1.
+  // What this epoch proposed is in the next one's initial history.
+  start_election(fmt::format("zxid counters of epoch {} exhausted", l.epoch));
+  return true;
 }
 
 void Zab::broadcast_proposals(Leading& l) {
@@ -224,7 +249,7 @@ void Zab::broadcast_proposals(Leading& l) {
              i = i.next()) {
           p.entries.push_back(entry(i));
         }
-        send(id, std::move(p));
+        send_learner(lr, id, std::move(p));
       }
     }
   }
@@ -232,7 +257,7 @@ void Zab::broadcast_proposals(Leading& l) {
     l.commit_pending = false;
     for (auto& [id, lr] : l.learners) {
       if (lr.stage == Learner::Stage::kSynced) {
-        send(id, Commit{l.epoch, zxid_at(commit_), commit_});
+        send_learner(lr, id, Commit{l.epoch, zxid_at(commit_), commit_});
       }
     }
   }
@@ -260,8 +285,10 @@ void Zab::tick_leading(Leading& l) {
   }
   if (++l.ping_elapsed_ticks >= cfg_.ping_interval_ticks) {
     l.ping_elapsed_ticks = 0;
-    for (const auto& [id, lr] : l.learners) {
-      if (lr.stage == Learner::Stage::kSynced) send(id, Ping{l.epoch, commit_, last_index()});
+    for (auto& [id, lr] : l.learners) {
+      if (lr.stage == Learner::Stage::kSynced) {
+        send_learner(lr, id, Ping{l.epoch, commit_, last_index()});
+      }
     }
   }
 }

@@ -24,6 +24,8 @@ namespace chorus::zab {
 
 inline constexpr uint64_t kMaxEpoch = 0xffffffffu;
 inline constexpr uint64_t kMaxCounter = 0xffffffffu;
+// A follower's session is (incarnation << 32) | attempt.
+inline constexpr uint64_t kMaxIncarnation = 0xffffffffu;
 
 struct Zxid {
   uint64_t epoch = 0;
@@ -51,10 +53,16 @@ std::string to_string(Zxid z);  // "0x1.3" (epoch in hex like ZooKeeper's logs, 
 //    history in Fast Leader Election and in discovery, and a node that
 //    forgot it could win an election with a history that a quorum has
 //    already replaced.
+//  - incarnation: how many times the node started. Each start persists one
+//    more before its first FollowerInfo leaves, and a follower's sessions
+//    are (incarnation, attempt), so sessions only grow across restarts: a
+//    leader can tell a newer connection attempt from a stale or duplicated
+//    one, and a reply to an earlier incarnation never matches a later one.
 // Invariant: current_epoch <= accepted_epoch.
 struct DurableState {
   uint64_t accepted_epoch = 0;
   uint64_t current_epoch = 0;
+  uint64_t incarnation = 0;
   bool operator==(const DurableState&) const = default;
 };
 
@@ -64,10 +72,11 @@ inline bool durable_needs_sync(const DurableState& a, const DurableState& b) {
   return a != b;
 }
 
-// 16 bytes: accepted_epoch, current_epoch, each little-endian u64.
+// 24 bytes: accepted_epoch, current_epoch, incarnation, each little-endian
+// u64.
 std::string encode_durable_state(const DurableState& ds);
-// Fails with kCorruption on a wrong length, an epoch past 32 bits, or
-// current_epoch > accepted_epoch.
+// Fails with kCorruption on a wrong length, an epoch past 32 bits, an
+// incarnation past 32 bits, or current_epoch > accepted_epoch.
 Result<DurableState> decode_durable_state(std::string_view bytes);
 
 }  // namespace chorus::zab
