@@ -288,6 +288,36 @@ TEST(PrimaryHost, TakesASnapshotWhenTheEngineWantsOne) {
 // engine took it: that image is of the replaced state, past the engine's
 // applied index (simulator, semi-sync seed 2915: n2 imaged 770, installed
 // the new primary's 733, and compact(770) asserted).
+// Epoch 2's primary, whose log holds only epoch 1's no-op at 1 and its own
+// no-op at 2: its append after 1, and its snapshot at 1 (a state machine
+// that applied the no-op only).
+const Term kT1 = primary::entry_term(primary::Epoch(1), 0);
+const Term kT2 = primary::entry_term(primary::Epoch(2), 0);
+
+primary::Append epoch2_append(LogIndex commit) {
+  primary::Append a;
+  a.term = kT2;
+  a.prev_index = LogIndex(1);
+  a.prev_term = kT1;
+  a.entries = {core::Entry{kT2, LogIndex(2), core::EntryType::kNoop, {}}};
+  a.commit = commit;
+  return a;
+}
+
+primary::InstallSnapshot epoch2_snapshot() {
+  kv::MemoryStateMachine theirs;
+  const kv::StateMachine::Entry noop{LogIndex(1), {}, true};
+  EXPECT_TRUE(theirs.apply_batch({&noop, 1}).is_ok());
+  auto image = theirs.snapshot();
+  EXPECT_TRUE(image.is_ok());
+  std::string bytes = image.is_ok() ? std::move(image).value() : std::string();
+  primary::InstallSnapshot s;
+  s.snapshot = {{LogIndex(1), kT1}, std::make_shared<const std::string>(std::move(bytes))};
+  s.terms = {{kT1, LogIndex(1)}, {kT2, LogIndex(2)}};
+  s.last_index = LogIndex(2);
+  return s;
+}
+
 TEST(PrimaryHost, AnImageBegunBeforeAnOlderInstalledSnapshotIsIgnored) {
   PrimaryHost<AckRule::kAsync> p;
   ASSERT_TRUE(p.write("v1").has_value());
@@ -308,26 +338,9 @@ TEST(PrimaryHost, AnImageBegunBeforeAnOlderInstalledSnapshotIsIgnored) {
   ASSERT_EQ(fx.storage.size(), 1u) << "the snapshot image is not being built";
   // n3 is promoted (epoch 2) with a log that ends at 1: our entries 2 and 3,
   // applied, are not in it, so we must install its snapshot at 1.
-  const Term t1 = primary::entry_term(primary::Epoch(1), 0);
-  const Term t2 = primary::entry_term(primary::Epoch(2), 0);
-  primary::Append a;
-  a.term = t2;
-  a.prev_index = LogIndex(1);
-  a.prev_term = t1;
-  a.entries = {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}}};
-  a.commit = LogIndex(1);
+  primary::Append a = epoch2_append(LogIndex(1));
   p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), a});
-  kv::MemoryStateMachine theirs;
-  const std::vector<kv::StateMachine::Entry> noop{{LogIndex(1), {}, true}};
-  ASSERT_TRUE(theirs.apply_batch(noop).is_ok());
-  auto image = theirs.snapshot();
-  ASSERT_TRUE(image.is_ok());
-  primary::InstallSnapshot s;
-  s.snapshot = core::SnapshotRef{core::SnapshotMeta{LogIndex(1), t1},
-                                 std::make_shared<const std::string>(std::move(image).value())};
-  s.terms = {{t1, LogIndex(1)}, {t2, LogIndex(2)}};
-  s.last_index = LogIndex(2);
-  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), s});
+  p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), epoch2_snapshot()});
   ASSERT_EQ(p.host().engine().log().applied(), LogIndex(1));
   // Now the image of 3 is written, then the install is persisted.
   fx.settle();
@@ -338,7 +351,6 @@ TEST(PrimaryHost, AnImageBegunBeforeAnOlderInstalledSnapshotIsIgnored) {
   // The engine offers the installed snapshot, not the replaced image.
   ASSERT_TRUE(p.host().engine().log().term(LogIndex(1)).has_value());
   // n3's log goes on after it.
-  a.prev_index = LogIndex(1);
   a.commit = LogIndex(2);
   p.host().receive(primary::Message{NodeId(3), NodeId(1), primary::Epoch(2), a});
   fx.settle();
@@ -377,26 +389,10 @@ TEST(PrimaryHost, AReadAnswerOvertakenByALeadersSnapshotFails) {
   // ... is followed by epoch 2's primary n2, whose log never held v1: n1
   // refuses its append (v1 is committed here) and installs its snapshot at
   // the no-op.
-  const Term t1 = primary::entry_term(primary::Epoch(1), 0);
-  const Term t2 = primary::entry_term(primary::Epoch(2), 0);
-  primary::Append a;
-  a.term = t2;
-  a.prev_index = LogIndex(1);
-  a.prev_term = t1;
-  a.entries = {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}}};
-  a.commit = LogIndex(2);
-  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), a});
+  p.host().receive(
+      primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), epoch2_append(LogIndex(2))});
   p.fx().settle();
-  kv::MemoryStateMachine older;
-  const kv::StateMachine::Entry noop{LogIndex(1), {}, true};
-  ASSERT_TRUE(older.apply_batch({&noop, 1}).is_ok());
-  auto image = older.snapshot();
-  ASSERT_TRUE(image.is_ok());
-  primary::InstallSnapshot s;
-  s.snapshot = {{LogIndex(1), t1}, std::make_shared<const std::string>(std::move(image).value())};
-  s.terms = {{t1, LogIndex(1)}, {t2, LogIndex(2)}};
-  s.last_index = LogIndex(2);
-  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), s});
+  p.host().receive(primary::Message{NodeId(2), NodeId(1), primary::Epoch(2), epoch2_snapshot()});
   p.fx().settle();
   ASSERT_EQ(p.host().state().applied_index(), LogIndex(1)) << "n1 took n2's snapshot";
   for (auto& f : answer) f();
