@@ -569,4 +569,51 @@ check::History without_lost_writes(const check::History& h,
   return out;
 }
 
+LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
+                                    const std::set<std::pair<std::string, std::string>>& lost,
+                                    size_t max_tries) {
+  // The reported writes this key's history holds (refused ones are never
+  // removed, so keeping them changes nothing).
+  std::set<std::pair<std::string, std::string>> mine;
+  for (const auto& op : ops) {
+    const bool write = op.kind == check::OpKind::kPut || op.kind == check::OpKind::kCas;
+    if (write && op.status != check::OpStatus::kFail && lost.contains({op.key, op.value}))
+      mine.emplace(op.key, op.value);
+  }
+  const std::vector<std::pair<std::string, std::string>> candidates(mine.begin(), mine.end());
+  const check::History all(ops.begin(), ops.end());
+  LossyKeyCheck out;
+  // Keep-sets of size 0, 1, 2, ...: the fewest refuted reports first.
+  for (size_t k = 0; k <= candidates.size() && out.tries < max_tries; ++k) {
+    std::vector<size_t> pick(k);
+    for (size_t i = 0; i < k; ++i) pick[i] = i;
+    while (out.tries < max_tries) {
+      std::set<std::pair<std::string, std::string>> removed_set = mine;
+      for (size_t i : pick) removed_set.erase(candidates[i]);
+      LostWritesRemoved removed;
+      const check::History h = without_lost_writes(all, removed_set, &removed);
+      check::CheckResult r = check::check_partition<check::KvRegisterModel>(h);
+      ++out.tries;
+      out.steps += r.steps;
+      // The first answer stands unless it is a violation another subset
+      // may explain; a later subset counts only if it passes.
+      if (out.tries == 1 || r.verdict == check::Verdict::kOk) {
+        const bool done = r.verdict != check::Verdict::kViolation;
+        out.result = std::move(r);
+        out.removed = removed;
+        out.kept = k;
+        if (done) return out;
+      }
+      // The next combination of k out of candidates.
+      size_t i = k;
+      while (i > 0 && pick[i - 1] == candidates.size() - k + i - 1) --i;
+      if (i == 0) break;
+      ++pick[i - 1];
+      for (size_t j = i; j < k; ++j) pick[j] = pick[j - 1] + 1;
+    }
+  }
+  out.kept = 0;
+  return out;
+}
+
 }  // namespace chorus::tools::nemesis

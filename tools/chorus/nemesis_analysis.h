@@ -114,6 +114,8 @@ FollowerReadCheck check_follower_reads(
 // have been offered again by its node and committed (its client not yet
 // answered), so a reported value may legitimately survive. A write whose
 // client got a definite failure is never removed, nor are reads of its value.
+// A survivor may also be built on (a compare-and-set that expected its
+// value): check_key_with_losses() then keeps that report.
 // Limits: a write is matched by value, not by log position, so a report of
 // one copy excuses every copy of that write; and two primaries acknowledging
 // at once are excused if the loser's writes are all reported (the simulator's
@@ -126,6 +128,28 @@ struct LostWritesRemoved {
 check::History without_lost_writes(const check::History& h,
                                    const std::set<std::pair<std::string, std::string>>& lost,
                                    LostWritesRemoved* removed);
+
+// One key's register check under loss reports that may over-count. A report
+// names a copy of a write, not the write: a node that forwarded a write to a
+// primary which appended it but could not answer (a one-way partition)
+// offers it again to the next primary, which applies it once (the session
+// table); the first primary then reports its copy lost. A later operation
+// may have built on the surviving copy — a compare-and-set that expected its
+// value — so removing every reported write is wrong too. The key is
+// linearizable if it is once some subset of its reported writes is removed
+// (with the reads of their values): first all of them, then keeping one,
+// then two, ..., within `max_tries` checks. Every write removed is still one
+// a node reported; `kept` says how many reports the history refuted.
+struct LossyKeyCheck {
+  check::CheckResult result;  // of the last subset tried (the first, if none passed)
+  LostWritesRemoved removed;  // by the subset that passed (or by removing all)
+  size_t kept = 0;            // reported writes kept because the history shows them
+  size_t tries = 0;           // subsets checked
+  uint64_t steps = 0;         // search steps over every subset
+};
+LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
+                                    const std::set<std::pair<std::string, std::string>>& lost,
+                                    size_t max_tries = 256);
 
 // ---------------------------------------------------------------------------
 // Figures

@@ -388,6 +388,15 @@ check::Operation get(uint64_t id, const std::string& out, int64_t inv, int64_t c
   return op;
 }
 
+check::Operation cas(uint64_t id, const std::string& expected, const std::string& v, bool swapped,
+                     int64_t inv, int64_t cmp) {
+  check::Operation op = put(id, v, inv, cmp);
+  op.kind = check::OpKind::kCas;
+  op.expected = expected;
+  op.cas_ok = swapped;
+  return op;
+}
+
 bool linearizable(const check::History& h) {
   return check::check_partition<check::KvRegisterModel>(h, {}).verdict == check::Verdict::kOk;
 }
@@ -423,4 +432,69 @@ TEST(NemesisLostWritesTest, LinearizableOnlyOnceExactlyTheReportedLossIsRemoved)
 }
 
 }  // namespace
+// The nemesis, async seed 5: a node forwarded c8's put of "x" to the
+// primary, which appended it but could not answer (a one-way partition);
+// the node offered it again to the next primary, which applied it, and a
+// compare-and-set built on it. The old primary reported its copy lost.
+// Removing "x" makes the swap impossible; keeping that one report passes.
+TEST(NemesisLostWritesTest, AReportedWriteTheHistoryShowsSurvivedIsKept) {
+  const check::History h = {put(1, "a", 0, 10), put(2, "x", 20, 30), get(3, "x", 40, 50),
+                            cas(4, "x", "y", true, 60, 70), get(5, "y", 80, 90)};
+  const std::set<std::pair<std::string, std::string>> lost = {{"r0.0", "x"}};
+  LostWritesRemoved removed;
+  EXPECT_FALSE(linearizable(without_lost_writes(h, lost, &removed)));
+  const LossyKeyCheck c = check_key_with_losses(h, lost);
+  EXPECT_EQ(c.result.verdict, check::Verdict::kOk);
+  EXPECT_EQ(c.kept, 1u);
+  EXPECT_EQ(c.tries, 2u);
+  EXPECT_EQ(c.removed.acknowledged, 0u);
+  EXPECT_EQ(c.removed.reads, 0u);
+}
+
+// A real loss is still removed (nothing kept), and of two reports only the
+// one the history refutes is kept.
+TEST(NemesisLostWritesTest, OnlyTheReportsTheHistoryRefutesAreKept) {
+  const check::History lost_for_real = {put(1, "a", 0, 10), put(2, "b", 20, 30),
+                                        get(3, "b", 40, 50), get(4, "a", 60, 70)};
+  const LossyKeyCheck real = check_key_with_losses(lost_for_real, {{"r0.0", "b"}});
+  EXPECT_EQ(real.result.verdict, check::Verdict::kOk);
+  EXPECT_EQ(real.kept, 0u);
+  EXPECT_EQ(real.removed.acknowledged, 1u);
+  EXPECT_EQ(real.removed.reads, 1u);
+  // "b" lost (read, then the register went back to "a"); "x" survived.
+  const check::History both = {put(1, "a", 0, 10),   put(2, "b", 20, 30),
+                               get(3, "b", 40, 50),  get(4, "a", 60, 70),
+                               put(5, "x", 80, 90),  cas(6, "x", "y", true, 100, 110),
+                               get(7, "y", 120, 130)};
+  const LossyKeyCheck c = check_key_with_losses(both, {{"r0.0", "b"}, {"r0.0", "x"}});
+  EXPECT_EQ(c.result.verdict, check::Verdict::kOk);
+  EXPECT_EQ(c.kept, 1u);
+  EXPECT_EQ(c.removed.acknowledged, 1u);  // "b"
+  EXPECT_EQ(c.removed.reads, 1u);         // the read of "b"
+}
+
+// No subset explains a history whose reported write was both read and then
+// lost (so it must go) and swapped on afterwards (so it must stay): the
+// violation stands, and the search stops at its budget.
+TEST(NemesisLostWritesTest, AViolationNoSubsetExplainsStands) {
+  const check::History h = {put(1, "a", 0, 10), put(2, "x", 20, 30), get(3, "x", 40, 50),
+                            get(4, "a", 60, 70), cas(5, "x", "y", true, 80, 90)};
+  const LossyKeyCheck c = check_key_with_losses(h, {{"r0.0", "x"}});
+  EXPECT_EQ(c.result.verdict, check::Verdict::kViolation);
+  EXPECT_EQ(c.kept, 0u);
+  EXPECT_EQ(c.tries, 2u);
+  // Ten reported writes nobody needs removed, one violation: 1 + 10 + 45
+  // subsets of up to two kept exceed a budget of 20.
+  check::History many = h;
+  std::set<std::pair<std::string, std::string>> lost = {{"r0.0", "x"}};
+  for (int i = 0; i < 10; ++i) {
+    const std::string v = "z" + std::to_string(i);
+    many.push_back(put(10 + i, v, 100 + 10 * i, 105 + 10 * i));
+    lost.emplace("r0.0", v);
+  }
+  const LossyKeyCheck capped = check_key_with_losses(many, lost, 20);
+  EXPECT_EQ(capped.result.verdict, check::Verdict::kViolation);
+  EXPECT_EQ(capped.tries, 20u);
+}
+
 }  // namespace chorus::tools::nemesis

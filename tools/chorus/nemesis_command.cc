@@ -153,6 +153,9 @@ struct Analysis {
   // Writes removed before the check because a node reported them lost
   // (async): acknowledged ones among them, and reads of their values removed.
   uint64_t lost_acked_removed = 0, lost_other_removed = 0, lost_reads_removed = 0;
+  // Reported writes kept because the history shows they survived (a
+  // report names one copy of a write; a retried copy may have committed).
+  uint64_t lost_kept = 0, keys_with_lost_kept = 0;
   // sync-all or semi-sync: a node reported an acknowledged write lost.
   bool loss_promise_broken = false;
   bool violated = false;
@@ -174,6 +177,34 @@ void check_keys(const check::History& h, Analysis* a) {
     ++a->keys;
     check::CheckResult r = check::check_partition<check::KvRegisterModel>(ops, opts);
     a->steps += r.steps;
+    if (r.verdict == check::Verdict::kUnknown) ++a->keys_out_of_budget;
+    if ((r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) &&
+        !a->violation) {
+      a->violation = std::move(r);
+    }
+  }
+}
+
+// check_keys() for a strategy whose nodes report lost writes: each key is
+// checked with some subset of its reported writes removed (reports may
+// over-count: check_key_with_losses()); the removal counts are of the
+// subsets that passed.
+void check_keys_with_losses(const check::History& h,
+                            const std::set<std::pair<std::string, std::string>>& lost,
+                            Analysis* a) {
+  std::map<std::string, std::vector<check::Operation>> by_key;
+  for (const auto& op : h) by_key[op.key].push_back(op);
+  a->lost_acked_removed = a->lost_other_removed = a->lost_reads_removed = 0;
+  for (const auto& [key, ops] : by_key) {
+    ++a->keys;
+    LossyKeyCheck c = check_key_with_losses(ops, lost);
+    a->steps += c.steps;
+    a->lost_acked_removed += c.removed.acknowledged;
+    a->lost_other_removed += c.removed.other;
+    a->lost_reads_removed += c.removed.reads;
+    a->lost_kept += c.kept;
+    if (c.kept > 0) ++a->keys_with_lost_kept;
+    check::CheckResult& r = c.result;
     if (r.verdict == check::Verdict::kUnknown) ++a->keys_out_of_budget;
     if ((r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) &&
         !a->violation) {
@@ -230,7 +261,11 @@ Analysis analyze(const Options& o, const RunResult& r) {
   // every order of concurrent appends (over 15 GB in one 60 s run); the list
   // check is complete for them, so it decides alone.
   a.searched = !(follower && o.workload == WorkloadKind::kAppend);
-  if (a.searched) check_keys(linearizable, &a);
+  if (a.searched && lossy && !r.lost_writes.empty()) {
+    check_keys_with_losses(follower ? writes_and_finals : r.history, r.lost_writes, &a);
+  } else if (a.searched) {
+    check_keys(linearizable, &a);
+  }
   if (o.workload == WorkloadKind::kAppend) a.append = check_appends(linearizable, r.finals);
   // A dropped range of positions names no write, so the writes it lost are
   // still in the history: a violation the range may explain is not proof.
@@ -371,6 +406,12 @@ void print_summary(const Options& o, const RunResult& r, const Analysis& a) {
         (unsigned long long)r.lost_reports, (unsigned long long)r.lost_ranges,
         (unsigned long long)r.in_doubt_reports, (unsigned long long)a.lost_acked_removed,
         (unsigned long long)a.lost_other_removed, (unsigned long long)a.lost_reads_removed);
+    if (a.lost_kept > 0) {
+      std::printf(
+          "kept %llu reported writes on %llu keys: the history needs them (a report names one "
+          "copy of a write; a forwarded write offered again to the next primary survives)\n",
+          (unsigned long long)a.lost_kept, (unsigned long long)a.keys_with_lost_kept);
+    }
   }
   if (a.loss_promise_broken) {
     std::printf(
@@ -408,7 +449,8 @@ std::string json_summary(const Options& o, const RunResult& r, const Analysis& a
                     {{"reports", r.lost_reports},
                      {"ranges", r.lost_ranges},
                      {"acknowledged_removed", a.lost_acked_removed},
-                     {"reads_removed", a.lost_reads_removed}}},
+                     {"reads_removed", a.lost_reads_removed},
+                     {"kept", a.lost_kept}}},
                    {"workload", std::string(workload_name(o.workload))},
                    {"consistency", std::string(server::consistency_name(o.consistency))},
                    {"duration_s", o.duration.count() / 1000.0},
