@@ -378,6 +378,9 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       release_rollbacks(p);
       if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
       return;
+    case Refusal::kLogEnds:
+      handle_log_ends(p, m.from, pr, r);
+      return;
     case Refusal::kLogMismatch:
       handle_log_mismatch(p, m.from, pr, r);
       return;
@@ -401,18 +404,34 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
   }
 }
 
+// The backup's log ends at r.hint, before the append's prev.
+template <AckRule R>
+void PrimaryBackup<R>::handle_log_ends(const Primary& p, NodeId from, PeerProgress& pr,
+                                       const AppendResponse& r) {
+  // Below the match: a refusal sent before the backup caught up (delayed),
+  // or it has since installed our snapshot, which replaced its whole log —
+  // and an acknowledgement it sent before the install raised the match past
+  // what it holds. Resending from match + 1 then draws the same refusal
+  // forever (simulator, semi-sync seed 4344). Start from what it says it
+  // holds: a stale refusal costs a resend, which it acknowledges, and a
+  // lower match only counts fewer acknowledgements.
+  if (r.hint < pr.match) pr.match = r.hint;
+  pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
+  send_append(p, from, pr, true);
+}
+
 template <AckRule R>
 void PrimaryBackup<R>::handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
                                            const AppendResponse& r) {
   if (r.hint_term == Term(0)) {
-    // Its log ends at hint. Below the match: a refusal sent before it caught
-    // up (delayed), or it has since installed our snapshot, which replaced
-    // its whole log — and an acknowledgement it sent before the install
-    // raised the match past what it holds. Resending from match + 1 then
-    // drew the same refusal forever, at network speed (simulator, semi-sync
-    // seed 4344). Start from what it says it holds: a stale refusal costs a
-    // resend, and a lower match only counts fewer acknowledgements.
-    if (r.hint < pr.match) pr.match = r.hint;
+    // Its entry at prev has another term; its run of that term starts after
+    // hint. The match never moves down here: that run may begin inside the
+    // prefix it shares with us (the term's primary wrote more of it than we
+    // hold), and a stale one (sent before it caught up) may be below it too.
+    // Either way it holds our log through the match, so resending
+    // from there finds where it diverges (Raft §5.3: next never at or below
+    // match). Lowering the match would count fewer acknowledgements than it
+    // gave and resend what it holds.
     pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
     send_append(p, from, pr, true);
     return;
