@@ -461,9 +461,16 @@ std::optional<Term> PrimaryBackup<R>::known_term(LogIndex i) const {
 
 template <AckRule R>
 void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
-  // A snapshot below the match would leave the backup's log shorter than we
-  // believe it is (Invariant: match < next); wait for a newer one.
-  if (!snapshot_ || snapshot_->meta.index < pr.match) {
+  // Installing it, the backup drops what it holds past the snapshot, and
+  // we may have counted those up to its match toward commitment. So a
+  // snapshot below the match must at least reach our commit index (then
+  // none of those entries is committed), else we wait for a
+  // newer one. Waiting for one that reaches the match deadlocks when
+  // commitment needs this backup: no snapshot passes the commit index, and
+  // the backup acknowledges nothing until it installs one (semi-sync seeds
+  // 355 and 4652: three backups of an acks-3 group asked for a snapshot at
+  // their divergence, one past their match, above the commit index).
+  if (!snapshot_ || snapshot_->meta.index < std::min(pr.match, log_.committed())) {
     pr.wants_snapshot = true;  // sent once the host compacts (compact())
     snapshot_wanted_ = true;   // which it is asked to do now (Ready::snapshot_wanted)
     return;
@@ -473,7 +480,11 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   if (pr.snapshot_sent_tick != 0 && now_ticks_ < pr.snapshot_sent_tick + gap) return;
   pr.snapshot_sent_tick = now_ticks_;
   pr.wants_snapshot = false;
-  pr.next = snapshot_->meta.index.next();
+  const LogIndex snap = snapshot_->meta.index;
+  CHORUS_ASSERT(snap >= pr.match || snap >= log_.committed());  // drops nothing committed
+  // It holds our log through the snapshot, and perhaps no further.
+  pr.match = std::min(pr.match, snap);
+  pr.next = snap.next();
   CHORUS_ASSERT(pr.match < pr.next);
   send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index(), pr.refuted});
 }

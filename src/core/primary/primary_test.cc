@@ -743,16 +743,18 @@ TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
   EXPECT_EQ(sent->meta.index, LogIndex(4));
 }
 
-// The appends node `from` sends node `to` once it has taken message m.
-template <AckRule R>
-std::vector<Append> appends_after(Group<R>& g, const Message& m) {
+// The messages of type T that m's receiver sends m's sender once it has
+// taken m.
+template <class T, AckRule R>
+std::vector<T> answers_to(Group<R>& g, const Message& m) {
   EXPECT_TRUE(g.in_flight().empty());
   g.node(m.to.value()).step(m);
-  while (g.process_ready(m.to.value())) {
+  // Bounded: an engine that asks for a snapshot in every Ready never rests.
+  for (int i = 0; i < 100 && g.process_ready(m.to.value()); ++i) {
   }
-  std::vector<Append> out;
+  std::vector<T> out;
   for (const Message& sent : g.take_in_flight()) {
-    const auto* a = std::get_if<Append>(&sent.body);
+    const auto* a = std::get_if<T>(&sent.body);
     if (a != nullptr && sent.to == m.from) out.push_back(*a);
   }
   return out;
@@ -786,7 +788,7 @@ Message refusal_from(uint64_t backup, Refusal why, LogIndex hint) {
 TEST(Failover, ABackupWhoseLogEndsBelowItsMatchIsSentWhatFollowsItsEnd) {
   Group<AckRule::kAsync> g(3);
   four_writes_held_by_n2(g);
-  const auto sent = appends_after(g, refusal_from(2, Refusal::kLogEnds, LogIndex(2)));
+  const auto sent = answers_to<Append>(g, refusal_from(2, Refusal::kLogEnds, LogIndex(2)));
   ASSERT_FALSE(sent.empty());
   for (const Append& a : sent) EXPECT_EQ(a.prev_index, LogIndex(2)) << "resent after the old match";
   EXPECT_EQ(g.node(1).progress(NodeId(2))->match, LogIndex(2));
@@ -802,7 +804,7 @@ TEST(Failover, ABackupWhoseLogEndsBelowItsMatchIsSentWhatFollowsItsEnd) {
 TEST(Failover, AConflictingTermRefusalBelowTheMatchKeepsTheMatch) {
   Group<AckRule::kSemiSync> g(3, [](Options& o) { o.acks = 2; });
   const LogIndex last = four_writes_held_by_n2(g);
-  const auto sent = appends_after(g, refusal_from(2, Refusal::kLogMismatch, LogIndex(2)));
+  const auto sent = answers_to<Append>(g, refusal_from(2, Refusal::kLogMismatch, LogIndex(2)));
   ASSERT_FALSE(sent.empty());
   for (const Append& a : sent) EXPECT_EQ(a.prev_index, last) << "resent from below the match";
   EXPECT_EQ(g.node(1).progress(NodeId(2))->match, last);
@@ -811,6 +813,31 @@ TEST(Failover, AConflictingTermRefusalBelowTheMatchKeepsTheMatch) {
   g.stabilize();
   EXPECT_EQ(g.node(1).log().committed(), w.index);
   EXPECT_EQ(g.node(1).progress(NodeId(2))->match, w.index);
+}
+
+// A backup that must drop entries it applied asks for a snapshot at its
+// divergence, past its match; while commitment needs it, the commit index
+// stays below its match. Waiting for a snapshot that reaches the match then
+// waits for good (semi-sync seeds 355 and 4652): one at the commit index
+// drops nothing committed, and is sent, the match following it down.
+TEST(Failover, ABackupMatchedPastTheCommitIndexGetsASnapshotAtIt) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.acks = 2; });
+  const LogIndex committed = four_writes_held_by_n2(g);
+  ASSERT_EQ(g.node(1).log().committed(), committed);
+  g.compact(1);
+  g.isolate(3);  // commitment needs n3: it stays at `committed`
+  g.propose(1, "e");
+  g.propose(1, "f");
+  g.stabilize();
+  const LogIndex match = g.node(1).progress(NodeId(2))->match;
+  ASSERT_GT(match, committed);
+  ASSERT_EQ(g.node(1).log().committed(), committed);
+  const auto sent =
+      answers_to<InstallSnapshot>(g, refusal_from(2, Refusal::kNeedSnapshot, match.next()));
+  ASSERT_EQ(sent.size(), 1u) << "waits for a snapshot that cannot come";
+  EXPECT_EQ(sent[0].snapshot.meta.index, committed);
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, committed);
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->next, committed.next());
 }
 
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {
