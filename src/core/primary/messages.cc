@@ -12,6 +12,8 @@ std::string_view refusal_name(Refusal r) {
       return "stale-epoch";
     case Refusal::kLogMismatch:
       return "log-mismatch";
+    case Refusal::kLogEnds:
+      return "log-ends";
     case Refusal::kPrepareLimit:
       return "prepare-limit";
     case Refusal::kNeedSnapshot:

@@ -35,8 +35,14 @@ struct Append {
 
 enum class Refusal : uint8_t {
   kNone,
-  kStaleEpoch,    // the sender's epoch is older than the backup's (see Message::epoch)
-  kLogMismatch,   // no entry (prev_index, prev_term) here: back up to `hint` + 1
+  kStaleEpoch,  // the sender's epoch is older than the backup's (see Message::epoch)
+  // Our entry at prev_index has another term than prev_term: back up to
+  // `hint` + 1 (see AppendResponse::hint).
+  kLogMismatch,
+  // No entry at prev_index here: our log ends at `hint`, below it. Apart
+  // from kLogMismatch because only this one may say we hold less than the
+  // primary's match for us (primary.cc, handle_log_mismatch).
+  kLogEnds,
   kPrepareLimit,  // sync-all: preparing these would exceed max_prepared_bytes
   // The backup must drop entries it has already applied (or that are
   // committed here): only a snapshot from the primary can replace them.
@@ -53,11 +59,17 @@ struct AppendResponse {
   // worthless).
   LogIndex match_index;
   Term match_term;
-  // kLogMismatch: the primary should retry after this index. With hint_term
-  // set, hint is the backup's snapshot index (the append's prev lies inside
-  // the backup's snapshot) and hint_term its term there: the primary goes on
-  // after it if its own log has that term there (Log Matching), and sends
-  // its snapshot, naming the backup's as refuted, if not.
+  // kLogMismatch: the primary should retry after this index. Without
+  // hint_term, our entry at prev has another term, and hint is where our run
+  // of that term begins, minus one (Raft thesis §5.3): a lower bound on where
+  // we diverge, which may be below what we share with the primary. With
+  // hint_term set, hint is the backup's snapshot index (the append's prev
+  // lies inside the backup's snapshot) and hint_term its term there: the
+  // primary goes on after it if its own log has that term there (Log
+  // Matching), and sends its snapshot, naming the backup's as refuted, if not.
+  // kLogEnds: our last index (hint_term is zero). Below the primary's match
+  // for us either when the refusal is stale, or when a snapshot we installed
+  // replaced entries we had acknowledged.
   // kNeedSnapshot: where the backup's log diverges from the primary's at the
   // latest (the primary ignores the refusal if it is at or below the match).
   LogIndex hint;

@@ -378,6 +378,9 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
       release_rollbacks(p);
       if (pr.next <= log_.last_index()) send_append(p, m.from, pr, false);
       return;
+    case Refusal::kLogEnds:
+      handle_log_ends(p, m.from, pr, r);
+      return;
     case Refusal::kLogMismatch:
       handle_log_mismatch(p, m.from, pr, r);
       return;
@@ -401,18 +404,34 @@ void PrimaryBackup<R>::handle_response(Primary& p, const Message& m, const Appen
   }
 }
 
+// The backup's log ends at r.hint, before the append's prev.
+template <AckRule R>
+void PrimaryBackup<R>::handle_log_ends(const Primary& p, NodeId from, PeerProgress& pr,
+                                       const AppendResponse& r) {
+  // Below the match: a refusal sent before the backup caught up (delayed),
+  // or it has since installed our snapshot, which replaced its whole log —
+  // and an acknowledgement it sent before the install raised the match past
+  // what it holds. Resending from match + 1 then draws the same refusal
+  // forever (simulator, semi-sync seed 4344). Start from what it says it
+  // holds: a stale refusal costs a resend, which it acknowledges, and a
+  // lower match only counts fewer acknowledgements.
+  if (r.hint < pr.match) pr.match = r.hint;
+  pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
+  send_append(p, from, pr, true);
+}
+
 template <AckRule R>
 void PrimaryBackup<R>::handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
                                            const AppendResponse& r) {
   if (r.hint_term == Term(0)) {
-    // Its log ends at hint. Below the match: a refusal sent before it caught
-    // up (delayed), or it has since installed our snapshot, which replaced
-    // its whole log — and an acknowledgement it sent before the install
-    // raised the match past what it holds. Resending from match + 1 then
-    // drew the same refusal forever, at network speed (simulator, semi-sync
-    // seed 4344). Start from what it says it holds: a stale refusal costs a
-    // resend, and a lower match only counts fewer acknowledgements.
-    if (r.hint < pr.match) pr.match = r.hint;
+    // Its entry at prev has another term; its run of that term starts after
+    // hint. The match never moves down here: that run may begin inside the
+    // prefix it shares with us (the term's primary wrote more of it than we
+    // hold), and a stale one (sent before it caught up) may be below it too.
+    // Either way it holds our log through the match, so resending
+    // from there finds where it diverges (Raft §5.3: next never at or below
+    // match). Lowering the match would count fewer acknowledgements than it
+    // gave and resend what it holds.
     pr.next = std::max(pr.match.next(), std::min(pr.next, r.hint.next()));
     send_append(p, from, pr, true);
     return;
@@ -442,9 +461,16 @@ std::optional<Term> PrimaryBackup<R>::known_term(LogIndex i) const {
 
 template <AckRule R>
 void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
-  // A snapshot below the match would leave the backup's log shorter than we
-  // believe it is (Invariant: match < next); wait for a newer one.
-  if (!snapshot_ || snapshot_->meta.index < pr.match) {
+  // Installing it, the backup drops what it holds past the snapshot, and
+  // we may have counted those up to its match toward commitment. So a
+  // snapshot below the match must at least reach our commit index (then
+  // none of those entries is committed), else we wait for a
+  // newer one. Waiting for one that reaches the match deadlocks when
+  // commitment needs this backup: no snapshot passes the commit index, and
+  // the backup acknowledges nothing until it installs one (semi-sync seeds
+  // 355 and 4652: three backups of an acks-3 group asked for a snapshot at
+  // their divergence, one past their match, above the commit index).
+  if (!snapshot_ || snapshot_->meta.index < std::min(pr.match, log_.committed())) {
     pr.wants_snapshot = true;  // sent once the host compacts (compact())
     snapshot_wanted_ = true;   // which it is asked to do now (Ready::snapshot_wanted)
     return;
@@ -454,7 +480,11 @@ void PrimaryBackup<R>::send_snapshot(NodeId to, PeerProgress& pr) {
   if (pr.snapshot_sent_tick != 0 && now_ticks_ < pr.snapshot_sent_tick + gap) return;
   pr.snapshot_sent_tick = now_ticks_;
   pr.wants_snapshot = false;
-  pr.next = snapshot_->meta.index.next();
+  const LogIndex snap = snapshot_->meta.index;
+  CHORUS_ASSERT(snap >= pr.match || snap >= log_.committed());  // drops nothing committed
+  // It holds our log through the snapshot, and perhaps no further.
+  pr.match = std::min(pr.match, snap);
+  pr.next = snap.next();
   CHORUS_ASSERT(pr.match < pr.next);
   send(to, InstallSnapshot{*snapshot_, term_history(), log_.last_index(), pr.refuted});
 }

@@ -255,6 +255,7 @@ class PrimaryBackup {
   void handle_response(Primary& p, const Message& m, const AppendResponse& r);
   void send_append(const Primary& p, NodeId to, PeerProgress& pr, bool heartbeat);
   void send_snapshot(NodeId to, PeerProgress& pr);
+  void handle_log_ends(const Primary& p, NodeId from, PeerProgress& pr, const AppendResponse& r);
   void handle_log_mismatch(const Primary& p, NodeId from, PeerProgress& pr,
                            const AppendResponse& r);
   // Our term at index i, the compacted prefix included as far as remembered.

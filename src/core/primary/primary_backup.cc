@@ -86,7 +86,7 @@ void PrimaryBackup<R>::handle_append(const Message& m, const Append& a) {
   if (!log_.match_term(a.prev_index, a.prev_term)) {
     const LogIndex snap = log_.snapshot().index;
     if (a.prev_index > log_.last_index()) {
-      refuse(m, Refusal::kLogMismatch, log_.last_index());
+      refuse(m, Refusal::kLogEnds, log_.last_index());
     } else if (a.prev_index < snap) {
       // Inside our snapshot: the primary checks our snapshot point against
       // its log and goes on after it, or refutes it with its snapshot.

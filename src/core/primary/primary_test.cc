@@ -743,6 +743,43 @@ TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
   EXPECT_EQ(sent->meta.index, LogIndex(4));
 }
 
+// The messages of type T that m's receiver sends m's sender once it has
+// taken m.
+template <class T, AckRule R>
+std::vector<T> answers_to(Group<R>& g, const Message& m) {
+  EXPECT_TRUE(g.in_flight().empty());
+  g.node(m.to.value()).step(m);
+  // Bounded: an engine that asks for a snapshot in every Ready never rests.
+  for (int i = 0; i < 100 && g.process_ready(m.to.value()); ++i) {
+  }
+  std::vector<T> out;
+  for (const Message& sent : g.take_in_flight()) {
+    const auto* a = std::get_if<T>(&sent.body);
+    if (a != nullptr && sent.to == m.from) out.push_back(*a);
+  }
+  return out;
+}
+
+// n1, primary of epoch 2, has n2 hold its log of four writes through
+// their last index, which it returns.
+template <AckRule R>
+LogIndex four_writes_held_by_n2(Group<R>& g) {
+  g.appoint(2, 1);
+  for (const char* v : {"a", "b", "c", "d"}) g.propose(1, v);
+  g.stabilize();
+  const LogIndex last = g.node(1).log().last_index();
+  EXPECT_GT(last, LogIndex(3));
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, last);
+  return last;
+}
+
+Message refusal_from(uint64_t backup, Refusal why, LogIndex hint) {
+  AppendResponse r;
+  r.refusal = why;
+  r.hint = hint;
+  return Message{NodeId(backup), NodeId(1), Epoch(2), r};
+}
+
 // A backup that installed our snapshot has a log that ends there, though
 // an acknowledgement it sent before the install may have raised its match
 // past it. Its "log ends at hint" refusal must move the primary back to
@@ -750,31 +787,57 @@ TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
 // (simulator, semi-sync seed 4344: a storm of appends and refusals).
 TEST(Failover, ABackupWhoseLogEndsBelowItsMatchIsSentWhatFollowsItsEnd) {
   Group<AckRule::kAsync> g(3);
-  g.appoint(2, 1);
-  for (const char* v : {"a", "b", "c", "d"}) g.propose(1, v);
+  four_writes_held_by_n2(g);
+  const auto sent = answers_to<Append>(g, refusal_from(2, Refusal::kLogEnds, LogIndex(2)));
+  ASSERT_FALSE(sent.empty());
+  for (const Append& a : sent) EXPECT_EQ(a.prev_index, LogIndex(2)) << "resent after the old match";
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, LogIndex(2));
+}
+
+// "My entry at prev has another term; my run of it starts after hint" says
+// nothing about how much of our log the backup holds: that run may begin
+// inside the prefix it shares with us (semi-sync seed 355: n4 held the
+// primary's epoch-2 entries 357..370 and its own epoch-2 entries after, and
+// refused prev 374 with hint 356 while its match was 358), and a stale
+// refusal may be below the match too. The match stays, and the primary
+// resends from it (Raft §5.3: next never at or below the match).
+TEST(Failover, AConflictingTermRefusalBelowTheMatchKeepsTheMatch) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.acks = 2; });
+  const LogIndex last = four_writes_held_by_n2(g);
+  const auto sent = answers_to<Append>(g, refusal_from(2, Refusal::kLogMismatch, LogIndex(2)));
+  ASSERT_FALSE(sent.empty());
+  for (const Append& a : sent) EXPECT_EQ(a.prev_index, last) << "resent from below the match";
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, last);
+  // Nothing stalls: the next write needs both backups, and commits.
+  const auto w = g.propose(1, "e");
   g.stabilize();
-  const LogIndex last = g.node(1).log().last_index();
-  ASSERT_GT(last, LogIndex(3));
-  AppendResponse r;
-  r.refusal = Refusal::kLogMismatch;
-  r.hint = LogIndex(2);
-  r.hint_term = Term(0);
-  g.node(1).step(Message{NodeId(2), NodeId(1), Epoch(2), r});
-  std::vector<Message> out = g.node(1).take_messages();
-  while (g.node(1).has_ready()) {
-    Ready rd = g.node(1).ready();
-    out.insert(out.end(), rd.messages.begin(), rd.messages.end());
-    out.insert(out.end(), rd.messages_after_persist.begin(), rd.messages_after_persist.end());
-    g.node(1).advance(rd);
-  }
-  bool resent = false;
-  for (const auto& m : out) {
-    const auto* a = std::get_if<Append>(&m.body);
-    if (a == nullptr || m.to != NodeId(2)) continue;
-    EXPECT_EQ(a->prev_index, LogIndex(2)) << "resent after the old match";
-    resent = true;
-  }
-  EXPECT_TRUE(resent);
+  EXPECT_EQ(g.node(1).log().committed(), w.index);
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, w.index);
+}
+
+// A backup that must drop entries it applied asks for a snapshot at its
+// divergence, past its match; while commitment needs it, the commit index
+// stays below its match. Waiting for a snapshot that reaches the match then
+// waits for good (semi-sync seeds 355 and 4652): one at the commit index
+// drops nothing committed, and is sent, the match following it down.
+TEST(Failover, ABackupMatchedPastTheCommitIndexGetsASnapshotAtIt) {
+  Group<AckRule::kSemiSync> g(3, [](Options& o) { o.acks = 2; });
+  const LogIndex committed = four_writes_held_by_n2(g);
+  ASSERT_EQ(g.node(1).log().committed(), committed);
+  g.compact(1);
+  g.isolate(3);  // commitment needs n3: it stays at `committed`
+  g.propose(1, "e");
+  g.propose(1, "f");
+  g.stabilize();
+  const LogIndex match = g.node(1).progress(NodeId(2))->match;
+  ASSERT_GT(match, committed);
+  ASSERT_EQ(g.node(1).log().committed(), committed);
+  const auto sent =
+      answers_to<InstallSnapshot>(g, refusal_from(2, Refusal::kNeedSnapshot, match.next()));
+  ASSERT_EQ(sent.size(), 1u) << "waits for a snapshot that cannot come";
+  EXPECT_EQ(sent[0].snapshot.meta.index, committed);
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->match, committed);
+  EXPECT_EQ(g.node(1).progress(NodeId(2))->next, committed.next());
 }
 
 TEST(Restart, KeepsEpochAndLogAndNeedsANewEpochToLead) {

@@ -48,6 +48,8 @@ pb::Refusal to_wire(primary::Refusal r) {
       return pb::REFUSAL_STALE_EPOCH;
     case primary::Refusal::kLogMismatch:
       return pb::REFUSAL_LOG_MISMATCH;
+    case primary::Refusal::kLogEnds:
+      return pb::REFUSAL_LOG_ENDS;
     case primary::Refusal::kPrepareLimit:
       return pb::REFUSAL_PREPARE_LIMIT;
     case primary::Refusal::kNeedSnapshot:
@@ -197,6 +199,8 @@ Result<primary::Refusal> decode_refusal(pb::Refusal r) {
       return primary::Refusal::kStaleEpoch;
     case pb::REFUSAL_LOG_MISMATCH:
       return primary::Refusal::kLogMismatch;
+    case pb::REFUSAL_LOG_ENDS:
+      return primary::Refusal::kLogEnds;
     case pb::REFUSAL_PREPARE_LIMIT:
       return primary::Refusal::kPrepareLimit;
     case pb::REFUSAL_NEED_SNAPSHOT:
@@ -220,6 +224,12 @@ Result<primary::Body> decode_response(const pb::AppendResponse& in, Epoch epoch)
   r.match_term = Term(in.match_term());
   r.hint = LogIndex(in.hint());
   CHORUS_RETURN_IF_ERROR(check_term(in.hint_term(), epoch, "hint_term"));
+  if (refusal == primary::Refusal::kLogEnds && in.hint_term() != 0) {
+    return bad(
+        fmt::format("AppendResponse log-ends at {} with hint_term {}: a log's end has no "
+                    "term to check",
+                    in.hint(), in.hint_term()));
+  }
   r.hint_term = Term(in.hint_term());
   r.refused_index = LogIndex(in.refused_index());
   return primary::Body(r);

@@ -34,6 +34,7 @@ enum Kind : size_t {
   kHeartbeat,
   kAccepted,
   kMismatch,
+  kLogEnds,
   kPrepareLimit,
   kStaleEpoch,
   kNeedSnapshot,
@@ -63,6 +64,7 @@ std::vector<Message> every_kind(NodeId from = NodeId(1), NodeId to = NodeId(2)) 
       {from, to, e, primary::AppendResponse{Refusal::kNone, LogIndex(13), t(3, 1), {}, {}, {}}},
       {from, to, e,
        primary::AppendResponse{Refusal::kLogMismatch, {}, {}, LogIndex(8), t(2, 4), {}}},
+      {from, to, e, primary::AppendResponse{Refusal::kLogEnds, {}, {}, LogIndex(6), {}, {}}},
       {from, to, e,
        primary::AppendResponse{Refusal::kPrepareLimit, {}, t(3, 1), {}, {}, LogIndex(12)}},
       {from, to, Epoch(4), primary::AppendResponse{Refusal::kStaleEpoch, {}, {}, {}, {}, {}}},
@@ -126,7 +128,7 @@ TEST(PrimaryCodecTest, EveryMessageKindRoundTrips) {
 
 TEST(PrimaryCodecTest, EveryBodyAlternativeAndRefusalIsCovered) {
   std::vector<bool> seen(std::variant_size_v<primary::Body>, false);
-  std::vector<bool> refusals(5, false);
+  std::vector<bool> refusals(6, false);
   for (const Message& m : every_kind()) {
     seen[m.body.index()] = true;
     if (const auto* r = std::get_if<primary::AppendResponse>(&m.body)) {
@@ -297,6 +299,11 @@ TEST(PrimaryCodecTest, MalformedAppendResponseIsRefused) {
   expect_refused(
       all[kPrepareLimit], [](auto& in) { pm(in).mutable_append_response()->set_match_term(7); },
       "a term of epoch 0");
+  // Only a refusal inside the backup's snapshot names a term to check.
+  expect_refused(
+      all[kLogEnds],
+      [](auto& in) { pm(in).mutable_append_response()->set_hint_term(t(2).value()); },
+      "a log's end with a term");
 }
 
 primarypb::InstallSnapshot& snap_of(IncomingMessage& in) {
