@@ -573,14 +573,23 @@ LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
                                     const std::set<std::pair<std::string, std::string>>& lost,
                                     size_t max_tries) {
   // The reported writes this key's history holds (refused ones are never
-  // removed, so keeping them changes nothing).
+  // removed, so keeping them changes nothing), and among them the ones a
+  // history needs: the value a successful compare-and-set expected, the
+  // swap itself not reported lost. Only those may be kept (keeping any
+  // other cannot make a swap possible, and would only loosen the check).
   std::set<std::pair<std::string, std::string>> mine;
   for (const auto& op : ops) {
     const bool write = op.kind == check::OpKind::kPut || op.kind == check::OpKind::kCas;
     if (write && op.status != check::OpStatus::kFail && lost.contains({op.key, op.value}))
       mine.emplace(op.key, op.value);
   }
-  const std::vector<std::pair<std::string, std::string>> candidates(mine.begin(), mine.end());
+  std::set<std::pair<std::string, std::string>> needed;
+  for (const auto& op : ops) {
+    if (op.kind == check::OpKind::kCas && op.status == check::OpStatus::kOk && op.cas_ok &&
+        mine.contains({op.key, op.expected}) && !lost.contains({op.key, op.value}))
+      needed.emplace(op.key, op.expected);
+  }
+  const std::vector<std::pair<std::string, std::string>> candidates(needed.begin(), needed.end());
   const check::History all(ops.begin(), ops.end());
   LossyKeyCheck out;
   // Keep-sets of size 0, 1, 2, ...: the fewest refuted reports first.
@@ -596,7 +605,9 @@ LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
       ++out.tries;
       out.steps += r.steps;
       // The first answer stands unless it is a violation another subset
-      // may explain; a later subset counts only if it passes.
+      // may explain; a later subset counts only if it passes, and one the
+      // search could not decide leaves the key undecided.
+      if (r.verdict == check::Verdict::kUnknown && out.tries > 1) out.undecided = true;
       if (out.tries == 1 || r.verdict == check::Verdict::kOk) {
         const bool done = r.verdict != check::Verdict::kViolation;
         out.result = std::move(r);
@@ -613,6 +624,9 @@ LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
     }
   }
   out.kept = 0;
+  // Subsets left untried: not proof either way.
+  if (out.result.verdict == check::Verdict::kViolation && out.tries >= max_tries)
+    out.undecided = true;
   return out;
 }
 

@@ -138,14 +138,18 @@ check::History without_lost_writes(const check::History& h,
 // value — so removing every reported write is wrong too. The key is
 // linearizable if it is once some subset of its reported writes is removed
 // (with the reads of their values): first all of them, then keeping one,
-// then two, ..., within `max_tries` checks. Every write removed is still one
-// a node reported; `kept` says how many reports the history refuted.
+// then two, ..., within `max_tries` checks. Only reported writes whose value
+// a successful, unreported compare-and-set expected may be kept. Every
+// write removed is still one a node reported; `kept` says how many reports
+// the history refuted. A violation with subsets left untried, or a subset
+// the search could not decide, is `undecided`: not proof.
 struct LossyKeyCheck {
   check::CheckResult result;  // of the last subset tried (the first, if none passed)
   LostWritesRemoved removed;  // by the subset that passed (or by removing all)
   size_t kept = 0;            // reported writes kept because the history shows them
   size_t tries = 0;           // subsets checked
   uint64_t steps = 0;         // search steps over every subset
+  bool undecided = false;     // a violation, but not every subset was decided
 };
 LossyKeyCheck check_key_with_losses(std::span<const check::Operation> ops,
                                     const std::set<std::pair<std::string, std::string>>& lost,

@@ -475,26 +475,45 @@ TEST(NemesisLostWritesTest, OnlyTheReportsTheHistoryRefutesAreKept) {
 
 // No subset explains a history whose reported write was both read and then
 // lost (so it must go) and swapped on afterwards (so it must stay): the
-// violation stands, and the search stops at its budget.
+// violation stands, decided.
 TEST(NemesisLostWritesTest, AViolationNoSubsetExplainsStands) {
   const check::History h = {put(1, "a", 0, 10), put(2, "x", 20, 30), get(3, "x", 40, 50),
                             get(4, "a", 60, 70), cas(5, "x", "y", true, 80, 90)};
   const LossyKeyCheck c = check_key_with_losses(h, {{"r0.0", "x"}});
   EXPECT_EQ(c.result.verdict, check::Verdict::kViolation);
+  EXPECT_FALSE(c.undecided);
   EXPECT_EQ(c.kept, 0u);
   EXPECT_EQ(c.tries, 2u);
-  // Ten reported writes nobody needs removed, one violation: 1 + 10 + 45
-  // subsets of up to two kept exceed a budget of 20.
-  check::History many = h;
-  std::set<std::pair<std::string, std::string>> lost = {{"r0.0", "x"}};
+}
+
+// Only a reported write a successful, unreported swap expected may be kept;
+// ten of them, all needed, take 2^10 subsets: past the budget the key is
+// undecided, not a violation; within it, all ten are kept.
+TEST(NemesisLostWritesTest, OnlyWritesASwapNeededAreCandidatesAndTheBudgetLeavesAKeyUndecided) {
+  check::History h = {put(1, "a", 0, 10)};
+  std::set<std::pair<std::string, std::string>> lost;
   for (int i = 0; i < 10; ++i) {
-    const std::string v = "z" + std::to_string(i);
-    many.push_back(put(10 + i, v, 100 + 10 * i, 105 + 10 * i));
-    lost.emplace("r0.0", v);
+    const std::string z = "z" + std::to_string(i);
+    const int64_t t = 100 + 100 * i;
+    h.push_back(put(10 + 2 * i, z, t, t + 10));
+    h.push_back(cas(11 + 2 * i, z, "w" + std::to_string(i), true, t + 20, t + 30));
+    lost.emplace("r0.0", z);
   }
-  const LossyKeyCheck capped = check_key_with_losses(many, lost, 20);
+  // Reported writes nothing expected: never candidates (no extra tries).
+  h.push_back(put(40, "n0", 2000, 2010));
+  h.push_back(put(41, "n1", 2020, 2030));
+  lost.emplace("r0.0", "n0");
+  lost.emplace("r0.0", "n1");
+  const LossyKeyCheck capped = check_key_with_losses(h, lost, 20);
   EXPECT_EQ(capped.result.verdict, check::Verdict::kViolation);
+  EXPECT_TRUE(capped.undecided);
   EXPECT_EQ(capped.tries, 20u);
+  const LossyKeyCheck full = check_key_with_losses(h, lost, 2000);
+  EXPECT_EQ(full.result.verdict, check::Verdict::kOk);
+  EXPECT_FALSE(full.undecided);
+  EXPECT_EQ(full.kept, 10u);
+  EXPECT_EQ(full.tries, 1024u);              // every smaller keep-set first, then all ten
+  EXPECT_EQ(full.removed.acknowledged, 2u);  // n0 and n1
 }
 
 }  // namespace chorus::tools::nemesis

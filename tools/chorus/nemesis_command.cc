@@ -205,6 +205,10 @@ void check_keys_with_losses(const check::History& h,
     a->lost_kept += c.kept;
     if (c.kept > 0) ++a->keys_with_lost_kept;
     check::CheckResult& r = c.result;
+    if (c.undecided) {  // a violation only if no untried subset explains it
+      ++a->keys_out_of_budget;
+      continue;
+    }
     if (r.verdict == check::Verdict::kUnknown) ++a->keys_out_of_budget;
     if ((r.verdict == check::Verdict::kViolation || r.verdict == check::Verdict::kMalformed) &&
         !a->violation) {
