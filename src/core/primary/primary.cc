@@ -153,6 +153,11 @@ void PrimaryBackup<R>::become_backup(Epoch e, NodeId primary, std::string why) {
   if (auto* p = std::get_if<Primary>(&role_)) abandon(*p);
   role_ = Backup{};
   degraded_ = false;  // only a primary is degraded
+  // Told to install by an older epoch's primary: the new one's log may hold
+  // ours (its first append finds out, and tells us again if not). Kept, the
+  // flag made us install the new primary's snapshot below entries of its
+  // epoch we had acknowledged — a restart forgets it the same way.
+  if (e > epoch_) needs_snapshot_ = false;
   epoch_ = e;
   if (e > config_.epoch) config_.members.clear();  // unknown until configured
   config_.epoch = e;

@@ -718,6 +718,38 @@ TEST_F(ReplacedImage, AnImageOfTheStateAnInstallReplacedIsNotTaken) {
   EXPECT_EQ(n1.term_at(sent->meta.index), sent->meta.term);
 }
 
+// A backup told to install (it must drop entries it applied) that then
+// follows a newer epoch's primary whose log it matches is no longer told:
+// a snapshot that primary sends below what it holds must not replace its
+// log (the entries it acknowledged past the snapshot would be dropped, and
+// a late acknowledgement of them could still count toward a commit).
+TEST_F(ReplacedImage, ANewEpochForgetsThatTheOldOneToldUsToInstall) {
+  // Epoch 2's primary n3 diverges at 2, inside what n1 applied: n1 asks
+  // for a snapshot.
+  Append a2{
+      t2, LogIndex(1), t1, {core::Entry{t2, LogIndex(2), core::EntryType::kNoop, {}}}, LogIndex(1)};
+  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), a2});
+  drain();
+  ASSERT_EQ(n1.log().last_index(), LogIndex(3));
+  // Epoch 3's primary n2 holds n1's log and appends its no-op; n1 takes it.
+  const Term t3 = entry_term(Epoch(3), 0);
+  Append a3{
+      t3, LogIndex(3), t1, {core::Entry{t3, LogIndex(4), core::EntryType::kNoop, {}}}, LogIndex(3)};
+  n1.step(Message{NodeId(2), NodeId(1), Epoch(3), a3});
+  drain();
+  ASSERT_EQ(n1.log().last_index(), LogIndex(4));
+  // n2 sends a snapshot at 3 (one n1 holds): acknowledged, not installed.
+  InstallSnapshot s{
+      core::SnapshotRef{{LogIndex(3), t1}, std::make_shared<const std::string>("a,b")},
+      {{t1, LogIndex(1)}, {t3, LogIndex(4)}},
+      LogIndex(4),
+      {}};
+  n1.step(Message{NodeId(2), NodeId(1), Epoch(3), s});
+  drain();
+  EXPECT_EQ(n1.log().last_index(), LogIndex(4)) << "installed a snapshot nobody needed";
+  EXPECT_EQ(n1.log().term(LogIndex(4)), t3);
+}
+
 // The same race when the primary's snapshot lies above what the backup
 // applied (its entries 2 and 3 replaced, the primary compacted past them):
 // no rewind, yet the image of 3 is of the replaced history, and older than
