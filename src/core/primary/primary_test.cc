@@ -651,6 +651,17 @@ class ReplacedImage : public ::testing::Test {
   void drain() {
     while (n1.has_ready()) n1.advance(n1.ready());
   }
+  // n1 takes node `from`'s snapshot `meta` of a log described by terms
+  // and last.
+  void install_from(uint64_t from, Epoch e, core::SnapshotMeta meta, const char* data,
+                    std::vector<TermStart> terms, LogIndex last) {
+    InstallSnapshot s{core::SnapshotRef{meta, std::make_shared<const std::string>(data)},
+                      std::move(terms),
+                      last,
+                      {}};
+    n1.step(Message{NodeId(from), NodeId(1), e, s});
+    drain();
+  }
   // n1, promoted for epoch 3, is asked by a far-behind n2 for a snapshot:
   // the one it offers (nullopt: none).
   std::optional<core::SnapshotRef> offered_when_promoted() {
@@ -739,13 +750,8 @@ TEST_F(ReplacedImage, ANewEpochForgetsThatTheOldOneToldUsToInstall) {
   drain();
   ASSERT_EQ(n1.log().last_index(), LogIndex(4));
   // n2 sends a snapshot at 3 (one n1 holds): acknowledged, not installed.
-  InstallSnapshot s{
-      core::SnapshotRef{{LogIndex(3), t1}, std::make_shared<const std::string>("a,b")},
-      {{t1, LogIndex(1)}, {t3, LogIndex(4)}},
-      LogIndex(4),
-      {}};
-  n1.step(Message{NodeId(2), NodeId(1), Epoch(3), s});
-  drain();
+  install_from(2, Epoch(3), {LogIndex(3), t1}, "a,b", {{t1, LogIndex(1)}, {t3, LogIndex(4)}},
+               LogIndex(4));
   EXPECT_EQ(n1.log().last_index(), LogIndex(4)) << "installed a snapshot nobody needed";
   EXPECT_EQ(n1.log().term(LogIndex(4)), t3);
 }
@@ -757,13 +763,8 @@ TEST_F(ReplacedImage, ANewEpochForgetsThatTheOldOneToldUsToInstall) {
 // the log: promoted, the node offered the replaced state (found in review).
 TEST_F(ReplacedImage, AnImageOlderThanAnInstalledSnapshotIsNotTaken) {
   // n3, primary of epoch 2 from a log ending at 1, has compacted through 4.
-  InstallSnapshot s{
-      core::SnapshotRef{{LogIndex(4), t2}, std::make_shared<const std::string>("c,d")},
-      {{t1, LogIndex(1)}, {t2, LogIndex(2)}},
-      LogIndex(4),
-      {}};
-  n1.step(Message{NodeId(3), NodeId(1), Epoch(2), s});
-  drain();
+  install_from(3, Epoch(2), {LogIndex(4), t2}, "c,d", {{t1, LogIndex(1)}, {t2, LogIndex(2)}},
+               LogIndex(4));
   ASSERT_EQ(n1.log().applied(), LogIndex(4));
   ASSERT_EQ(n1.log().snapshot().index, LogIndex(4));
   n1.compact(stale);
