@@ -554,14 +554,8 @@ TEST_F(ClusterTest, PrimaryBackupKeyspacesServeFailOverAndKeepAcknowledgedWrites
   // The killed node restarts as a backup and catches up.
   ASSERT_TRUE(c().stop(old).is_ok());  // reaps it
   ASSERT_TRUE(c().start(old).is_ok());
-  // Follower reads on the restarted node (a fresh connection each try: the
-  // node may still be starting).
-  auto follower_get = [&](const std::string& key) {
-    auto oc = connect(old, 5000ms);
-    if (!oc || oc->err != 0 || str(cmd(oc.get(), {"CHORUS.CONSISTENCY", "follower"})) != "OK")
-      return std::string("<not up>");
-    return str(cmd(oc.get(), {"GET", key}));
-  };
+  // Follower reads on the restarted node.
+  auto follower_get = [&](const std::string& key) { return follower_read(old, key); };
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (follower_get("ss:n") != "2" && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
@@ -695,12 +689,7 @@ TEST_F(ClusterTest, PaxosKeyspaceServesFailsOverAndKeepsAcknowledgedWrites) {
   // what was chosen without it.
   ASSERT_TRUE(c().stop(leader).is_ok());  // reaps it
   ASSERT_TRUE(c().start(leader).is_ok());
-  auto follower_get = [&](const std::string& key) {
-    auto oc = connect(leader, 5000ms);
-    if (!oc || oc->err != 0 || str(cmd(oc.get(), {"CHORUS.CONSISTENCY", "follower"})) != "OK")
-      return std::string("<not up>");
-    return str(cmd(oc.get(), {"GET", key}));
-  };
+  auto follower_get = [&](const std::string& key) { return follower_read(leader, key); };
   deadline = std::chrono::steady_clock::now() + 20s;
   while (follower_get("px:n") != "2" && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
