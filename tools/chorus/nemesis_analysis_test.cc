@@ -70,6 +70,7 @@ TEST(NemesisReplyTest, OnlyRefusalsBeforeProposingAreFailures) {
 
 TEST(NemesisReplyTest, ARefusalNamingTheServingNodeRedirects) {
   EXPECT_EQ(redirect_to("TRYAGAIN this node is not the primary; node 3 is: send writes there"), 3);
+  EXPECT_EQ(redirect_to("TRYAGAIN this node is not the leader; node 2 is: send writes there"), 2);
   EXPECT_EQ(redirect_to("TRYAGAIN this node is not the primary; node 12 is: send reads there, or "
                         "read here with CHORUS.CONSISTENCY follower"),
             12);

@@ -57,7 +57,7 @@ void record_reply(check::Operation& op, const Reply& r);
 // For a write that got `error`: did the server say it never took effect?
 bool definitely_not_applied(std::string_view error);
 // The node a refusal names as the one that takes the request ("-TRYAGAIN
-// this node is not the primary; node 3 is: ..." from a replica that does
+// this node is not the leader; node 3 is: ..." from a replica that does
 // not forward: a Paxos acceptor, a primary-backup backup asked to read);
 // nullopt for any other reply.
 std::optional<int> redirect_to(std::string_view error);
