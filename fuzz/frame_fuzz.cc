@@ -1,8 +1,8 @@
 // libFuzzer target for the peer frame decoder and everything behind it on the
 // receive path: FrameDecoder (src/net/transport/frame.h), the protobuf parse
 // of each payload, the transport's envelope checks (envelope.h), snapshot
-// reassembly (snapshot_stream.h) and the Raft codec's validation
-// (src/net/codec/raft_codec.h). Whatever the bytes and however they are split
+// reassembly (snapshot_stream.h) and the Raft and Paxos codecs' validation
+// (src/net/codec/raft_codec.h, paxos_codec.h). Whatever the bytes and however they are split
 // across reads, nothing may crash, hang, allocate beyond the frame and
 // snapshot limits, or break the decoder's promises.
 //
@@ -22,7 +22,7 @@
 //
 // Checked: a decoded payload never exceeds the limit; an error is final; in
 // framed mode without a flipped byte, the payloads come out exactly as put in;
-// a reassembled snapshot stays within its limit; a Raft message that decodes
+// a reassembled snapshot stays within its limit; a Raft or Paxos message that decodes
 // (with its snapshot, if any) re-encodes, decodes again and re-encodes to the
 // same bytes.
 //
@@ -41,6 +41,7 @@
 
 #include "base/prng.h"
 #include "chorus/wire.pb.h"
+#include "net/codec/paxos_codec.h"
 #include "net/codec/raft_codec.h"
 #include "net/transport/envelope.h"
 #include "net/transport/frame.h"
@@ -75,19 +76,26 @@ uint64_t load_u64(const uint8_t* p) {
 }
 
 // What was accepted must survive a round trip unchanged.
-void check_raft(const IncomingMessage& in) {
-  auto m = chorus::net::decode_raft_message(in);
+template <class Decode, class Encode>
+void check_round_trip(const IncomingMessage& in, Decode decode, Encode encode) {
+  auto m = decode(in);
   if (!m.is_ok()) return;
   const chorus::GroupId group(in.message.group_id());
-  const chorus::net::OutgoingMessage again = chorus::net::encode_raft_message(*m, group);
+  const chorus::net::OutgoingMessage again = encode(*m, group);
   const IncomingMessage again_in{in.from, again.message,
                                  again.snapshot ? again.snapshot->data : nullptr};
-  auto back = chorus::net::decode_raft_message(again_in);
+  auto back = decode(again_in);
   if (!back.is_ok()) fail("a decoded message does not decode after re-encoding");
-  const chorus::net::OutgoingMessage third = chorus::net::encode_raft_message(*back, group);
+  const chorus::net::OutgoingMessage third = encode(*back, group);
   if (again.message.SerializeAsString() != third.message.SerializeAsString()) {
     fail("round trip changed it");
   }
+}
+
+// Every engine codec the harness covers, each refusing the others' bodies.
+void check_engines(const IncomingMessage& in) {
+  check_round_trip(in, chorus::net::decode_raft_message, chorus::net::encode_raft_message);
+  check_round_trip(in, chorus::net::decode_paxos_message, chorus::net::encode_paxos_message);
 }
 
 // The receive path after the frame layer, as the transport runs it on the
@@ -102,7 +110,7 @@ void check_payload(std::string_view payload, SnapshotReassembler* snapshots) {
   const chorus::NodeId from(pm.from());
   if (!chorus::net::check_envelope(pm, from, chorus::NodeId(pm.to())).is_ok()) return;
   if (!pm.has_snapshot_chunk()) {
-    check_raft(IncomingMessage{from, std::move(pm), nullptr});
+    check_engines(IncomingMessage{from, std::move(pm), nullptr});
     return;
   }
   auto out = snapshots->add(std::move(pm));
@@ -113,7 +121,7 @@ void check_payload(std::string_view payload, SnapshotReassembler* snapshots) {
   if (!out->complete) return;
   if (out->complete->snapshot_data->size() > kMaxSnapshotBytes) fail("snapshot over its limit");
   if (!chorus::net::is_engine_body(out->complete->message.body_case())) fail("bad header");
-  check_raft(*out->complete);
+  check_engines(*out->complete);
 }
 
 // Feeds `stream` in pseudo-random pieces; returns the payloads decoded.

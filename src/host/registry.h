@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/paxos/paxos.h"
 #include "core/primary/primary.h"
 #include "core/raft/raft.h"
 
@@ -21,11 +22,11 @@ namespace chorus::host {
 
 // Every registered strategy, in the order `chorus sim --help` lists them.
 inline std::vector<std::string_view> strategy_names() {
-  return {raft::Raft::kName, primary::SyncAll::kName, primary::SemiSync::kName,
+  return {raft::Raft::kName, paxos::Paxos::kName, primary::SyncAll::kName, primary::SemiSync::kName,
           primary::Async::kName};
 }
 
-// "raft, sync-all, semi-sync, async": for error messages.
+// "raft, paxos, sync-all, semi-sync, async": for error messages.
 inline std::string strategy_list() {
   std::string out;
   for (auto n : strategy_names()) out += (out.empty() ? "" : ", ") + std::string(n);
@@ -36,6 +37,10 @@ template <class F>
 bool with_engine(std::string_view name, F&& f) {
   if (name == raft::Raft::kName) {
     f.template operator()<raft::Raft>();
+    return true;
+  }
+  if (name == paxos::Paxos::kName) {
+    f.template operator()<paxos::Paxos>();
     return true;
   }
   if (name == primary::SyncAll::kName) {

@@ -6,6 +6,17 @@
 
 namespace chorus::host {
 
+// What a refusal calls the node that takes the request: the engine's own
+// word (E::kServingRole) when it has one, else "primary".
+template <class E>
+constexpr std::string_view serving_role() {
+  if constexpr (requires { E::kServingRole; }) {
+    return E::kServingRole;
+  } else {
+    return "primary";
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Recovery and lifetime
 
@@ -317,12 +328,13 @@ void ReplicaHost<E, X>::try_propose(uint64_t client, PendingWrite& w) {
                                  : Status::busy("too many uncommitted writes; retry later"));
       break;
     case core::ProposeStatus::kNotLeader:
-      // An engine that does not forward (primary-backup) names the node
-      // that takes writes: say so at once rather than wait for no_leader_wait.
+      // An engine that does not forward (Paxos; a primary-backup backup
+      // that cannot) names the node that takes writes: say so at once rather than wait for
+      // no_leader_wait.
       if (res.leader != kNoNode && res.leader != core_->id() && !w.proposed) {
         complete_write(client, Status::unavailable(fmt::format(
-                                   "this node is not the primary; node {} is: send writes there",
-                                   res.leader.value())));
+                                   "this node is not the {}; node {} is: send writes there",
+                                   serving_role<E>(), res.leader.value())));
         break;
       }
       [[fallthrough]];
@@ -354,9 +366,9 @@ void ReplicaHost<E, X>::try_read(uint64_t ctx, PendingRead& r) {
   } else if (res.status == core::ProposeStatus::kNotLeader && res.leader != kNoNode &&
              res.leader != core_->id()) {
     complete_read(ctx, Status::unavailable(fmt::format(
-                           "this node is not the primary; node {} is: send reads there, or read "
+                           "this node is not the {}; node {} is: send reads there, or read "
                            "here with CHORUS.CONSISTENCY follower",
-                           res.leader.value())));
+                           serving_role<E>(), res.leader.value())));
   } else if (now - r.created >= opts_.no_leader_wait) {
     complete_read(ctx, Status::unavailable("no leader"));
   }

@@ -259,7 +259,7 @@ std::string_view dashboard_html() {
 </table>
 <h2 style="font-size:16px">Keyspaces</h2>
 <table>
-  <thead><tr><th>keyspace</th><th>prefix</th><th>strategy</th><th>role here</th><th>leader / primary</th><th>term / epoch</th><th>commit</th><th>applied</th><th>replicas (lag)</th><th>manager</th></tr></thead>
+  <thead><tr><th>keyspace</th><th>prefix</th><th>strategy</th><th>role here</th><th>leader / primary</th><th>term / epoch / ballot</th><th>commit</th><th>applied</th><th>replicas (lag)</th><th>manager</th></tr></thead>
   <tbody id="keyspaces"><tr><td colspan="10">–</td></tr></tbody>
 </table>
 <details><summary>raw status</summary><pre id="raw"></pre></details>
@@ -306,7 +306,7 @@ function render(s) {
     cell(row, g.role, roleClass(g.role));
     const none = g.leader === 0 || g.leader === undefined || g.leader === null;
     cell(row, none ? "none" : "n" + g.leader, none ? "bad" : "");
-    cell(row, g.term);
+    cell(row, g.ballot !== undefined ? "ballot " + g.ballot : g.term);  // paxos: round.node
     cell(row, g.commit_index);
     cell(row, g.applied_index);
     const peers = Array.isArray(g.peers) ? g.peers : [];

@@ -55,6 +55,10 @@ struct Health {
 //    "snapshot_index":0, "healthy":true, "error":"",
 //    "peers":[{"id":2, "address":"127.0.0.12:7101", "connected":true,
 //              "match_index":12, "next_index":13, "lag":0}]}   // leader-only fields may be absent
+//
+// A paxos keyspace's group adds "ballot":"3.1" (round.node of the promised
+// ballot; its "term" is that ballot packed, round << 16 | node), and its
+// commit_index is the chosen prefix.
 
 // A latest-value cell shared by one writer thread and any number of readers:
 // the writer publishes an immutable snapshot, readers load a shared_ptr to

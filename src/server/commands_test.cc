@@ -801,7 +801,7 @@ TEST_F(CommandsTest, ChorusKeyspaceArgumentsAreCheckedBeforeTheNodeSeesThem) {
   EXPECT_EQ(std::get<KeyspaceOp>(plan({"CHORUS.KEYSPACE", "INFO", "x"})).name, "x");
   EXPECT_EQ(
       immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "zab", "acks", "1"}),
-      "-ERR invalid keyspace: strategy: 'zab' is not built yet (built: raft, sync-all, "
+      "-ERR invalid keyspace: strategy: 'zab' is not built yet (built: raft, paxos, sync-all, "
       "semi-sync, async)\r\n");
   EXPECT_EQ(immediate({"CHORUS.KEYSPACE", "CREATE", "o", "PREFIX", "o:", "STRATEGY", "semi-sync",
                        "acks", "many"}),

@@ -415,14 +415,18 @@ std::vector<ErrorCase> error_cases() {
        "log.level: \"verbose\" is not a level (valid: trace, debug, info, warn, error, critical, "
        "off)"},
       // Keyspaces.
-      {"PlannedStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"paxos\"\n",
-       "keyspace.users.strategy: 'paxos' is not built yet (built: raft, sync-all, semi-sync, "
+      {"PlannedStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"zab\"\n",
+       "keyspace.users.strategy: 'zab' is not built yet (built: raft, paxos, sync-all, semi-sync, "
        "async)"},
+      {"PaxosTakesNoOptions",
+       m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"paxos\"\nacks = \"1\"\n",
+       "keyspace.users.acks: unknown for strategy paxos (its options: none)"},
       {"UnknownStrategy", m + "[keyspace.users]\nprefix = \"u:\"\nstrategy = \"quorum\"\n",
-       "keyspace.users.strategy: 'quorum' is not a strategy (built: raft, sync-all, semi-sync, "
-       "async)"},
+       "keyspace.users.strategy: 'quorum' is not a strategy (built: raft, paxos, sync-all, "
+       "semi-sync, async)"},
       {"MissingStrategy", m + "[keyspace.users]\nprefix = \"u:\"\n",
-       "keyspace.users.strategy: missing (valid strategies: raft, sync-all, semi-sync, async)"},
+       "keyspace.users.strategy: missing (valid strategies: raft, paxos, sync-all, semi-sync, "
+       "async)"},
       {"MissingPrefix", m + "[keyspace.users]\nstrategy = \"raft\"\n",
        "keyspace.users.prefix: missing"},
       {"EmptyPrefix", m + "[keyspace.users]\nprefix = \"\"\nstrategy = \"raft\"\n",

@@ -1,5 +1,6 @@
 #include "server/engine_group.h"
 
+#include "net/codec/paxos_codec.h"
 #include "net/codec/primary_codec.h"
 #include "net/codec/raft_codec.h"
 #include "server/primary_setup.h"
@@ -42,6 +43,25 @@ net::OutgoingMessage EngineSetup<raft::Raft>::encode(GroupId group, const raft::
 
 Result<raft::Message> EngineSetup<raft::Raft>::decode(const net::IncomingMessage& in) {
   return net::decode_raft_message(in);
+}
+
+Result<paxos::Config> EngineSetup<paxos::Paxos>::engine_config(const NodeConfig& c,
+                                                               const KeyspaceOptions&) {
+  paxos::Config p;
+  p.id = NodeId(c.node_id);
+  for (uint64_t v : c.voter_ids()) p.members.push_back(NodeId(v));
+  p.election_timeout_ticks = c.raft.election_timeout_ticks;
+  p.heartbeat_interval_ticks = c.raft.heartbeat_interval_ticks;
+  CHORUS_RETURN_IF_ERROR(p.validate());
+  return p;
+}
+
+net::OutgoingMessage EngineSetup<paxos::Paxos>::encode(GroupId group, const paxos::Message& m) {
+  return net::encode_paxos_message(m, group);
+}
+
+Result<paxos::Message> EngineSetup<paxos::Paxos>::decode(const net::IncomingMessage& in) {
+  return net::decode_paxos_message(in);
 }
 
 template <primary::AckRule R>

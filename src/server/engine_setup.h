@@ -10,6 +10,7 @@
 
 #include "base/prng.h"
 #include "base/status.h"
+#include "core/paxos/paxos.h"
 #include "core/primary/primary.h"
 #include "core/raft/raft.h"
 #include "host/replica_host.h"
@@ -40,6 +41,22 @@ struct EngineSetup<raft::Raft> {
   static host::HostOptions host_options(const NodeConfig& c) { return host_options_from(c); }
   static net::OutgoingMessage encode(GroupId group, const raft::Message& m);
   static Result<raft::Message> decode(const net::IncomingMessage& in);
+};
+
+// Multi-Paxos: the node's [raft] timings (election timeout, heartbeat
+// interval) drive its proposer timeouts; the cluster's voters are its
+// acceptors. A paxos keyspace has no options of its own.
+template <>
+struct EngineSetup<paxos::Paxos> {
+  using Config = paxos::Config;
+  static Result<paxos::Config> engine_config(const NodeConfig& c, const KeyspaceOptions& = {});
+  static std::unique_ptr<paxos::Paxos> make(const paxos::Config& c, Prng prng,
+                                            paxos::PersistentState ps) {
+    return std::make_unique<paxos::Paxos>(c, prng, std::move(ps));
+  }
+  static host::HostOptions host_options(const NodeConfig& c) { return host_options_from(c); }
+  static net::OutgoingMessage encode(GroupId group, const paxos::Message& m);
+  static Result<paxos::Message> decode(const net::IncomingMessage& in);
 };
 
 // Sync-all, semi-sync and async: the keyspace's options (primary_setup.h)

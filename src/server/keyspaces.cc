@@ -16,11 +16,10 @@ namespace {
 
 // Strategies of the design (docs/design.md) that are not built yet: named
 // here so that asking for one says "not built yet", not "unknown".
-constexpr std::array<std::string_view, 4> kPlannedStrategies = {"paxos", "zab", "eventual",
-                                                                "hybrid"};
+constexpr std::array<std::string_view, 3> kPlannedStrategies = {"zab", "eventual", "hybrid"};
 
-// The options each built strategy accepts (raft has none: its settings are
-// the node's [raft] section).
+// The options each built strategy accepts (raft and paxos have none: their
+// settings are the node's [raft] section).
 std::vector<std::string_view> options_of(std::string_view strategy) {
   return primary_option_names(strategy);
 }

@@ -355,6 +355,12 @@ void Node::create_keyspace(KeyspaceSpec spec, Done done) {
       return done(st);
     }
   }
+  if (spec.strategy == paxos::Paxos::kName && validate_keyspace(spec).is_ok()) {
+    // Paxos packs node ids into 16 bits of a ballot: a cluster with larger
+    // ids cannot run it, and should hear so now rather than from each node.
+    if (Status st = EngineSetup<paxos::Paxos>::engine_config(*opts_.config).status(); !st.is_ok())
+      return done(st);
+  }
   change_table([spec](const KeyspaceTable& t) { return t.with(spec); }, kTableChangeAttempts,
                std::move(done));
 }

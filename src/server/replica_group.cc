@@ -1,6 +1,10 @@
 #include "server/replica_group.h"
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
+
+#include "core/paxos/paxos.h"
 
 namespace chorus::server {
 
@@ -33,6 +37,12 @@ std::string status_json(const ReplicaGroup& g, uint64_t node_id) {
       {"error", s.error},
       {"peers", std::move(peers)},
   };
+  if (g.strategy() == paxos::Paxos::kName) {
+    // `term` is the promised ballot packed (core/paxos/ballot.h); say it
+    // the way the papers write a ballot: round.node.
+    const paxos::Ballot b = paxos::Ballot::from_term(e.soft.term);
+    j["ballot"] = fmt::format("{}.{}", b.round, b.node.value());
+  }
   return j.dump();
 }
 

@@ -3,9 +3,8 @@
 // invariants (core/paxos/invariants.h: at most one value chosen per slot,
 // acceptors forget nothing, ballots only grow). Everything else about a run
 // is the engine-independent Cluster<E>.
-//
-// The server does not serve Paxos keyspaces yet (host/registry.h does not
-// list it), so the simulator dispatches to it itself (sim/run.h).
+// run_paxos() lives in its own file so that Cluster<paxos::Paxos> is compiled
+// once; run_strategy() (raft_sim.cc) calls it by name.
 #pragma once
 
 #include <fmt/format.h>

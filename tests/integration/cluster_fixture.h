@@ -185,6 +185,15 @@ class ClusterTest : public ::testing::Test {
     return 0;
   }
 
+  // GET `key` on node k as a follower read (CHORUS.CONSISTENCY follower), on
+  // a fresh connection: the node may still be starting ("<not up>").
+  std::string follower_read(int k, const std::string& key) {
+    auto cl = connect(k, 5000ms);
+    if (!cl || cl->err != 0 || str(cmd(cl.get(), {"CHORUS.CONSISTENCY", "follower"})) != "OK")
+      return "<not up>";
+    return str(cmd(cl.get(), {"GET", key}));
+  }
+
   // Runs a shell command; returns its exit status and fills *output.
   static int run(const std::string& command, std::string* output = nullptr) {
     FILE* p = popen((command + " 2>&1").c_str(), "r");

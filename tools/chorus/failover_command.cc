@@ -4,8 +4,9 @@
 // (a follower waits for the new leader and forwards), restarts the killed
 // node and waits for it to catch up. Prints every trial and the median/max.
 //
-// --strategy S (sync-all, semi-sync, async): the same for a keyspace of that
-// strategy (prefix "fo:"): the node killed is its primary, and the time runs
+// --strategy S (paxos, sync-all, semi-sync, async): the same for a keyspace of
+// that strategy (prefix "fo:"): the node killed is its primary (paxos: its
+// leader, the distinguished proposer), and the time runs
 // until its new primary acknowledges a write. While the primary is killed a
 // writer is writing distinct keys to it; afterwards every write it saw
 // acknowledged is read back from the new primary, and the ones missing are
@@ -261,8 +262,8 @@ void add_failover_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench-failover",
                                      "Measure write unavailability after kill -9 of the leader");
   cmd->add_option("--strategy", args->strategy,
-                  "raft (the default group), or a keyspace of sync-all, semi-sync or async")
-      ->check(CLI::IsMember({"raft", "sync-all", "semi-sync", "async"}))
+                  "raft (the default group), or a keyspace of paxos, sync-all, semi-sync or async")
+      ->check(CLI::IsMember({"raft", "paxos", "sync-all", "semi-sync", "async"}))
       ->capture_default_str();
   cmd->add_option("--trials", args->trials, "Number of leader kills")
       ->check(CLI::Range(1, 1000))

@@ -118,7 +118,7 @@ struct Options {
   // raft.lease_reads = true (which needs check_quorum).
   Consistency consistency = Consistency::kLinearizable;
   // The replication strategy of the keys under test: "raft" (the default
-  // keyspace), or sync-all / semi-sync / async — a keyspace of that strategy
+  // keyspace), or paxos / sync-all / semi-sync / async — a keyspace of that strategy
   // created for the workload's keys (their common prefix).
   std::string strategy = "raft";
   // Partitions asked for but impossible here: do not run at all

@@ -68,6 +68,20 @@ TEST(NemesisReplyTest, OnlyRefusalsBeforeProposingAreFailures) {
   EXPECT_EQ(w.status, OpStatus::kOk);
 }
 
+TEST(NemesisReplyTest, ARefusalNamingTheServingNodeRedirects) {
+  EXPECT_EQ(redirect_to("TRYAGAIN this node is not the primary; node 3 is: send writes there"), 3);
+  EXPECT_EQ(redirect_to("TRYAGAIN this node is not the leader; node 2 is: send writes there"), 2);
+  EXPECT_EQ(redirect_to("TRYAGAIN this node is not the primary; node 12 is: send reads there, or "
+                        "read here with CHORUS.CONSISTENCY follower"),
+            12);
+  EXPECT_EQ(redirect_to("TRYAGAIN no leader"), std::nullopt);
+  EXPECT_EQ(redirect_to("UNCERTAIN this node is not the primary; node 3 is"), std::nullopt)
+      << "only a refusal redirects";
+  EXPECT_EQ(redirect_to("TRYAGAIN x; node 0 is"), std::nullopt);
+  EXPECT_EQ(redirect_to("TRYAGAIN x; node 3x is"), std::nullopt);
+  EXPECT_EQ(redirect_to("TRYAGAIN x; node "), std::nullopt);
+}
+
 TEST(NemesisReplyTest, ReadsAndCas) {
   Operation g;
   g.kind = OpKind::kGet;

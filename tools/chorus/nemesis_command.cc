@@ -129,7 +129,7 @@ Options options_from(const NemesisArgs& a) {
     // Lost writes are matched by (key, value); an append's reads hold many.
     throw CLI::ValidationError("--strategy", "async is checked with --workload register only");
   }
-  if (o.strategy != "raft" && !o.check_quorum) {
+  if (o.strategy != "raft" && o.strategy != "paxos" && !o.check_quorum) {
     throw CLI::ValidationError("--strategy", "primary-backup keyspaces need raft.check_quorum");
   }
   return o;
@@ -594,9 +594,9 @@ void add_nemesis_command(CLI::App& app) {
       "Exit 77 without running if partitions are impossible here (for tests that need them)");
   cmd->add_option("--strategy", args->strategy,
                   "Replication of the keys under test: raft (the default keyspace), or a keyspace "
-                  "of sync-all, semi-sync or async created for them (async: the writes the "
+                  "of paxos, sync-all, semi-sync or async created for them (async: the writes the "
                   "nodes report lost are removed before the check)")
-      ->check(CLI::IsMember({"raft", "sync-all", "semi-sync", "async"}))
+      ->check(CLI::IsMember({"raft", "paxos", "sync-all", "semi-sync", "async"}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Also print a JSON summary line");
   cmd->add_flag("--quiet", args->quiet, "Do not print each fault as it happens");

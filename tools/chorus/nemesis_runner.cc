@@ -712,8 +712,15 @@ Status create_keyspace(const LocalCluster& c, const Options& o) {
     }
     if (created) {
       // A primary is appointed (CHORUS.KEYSPACE INFO answers an array; a
-      // SET through any node succeeds once one serves).
-      if (conn.command({"SET", prefix + "-ready", "1"}).text == "OK") return Status::ok();
+      // SET through any node succeeds once one serves, or, for paxos, is
+      // refused naming the proposer).
+      const Reply set = conn.command({"SET", prefix + "-ready", "1"});
+      if (set.text == "OK") return Status::ok();
+      if (auto to = redirect_to(set.text); to && *to <= c.size()) {
+        Connection hinted(c.config(*to).listen.client, 500ms, 6s);
+        if (hinted.command({"SET", prefix + "-ready", "1"}).text == "OK") return Status::ok();
+      }
+      last = set.text;
     }
     std::this_thread::sleep_for(100ms);
   }

@@ -1,6 +1,7 @@
 #include "nemesis_workload.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 #include <fmt/format.h>
@@ -67,6 +68,20 @@ bool definitely_not_applied(std::string_view error) {
   // reached on arrival or at the first offer). -UNCERTAIN, -ERR and no reply
   // at all may have been applied.
   return error.starts_with("TRYAGAIN ");
+}
+
+std::optional<int> redirect_to(std::string_view error) {
+  if (!error.starts_with("TRYAGAIN ")) return std::nullopt;
+  constexpr std::string_view kNode = "; node ";
+  const size_t at = error.find(kNode);
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::string_view rest = error.substr(at + kNode.size());
+  int node = 0;
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), node);
+  if (ec != std::errc() || node <= 0 ||
+      !std::string_view(end, rest.data() + rest.size()).starts_with(" is"))
+    return std::nullopt;
+  return node;
 }
 
 void record_reply(check::Operation& op, const Reply& r) {
@@ -278,7 +293,13 @@ void Workload::client_main(int c) {
                                                                    : "unexpected reply";
       ++errors_[static_cast<size_t>(c)][what];
     }
-    if (!conn.ok()) target = (target + 1) % n;  // timed out or lost: another node
+    if (!conn.ok()) {
+      target = (target + 1) % n;  // timed out or lost: another node
+    } else if (auto to = redirect_to(reply.text);
+               reply.type == Reply::Type::kError && to && *to <= n && *to - 1 != target) {
+      target = *to - 1;  // refused, naming the node that serves: go there
+      conn = Connection();
+    }
     ops.push_back(std::move(op));
     ++ops_done_;
     next_at += period;

@@ -12,7 +12,8 @@
 //    shutdown), "-ERR ...", a fail-stopped node.
 // A read that did not return a value is kFail (it had no effect either way).
 // After a timeout or a lost connection the client reconnects, to the next
-// node: the old connection's reply stream can no longer be trusted.
+// node: the old connection's reply stream can no longer be trusted. A
+// refusal naming the node that serves (redirect_to) sends it there.
 //
 // Keys rotate (KeyRing): slot s uses key "<prefix><s>.<g>", and moves to
 // generation g+1 after ops_per_key operations (register) or appends (append).
@@ -31,6 +32,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -54,6 +56,11 @@ struct Reply {
 void record_reply(check::Operation& op, const Reply& r);
 // For a write that got `error`: did the server say it never took effect?
 bool definitely_not_applied(std::string_view error);
+// The node a refusal names as the one that takes the request ("-TRYAGAIN
+// this node is not the leader; node 3 is: ..." from a replica that does
+// not forward: a Paxos acceptor, a primary-backup backup asked to read);
+// nullopt for any other reply.
+std::optional<int> redirect_to(std::string_view error);
 
 // One hiredis connection with connect and command timeouts.
 class Connection {

@@ -116,6 +116,9 @@ class Paxos {
   using Message = paxos::Message;
   using DurableState = paxos::DurableState;
   static constexpr std::string_view kName = "paxos";
+  // What a host calls the distinguished proposer when it refuses a request
+  // on another replica (replicas do not forward, see propose()).
+  static constexpr std::string_view kServingRole = "leader";
   static constexpr core::Capabilities kCapabilities{
       .has_leader = true,
       .lease_reads = false,

@@ -11,6 +11,7 @@ namespace chorus::net {
 bool is_engine_body(wirepb::PeerMessage::BodyCase body) {
   switch (body) {
     case wirepb::PeerMessage::kRaft:
+    case wirepb::PeerMessage::kPaxos:
     case wirepb::PeerMessage::kPrimary:
     case wirepb::PeerMessage::kManager:
     case wirepb::PeerMessage::kProgress:
@@ -26,6 +27,8 @@ std::string_view body_name(wirepb::PeerMessage::BodyCase body) {
   switch (body) {
     case wirepb::PeerMessage::kRaft:
       return "raft";
+    case wirepb::PeerMessage::kPaxos:
+      return "paxos";
     case wirepb::PeerMessage::kPrimary:
       return "primary";
     case wirepb::PeerMessage::kManager:

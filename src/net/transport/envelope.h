@@ -18,12 +18,12 @@
 namespace chorus::net {
 
 // True for the body cases a group's message holds: an engine's (raft,
-// primary), the primary-backup configuration manager's (manager) or a
+// paxos, primary), the primary-backup configuration manager's (manager) or a
 // node's question about one write of the group (progress). What
 // Transport::send() accepts and what a snapshot's header message may hold.
 bool is_engine_body(wirepb::PeerMessage::BodyCase body);
 
-// "raft", "primary", "manager", "progress", "snapshot chunk", "no body": for logs.
+// "raft", "paxos", "primary", "manager", "progress", "snapshot chunk", "no body": for logs.
 std::string_view body_name(wirepb::PeerMessage::BodyCase body);
 
 // Checks a received envelope on the connection between this node (`self`)

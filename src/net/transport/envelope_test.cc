@@ -47,9 +47,9 @@ TEST(EnvelopeTest, MissingOrUnknownBodyIsRefused) {
   auto none = message(1, 2);
   none.clear_raft();
   EXPECT_EQ(check(none).code(), StatusCode::kCorruption);
-  // Field 11 (kept for Multi-Paxos), as a newer version might send it.
+  // Field 12 (kept for ZAB), as a newer version might send it.
   wirepb::PeerMessage newer;
-  ASSERT_TRUE(newer.ParseFromString(none.SerializeAsString() + std::string("\x5a\x00", 2)));
+  ASSERT_TRUE(newer.ParseFromString(none.SerializeAsString() + std::string("\x62\x00", 2)));
   EXPECT_EQ(newer.body_case(), wirepb::PeerMessage::BODY_NOT_SET);
   const Status st = check(newer);
   EXPECT_NE(st.message().find("a body this version does not know"), std::string::npos);
@@ -57,11 +57,13 @@ TEST(EnvelopeTest, MissingOrUnknownBodyIsRefused) {
 
 TEST(EnvelopeTest, EngineBodiesAreTheOnlyOnesToSend) {
   EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kRaft));
+  EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kPaxos));
   EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kPrimary));
   EXPECT_TRUE(is_engine_body(wirepb::PeerMessage::kProgress));
   EXPECT_FALSE(is_engine_body(wirepb::PeerMessage::kSnapshotChunk));
   EXPECT_FALSE(is_engine_body(wirepb::PeerMessage::BODY_NOT_SET));
   EXPECT_EQ(body_name(wirepb::PeerMessage::kRaft), "raft");
+  EXPECT_EQ(body_name(wirepb::PeerMessage::kPaxos), "paxos");
   EXPECT_EQ(body_name(wirepb::PeerMessage::kPrimary), "primary");
   EXPECT_EQ(body_name(wirepb::PeerMessage::kProgress), "progress");
 }

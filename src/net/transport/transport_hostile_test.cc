@@ -222,8 +222,8 @@ std::vector<HostileCase> hostile_cases() {
          auto pm = peer_message(1, 2);
          pm.clear_raft();
          std::string f;
-         // Field 11 (the slot kept for Multi-Paxos), an empty message: unknown here.
-         append_frame(pm.SerializeAsString() + std::string("\x5a\x00", 2), &f);
+         // Field 12 (the slot kept for ZAB), an empty message: unknown here.
+         append_frame(pm.SerializeAsString() + std::string("\x62\x00", 2), &f);
          return f;
        },
        "a body this version does not know"},
