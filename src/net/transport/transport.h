@@ -97,11 +97,14 @@ namespace chorus::net {
 
 // The newest and oldest peer protocol versions this build speaks. Version 2
 // is the engine-agnostic envelope; version 3 adds progress queries
-// (PeerMessage.progress), which a version-2 node would answer by closing the
-// connection, so the handshake refuses version 2 instead: a cluster does not
-// mix versions (docs/formats/wire.md, "Versions").
-inline constexpr uint32_t kProtocolVersion = 3;
-inline constexpr uint32_t kMinProtocolVersion = 3;
+// (PeerMessage.progress); version 4 the Multi-Paxos body (PeerMessage.paxos)
+// and the primary-backup refusal REFUSAL_LOG_ENDS. An older node would
+// answer those by closing the connection (or, sending the old refusal for
+// both meanings, bring back the seed-4344 resend storm), so the handshake
+// refuses it instead: a cluster does not mix versions (docs/formats/wire.md,
+// "Versions").
+inline constexpr uint32_t kProtocolVersion = 4;
+inline constexpr uint32_t kMinProtocolVersion = 4;
 // Handshake.magic: the bytes "CHRW" as a little-endian fixed32.
 inline constexpr uint32_t kWireMagic = 0x57524843;
 
