@@ -516,6 +516,7 @@ WorkloadOptions workload_options(const Options& o, const LocalCluster& c, Clock:
   w.session_setup.push_back(
       {"CHORUS.CONSISTENCY", std::string(server::consistency_name(o.consistency))});
   for (int k = 1; k <= c.size(); ++k) w.nodes.push_back(c.config(k).listen.client);
+  w.follow_refusals = o.strategy == "paxos";
   w.t0 = t0;
   return w;
 }

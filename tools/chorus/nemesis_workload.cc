@@ -295,7 +295,7 @@ void Workload::client_main(int c) {
     }
     if (!conn.ok()) {
       target = (target + 1) % n;  // timed out or lost: another node
-    } else if (auto to = redirect_to(reply.text);
+    } else if (auto to = o_.follow_refusals ? redirect_to(reply.text) : std::nullopt;
                reply.type == Reply::Type::kError && to && *to <= n && *to - 1 != target) {
       target = *to - 1;  // refused, naming the node that serves: go there
       conn = Connection();

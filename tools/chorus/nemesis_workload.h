@@ -107,6 +107,10 @@ struct WorkloadOptions {
   // lease); each must answer +OK.
   std::vector<std::vector<std::string>> session_setup;
   std::vector<Endpoint> nodes;  // client endpoints, node 1 first
+  // Move to the node a refusal names (a strategy whose other replicas
+  // neither forward writes nor serve linearizable reads: paxos). Off for
+  // the others, so that their forwarding paths keep the load they had.
+  bool follow_refusals = false;
   std::chrono::steady_clock::time_point t0;
 };
 
