@@ -13,7 +13,7 @@ namespace chorus::server {
 class FakeGroup final : public ReplicaGroup {
  public:
   std::string_view strategy() const override { return "fake"; }
-  core::Capabilities capabilities() const override { return {}; }
+  core::Capabilities capabilities() const override { return caps; }
   GroupId group_id() const override { return id; }
   Status init() override { return Status::ok(); }
   void start() override {}
@@ -37,6 +37,7 @@ class FakeGroup final : public ReplicaGroup {
   }
 
   GroupId id{0};
+  core::Capabilities caps;
   host::HostStatus st;
   std::map<uint64_t, uint64_t> terms;  // index -> term of the local log
   bool managed_ = false;               // a primary-backup group

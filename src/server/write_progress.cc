@@ -22,6 +22,7 @@ WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
   CHORUS_ASSERT(index.value() > 0);
   const host::HostStatus st = g.status();
   const core::EngineStatus& e = st.engine;
+  const bool log_matching = g.capabilities().log_matching;
   WriteProgress p;
   if (const std::optional<Term> here = g.term_at(index)) {
     if (*here != term) {
@@ -40,8 +41,10 @@ WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
     }
   } else if (index <= e.snapshot_index) {
     // Compacted: only the snapshot's term is left (see the declaration).
+    // Without Log Matching (Paxos slots keep the ballot they were first
+    // proposed in, so terms may decrease along the log) it tells nothing.
     const std::optional<Term> snap = g.term_at(e.snapshot_index);
-    if (snap && term > *snap) {
+    if (snap && term > *snap && log_matching) {
       p.state = WriteProgress::State::kLost;
       return p;
     }
@@ -50,8 +53,18 @@ WriteProgress write_progress(const ReplicaGroup& g, LogIndex index, Term term) {
   }
   if (index <= e.commit_index) p.state = WriteProgress::State::kCommitted;
   if (e.soft.role == core::Role::kLeader) {
+    uint64_t followers = 0;
     for (const core::PeerStatus& peer : e.peers) {
-      if (peer.id != e.soft.leader && peer.match_index >= index) ++p.replicas;
+      if (peer.id == e.soft.leader) continue;
+      ++followers;
+      if (peer.match_index >= index) ++p.replicas;
+    }
+    // Without Log Matching a peer's match says nothing of a chosen slot it
+    // never accepted (a Paxos leader tracks acceptances of open slots only,
+    // so a dead peer looks caught up). A chosen slot was accepted, durably,
+    // by a majority: at least a majority less the leader of the followers.
+    if (!log_matching && p.state == WriteProgress::State::kCommitted) {
+      p.replicas = (followers + 1) / 2;
     }
   } else if (st.durable_index >= index) {
     p.replicas = 1;  // this node, a replica that is not the leader

@@ -34,7 +34,11 @@ namespace chorus::server {
 // An entry already compacted into the snapshot is judged by the snapshot's
 // term: a later term is lost (terms never decrease along a log), an earlier
 // or equal one is taken as committed (a token CHORUS.TOKEN handed out is; a
-// made-up token may be misjudged).
+// made-up token may be misjudged). Engines without Log Matching (Paxos:
+// terms may decrease along the log) take every compacted one as committed,
+// and their leader counts, for a committed write, the followers a majority
+// must include — a lower bound: it does not track who accepted a chosen
+// slot.
 struct WriteProgress {
   // Values as net::ProgressState's (progress_codec.h), which crosses the wire.
   enum class State : uint8_t { kPending, kCommitted, kLost, kRolledBack };

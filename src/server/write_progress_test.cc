@@ -57,6 +57,25 @@ TEST(WriteProgressTest, ACompactedWriteIsJudgedByTheSnapshotsTerm) {
   EXPECT_EQ(at(g, 2, 2).state, WriteProgress::State::kLost);  // terms never decrease along a log
 }
 
+// Paxos (no Log Matching): a slot keeps the ballot it was first proposed
+// in, so a snapshot's term may be below a later slot's; and a leader's peer
+// matches cover open slots only (a dead peer looks caught up on chosen ones).
+TEST(WriteProgressTest, WithoutLogMatchingACompactedWriteIsCommittedAndAQuorumIsCounted) {
+  FakeGroup g = leader();
+  g.caps.log_matching = false;
+  g.st.engine.snapshot_index = LogIndex(4);
+  for (uint64_t i = 1; i < 4; ++i) g.terms.erase(i);
+  EXPECT_EQ(at(g, 2, 2).state,
+            WriteProgress::State::kCommitted);  // ballot 2 above the snapshot's 1
+  // n2 and n3 both "match" past 5; of a chosen slot only a majority is known.
+  EXPECT_EQ(at(g, 5, 2).state, WriteProgress::State::kCommitted);
+  EXPECT_EQ(at(g, 5, 2).replicas, 1u);
+  // An open slot's acceptances are tracked: counted as they are.
+  EXPECT_EQ(at(g, 9, 2).state, WriteProgress::State::kPending);
+  EXPECT_EQ(at(g, 9, 2).replicas, 1u);
+  EXPECT_EQ(at(g, 10, 2).replicas, 0u);
+}
+
 TEST(WriteProgressTest, AFollowerCountsOnlyItselfOnceItHoldsTheWriteDurably) {
   FakeGroup g = leader();
   g.st.engine.soft = core::SoftState{core::Role::kFollower, Term(2), NodeId(1)};
