@@ -8,10 +8,12 @@
 // carry it); the decoder puts it back. The bytes of an InstallSnapshot
 // travel beside the message (OutgoingMessage::snapshot).
 //
-// Decoding treats its input as hostile. It refuses with kCorruption anything
-// a correct sender never produces and the core relies on (several of these
+// Decoding treats its input as hostile. It refuses with kCorruption what a
+// correct sender never produces and the core relies on (several of these
 // are assertions in the core, so a message that broke them would stop the
-// node):
+// node). Not yet checked, as they need the receiver's state: a slot far
+// beyond its log, a round at the maximum, a Decide contradicting a value it
+// knows chosen (docs/strategies.md, "Hostile peers"). Checked:
 //  - a `paxos` body holding exactly one known message; `from` and `to`
 //    nonzero and different;
 //  - ballots: every ballot packs (round <= 2^48 - 2, node < 2^16), the
