@@ -36,6 +36,12 @@ struct PValue {
   bool operator==(const PValue&) const = default;
 };
 
+// Approximate wire size of a pvalue (slot, two ballots, type, command),
+// used for the byte limits on batches (Config::max_bytes_per_accept).
+inline size_t pvalue_bytes(const PValue& pv) {
+  return pv.value.data.size() + 32;
+}
+
 // Phase 1a, once for every slot from `first_slot` on (Multi-Paxos: one
 // phase 1 covers the infinite tail of slots, Paxos Made Simple §3).
 struct Prepare {

@@ -45,7 +45,8 @@ Status Config::validate() const {
     return Status::invalid_argument("paxos: need 0 < heartbeat_interval < election_timeout");
   }
   if (max_inflight_slots == 0 || max_slots_per_accept == 0 || max_slots_per_decide == 0 ||
-      max_apply_slots_per_ready == 0 || max_pending_reads == 0 || accept_retry_ticks == 0) {
+      max_bytes_per_accept == 0 || max_bytes_per_decide == 0 || max_apply_slots_per_ready == 0 ||
+      max_pending_reads == 0 || accept_retry_ticks == 0) {
     return Status::invalid_argument("paxos: every limit must be positive");
   }
   return Status::ok();
@@ -512,12 +513,17 @@ void Paxos::on_catchup(const Message& m, const CatchupRequest& c) {
     if (snapshot_) send(m.from, InstallSnapshot{*snapshot_});
     return;
   }
+  // One page of the range, bounded by slots and bytes (at least one slot):
+  // the learner asks for the rest once this is applied.
   Decide d;
+  size_t bytes = 0;
   const LogIndex last = std::min(c.last, chosen_through_);
   for (LogIndex s = c.first; s <= last && d.chosen.size() < cfg_.max_slots_per_decide;
        s = s.next()) {
-    const Record& r = slots_.at(s);
-    d.chosen.push_back(PValue{s, kChosenBallot, r.value});
+    PValue pv{s, kChosenBallot, slots_.at(s).value};
+    bytes += pvalue_bytes(pv);
+    if (!d.chosen.empty() && bytes > cfg_.max_bytes_per_decide) break;
+    d.chosen.push_back(std::move(pv));
   }
   if (!d.chosen.empty()) send(m.from, std::move(d));
 }

@@ -90,11 +90,18 @@ struct Config {
   uint32_t heartbeat_interval_ticks = 1;
 
   size_t max_inflight_slots = 256;  // slots in phase 2 at once; propose() refuses beyond
+  // A batch (Accept, Decide) stops at the slot or the byte limit, whichever
+  // comes first, counting pvalue_bytes(); it always carries at least one
+  // slot, so one value above the byte limit still goes alone. Keeps messages
+  // well under the transport's max_frame_bytes (16 MiB), which drops larger
+  // frames: an Accept or Decide it drops would be sent again unchanged.
   size_t max_slots_per_accept = 64;
+  size_t max_bytes_per_accept = 1 << 20;
   // An open slot a peer has not acknowledged is sent to it again after this
   // many ticks (then once per heartbeat): the Accept or the Accepted was lost.
   uint32_t accept_retry_ticks = 3;
   size_t max_slots_per_decide = 256;
+  size_t max_bytes_per_decide = 1 << 20;
   size_t max_apply_slots_per_ready = 1024;
   size_t max_pending_reads = 4096;
 

@@ -164,7 +164,8 @@ void Paxos::on_self_durable(const Ready& rd) {
   advance_chosen_prefix();
 }
 
-// New slots go to every peer at once, batched. On a resend (each
+// New slots go to every peer at once, in batches of at most
+// max_slots_per_accept slots and max_bytes_per_accept bytes. On a resend (each
 // heartbeat) a peer gets at most one batch of the oldest slots sent at least
 // accept_retry_ticks ago that it has not acknowledged, so a dead peer costs
 // one message per heartbeat, not the whole window.
@@ -172,17 +173,25 @@ void Paxos::send_accepts(Leader& l, bool resend) {
   for (NodeId peer : cfg_.members) {
     if (peer == cfg_.id) continue;
     Accept a{l.ballot, {}, chosen_through_};
+    size_t bytes = 0;
     for (const auto& [slot, s] : l.open) {
       const bool want = resend ? s.sent && now_ticks_ - s.sent_tick >= cfg_.accept_retry_ticks &&
                                      !s.accepted_by.contains(peer)
                                : !s.sent;
       if (!want) continue;
-      a.proposals.push_back(PValue{slot, l.ballot, s.value});
-      if (a.proposals.size() == cfg_.max_slots_per_accept) {
+      PValue pv{slot, l.ballot, s.value};
+      const size_t pv_bytes = pvalue_bytes(pv);
+      // A full batch leaves before this slot joins it; a slot above the
+      // byte limit goes alone.
+      if (!a.proposals.empty() && (a.proposals.size() == cfg_.max_slots_per_accept ||
+                                   bytes + pv_bytes > cfg_.max_bytes_per_accept)) {
         send(peer, a);
         a.proposals.clear();
+        bytes = 0;
         if (resend) break;
       }
+      a.proposals.push_back(std::move(pv));
+      bytes += pv_bytes;
     }
     if (!a.proposals.empty()) send(peer, std::move(a));
   }

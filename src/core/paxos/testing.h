@@ -59,6 +59,8 @@ struct Options {
   uint32_t election_timeout_ticks = 10;
   size_t max_slots_per_accept = 64;
   size_t max_inflight_slots = 256;
+  size_t max_bytes_per_accept = 1 << 20;
+  size_t max_bytes_per_decide = 1 << 20;
 };
 
 // A client write the test proposed and its fate.
@@ -98,6 +100,8 @@ class Cluster {
     c.election_timeout_ticks = opts_.election_timeout_ticks;
     c.max_slots_per_accept = opts_.max_slots_per_accept;
     c.max_inflight_slots = opts_.max_inflight_slots;
+    c.max_bytes_per_accept = opts_.max_bytes_per_accept;
+    c.max_bytes_per_decide = opts_.max_bytes_per_decide;
     return c;
   }
 
