@@ -52,6 +52,10 @@ Result<paxos::Config> EngineSetup<paxos::Paxos>::engine_config(const NodeConfig&
   for (uint64_t v : c.voter_ids()) p.members.push_back(NodeId(v));
   p.election_timeout_ticks = c.raft.election_timeout_ticks;
   p.heartbeat_interval_ticks = c.raft.heartbeat_interval_ticks;
+  // Raft's AppendEntries byte cap bounds Paxos's Accept and Decide batches
+  // alike: the same frames, the same transport limit.
+  p.max_bytes_per_accept = c.raft.max_bytes_per_append;
+  p.max_bytes_per_decide = c.raft.max_bytes_per_append;
   CHORUS_RETURN_IF_ERROR(p.validate());
   return p;
 }
