@@ -27,13 +27,16 @@ template <>
 struct EngineTraits<paxos::Paxos> {
   // The Paxos settings a seed draws; RunOptions::knobs fixes any of them by
   // name ("max_slots_per_accept", "max_inflight_slots", "accept_retry_ticks",
-  // "max_slots_per_decide", "max_apply_slots_per_ready").
+  // "max_slots_per_decide", "max_apply_slots_per_ready", "max_bytes_per_accept",
+  // "max_bytes_per_decide").
   struct Knobs {
     size_t max_slots_per_accept = 64;
     size_t max_inflight_slots = 256;
     uint32_t accept_retry_ticks = 3;
     size_t max_slots_per_decide = 256;
     size_t max_apply_slots_per_ready = 1024;
+    size_t max_bytes_per_accept = 1 << 20;
+    size_t max_bytes_per_decide = 1 << 20;
   };
   using Invariants = paxos::Invariants;
   template <class C>
@@ -62,15 +65,20 @@ struct EngineTraits<paxos::Paxos> {
         static_cast<uint32_t>(pick("accept_retry_ticks", static_cast<int>(setup.uniform(1, 5))));
     k.max_slots_per_decide = pick("max_slots_per_decide", 1 << setup.uniform(0, 8));
     k.max_apply_slots_per_ready = pick("max_apply_slots_per_ready", 1 << setup.uniform(0, 10));
+    // Often a few hundred bytes (a few workload values), so batches are cut
+    // by bytes and single slots above the cap still travel.
+    auto draw_bytes = [&] { return setup.uniform(0, 1) ? 64 << setup.uniform(0, 4) : 1 << 20; };
+    k.max_bytes_per_accept = pick("max_bytes_per_accept", draw_bytes());
+    k.max_bytes_per_decide = pick("max_bytes_per_decide", draw_bytes());
     return k;
   }
 
   static std::string describe(const Knobs& k) {
     return fmt::format(
-        "paxos: accept <= {} slots, window {}, resend after {} ticks, decide <= {} slots, apply <= "
-        "{} per ready",
-        k.max_slots_per_accept, k.max_inflight_slots, k.accept_retry_ticks, k.max_slots_per_decide,
-        k.max_apply_slots_per_ready);
+        "paxos: accept <= {} slots / {} bytes, window {}, resend after {} ticks, decide <= {} "
+        "slots / {} bytes, apply <= {} per ready",
+        k.max_slots_per_accept, k.max_bytes_per_accept, k.max_inflight_slots, k.accept_retry_ticks,
+        k.max_slots_per_decide, k.max_bytes_per_decide, k.max_apply_slots_per_ready);
   }
 
   static constexpr uint32_t kElectionTimeoutTicks = 10;
@@ -87,6 +95,8 @@ struct EngineTraits<paxos::Paxos> {
     cfg.accept_retry_ticks = k.accept_retry_ticks;
     cfg.max_slots_per_decide = k.max_slots_per_decide;
     cfg.max_apply_slots_per_ready = k.max_apply_slots_per_ready;
+    cfg.max_bytes_per_accept = k.max_bytes_per_accept;
+    cfg.max_bytes_per_decide = k.max_bytes_per_decide;
     return std::make_unique<paxos::Paxos>(std::move(cfg), prng, std::move(state));
   }
 
